@@ -1,0 +1,52 @@
+"""FlowWeaver: run a DAG of Python tasks in-process, from sync or async code.
+
+Every public name is here (blocking forms) or in :mod:`flowweaver.aio` (awaitable forms);
+all other modules are private.
+
+``SequentialExecutor`` and ``ThreadedExecutor`` block in ``execute``. ``AsyncExecutor``'s
+``execute`` is awaited, as in the API reference; ``ConcurrentExecutor`` is the same
+scheduling with a blocking ``execute``, and ``Workflow.execute(executor)`` blocks for all.
+"""
+
+import logging as _logging
+
+from ._async._executors import AsyncConcurrentExecutor as AsyncExecutor
+from ._errors import (
+    CycleError,
+    FlowWeaverError,
+    TaskExecutionError,
+    TaskTimeoutError,
+    WorkflowExecutionError,
+    WorkflowValidationError,
+)
+from ._executor import BaseExecutor
+from ._status import TaskStatus, WorkflowStatus
+from ._sync._executors import ConcurrentExecutor, SequentialExecutor, ThreadedExecutor
+from ._task import Task, task
+from ._workflow import Workflow
+
+__version__ = "0.3.2"
+
+# A library logs but never prints: without this, Python's last-resort handler would write
+# FlowWeaver's warnings to stderr of every script that has not configured logging.
+_logging.getLogger("flowweaver").addHandler(_logging.NullHandler())
+
+__all__ = [
+    "AsyncExecutor",
+    "BaseExecutor",
+    "ConcurrentExecutor",
+    "CycleError",
+    "FlowWeaverError",
+    "SequentialExecutor",
+    "Task",
+    "TaskExecutionError",
+    "TaskStatus",
+    "TaskTimeoutError",
+    "ThreadedExecutor",
+    "Workflow",
+    "WorkflowExecutionError",
+    "WorkflowStatus",
+    "WorkflowValidationError",
+    "__version__",
+    "task",
+]

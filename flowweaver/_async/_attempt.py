@@ -1,0 +1,40 @@
+"""Running one attempt of a function with a deadline, shared by the engine and ``Task.execute``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+
+from .._errors import TaskTimeoutError
+
+
+async def await_with_timeout(name: str, timeout: float | None, awaitable: Awaitable[Any]) -> Any:
+    """``await awaitable``, cancelled at ``timeout`` seconds.
+
+    :raises TaskTimeoutError: at the deadline (the awaitable has been cancelled).
+    """
+    if limit is None:
+        return await awaitable
+    with anyio.move_on_after(limit):
+        return await awaitable
+    raise TaskTimeoutError(name, limit)
+
+
+async def call_with_timeout(
+    name: str,
+    limit: float,
+    call: Callable[[Callable[..., Any], dict[str, Any]], Awaitable[Any]],
+    func: Callable[..., Any],
+    kwargs: dict[str, Any],
+) -> Any:
+    """Run a sync ``func`` through ``call`` (a worker pool's) and give up after ``limit`` s.
+
+    The worker thread cannot be stopped; it is abandoned and the attempt fails.
+
+    :raises TaskTimeoutError: at the deadline.
+    """
+    with anyio.move_on_after(limit):
+        return await call(func, kwargs)
+    raise TaskTimeoutError(name, limit)

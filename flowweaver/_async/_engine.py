@@ -1,0 +1,446 @@
+"""The one engine: an anyio task-group scheduler that every executor configures.
+
+Theory of operation. A run compiles the workflow into a :class:`~flowweaver._graph.Graph`
+and keeps a :class:`~flowweaver._graph.ReadySet`. A task is *admitted* the moment its last
+upstream task completes, as long as fewer than ``concurrency`` tasks are in flight; there
+are no waves, no polling and no sleeps. Admitted tasks go one of two ways:
+
+* *lanes* are coroutines in the run's task group. They await ``async def`` functions, call
+  sync functions directly when the run owns its loop and is sequential, and wait (with a
+  deadline) for sync functions that have a timeout. A lane that finishes a task settles it
+  on the spot, which admits its dependents, and takes the next item from the lane queue
+  without a context switch. Lanes are started lazily, never more than ``concurrency``.
+* the *worker pool* (``_workers``) runs sync functions without a timeout on long-lived
+  threads; outcomes come back through an inbox that wakes the driver once per batch.
+
+All bookkeeping (statuses, results, the ready set) happens on the loop thread, so it needs
+no locks; each task's public state is replaced in one assignment, so other threads read it
+consistently. Settling a task is O(its edges); a run is O(tasks + edges).
+
+Failure: a task that fails after its retries marks its whole downstream ``SKIPPED``; the
+rest keeps running, then the run raises :class:`WorkflowExecutionError`. With
+``fail_fast`` the task group is cancelled instead. Cancellation of the caller (or Ctrl-C)
+cancels lanes and abandons workers; tasks in flight go back to ``PENDING``, and the
+exception propagates.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable
+from contextlib import nullcontext
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+from anyio.lowlevel import checkpoint
+
+from .._errors import TaskExecutionError, WorkflowExecutionError, WorkflowValidationError
+from .._graph import ReadySet
+from .._status import TaskStatus, WorkflowStatus
+from ._attempt import await_with_timeout, call_with_timeout
+from ._callbacks import SyncCall, run_callbacks
+from ._sigint import InlineGuard, interrupt_inline_calls
+from ._workers import Job, WorkerPool, threadsafe_caller
+
+if TYPE_CHECKING:
+    from .._executor import BaseExecutor
+    from .._task import Task
+    from .._workflow import Workflow
+
+logger = logging.getLogger("flowweaver")
+
+# How a task's function is run (fixed for the whole run).
+ASYNC = 0  # awaited on a lane
+INLINE = 1  # called directly on a lane (sequential run that owns its loop)
+POOL = 2  # sync, no timeout: fire-and-forget on the worker pool
+TIMED = 3  # sync with a timeout: a lane waits for the pool with a deadline
+
+# A lane yields to the loop after this many tasks that did not suspend, so a long run of
+# tiny tasks cannot starve the driver, the store writer or a pending cancellation.
+_YIELD_EVERY = 64
+
+_COMPLETED = TaskStatus.COMPLETED
+_RUNNING = TaskStatus.RUNNING
+
+
+class _Run:
+    """One execution of one workflow."""
+
+    def __init__(self, executor: BaseExecutor, workflow: Workflow, owns_loop: bool) -> None:
+        self.workflow = workflow
+        self.graph = workflow.graph()
+        by_name = workflow._tasks
+        self.tasks: list[Task] = [by_name[n] for n in self.graph.names]
+        self.concurrency = executor.concurrency
+        self.fail_fast = executor.fail_fast
+        inline = owns_loop and executor._inline_sync
+        self.inline = inline
+        names = self.graph.names
+        self.kinds: list[int] = []
+        self.inject: list[tuple[tuple[int, str], ...]] = []
+        for t, ups in zip(self.tasks, self.graph.upstream, strict=True):
+            if t.is_async:
+                kind = ASYNC
+            elif t.timeout is not None:
+                kind = TIMED
+            else:
+                kind = INLINE if inline else POOL
+            self.kinds.append(kind)
+            self.inject.append(tuple((j, names[j]) for j in ups if t.accepts(names[j])))
+
+        self.ready_set = ReadySet(self.graph)
+        self.ready: deque[int] = deque()
+        self.results: list[Any] = [None] * len(self.tasks)
+        self.unsettled = len(self.tasks)
+        self.in_flight = 0
+        self.failed: list[int] = []
+        self.skipped: list[int] = []
+        self.finished = False
+        self.fatal: BaseException | None = None
+        self.guard = InlineGuard()
+        self.scope = anyio.CancelScope()
+
+        # lanes
+        self.lane_queue: deque[int] = deque()
+        self.idle_lanes: deque[anyio.Event] = deque()
+        self.lanes = 0
+        self.awaiting: dict[int, Awaitable[Any]] = {}
+
+        # worker pool and its inbox (filled from worker threads)
+        self.pool: WorkerPool | None = None
+        self.inbox: list[tuple[int, bool, Any, float]] = []
+        self.inbox_flagged = False
+        self.lock = threading.Lock()
+        self.wake = anyio.Event()
+
+        self.work: anyio.abc.TaskGroup | None = None  # lanes, retry timers
+        self.side: anyio.abc.TaskGroup | None = None  # callbacks: outlive a fail_fast
+
+    # -- the run ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        workflow = self.workflow
+        if workflow._running:
+            raise WorkflowValidationError(
+                f"workflow {workflow.name!r} is already running; wait for that run to end"
+            )
+        workflow._running = True
+        workflow._status = WorkflowStatus.RUNNING
+        for t in self.tasks:
+            t._reset()
+        self.call_soon = threadsafe_caller()
+        ok = False
+        try:
+            sigint = interrupt_inline_calls(self.guard) if self.inline else nullcontext()
+            with sigint, self.scope:
+                async with anyio.create_task_group() as side:
+                    self.side = side
+                    async with anyio.create_task_group() as work:
+                        self.work = work
+                        self._start()
+                        await self._drive()
+            if self.fatal is not None:
+                raise self.fatal
+            ok = True
+        finally:
+            self.finished = True
+            if self.pool is not None:
+                self.pool.close()
+            self._interrupted_to_pending()
+            workflow._running = False
+            failed = (
+                bool(self.failed) or not ok or any(t.status is not _COMPLETED for t in self.tasks)
+            )
+            workflow._status = WorkflowStatus.FAILED if failed else WorkflowStatus.COMPLETED
+        if self.failed:
+            raise self._execution_error()
+
+    def _start(self) -> None:
+        ready = self.ready_set.initial()
+        self.ready.extend(ready)
+        if self.unsettled == 0:
+            self._finish()
+        self._admit()
+
+    async def _drive(self) -> None:
+        """Settle what the worker threads hand back, until every task is settled."""
+        while not self.finished:
+            await self.wake.wait()
+            self.wake = anyio.Event()
+            with self.lock:
+                batch, self.inbox = self.inbox, []
+                self.inbox_flagged = False
+            for i, ok, value, ended in batch:
+                if ok:
+                    self._succeeded(i, value, ended)
+                elif isinstance(value, Exception):
+                    self._attempt_failed(i, value, ended)
+                else:
+                    self._abort(value)
+                    return
+
+    def _abort(self, exc: BaseException) -> None:
+        """End the run because of ``exc`` (Ctrl-C, SystemExit...), re-raised after cleanup.
+
+        Raising it straight out of a lane would let asyncio tear the loop down under the
+        run (it re-raises KeyboardInterrupt out of the loop itself), skipping the cleanup.
+        """
+        if self.fatal is None:
+            self.fatal = exc
+        self.finished = True
+        self.scope.cancel()
+
+    def _finish(self) -> None:
+        self.finished = True
+        self.wake.set()
+        while self.idle_lanes:
+            self.idle_lanes.popleft().set()
+
+    # -- admission and dispatch -------------------------------------------------------------
+
+    def _admit(self) -> None:
+        ready = self.ready
+        limit = self.concurrency
+        while ready and self.in_flight < limit:
+            i = ready.popleft()
+            self.in_flight += 1
+            self._dispatch(i)
+
+    def _dispatch(self, i: int) -> None:
+        """Start one attempt of task ``i`` (its slot is already taken)."""
+        t = self.tasks[i]
+        t.attempts += 1
+        if t._started is None:
+            t._started = time.time()
+        t._state = (_RUNNING, None, None)
+        if self.kinds[i] == POOL:
+            self._submit(i, t)
+        else:
+            self.lane_queue.append(i)
+            if self.idle_lanes:
+                self.idle_lanes.popleft().set()
+            elif self.lanes < self.concurrency and self.work is not None:
+                self.lanes += 1
+                self.work.start_soon(self._lane)
+
+    def _kwargs(self, i: int) -> dict[str, Any]:
+        results = self.results
+        return {name: results[j] for j, name in self.inject[i]}
+
+    def _pool(self) -> WorkerPool:
+        if self.pool is None:
+            self.pool = WorkerPool(self.concurrency, self.call_soon, self.workflow.name)
+        return self.pool
+
+    def _submit(self, i: int, t: Task) -> None:
+        post = self._post
+
+        def finish(ok: bool, value: Any) -> None:
+            post(i, ok, value)
+
+        self._pool().submit(Job(t.func, self._kwargs(i), finish))
+
+    def _post(self, i: int, ok: bool, value: Any) -> None:
+        """Runs on a worker thread: queue an outcome; wake the loop once per batch."""
+        ended = time.time()
+        with self.lock:
+            if self.finished:
+                return
+            self.inbox.append((i, ok, value, ended))
+            if self.inbox_flagged:
+                return
+            self.inbox_flagged = True
+        try:
+            self.call_soon(self._inbox_ready)
+        except Exception:
+            pass  # the loop is gone: the run was cancelled and abandoned this worker
+
+    def _inbox_ready(self) -> None:
+        self.wake.set()
+
+    # -- lanes --------------------------------------------------------------------------------
+
+    async def _lane(self) -> None:
+        queue = self.lane_queue
+        streak = 0
+        cancelled = anyio.get_cancelled_exc_class()
+        while True:
+            if queue:
+                i = queue.popleft()
+                try:
+                    await self._run_on_lane(i)
+                except cancelled:
+                    raise
+                except BaseException as exc:  # not an Exception: see _abort
+                    self._abort(exc)
+                    return
+                streak += 1
+                if streak >= _YIELD_EVERY:
+                    streak = 0
+                    await checkpoint()
+            elif self.finished:
+                return
+            else:
+                event = anyio.Event()
+                self.idle_lanes.append(event)
+                await event.wait()
+
+    async def _run_on_lane(self, i: int) -> None:
+        """Run one attempt of task ``i`` and settle it."""
+        t = self.tasks[i]
+        kind = self.kinds[i]
+        pending = self.awaiting.pop(i, None)
+        try:
+            if pending is not None:
+                value = await await_with_timeout(t.name, t.timeout, pending)
+            elif kind == INLINE:
+                guard = self.guard
+                guard.active = True
+                try:
+                    value = t.func(**self._kwargs(i))
+                finally:
+                    guard.active = False
+                if inspect.isawaitable(value):
+                    value = await await_with_timeout(t.name, t.timeout, value)
+            elif kind == ASYNC:
+                value = await await_with_timeout(t.name, t.timeout, t.func(**self._kwargs(i)))
+            else:  # TIMED
+                assert t.timeout is not None
+                value = await call_with_timeout(
+                    t.name, t.timeout, self._pool().call, t.func, self._kwargs(i)
+                )
+        except Exception as exc:
+            self._attempt_failed(i, exc, time.time())
+            return
+        self._succeeded(i, value, time.time())
+
+    # -- settling -----------------------------------------------------------------------------
+
+    def _succeeded(self, i: int, value: Any, ended: float) -> None:
+        if inspect.isawaitable(value):
+            # A sync function (a lambda, say) returned a coroutine: await it on a lane.
+            self.awaiting[i] = value
+            self.lane_queue.append(i)
+            self._wake_or_start_lane()
+            return
+        t = self.tasks[i]
+        t._finished = ended
+        self.results[i] = value
+        t._state = (_COMPLETED, value, None)
+        self.in_flight -= 1
+        if t.callbacks:
+            self._callbacks(t)
+        self._release(i)
+
+    def _release(self, i: int) -> None:
+        """Task ``i`` is complete (and durable, with a store): its dependents may start."""
+        self.ready.extend(self.ready_set.done(i))
+        self.unsettled -= 1
+        if self.unsettled == 0:
+            self._finish()
+        else:
+            self._admit()
+
+    def _attempt_failed(self, i: int, exc: Exception, ended: float) -> None:
+        t = self.tasks[i]
+        if t.attempts <= t.retries:
+            t._state = (TaskStatus.RETRYING, None, exc)
+            wait = t.retry_wait(t.attempts)
+            logger.warning(
+                "task %r attempt %d failed (%s: %s); retrying%s",
+                t.name,
+                t.attempts,
+                type(exc).__name__,
+                exc,
+                f" in {wait:.3g} s" if wait else "",
+            )
+            if wait > 0 and self.work is not None:
+                self.work.start_soon(self._retry_later, i, wait)
+            else:
+                self._dispatch(i)
+            return
+        t._finished = ended
+        t._state = (TaskStatus.FAILED, None, exc)
+        self.in_flight -= 1
+        self.failed.append(i)
+        self.unsettled -= 1
+        logger.error("task %r failed: %s: %s", t.name, type(exc).__name__, exc)
+        if t.callbacks:
+            self._callbacks(t)
+        for j in self.ready_set.fail(i):
+            self.tasks[j]._state = (TaskStatus.SKIPPED, None, None)
+            self.skipped.append(j)
+            self.unsettled -= 1
+        if self.fail_fast and self.work is not None:
+            self._finish()
+            self.work.cancel_scope.cancel()
+        elif self.unsettled == 0:
+            self._finish()
+        else:
+            self._admit()
+
+    async def _retry_later(self, i: int, wait: float) -> None:
+        await anyio.sleep(wait)
+        self._dispatch(i)
+
+    def _wake_or_start_lane(self) -> None:
+        if self.idle_lanes:
+            self.idle_lanes.popleft().set()
+        elif self.lanes < self.concurrency and self.work is not None:
+            self.lanes += 1
+            self.work.start_soon(self._lane)
+
+    def _callbacks(self, t: Task) -> None:
+        if self.side is not None:
+            self.side.start_soon(run_callbacks, t, self._sync_caller())
+
+    def _sync_caller(self) -> SyncCall | None:
+        return None if self.inline else self._pool().call
+
+    # -- endings ------------------------------------------------------------------------------
+
+    def _interrupted_to_pending(self) -> None:
+        """Tasks caught in flight by a cancellation did not finish: back to PENDING.
+
+        With ``fail_fast`` the run cancelled them itself because another task failed, so
+        they count as skipped, like the tasks that never started.
+        """
+        for j, t in enumerate(self.tasks):
+            status = t.status
+            if status is _RUNNING or status is TaskStatus.RETRYING:
+                t._state = (TaskStatus.PENDING, None, None)
+                t._finished = None
+            if self.failed and self.fail_fast and t.status is TaskStatus.PENDING:
+                t._state = (TaskStatus.SKIPPED, None, None)
+                self.skipped.append(j)
+
+    def _execution_error(self) -> WorkflowExecutionError:
+        errors: dict[str, BaseException] = {}
+        for i in self.failed:
+            t = self.tasks[i]
+            assert t.error is not None
+            errors[t.name] = t.error
+        err = WorkflowExecutionError(
+            self.workflow.name, errors, [self.tasks[j].name for j in self.skipped]
+        )
+        first = self.tasks[self.failed[0]]
+        cause = TaskExecutionError(first.name, first.attempts, errors[first.name])
+        cause.__cause__ = errors[first.name]
+        err.__cause__ = cause
+        return err
+
+
+async def run_workflow(executor: BaseExecutor, workflow: Workflow, owns_loop: bool) -> None:
+    """Run ``workflow`` on the current event loop with ``executor``'s settings.
+
+    :param owns_loop: True when the loop was started for this run (a blocking
+        ``execute``), so sync functions may run on its thread without starving anyone.
+    :raises WorkflowValidationError: before anything runs, for an invalid graph.
+    :raises WorkflowExecutionError: after the run, when a task failed.
+    """
+    await _Run(executor, workflow, owns_loop).run()

@@ -1,0 +1,84 @@
+"""The executors: a configuration from ``_executor`` plus an ``execute``.
+
+``flowweaver/_async/_executors.py`` is written by hand; ``scripts/unasync.py`` turns it
+into ``flowweaver/_sync/_executors.py``, line for line. Edit the first, then regenerate.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._executor import ConcurrentBase, SequentialBase, ThreadedBase
+
+if TYPE_CHECKING:
+    from .._workflow import Workflow
+
+
+class AsyncSequentialExecutor(SequentialBase):
+    """One task at a time, in dependency order. Best for CPU-bound work.
+
+    :param state_store: where task states are saved and restored from (default: none).
+    :param fail_fast: cancel the rest at the first failure instead of finishing the
+        independent branches.
+    :param backend: the event loop a blocking ``execute`` starts.
+    """
+
+    async def execute(self, workflow: Workflow) -> None:
+        """Run ``workflow`` to the end.
+
+        :raises WorkflowValidationError: before anything runs, for an invalid graph.
+        :raises WorkflowExecutionError: when a task failed (its downstream was skipped).
+
+        On cancellation (or Ctrl-C) the tasks in flight are cancelled and go back to
+        ``PENDING``, and the cancellation propagates.
+        """
+        await self._run_async(workflow)
+
+
+class AsyncThreadedExecutor(ThreadedBase):
+    """Up to ``max_workers`` tasks at once, sync ones on as many worker threads.
+
+    Best for blocking I/O. ``async def`` tasks run on the event loop and count towards
+    ``max_workers`` too.
+
+    :param max_workers: the most tasks in flight (and worker threads) at once.
+    :param state_store: where task states are saved and restored from (default: none).
+    :param fail_fast: cancel the rest at the first failure.
+    :param backend: the event loop a blocking ``execute`` starts.
+    """
+
+    async def execute(self, workflow: Workflow) -> None:
+        """Run ``workflow`` to the end.
+
+        :raises WorkflowValidationError: before anything runs, for an invalid graph.
+        :raises WorkflowExecutionError: when a task failed (its downstream was skipped).
+
+        On cancellation (or Ctrl-C) the tasks in flight are cancelled and go back to
+        ``PENDING``, and the cancellation propagates; a sync function already running
+        on a worker thread runs on to its end in the background.
+        """
+        await self._run_async(workflow)
+
+
+class AsyncConcurrentExecutor(ConcurrentBase):
+    """Up to ``max_concurrent`` tasks at once on the event loop. Best for async I/O.
+
+    Sync functions go to worker threads (at most ``max_concurrent``) so they never
+    block the loop.
+
+    :param max_concurrent: the most tasks in flight at once.
+    :param state_store: where task states are saved and restored from (default: none).
+    :param fail_fast: cancel the rest at the first failure.
+    :param backend: the event loop a blocking ``execute`` starts.
+    """
+
+    async def execute(self, workflow: Workflow) -> None:
+        """Run ``workflow`` to the end.
+
+        :raises WorkflowValidationError: before anything runs, for an invalid graph.
+        :raises WorkflowExecutionError: when a task failed (its downstream was skipped).
+
+        On cancellation (or Ctrl-C) the tasks in flight are cancelled and go back to
+        ``PENDING``, and the cancellation propagates.
+        """
+        await self._run_async(workflow)

@@ -1,0 +1,101 @@
+"""FlowWeaver's exceptions.
+
+Every error the library raises on purpose is a :class:`FlowWeaverError`, so a caller can
+catch them all at once. Bad input found before a run (an unknown dependency, a cycle, a bad
+setting) raises :class:`WorkflowValidationError`, which is also a :class:`ValueError`
+because that is what it is: a wrong value passed in by the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+
+class FlowWeaverError(Exception):
+    """Base class of every exception FlowWeaver raises on purpose."""
+
+
+class WorkflowValidationError(FlowWeaverError, ValueError):
+    """The workflow or a setting is invalid; raised before any task runs."""
+
+
+class CycleError(WorkflowValidationError):
+    """The dependencies form a cycle.
+
+    :ivar cycle: the task names along the cycle, the first repeated at the end
+        (``["a", "b", "a"]``).
+    """
+
+    def __init__(self, cycle: Sequence[str]) -> None:
+        self.cycle = list(cycle)
+        path = " -> ".join(self.cycle)
+        super().__init__(f"the dependencies form a cycle: {path}; remove one of these dependencies")
+
+
+class TaskExecutionError(FlowWeaverError):
+    """A task failed after all its attempts.
+
+    The exception raised by the task's function is chained as ``__cause__``.
+
+    :ivar task_name: the name of the task that failed.
+    :ivar attempts: how many attempts were made.
+    """
+
+    def __init__(self, task_name: str, attempts: int, cause: BaseException) -> None:
+        self.task_name = task_name
+        self.attempts = attempts
+        tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
+        super().__init__(
+            f"task {task_name!r} failed after {tries}: {type(cause).__name__}: {cause}"
+        )
+
+
+class TaskTimeoutError(FlowWeaverError, TimeoutError):
+    """One attempt of a task ran longer than the task's ``timeout``.
+
+    For a synchronous function the attempt fails at the deadline but its thread keeps
+    running to its end: Python cannot stop a thread from outside.
+    """
+
+    def __init__(self, task_name: str, timeout: float) -> None:
+        self.task_name = task_name
+        self.timeout = timeout
+        super().__init__(f"task {task_name!r} timed out after {timeout:g} s")
+
+
+class WorkflowExecutionError(FlowWeaverError):
+    """A workflow run finished with failed tasks.
+
+    Tasks downstream of a failed task were skipped; independent branches ran to the end
+    (unless the executor was created with ``fail_fast=True``).
+
+    :ivar failed_task: the name of the first task that failed.
+    :ivar failed_tasks: the names of all failed tasks, in the order they failed.
+    :ivar errors: each failed task's name mapped to the exception its function raised.
+    :ivar skipped_tasks: the names of the tasks that did not run because of a failure.
+    """
+
+    def __init__(
+        self,
+        workflow_name: str,
+        errors: Mapping[str, BaseException],
+        skipped_tasks: Sequence[str] = (),
+    ) -> None:
+        if not errors:
+            raise ValueError("WorkflowExecutionError needs at least one failed task")
+        self.workflow_name = workflow_name
+        self.errors = dict(errors)
+        self.failed_tasks = list(self.errors)
+        self.failed_task = self.failed_tasks[0]
+        self.skipped_tasks = list(skipped_tasks)
+        first = self.errors[self.failed_task]
+        message = (
+            f"workflow {workflow_name!r} failed: task {self.failed_task!r} raised "
+            f"{type(first).__name__}: {first}"
+        )
+        others = self.failed_tasks[1:]
+        if others:
+            message += f"; also failed: {', '.join(others)}"
+        if self.skipped_tasks:
+            message += f"; skipped: {len(self.skipped_tasks)} downstream task(s)"
+        super().__init__(message)

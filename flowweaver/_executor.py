@@ -1,0 +1,140 @@
+"""What every executor is, whichever form its ``execute`` takes.
+
+An executor is a configuration of the one engine: how many tasks may be in flight at once
+and whether sync functions may run on the loop's own thread. The blocking forms
+(``SequentialExecutor``, ``ThreadedExecutor``) and the awaitable ones (``AsyncExecutor``
+and the ``flowweaver.aio`` classes) differ only in ``execute``; they are generated from one
+source (``_async/_executors.py`` -> ``_sync/_executors.py``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, Literal
+
+from ._errors import WorkflowValidationError
+
+if TYPE_CHECKING:
+    from ._workflow import Workflow
+
+Backend = Literal["asyncio", "trio"]
+_BACKENDS = ("asyncio", "trio")
+
+
+class BaseExecutor(ABC):
+    """The base of all executors.
+
+    :param state_store: where task states are saved and restored from (see the stores).
+    :param fail_fast: when a task fails, cancel the tasks still running and skip the rest,
+        instead of letting independent branches finish.
+    :param backend: the event loop a *blocking* ``execute`` starts (``"asyncio"`` or
+        ``"trio"``); an awaited ``execute`` runs on the caller's loop, whichever it is.
+    """
+
+    _inline_sync = False
+
+    def __init__(
+        self,
+        state_store: Any = None,
+        *,
+        fail_fast: bool = False,
+        backend: Backend = "asyncio",
+    ) -> None:
+        if backend not in _BACKENDS:
+            raise WorkflowValidationError(f"backend must be 'asyncio' or 'trio', got {backend!r}")
+        self.state_store = state_store
+        self.fail_fast = bool(fail_fast)
+        self.backend: Backend = backend
+
+    @property
+    @abstractmethod
+    def concurrency(self) -> int:
+        """The most tasks this executor has in flight at once."""
+
+    @abstractmethod
+    def execute(self, workflow: Workflow) -> Any:
+        """Run ``workflow``; blocking or awaitable depending on the executor's form."""
+
+    def _run_blocking(self, workflow: Workflow) -> None:
+        from ._async._engine import run_workflow
+        from ._blocking import run_blocking
+
+        run_blocking(run_workflow, self, workflow, True, backend=self.backend)
+
+    async def _run_async(self, workflow: Workflow) -> None:
+        from ._async._engine import run_workflow
+
+        await run_workflow(self, workflow, False)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(concurrency={self.concurrency})"
+
+
+def _positive_int(label: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise WorkflowValidationError(f"{label} must be a whole number, got {value!r}")
+    if value < 1:
+        raise WorkflowValidationError(f"{label} must be at least 1, got {value}")
+    return value
+
+
+class SequentialBase(BaseExecutor):
+    """One task at a time, in dependency order.
+
+    Run blocking, sync functions without a timeout are called directly on the run's own
+    thread (no thread hop); awaited inside an async service, they go to one worker thread
+    so the service's loop is never blocked.
+    """
+
+    _inline_sync = True
+
+    @property
+    def concurrency(self) -> int:
+        return 1
+
+
+class ThreadedBase(BaseExecutor):
+    """Up to ``max_workers`` tasks at once; sync functions run on that many threads.
+
+    :param max_workers: the most tasks in flight (and worker threads) at once.
+    """
+
+    def __init__(
+        self,
+        max_workers: int = 4,
+        state_store: Any = None,
+        *,
+        fail_fast: bool = False,
+        backend: Backend = "asyncio",
+    ) -> None:
+        self.max_workers = _positive_int("max_workers", max_workers)
+        super().__init__(state_store, fail_fast=fail_fast, backend=backend)
+
+    @property
+    def concurrency(self) -> int:
+        return self.max_workers
+
+
+class ConcurrentBase(BaseExecutor):
+    """Up to ``max_concurrent`` tasks at once on the event loop.
+
+    ``async def`` functions run on the loop; sync functions run on worker threads (at most
+    ``max_concurrent`` of them) so they never block it.
+
+    :param max_concurrent: the most tasks in flight at once.
+    """
+
+    def __init__(
+        self,
+        max_concurrent: int = 50,
+        state_store: Any = None,
+        *,
+        fail_fast: bool = False,
+        backend: Backend = "asyncio",
+    ) -> None:
+        self.max_concurrent = _positive_int("max_concurrent", max_concurrent)
+        super().__init__(state_store, fail_fast=fail_fast, backend=backend)
+
+    @property
+    def concurrency(self) -> int:
+        return self.max_concurrent

@@ -1,0 +1,1 @@
+"""Blocking twins generated from ``flowweaver._async`` by ``scripts/unasync.py``."""

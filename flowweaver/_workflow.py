@@ -99,7 +99,7 @@ class Workflow:
             elif callable(dep) and isinstance(
                 settings := getattr(dep, "__flowweaver__", None), TaskSettings
             ):
-                dep_name = settings.name or getattr(dep, "__name__", "")
+                dep_name = settings.name or str(getattr(dep, "__name__", ""))
             else:
                 raise WorkflowValidationError(
                     f"task {name!r}: each dependency must be a task name, got {dep!r}"

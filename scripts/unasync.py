@@ -5,8 +5,9 @@
     python scripts/unasync.py --check  # fail if a twin differs or a substitution went unused
 
 Each line is rewritten on its own by the substitutions below, so a twin keeps the lines of
-its source and a diff between them reads line for line. Only the files named in FILES are
-generated: the engine itself has no twin (the blocking form runs it on a loop of its own).
+its source and a diff between them reads line for line. Not every file is
+generated: the engine itself has no twin (the blocking form runs it on a loop of its own),
+so a source opts in with the marker comment below in its first three lines.
 """
 
 from __future__ import annotations
@@ -17,12 +18,24 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# (source, twin) pairs, relative to the repository root.
-FILES = [
-    ("flowweaver/_async/_executors.py", "flowweaver/_sync/_executors.py"),
-    ("tests/_async/test_executors.py", "tests/_sync/test_executors.py"),
-    ("tests/_async/test_failures.py", "tests/_sync/test_failures.py"),
-]
+MARKER = "# unasync: generate"
+
+
+def files() -> list[tuple[str, str]]:
+    """(source, twin) pairs: every ``flowweaver/_async`` module whose first lines carry the
+    marker comment, and every module of ``tests/_async``."""
+    pairs = []
+    for path in sorted((ROOT / "flowweaver" / "_async").glob("*.py")):
+        head = path.read_text(encoding="utf-8").splitlines()[:3]
+        if MARKER in head:
+            pairs.append(path)
+    tests = sorted((ROOT / "tests" / "_async").glob("*.py"))
+    pairs += [p for p in tests if p.name != "__init__.py"]
+    return [
+        (str(p.relative_to(ROOT)), str(p.relative_to(ROOT)).replace("/_async/", "/_sync/"))
+        for p in pairs
+    ]
+
 
 SUBS = [
     # the one name whose twin is not the name without "Async"
@@ -30,8 +43,6 @@ SUBS = [
     (r"from flowweaver\.aio import", "from flowweaver import"),
     (r"Async([A-Z][A-Za-z0-9_]*)", r"\1"),
     (r"async def", "def"),
-    (r"async with", "with"),
-    (r"async for", "for"),
     (r"await ", ""),
     (r"_run_async", "_run_blocking"),
     (r"@pytest\.mark\.anyio\n", ""),
@@ -65,7 +76,7 @@ def main(argv: list[str]) -> int:
     check = "--check" in argv
     used: set[int] = set()
     stale = []
-    for source, twin in FILES:
+    for source, twin in files():
         expected = generate(source, used)
         path = ROOT / twin
         if check:
@@ -75,9 +86,17 @@ def main(argv: list[str]) -> int:
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(expected, encoding="utf-8")
+    twins = {twin for _, twin in files()}
+    for folder in ("flowweaver/_sync", "tests/_sync"):
+        for path in sorted((ROOT / folder).glob("*.py")):
+            rel = str(path.relative_to(ROOT))
+            if path.name != "__init__.py" and rel not in twins:
+                print(f"{rel} has no source in an _async folder; delete it")
+                stale.append(rel)
     unused = [SUBS[i][0] for i in range(len(SUBS)) if i not in used]
     for twin in stale:
-        print(f"{twin} differs from what scripts/unasync.py generates; run it without --check")
+        if twin in twins:
+            print(f"{twin} differs from what scripts/unasync.py generates; run it without --check")
     if unused:
         print(f"substitutions never used (remove them or fix them): {unused}")
     return 1 if stale or unused else 0

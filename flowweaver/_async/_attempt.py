@@ -10,8 +10,8 @@ import anyio
 from .._errors import TaskTimeoutError
 
 
-async def await_with_timeout(name: str, timeout: float | None, awaitable: Awaitable[Any]) -> Any:
-    """``await awaitable``, cancelled at ``timeout`` seconds.
+async def await_with_timeout(name: str, limit: float | None, awaitable: Awaitable[Any]) -> Any:
+    """``await awaitable``, cancelled after ``limit`` seconds (a task's ``timeout``).
 
     :raises TaskTimeoutError: at the deadline (the awaitable has been cancelled).
     """

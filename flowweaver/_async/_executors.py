@@ -1,3 +1,4 @@
+# unasync: generate
 """The executors: a configuration from ``_executor`` plus an ``execute``.
 
 ``flowweaver/_async/_executors.py`` is written by hand; ``scripts/unasync.py`` turns it

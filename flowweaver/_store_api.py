@@ -1,0 +1,93 @@
+"""What the engine asks of a state store: records and sessions. No I/O here.
+
+A run opens one *session* on its store. It loads the saved records of its workflow before
+anything runs, encodes each result on the loop thread as its task completes (so a result
+that cannot be stored fails that task at once, naming it, before anything is lost), and
+hands the records to the session in batches: ``save`` returns only once the batch is
+durable (one transaction, or one atomic file replace or journal append). The engine starts
+no dependent of a task before that task's record is durable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from ._errors import FlowWeaverError
+from ._status import TaskStatus
+
+
+class StateStoreError(FlowWeaverError):
+    """A state store cannot be opened, read or written (the message names the path).
+
+    The file is left exactly as it was.
+    """
+
+
+class StateSerializationError(StateStoreError):
+    """A task's result cannot be stored by the store's serializer.
+
+    Raised when the task completes, before anything is written; the task fails with it.
+    """
+
+    def __init__(self, task_name: str, value: object, reason: str) -> None:
+        self.task_name = task_name
+        self.value_type = type(value).__name__
+        super().__init__(
+            f"task {task_name!r} returned a {self.value_type} that the state store cannot "
+            f"save ({reason}); return plain data (dict, list, str, numbers, bool, None) or "
+            "give the store another serializer"
+        )
+
+
+@dataclass
+class TaskRecord:
+    """One saved task state.
+
+    :ivar result: on save, what the session's ``encode`` returned; on load, the decoded
+        value.
+    :ivar error: the failed attempt's exception as text (``"ValueError: bad"``).
+    :ivar timestamp: when the task reached this state (timezone-aware, UTC).
+    :ivar workflow: the workflow the record belongs to (``None`` when the store cannot
+        tell, for example a user's store with the reference's five methods).
+    :ivar version: the task's ``version`` when it ran.
+    :ivar fingerprint: a hash of the task's code, when the run asked for one.
+    :ivar token: unique to this completion; a dependent records the tokens it consumed.
+    :ivar inputs: upstream task name -> the token of the upstream result this task used.
+    """
+
+    task_name: str
+    status: TaskStatus
+    result: Any
+    error: str | None
+    timestamp: datetime
+    workflow: str | None = None
+    version: str | None = None
+    fingerprint: str | None = None
+    token: str | None = None
+    inputs: Mapping[str, str] | None = None
+
+
+class AsyncStoreSession(Protocol):
+    """A store opened for one run of one workflow, as the engine uses it."""
+
+    def encode(self, task_name: str, value: Any) -> Any:
+        """Serialise ``value`` for saving; called on the loop thread, must be quick.
+
+        :raises StateSerializationError: when the value cannot be stored.
+        """
+
+    async def load(self, workflow: str, task_names: Sequence[str]) -> dict[str, TaskRecord]:
+        """The saved records of ``workflow`` for these names (results decoded).
+
+        :raises StateStoreError: when the store is unreadable, or (JSON store) a record
+            under one of these names belongs to another workflow.
+        """
+
+    async def save(self, workflow: str, records: Sequence[TaskRecord]) -> None:
+        """Write ``records`` as one durable batch; return once it is durable."""
+
+    async def aclose(self) -> None:
+        """Flush and release the store (always called, also after errors)."""

@@ -19,6 +19,19 @@ from ._errors import (
     WorkflowExecutionError,
     WorkflowValidationError,
 )
+from ._events import (
+    RunEvent,
+    RunFinished,
+    RunStarted,
+    TaskCancelled,
+    TaskCompleted,
+    TaskEvent,
+    TaskFailed,
+    TaskRestored,
+    TaskRetrying,
+    TaskSkipped,
+    TaskStarted,
+)
 from ._executor import BaseExecutor
 from ._status import TaskStatus, WorkflowStatus
 from ._sync._executors import ConcurrentExecutor, SequentialExecutor, ThreadedExecutor
@@ -37,9 +50,20 @@ __all__ = [
     "ConcurrentExecutor",
     "CycleError",
     "FlowWeaverError",
+    "RunEvent",
+    "RunFinished",
+    "RunStarted",
     "SequentialExecutor",
     "Task",
+    "TaskCancelled",
+    "TaskCompleted",
+    "TaskEvent",
     "TaskExecutionError",
+    "TaskFailed",
+    "TaskRestored",
+    "TaskRetrying",
+    "TaskSkipped",
+    "TaskStarted",
     "TaskStatus",
     "TaskTimeoutError",
     "ThreadedExecutor",

@@ -10,12 +10,16 @@ source (``_async/_executors.py`` -> ``_sync/_executors.py``).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._errors import WorkflowValidationError
 
 if TYPE_CHECKING:
+    from ._events import RunEvent
     from ._workflow import Workflow
+
+Observer = Callable[["RunEvent"], Any]
 
 Backend = Literal["asyncio", "trio"]
 _BACKENDS = ("asyncio", "trio")
@@ -29,6 +33,10 @@ class BaseExecutor(ABC):
         instead of letting independent branches finish.
     :param backend: the event loop a *blocking* ``execute`` starts (``"asyncio"`` or
         ``"trio"``); an awaited ``execute`` runs on the caller's loop, whichever it is.
+    :param observer: called with a :class:`~flowweaver.RunEvent` for every task state
+        change: a callable (``async def`` or not) or an object with an ``on_event``
+        method. It runs on the loop thread and must be quick; if it raises, the error is
+        logged and the run goes on.
     """
 
     _inline_sync = False
@@ -39,12 +47,21 @@ class BaseExecutor(ABC):
         *,
         fail_fast: bool = False,
         backend: Backend = "asyncio",
+        observer: Observer | Any = None,
     ) -> None:
         if backend not in _BACKENDS:
             raise WorkflowValidationError(f"backend must be 'asyncio' or 'trio', got {backend!r}")
+        if observer is not None and not callable(observer):
+            on_event = getattr(observer, "on_event", None)
+            if not callable(on_event):
+                raise WorkflowValidationError(
+                    f"observer must be a callable or have an on_event method, got {observer!r}"
+                )
+            observer = on_event
         self.state_store = state_store
         self.fail_fast = bool(fail_fast)
         self.backend: Backend = backend
+        self.observer: Observer | None = observer
 
     @property
     @abstractmethod
@@ -106,9 +123,10 @@ class ThreadedBase(BaseExecutor):
         *,
         fail_fast: bool = False,
         backend: Backend = "asyncio",
+        observer: Observer | Any = None,
     ) -> None:
         self.max_workers = _positive_int("max_workers", max_workers)
-        super().__init__(state_store, fail_fast=fail_fast, backend=backend)
+        super().__init__(state_store, fail_fast=fail_fast, backend=backend, observer=observer)
 
     @property
     def concurrency(self) -> int:
@@ -131,9 +149,10 @@ class ConcurrentBase(BaseExecutor):
         *,
         fail_fast: bool = False,
         backend: Backend = "asyncio",
+        observer: Observer | Any = None,
     ) -> None:
         self.max_concurrent = _positive_int("max_concurrent", max_concurrent)
-        super().__init__(state_store, fail_fast=fail_fast, backend=backend)
+        super().__init__(state_store, fail_fast=fail_fast, backend=backend, observer=observer)
 
     @property
     def concurrency(self) -> int:

@@ -40,10 +40,21 @@ import anyio.abc
 from anyio.lowlevel import checkpoint
 
 from .._errors import TaskExecutionError, WorkflowExecutionError, WorkflowValidationError
+from .._events import (
+    RunFinished,
+    RunStarted,
+    TaskCancelled,
+    TaskCompleted,
+    TaskFailed,
+    TaskRetrying,
+    TaskSkipped,
+    TaskStarted,
+)
 from .._graph import ReadySet
 from .._status import TaskStatus, WorkflowStatus
 from ._attempt import await_with_timeout, call_with_timeout
 from ._callbacks import SyncCall, run_callbacks
+from ._observe import Emitter
 from ._sigint import InlineGuard, interrupt_inline_calls
 from ._workers import Job, WorkerPool, threadsafe_caller
 
@@ -121,6 +132,10 @@ class _Run:
         self.work: anyio.abc.TaskGroup | None = None  # lanes, retry timers
         self.side: anyio.abc.TaskGroup | None = None  # callbacks: outlive a fail_fast
 
+        self.emitter = Emitter(executor.observer) if executor.observer is not None else None
+        self.emit = self.emitter.emit if self.emitter is not None else None
+        self.name = workflow.name
+
     # -- the run ---------------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -134,16 +149,24 @@ class _Run:
         for t in self.tasks:
             t._reset()
         self.call_soon = threadsafe_caller()
+        began = time.time()
+        emitter = self.emitter
+        if self.emit is not None:
+            self.emit(RunStarted(self.name, began, len(self.tasks)))
         ok = False
         try:
             sigint = interrupt_inline_calls(self.guard) if self.inline else nullcontext()
             with sigint, self.scope:
                 async with anyio.create_task_group() as side:
                     self.side = side
+                    if emitter is not None and emitter.is_async:
+                        side.start_soon(emitter.deliver)
                     async with anyio.create_task_group() as work:
                         self.work = work
                         self._start()
                         await self._drive()
+                    if emitter is not None:
+                        emitter.close()
             if self.fatal is not None:
                 raise self.fatal
             ok = True
@@ -157,8 +180,21 @@ class _Run:
                 bool(self.failed) or not ok or any(t.status is not _COMPLETED for t in self.tasks)
             )
             workflow._status = WorkflowStatus.FAILED if failed else WorkflowStatus.COMPLETED
+            if emitter is not None:
+                await self._last_events(emitter, ok, began)
         if self.failed:
             raise self._execution_error()
+
+    async def _last_events(self, emitter: Emitter, ok: bool, began: float) -> None:
+        """Emit the end of the run; an async observer gets a bounded, shielded drain."""
+        end = time.time()
+        # not ok: the run was cancelled (or interrupted) rather than finished
+        status = self.workflow._status.value if ok else "CANCELLED"
+        emitter.emit(RunFinished(self.name, end, status, end - began))
+        if emitter.is_async:
+            emitter.close()
+            with anyio.move_on_after(5, shield=True):
+                await emitter.deliver()
 
     def _start(self) -> None:
         ready = self.ready_set.initial()
@@ -218,6 +254,8 @@ class _Run:
         if t._started is None:
             t._started = time.time()
         t._state = (_RUNNING, None, None)
+        if self.emit is not None:
+            self.emit(TaskStarted(self.name, time.time(), t.name, t.attempts))
         if self.kinds[i] == POOL:
             self._submit(i, t)
         else:
@@ -333,6 +371,8 @@ class _Run:
         self.results[i] = value
         t._state = (_COMPLETED, value, None)
         self.in_flight -= 1
+        if self.emit is not None:
+            self.emit(TaskCompleted(self.name, ended, t.name, t.attempts, t.duration or 0.0))
         if t.callbacks:
             self._callbacks(t)
         self._release(i)
@@ -359,6 +399,8 @@ class _Run:
                 exc,
                 f" in {wait:.3g} s" if wait else "",
             )
+            if self.emit is not None:
+                self.emit(TaskRetrying(self.name, ended, t.name, t.attempts, wait, exc))
             if wait > 0 and self.work is not None:
                 self.work.start_soon(self._retry_later, i, wait)
             else:
@@ -370,12 +412,18 @@ class _Run:
         self.failed.append(i)
         self.unsettled -= 1
         logger.error("task %r failed: %s: %s", t.name, type(exc).__name__, exc)
+        emit = self.emit
+        if emit is not None:
+            emit(TaskFailed(self.name, ended, t.name, t.attempts, t.duration or 0.0, exc))
         if t.callbacks:
             self._callbacks(t)
         for j in self.ready_set.fail(i):
-            self.tasks[j]._state = (TaskStatus.SKIPPED, None, None)
+            skipped = self.tasks[j]
+            skipped._state = (TaskStatus.SKIPPED, None, None)
             self.skipped.append(j)
             self.unsettled -= 1
+            if emit is not None:
+                emit(TaskSkipped(self.name, ended, skipped.name, t.name))
         if self.fail_fast and self.work is not None:
             self._finish()
             self.work.cancel_scope.cancel()
@@ -410,14 +458,21 @@ class _Run:
         With ``fail_fast`` the run cancelled them itself because another task failed, so
         they count as skipped, like the tasks that never started.
         """
+        emit = self.emit
+        now = time.time()
+        stopped_by = self.tasks[self.failed[0]].name if self.failed and self.fail_fast else None
         for j, t in enumerate(self.tasks):
             status = t.status
             if status is _RUNNING or status is TaskStatus.RETRYING:
                 t._state = (TaskStatus.PENDING, None, None)
                 t._finished = None
-            if self.failed and self.fail_fast and t.status is TaskStatus.PENDING:
+                if emit is not None and stopped_by is None:
+                    emit(TaskCancelled(self.name, now, t.name))
+            if stopped_by is not None and t.status is TaskStatus.PENDING:
                 t._state = (TaskStatus.SKIPPED, None, None)
                 self.skipped.append(j)
+                if emit is not None:
+                    emit(TaskSkipped(self.name, now, t.name, stopped_by))
 
     def _execution_error(self) -> WorkflowExecutionError:
         errors: dict[str, BaseException] = {}

@@ -1,0 +1,98 @@
+"""Run events: what an executor's ``observer`` receives, one per task state change.
+
+An observer is any callable taking one event (``async def`` ones are awaited, in order,
+by a task of their own). It is called on the run's event loop thread, so it must be quick;
+one that raises is logged to the ``flowweaver`` logger and never breaks the run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class RunEvent:
+    """Fields every event has.
+
+    :ivar workflow: the workflow's name.
+    :ivar timestamp: ``time.time()`` when it happened.
+    """
+
+    workflow: str
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted(RunEvent):
+    """A run began; ``total`` tasks are in the workflow."""
+
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished(RunEvent):
+    """A run ended. ``status`` is ``"COMPLETED"``, ``"FAILED"`` or ``"CANCELLED"``."""
+
+    status: str
+    duration: float
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEvent(RunEvent):
+    """Something happened to one task.
+
+    :ivar task: the task's name.
+    """
+
+    task: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStarted(TaskEvent):
+    """An attempt started (``attempt`` counts from 1)."""
+
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRetrying(TaskEvent):
+    """Attempt ``attempt`` failed with ``error``; the next starts in ``delay`` seconds."""
+
+    attempt: int
+    delay: float
+    error: BaseException
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCompleted(TaskEvent):
+    """The task completed after ``attempts`` attempts, ``duration`` seconds in all."""
+
+    attempts: int
+    duration: float
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFailed(TaskEvent):
+    """The task failed for good (after its retries) with ``error``."""
+
+    attempts: int
+    duration: float
+    error: BaseException
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSkipped(TaskEvent):
+    """The task will not run because ``upstream`` failed (or, with ``fail_fast``, because
+    the run was stopped by that failure)."""
+
+    upstream: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRestored(TaskEvent):
+    """The task's saved result was restored from the state store instead of running it."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCancelled(TaskEvent):
+    """The run was cancelled while this task was in flight; it is ``PENDING`` again."""

@@ -377,3 +377,17 @@ def slow_first_attempt(
         return value
 
     return slow_first, attempts
+
+
+def raising_coroutine_observer(
+    got: list[str], on: type[RunEvent]
+) -> Callable[[RunEvent], Awaitable[None]]:
+    """An ``async def`` observer that records event kinds and raises on events of type ``on``."""
+
+    async def observer(event: RunEvent) -> None:
+        await anyio.lowlevel.checkpoint()
+        got.append(type(event).__name__)
+        if isinstance(event, on):
+            raise RuntimeError("async observer broke")
+
+    return observer

@@ -13,6 +13,7 @@ import anyio
 import pytest
 
 from flowweaver import (
+    SequentialExecutor,
     Task,
     TaskExecutionError,
     TaskStatus,
@@ -429,3 +430,46 @@ def test_status_is_final_for_completed_failed_skipped() -> None:
         TaskStatus.FAILED,
         TaskStatus.SKIPPED,
     }
+
+
+def test_execute_awaits_a_coroutine_returned_by_a_sync_callable() -> None:
+    make = async_returning("awaited")
+    assert Task("t", lambda: make()).execute() == "awaited"
+
+
+def test_execute_interrupted_by_a_base_exception_leaves_the_task_pending() -> None:
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    t = Task("t", interrupted, retries=3)
+    with pytest.raises(KeyboardInterrupt):
+        t.execute()
+    # not a failure of the task (no retry either): it did not finish
+    assert t.status is TaskStatus.PENDING
+    assert t.attempts == 1
+
+
+def test_builtin_without_a_readable_signature_gets_no_upstream_results() -> None:
+    t = Task("empty", dict)
+    assert t.execute({"upstream": 1}) == {}
+    wf = Workflow("builtin")
+    wf.add_task(Task("upstream", lambda: 1))
+    wf.add_task(Task("empty", dict), depends_on=["upstream"])
+    SequentialExecutor().execute(wf)
+    assert wf.get_task("empty").result == {}  # type: ignore[union-attr]
+
+
+def test_task_decorator_refuses_what_takes_no_attributes() -> None:
+    with pytest.raises(WorkflowValidationError, match="cannot mark"):
+        task(len)
+
+
+def test_execute_awaits_a_coroutine_returned_by_a_sync_callback() -> None:
+    seen: list[str] = []
+
+    async def record(t: Task) -> None:
+        seen.append(t.name)
+
+    t = Task("t", lambda: 1, callbacks=[lambda t: record(t)])
+    t.execute()
+    assert seen == ["t"]

@@ -14,13 +14,21 @@ import pytest
 from flowweaver import (
     FlowWeaverError,
     Task,
+    TaskCancelled,
     TaskExecutionError,
+    TaskSkipped,
     TaskStatus,
     Workflow,
     WorkflowExecutionError,
     WorkflowStatus,
 )
-from tests.helpers import async_raising, async_sleeping, blocking_sleeper, final_statuses
+from tests.helpers import (
+    EventLog,
+    async_raising,
+    async_sleeping,
+    blocking_sleeper,
+    final_statuses,
+)
 
 
 def _fail(message: str = "bad") -> Any:
@@ -212,3 +220,41 @@ async def test_no_task_is_left_in_flight_after_a_failed_run(executor_cls: type) 
         with pytest.raises(WorkflowExecutionError):
             await executor_cls(fail_fast=fail_fast).execute(wf)
         assert all(t.status.is_final for t in wf.tasks), final_statuses(wf)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("form", ["sync", "async"])
+async def test_base_exception_from_a_task_ends_the_run_and_propagates(
+    executor_cls: type, form: str
+) -> None:
+    # SystemExit (or KeyboardInterrupt) is not a task failure: the run stops and re-raises
+    def exits() -> None:
+        raise SystemExit(3)
+
+    wf = Workflow("exits")
+    wf.add_task(Task("exits", exits if form == "sync" else async_raising(SystemExit(3))))
+    wf.add_task(Task("slow", async_sleeping(30)))
+    wf.add_task(Task("after", lambda: None), depends_on=["exits"])
+    started = time.monotonic()
+    with pytest.raises(SystemExit) as info:
+        await executor_cls().execute(wf)
+    assert info.value.code == 3
+    assert time.monotonic() - started < 10
+    assert set(final_statuses(wf).values()) == {TaskStatus.PENDING}
+    assert wf.status is WorkflowStatus.FAILED
+
+
+@pytest.mark.anyio
+async def test_fail_fast_reports_stopped_tasks_as_skipped_by_the_failure(
+    parallel_cls: type,
+) -> None:
+    wf = Workflow("fail_fast_events")
+    log = EventLog(wf)
+    wf.add_task(Task("slow", async_sleeping(30)))
+    wf.add_task(Task("bad", async_raising(ValueError("stop"))))
+    wf.add_task(Task("after_slow", lambda: None), depends_on=["slow"])
+    with pytest.raises(WorkflowExecutionError):
+        await parallel_cls(fail_fast=True, observer=log).execute(wf)
+    skipped = {e.task: e.upstream for e in log.of(TaskSkipped)}
+    assert skipped == {"slow": "bad", "after_slow": "bad"}
+    assert log.of(TaskCancelled) == []

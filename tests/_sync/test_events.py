@@ -25,7 +25,13 @@ from flowweaver import (
     WorkflowExecutionError,
     WorkflowValidationError,
 )
-from tests.helpers import CoroutineObserver, EventLog, Flaky, async_returning
+from tests.helpers import (
+    CoroutineObserver,
+    EventLog,
+    Flaky,
+    async_returning,
+    raising_coroutine_observer,
+)
 
 
 def _kinds(events: list[RunEvent], task: str | None = None) -> list[str]:
@@ -157,3 +163,16 @@ def test_events_of_concurrent_tasks_keep_each_tasks_order(make_executor: Any) ->
 def test_observer_must_be_callable_or_have_on_event(executor_cls: type) -> None:
     with pytest.raises(WorkflowValidationError, match="observer"):
         executor_cls(observer=42)
+
+
+def test_raising_async_observer_is_logged_and_gets_later_events(
+    executor_cls: type, caplog: pytest.LogCaptureFixture
+) -> None:
+    got: list[str] = []
+    broken = raising_coroutine_observer(got, on=TaskStarted)
+    wf = Workflow("broken_async_observer")
+    wf.add_task(Task("a", lambda: 1))
+    with caplog.at_level(logging.ERROR, logger="flowweaver"):
+        executor_cls(observer=broken).execute(wf)
+    assert got == ["RunStarted", "TaskStarted", "TaskCompleted", "RunFinished"]
+    assert any("async observer broke" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)

@@ -153,3 +153,8 @@ async def test_reference_async_executor_example_in_a_running_loop() -> None:
 
     workflow = await main()
     assert workflow.get_task("async_1").result == "result"  # type: ignore[union-attr]
+
+
+def test_pytest_asyncio_is_in_strict_mode(pytestconfig: pytest.Config) -> None:
+    # strict mode: pytest-asyncio only takes tests marked asyncio, leaving anyio's alone
+    assert pytestconfig.getini("asyncio_mode") == "strict"

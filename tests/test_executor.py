@@ -113,3 +113,39 @@ def test_bad_bounds_raise_before_any_task_runs() -> None:
     with pytest.raises(WorkflowValidationError):
         wf.execute(ThreadedExecutor(max_workers=0))
     assert ran == []
+
+
+def test_one_awaitable_executor_serves_runs_on_different_loops() -> None:
+    # loop-bound objects (limiters, events) belong to a run, never to the executor
+    import anyio
+
+    for cls in (flowweaver.aio.ThreadedExecutor, AsyncExecutor, flowweaver.aio.SequentialExecutor):
+        ex = cls()
+        for backend in ("asyncio", "trio", "asyncio"):
+            wf = Workflow("reused")
+            wf.add_task(Task("a", lambda: 1))
+            wf.add_task(Task("b", lambda a: a + 1), depends_on=["a"])
+            anyio.run(ex.execute, wf, backend=backend)
+            assert wf.get_task("b").result == 2  # type: ignore[union-attr]
+
+
+def test_one_blocking_executor_serves_many_runs_and_threads() -> None:
+    import threading
+
+    ex = ThreadedExecutor(max_workers=2)
+    results: list[int] = []
+    lock = threading.Lock()
+
+    def run(n: int) -> None:
+        wf = Workflow(f"wf{n}")
+        wf.add_task(Task("v", lambda: n))
+        ex.execute(wf)
+        with lock:
+            results.append(wf.get_task("v").result)  # type: ignore[union-attr]
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(results) == [0, 1, 2, 3]

@@ -70,12 +70,15 @@ def test_async_task_function_is_awaited_under_every_executor(executor_cls: type)
     assert wf.get_task("process").result == {"processed": "BOB"}  # type: ignore[union-attr]
 
 
-def test_coroutine_returned_by_a_sync_callable_is_awaited(executor_cls: type) -> None:
+@pytest.mark.parametrize("timeout", [None, 30.0], ids=["no_timeout", "timeout"])
+def test_coroutine_returned_by_a_sync_callable_is_awaited(
+    executor_cls: type, timeout: float | None
+) -> None:
     # a lambda wrapping an async function returns a coroutine object; it must be awaited,
     # never stored as the result
     make = async_returning(7)
     wf = Workflow("lambda_coroutine")
-    wf.add_task(Task("a", lambda: make()))
+    wf.add_task(Task("a", lambda: make(), timeout=timeout))
     executor_cls().execute(wf)
     assert wf.get_task("a").result == 7  # type: ignore[union-attr]
 

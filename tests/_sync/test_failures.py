@@ -25,7 +25,9 @@ from flowweaver import (
     WorkflowStatus,
 )
 from tests.helpers import (
+    CallbackLog,
     EventLog,
+    Flaky,
     async_raising,
     async_sleeping,
     blocking_sleeper,
@@ -248,3 +250,22 @@ def test_fail_fast_reports_stopped_tasks_as_skipped_by_the_failure(
     skipped = {e.task: e.upstream for e in log.of(TaskSkipped)}
     assert skipped == {"slow": "bad", "after_slow": "bad"}
     assert log.of(TaskCancelled) == []
+
+
+def test_fail_fast_still_runs_the_failed_tasks_callbacks(parallel_cls: type) -> None:
+    log = CallbackLog()
+    wf = Workflow("fail_fast_callbacks")
+    wf.add_task(Task("slow", async_sleeping(30), callbacks=[log.sync]))
+    wf.add_task(Task("retrying", Flaky(failures=1), retries=1, retry_delay=30))
+    wf.add_task(Task("trigger", async_sleeping(0.05)))
+    wf.add_task(Task("bad", _fail(), callbacks=[log.sync, log.coroutine]), depends_on=["trigger"])
+    with pytest.raises(WorkflowExecutionError):
+        parallel_cls(fail_fast=True).execute(wf)
+    # the stopped tasks never reached a final state of their own: no callback for them
+    assert log.calls == [("bad", TaskStatus.FAILED, None)] * 2
+    assert final_statuses(wf) == {
+        "slow": TaskStatus.SKIPPED,
+        "retrying": TaskStatus.SKIPPED,
+        "trigger": TaskStatus.COMPLETED,
+        "bad": TaskStatus.FAILED,
+    }

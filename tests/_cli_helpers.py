@@ -28,8 +28,13 @@ needs_stores = pytest.mark.xfail(
 
 
 def command_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The test's environment, minus what would change the command's output."""
-    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    """The test's environment, minus what would change the command's output.
+
+    PYTHONUNBUFFERED goes too: progress lines must reach a pipe as they happen because
+    the command flushes them, not because the environment happens to say so.
+    """
+    dropped = ("FORCE_COLOR", "TTY_COMPATIBLE", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     env["COLUMNS"] = "120"
     env.update(extra or {})
     return env

@@ -455,3 +455,13 @@ def test_on_a_terminal_run_shows_a_live_display_then_the_summary(tmp_path: Path)
     assert re.search(r"slow_step\s+COMPLETED\s+1\s+\d+ ms", plain)  # the summary table
     assert "live_demo: COMPLETED" in plain
     assert "started    slow_step" not in plain  # no plain event lines on a terminal
+
+
+def test_no_store_saves_nothing(tmp_path: Path) -> None:
+    path = write(tmp_path, "number_flow.py", PIPELINE)
+    for _ in range(2):
+        result = flowweaver_cmd("run", path, "--no-store", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert "restored" not in result.stdout
+    assert not (tmp_path / ".flowweaver").exists()
+    assert list(tmp_path.iterdir()) == [path]

@@ -73,7 +73,8 @@ def import_file(path: Path) -> ModuleType:
     folder = str(resolved.parent)
     if not sys.path or sys.path[0] != folder:
         sys.path.insert(0, folder)
-    # SourceFileLoader takes any file name, "pipeline" or "etl.flow", as python FILE does.
+    # SourceFileLoader takes any file name ("etl.flow" too, as python FILE does) and lets
+    # inspect and tracebacks find the source.
     loader = SourceFileLoader(name, str(resolved))
     spec = spec_from_file_location(name, str(resolved), loader=loader)
     assert spec is not None
@@ -84,7 +85,10 @@ def import_file(path: Path) -> ModuleType:
     if register:
         sys.modules[name] = module
     try:
-        loader.exec_module(module)
+        # Compiled and run here rather than by loader.exec_module, which would leave a
+        # __pycache__ folder beside the user's file; python FILE leaves none either.
+        code = compile(resolved.read_bytes(), str(resolved), "exec", dont_inherit=True)
+        exec(code, module.__dict__)
     except Exception as exc:
         if register:
             sys.modules.pop(name, None)

@@ -39,13 +39,17 @@ class CliStore(Protocol):
     def clear_all_states(self, workflow: str | None = None) -> None: ...
 
 
-def _store_class(path: Path) -> Any:
+def _kind(path: Path) -> str:
     kind = _KINDS.get(path.suffix.lower())
     if kind is None:
         raise BadInput(
             f"cannot tell what kind of state store {path} is: its name must end in .db "
             "(SQLite) or .json (JSON)"
         )
+    return kind
+
+
+def _store_class(kind: str) -> Any:
     cls = getattr(flowweaver, kind, None)
     if cls is None:  # pragma: no cover - only before the stores are part of the package
         raise BadInput(f"this FlowWeaver has no {kind}; run with --no-store")
@@ -60,7 +64,7 @@ def open_store(path: Path, *, create: bool) -> CliStore:
     :raises BadInput: for a suffix that names no kind of store, a missing store (when not
         ``create``), a missing folder, or a file that is not a FlowWeaver store.
     """
-    cls = _store_class(path)
+    kind = _kind(path)
     if path.is_dir():
         raise BadInput(f"{path} is a folder, not a state store file")
     if not path.exists():
@@ -73,6 +77,7 @@ def open_store(path: Path, *, create: bool) -> CliStore:
             raise BadInput(
                 f"cannot make the state store {path}: the folder {path.parent} does not exist"
             )
+    cls = _store_class(kind)
     try:
         store: CliStore = cls(str(path))
     except StateStoreError as exc:

@@ -11,9 +11,11 @@ import functools
 import inspect
 import math
 import random
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from types import CodeType, FunctionType
 from typing import Any, TypeVar, overload
 
 from ._errors import WorkflowValidationError
@@ -103,6 +105,12 @@ def check_settings(
 
 def is_async_callable(func: Callable[..., Any]) -> bool:
     """True when calling ``func`` returns a coroutine (also through partials and __call__)."""
+    if type(func) is FunctionType:
+        # The common case, read straight from the code flags: thousands of tasks per run.
+        if func.__code__.co_flags & inspect.CO_COROUTINE:
+            return True
+        # inspect.markcoroutinefunction (3.12+) leaves a marker in the function's __dict__
+        return bool(func.__dict__) and inspect.iscoroutinefunction(func)
     while isinstance(func, functools.partial):
         func = func.func
     if inspect.iscoroutinefunction(func):
@@ -116,6 +124,12 @@ def accepted_keywords(func: Callable[..., Any]) -> tuple[frozenset[str], bool]:
 
     A function whose signature cannot be read (some builtins) is given nothing.
     """
+    if type(func) is FunctionType:
+        code = func.__code__
+        cached = _KEYWORDS.get(code)
+        if cached is None:
+            cached = _KEYWORDS[code] = _keywords_of_code(code)
+        return cached
     try:
         sig = inspect.signature(func)
     except (TypeError, ValueError):
@@ -128,6 +142,18 @@ def accepted_keywords(func: Callable[..., Any]) -> tuple[frozenset[str], bool]:
         elif p.kind is p.VAR_KEYWORD:
             var_kw = True
     return frozenset(names), var_kw
+
+
+# Keyed by code object: the many lambdas or closures made from one def share an entry.
+_KEYWORDS: weakref.WeakKeyDictionary[CodeType, tuple[frozenset[str], bool]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _keywords_of_code(code: CodeType) -> tuple[frozenset[str], bool]:
+    first = code.co_posonlyargcount
+    end = code.co_argcount + code.co_kwonlyargcount
+    return frozenset(code.co_varnames[first:end]), bool(code.co_flags & inspect.CO_VARKEYWORDS)
 
 
 class Task:

@@ -81,6 +81,9 @@ TIMED = 3  # sync with a timeout: a lane waits for the pool with a deadline
 # tiny tasks cannot starve the driver, the store writer or a pending cancellation.
 _YIELD_EVERY = 64
 
+# Result types that are never awaitable: spares the inspect.isawaitable call per task.
+_PLAIN = frozenset({type(None), bool, int, float, str, bytes, list, tuple, dict, set})
+
 _COMPLETED = TaskStatus.COMPLETED
 _RUNNING = TaskStatus.RUNNING
 
@@ -420,18 +423,38 @@ class _Run:
 
     async def _lane(self) -> None:
         queue = self.lane_queue
+        kinds = self.kinds
+        tasks = self.tasks
+        awaiting = self.awaiting
+        guard = self.guard
         streak = 0
         cancelled = anyio.get_cancelled_exc_class()
         while True:
             if queue:
                 i = queue.popleft()
-                try:
-                    await self._run_on_lane(i)
-                except cancelled:
-                    raise
-                except BaseException as exc:  # not an Exception: see _abort
-                    self._abort(exc)
-                    return
+                if kinds[i] == INLINE and not (awaiting and i in awaiting):
+                    # The sequential hot path, kept free of coroutine objects.
+                    guard.active = True
+                    try:
+                        value = tasks[i].func(**self._kwargs(i))
+                    except Exception as exc:
+                        guard.active = False
+                        self._attempt_failed(i, exc, time.time())
+                    except BaseException as exc:  # not an Exception: see _abort
+                        guard.active = False
+                        self._abort(exc)
+                        return
+                    else:
+                        guard.active = False
+                        self._succeeded(i, value, time.time())
+                else:
+                    try:
+                        await self._run_on_lane(i)
+                    except cancelled:
+                        raise
+                    except BaseException as exc:  # not an Exception: see _abort
+                        self._abort(exc)
+                        return
                 streak += 1
                 if streak >= _YIELD_EVERY:
                     streak = 0
@@ -444,23 +467,13 @@ class _Run:
                 await event.wait()
 
     async def _run_on_lane(self, i: int) -> None:
-        """Run one attempt of task ``i`` and settle it."""
+        """Run one attempt of task ``i`` that must be awaited, and settle it."""
         t = self.tasks[i]
-        kind = self.kinds[i]
         pending = self.awaiting.pop(i, None)
         try:
             if pending is not None:
                 value = await await_with_timeout(t.name, t.timeout, pending)
-            elif kind == INLINE:
-                guard = self.guard
-                guard.active = True
-                try:
-                    value = t.func(**self._kwargs(i))
-                finally:
-                    guard.active = False
-                if inspect.isawaitable(value):
-                    value = await await_with_timeout(t.name, t.timeout, value)
-            elif kind == ASYNC:
+            elif self.kinds[i] == ASYNC:
                 value = await await_with_timeout(t.name, t.timeout, t.func(**self._kwargs(i)))
             else:  # TIMED
                 assert t.timeout is not None
@@ -475,7 +488,7 @@ class _Run:
     # -- settling -----------------------------------------------------------------------------
 
     def _succeeded(self, i: int, value: Any, ended: float) -> None:
-        if inspect.isawaitable(value):
+        if type(value) not in _PLAIN and inspect.isawaitable(value):
             # A sync function (a lambda, say) returned a coroutine: await it on a lane.
             self.awaiting[i] = value
             self.lane_queue.append(i)

@@ -30,11 +30,9 @@ import inspect
 import logging
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from contextlib import nullcontext
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -54,12 +52,12 @@ from .._events import (
     TaskStarted,
 )
 from .._graph import ReadySet
-from .._resume import code_fingerprint, restorable
 from .._status import TaskStatus, WorkflowStatus
-from .._store_api import AsyncStoreSession, StateSerializationError, TaskRecord
+from .._store_api import StateSerializationError
 from ._attempt import await_with_timeout, call_with_timeout
 from ._callbacks import SyncCall, run_callbacks
 from ._observe import Emitter
+from ._persist import RunStore
 from ._sigint import InlineGuard, interrupt_inline_calls
 from ._workers import Job, WorkerPool, threadsafe_caller
 from ._writer import Writer
@@ -145,17 +143,17 @@ class _Run:
         self.emit = self.emitter.emit if self.emitter is not None else None
         self.name = workflow.name
 
-        # state store
-        self.store = executor.state_store
-        self.fresh = executor.fresh
-        self.fingerprints: list[str | None] | None = (
-            [code_fingerprint(t.func) for t in self.tasks] if executor.fingerprint_code else None
-        )
-        self.session: AsyncStoreSession | None = None
+        self.store: RunStore | None = None
+        if executor.state_store is not None:
+            self.store = RunStore(
+                executor.state_store,
+                self.name,
+                self.graph,
+                self.tasks,
+                fresh=executor.fresh,
+                fingerprint_code=executor.fingerprint_code,
+            )
         self.writer: Writer | None = None
-        self.records: dict[str, TaskRecord] = {}
-        self.tokens: list[str | None] = [None] * len(self.tasks)
-        self.run_id = uuid.uuid4().hex[:12]
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -166,11 +164,13 @@ class _Run:
                 f"workflow {workflow.name!r} is already running; wait for that run to end"
             )
         workflow._running = True
-        try:
-            await self._open_store()
-        except BaseException:
-            workflow._running = False
-            raise
+        if self.store is not None:
+            try:
+                await self.store.open(self._durable)
+            except BaseException:
+                workflow._running = False
+                raise
+            self.writer = self.store.writer
         workflow._status = WorkflowStatus.RUNNING
         for t in self.tasks:
             t._reset()
@@ -205,7 +205,8 @@ class _Run:
             self.finished = True
             if self.pool is not None:
                 self.pool.close()
-            await self._close_store(ok)
+            if self.store is not None:
+                await self.store.close(ok)
             self._interrupted_to_pending()
             workflow._running = False
             failed = (
@@ -241,73 +242,21 @@ class _Run:
         except BaseException as exc:
             self._abort(exc)
 
-    # -- the state store ------------------------------------------------------------------
-
-    async def _open_store(self) -> None:
-        """Open the store and load this workflow's records, before any state changes."""
-        if self.store is None:
-            return
-        from ._sessions import open_session
-
-        session = await open_session(self.store)
-        try:
-            if not self.fresh:
-                self.records = await session.load(self.name, self.graph.names)
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await session.aclose()
-            raise
-        self.session = session
-        self.writer = Writer(session, self.name, self._durable)
-
     def _restore(self) -> None:
         """Mark each task with a usable saved result COMPLETED, without running it."""
-        if not self.records:
+        if self.store is None:
             return
-        versions = [t.version for t in self.tasks]
-        found = restorable(self.graph, self.name, self.records, versions, self.fingerprints)
+        found = self.store.restorable()
         emit = self.emit
         for i in sorted(found):
-            rec = found[i]
+            result = found[i].result
             t = self.tasks[i]
-            t._state = (_COMPLETED, rec.result, None)
-            self.results[i] = rec.result
-            self.tokens[i] = rec.token
+            t._state = (_COMPLETED, result, None)
+            self.results[i] = result
             self.ready_set.done(i)
             self.unsettled -= 1
             if emit is not None:
                 emit(TaskRestored(self.name, time.time(), t.name))
-
-    async def _close_store(self, ok: bool) -> None:
-        """Save what is still queued and close the store, even after a cancellation."""
-        session = self.session
-        if session is None:
-            return
-        with anyio.CancelScope(shield=True):
-            try:
-                if self.writer is not None:
-                    await self.writer.flush()
-            except Exception:
-                if ok:
-                    raise
-                logger.exception("could not save the last task states of %r", self.name)
-            finally:
-                await session.aclose()
-
-    def _record(self, i: int, status: TaskStatus, result: Any, error: str | None) -> TaskRecord:
-        t = self.tasks[i]
-        now = datetime.now(timezone.utc)
-        if status is not _COMPLETED:
-            return TaskRecord(t.name, status, None, error, now, self.name, t.version)
-        names = self.graph.names
-        token = f"{self.run_id}-{i}"
-        self.tokens[i] = token
-        tokens = self.tokens
-        inputs = {names[j]: tokens[j] or "" for j in self.graph.upstream[i]}
-        fingerprint = self.fingerprints[i] if self.fingerprints is not None else None
-        return TaskRecord(
-            t.name, status, result, None, now, self.name, t.version, fingerprint, token, inputs
-        )
 
     def _durable(self, indices: list[int]) -> None:
         """The writer saved these completed tasks: their dependents may start now."""
@@ -495,11 +444,10 @@ class _Run:
             self._wake_or_start_lane()
             return
         t = self.tasks[i]
-        writer = self.writer
-        if writer is not None:
-            assert self.session is not None
+        store = self.store
+        if store is not None:
             try:
-                encoded = self.session.encode(t.name, value)
+                encoded = store.encode(t.name, value)
             except StateSerializationError as exc:
                 # Deterministic: another attempt would return the same kind of value.
                 self._attempt_failed(i, exc, ended, final=True)
@@ -512,9 +460,9 @@ class _Run:
             self.emit(TaskCompleted(self.name, ended, t.name, t.attempts, t.duration or 0.0))
         if t.callbacks:
             self._callbacks(t)
-        if writer is not None:
+        if store is not None:
             # Dependents wait until the record is durable (see _durable); the slot is free now.
-            writer.put(i, self._record(i, _COMPLETED, encoded, None))
+            store.completed(i, encoded)
             self._admit()
         else:
             self._release(i)
@@ -559,9 +507,9 @@ class _Run:
             emit(TaskFailed(self.name, ended, t.name, t.attempts, t.duration or 0.0, exc))
         if t.callbacks:
             self._callbacks(t)
-        writer = self.writer
-        if writer is not None:
-            writer.put(i, self._record(i, TaskStatus.FAILED, None, _describe(exc)))
+        store = self.store
+        if store is not None:
+            store.failed(i, exc)
         for j in self.ready_set.fail(i):
             skipped = self.tasks[j]
             skipped._state = (TaskStatus.SKIPPED, None, None)
@@ -569,10 +517,8 @@ class _Run:
             self.unsettled -= 1
             if emit is not None:
                 emit(TaskSkipped(self.name, ended, skipped.name, t.name))
-            if writer is not None:
-                writer.put(
-                    j, self._record(j, TaskStatus.SKIPPED, None, f"upstream {t.name!r} failed")
-                )
+            if store is not None:
+                store.skipped(j, t.name)
         if self.fail_fast and self.work is not None:
             self._finish()
             self.work.cancel_scope.cancel()
@@ -637,10 +583,6 @@ class _Run:
         cause.__cause__ = errors[first.name]
         err.__cause__ = cause
         return err
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
 
 
 async def run_workflow(executor: BaseExecutor, workflow: Workflow, owns_loop: bool) -> None:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         from typing_extensions import Unpack
 
     from ._events import RunEvent
+    from ._remote import RemoteRunner
     from ._workflow import Workflow
 
 Observer = Callable[["RunEvent"], Any]
@@ -96,6 +97,13 @@ class BaseExecutor(ABC):
     @abstractmethod
     def execute(self, workflow: Workflow) -> Any:
         """Run ``workflow``; blocking or awaitable depending on the executor's form."""
+
+    def _remote_runner(self) -> RemoteRunner | None:
+        """A fresh runner that executes task functions elsewhere, or None (the default).
+
+        Called once per run, inside it (see ``_remote``).
+        """
+        return None
 
     def _run_blocking(self, workflow: Workflow) -> None:
         from ._async._engine import run_workflow

@@ -19,6 +19,7 @@ from types import CodeType, FunctionType
 from typing import Any, TypeVar, overload
 
 from ._errors import WorkflowValidationError
+from ._remote import RemoteResult
 from ._status import TaskStatus
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -263,8 +264,14 @@ class Task:
 
     @property
     def result(self) -> Any:
-        """What the function returned (``None`` until the task has ``COMPLETED``)."""
-        return self._state[1]
+        """What the function returned (``None`` until the task has ``COMPLETED``).
+
+        Under a remote executor (Dask) the value stays on the cluster until first read here.
+        """
+        value = self._state[1]
+        if type(value) is RemoteResult:
+            return value.get()
+        return value
 
     @property
     def error(self) -> BaseException | None:
@@ -273,7 +280,10 @@ class Task:
 
     def snapshot(self) -> tuple[TaskStatus, Any, BaseException | None]:
         """``(status, result, error)`` read at one instant; safe from any thread."""
-        return self._state
+        status, value, error = self._state
+        if type(value) is RemoteResult:
+            value = value.get()
+        return status, value, error
 
     @property
     def started_at(self) -> datetime | None:

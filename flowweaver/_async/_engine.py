@@ -30,6 +30,7 @@ import inspect
 import logging
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from contextlib import nullcontext
@@ -52,12 +53,14 @@ from .._events import (
     TaskStarted,
 )
 from .._graph import ReadySet
+from .._remote import RemoteResult
 from .._status import TaskStatus, WorkflowStatus
 from .._store_api import StateSerializationError
 from ._attempt import await_with_timeout, call_with_timeout
 from ._callbacks import SyncCall, run_callbacks
 from ._observe import Emitter
 from ._persist import RunStore
+from ._remote_steps import RemoteSteps
 from ._sigint import InlineGuard, interrupt_inline_calls
 from ._workers import Job, WorkerPool, threadsafe_caller
 from ._writer import Writer
@@ -74,6 +77,8 @@ ASYNC = 0  # awaited on a lane
 INLINE = 1  # called directly on a lane (sequential run that owns its loop)
 POOL = 2  # sync, no timeout: fire-and-forget on the worker pool
 TIMED = 3  # sync with a timeout: a lane waits for the pool with a deadline
+REMOTE = 4  # on a remote runner (Dask), no timeout: fire-and-forget, outcome via the inbox
+REMOTE_TIMED = 5  # on a remote runner with a timeout: a lane waits with a deadline
 
 # A lane yields to the loop after this many tasks that did not suspend, so a long run of
 # tiny tasks cannot starve the driver, the store writer or a pending cancellation.
@@ -98,11 +103,25 @@ class _Run:
         self.fail_fast = executor.fail_fast
         inline = owns_loop and executor._inline_sync
         self.inline = inline
+        runner = executor._remote_runner()
+        self.remote = (
+            RemoteSteps(
+                runner,
+                uuid.uuid4().hex[:8],
+                self._succeeded,
+                self._failed_for_good,
+                needs_values=executor.state_store is not None,
+            )
+            if runner is not None
+            else None
+        )
         names = self.graph.names
         self.kinds: list[int] = []
         self.inject: list[tuple[tuple[int, str], ...]] = []
         for t, ups in zip(self.tasks, self.graph.upstream, strict=True):
-            if t.is_async:
+            if self.remote is not None:
+                kind = REMOTE if t.timeout is None else REMOTE_TIMED
+            elif t.is_async:
                 kind = ASYNC
             elif t.timeout is not None:
                 kind = TIMED
@@ -171,6 +190,16 @@ class _Run:
                 workflow._running = False
                 raise
             self.writer = self.store.writer
+        if self.remote is not None:
+            try:
+                await self.remote.runner.start()
+            except BaseException:
+                workflow._running = False
+                if self.store is not None:
+                    await self.store.close(False)
+                with anyio.CancelScope(shield=True):
+                    await self.remote.runner.aclose()
+                raise
         workflow._status = WorkflowStatus.RUNNING
         for t in self.tasks:
             t._reset()
@@ -192,6 +221,8 @@ class _Run:
                     self._restore()
                     async with anyio.create_task_group() as work:
                         self.work = work
+                        if self.remote is not None:
+                            work.start_soon(self._guarded, self.remote.fetcher)
                         self._start()
                         await self._guarded(self._drive)
                     if self.writer is not None:
@@ -207,6 +238,8 @@ class _Run:
                 self.pool.close()
             if self.store is not None:
                 await self.store.close(ok)
+            if self.remote is not None:
+                await self.remote.close(ok, self.tasks)
             self._interrupted_to_pending()
             workflow._running = False
             failed = (
@@ -278,9 +311,14 @@ class _Run:
             with self.lock:
                 batch, self.inbox = self.inbox, []
                 self.inbox_flagged = False
+            kinds = self.kinds
             for i, ok, value, ended in batch:
                 if ok:
-                    self._succeeded(i, value, ended)
+                    if kinds[i] == REMOTE:
+                        assert self.remote is not None
+                        self.remote.done(i, value, ended)
+                    else:
+                        self._succeeded(i, value, ended)
                 elif isinstance(value, Exception):
                     self._attempt_failed(i, value, ended)
                 else:
@@ -301,6 +339,8 @@ class _Run:
     def _finish(self) -> None:
         self.finished = True
         self.wake.set()
+        if self.remote is not None:
+            self.remote.stop_fetching()
         while self.idle_lanes:
             self.idle_lanes.popleft().set()
 
@@ -323,8 +363,17 @@ class _Run:
         t._state = (_RUNNING, None, None)
         if self.emit is not None:
             self.emit(TaskStarted(self.name, time.time(), t.name, t.attempts))
-        if self.kinds[i] == POOL:
+        kind = self.kinds[i]
+        if kind == POOL:
             self._submit(i, t)
+        elif kind == REMOTE:
+            assert self.remote is not None
+            post = self._post
+
+            def done(ok: bool, value: Any) -> None:
+                post(i, ok, value)
+
+            self.remote.submit(i, t, self._kwargs(i), done)
         else:
             self.lane_queue.append(i)
             if self.idle_lanes:
@@ -424,6 +473,11 @@ class _Run:
                 value = await await_with_timeout(t.name, t.timeout, pending)
             elif self.kinds[i] == ASYNC:
                 value = await await_with_timeout(t.name, t.timeout, t.func(**self._kwargs(i)))
+            elif self.kinds[i] == REMOTE_TIMED:
+                assert self.remote is not None
+                handle = await self.remote.submit_and_wait(i, t, self._kwargs(i), self.call_soon)
+                self.remote.done(i, handle, time.time())
+                return
             else:  # TIMED
                 assert t.timeout is not None
                 value = await call_with_timeout(
@@ -447,13 +501,16 @@ class _Run:
         store = self.store
         if store is not None:
             try:
-                encoded = store.encode(t.name, value)
+                encoded = store.encode(
+                    t.name, value.get() if type(value) is RemoteResult else value
+                )
             except StateSerializationError as exc:
                 # Deterministic: another attempt would return the same kind of value.
                 self._attempt_failed(i, exc, ended, final=True)
                 return
         t._finished = ended
-        self.results[i] = value
+        # Under a remote runner a dependent gets the handle: the data stays on the cluster.
+        self.results[i] = value.handle if type(value) is RemoteResult else value
         t._state = (_COMPLETED, value, None)
         self.in_flight -= 1
         if self.emit is not None:
@@ -475,6 +532,9 @@ class _Run:
             self._finish()
         else:
             self._admit()
+
+    def _failed_for_good(self, i: int, exc: Exception, ended: float) -> None:
+        self._attempt_failed(i, exc, ended, final=True)
 
     def _attempt_failed(self, i: int, exc: Exception, ended: float, final: bool = False) -> None:
         t = self.tasks[i]

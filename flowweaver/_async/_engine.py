@@ -62,7 +62,7 @@ from ._observe import Emitter
 from ._persist import RunStore
 from ._remote_steps import RemoteSteps
 from ._sigint import InlineGuard, interrupt_inline_calls
-from ._workers import Job, WorkerPool, threadsafe_caller
+from ._workers import Job, WorkerPool, thread_context, threadsafe_caller
 from ._writer import Writer
 
 if TYPE_CHECKING:
@@ -204,6 +204,7 @@ class _Run:
         for t in self.tasks:
             t._reset()
         self.call_soon = threadsafe_caller()
+        self.job_context = thread_context()
         began = time.time()
         emitter = self.emitter
         if self.emit is not None:
@@ -397,7 +398,7 @@ class _Run:
         def finish(ok: bool, value: Any) -> None:
             post(i, ok, value)
 
-        self._pool().submit(Job(t.func, self._kwargs(i), finish))
+        self._pool().submit(Job(t.func, self._kwargs(i), finish, self.job_context.copy()))
 
     def _post(self, i: int, ok: bool, value: Any) -> None:
         """Runs on a worker thread: queue an outcome; wake the loop once per batch."""

@@ -224,7 +224,10 @@ class _Run:
                         self.work = work
                         if self.remote is not None:
                             work.start_soon(self._guarded, self.remote.fetcher)
-                        self._start()
+                        try:
+                            self._start()
+                        except BaseException as exc:
+                            self._abort(exc)
                         await self._guarded(self._drive)
                     if self.writer is not None:
                         self.writer.close()
@@ -234,23 +237,48 @@ class _Run:
                 raise self.fatal
             ok = True
         finally:
-            self.finished = True
-            if self.pool is not None:
-                self.pool.close()
-            if self.store is not None:
-                await self.store.close(ok)
-            if self.remote is not None:
-                await self.remote.close(ok, self.tasks)
-            self._interrupted_to_pending()
-            workflow._running = False
-            failed = (
-                bool(self.failed) or not ok or any(t.status is not _COMPLETED for t in self.tasks)
-            )
-            workflow._status = WorkflowStatus.FAILED if failed else WorkflowStatus.COMPLETED
-            if emitter is not None:
-                await self._last_events(emitter, ok, began)
+            await self._shutdown(ok, began)
         if self.failed:
             raise self._execution_error()
+
+    async def _shutdown(self, ok: bool, began: float) -> None:
+        """Stop the workers, flush and close the store and the cluster, settle statuses.
+
+        Every step runs even if an earlier one fails. A failure is raised when the run
+        was otherwise fine; when an error or a cancellation is already on its way out it
+        is logged instead, so that it does not hide the original.
+        """
+        self.finished = True
+        if self.pool is not None:
+            self.pool.close()
+        errors: list[BaseException] = []
+        if self.store is not None:
+            try:
+                await self.store.close(ok)
+            except BaseException as exc:
+                errors.append(exc)
+        if self.remote is not None:
+            try:
+                await self.remote.close(ok, self.tasks)
+            except BaseException as exc:
+                if ok:
+                    errors.append(exc)
+                else:
+                    logger.exception("could not close the remote runner of %r", self.name)
+        self._interrupted_to_pending()
+        workflow = self.workflow
+        workflow._running = False
+        failed = (
+            bool(self.failed)
+            or not ok
+            or bool(errors)
+            or any(t.status is not _COMPLETED for t in self.tasks)
+        )
+        workflow._status = WorkflowStatus.FAILED if failed else WorkflowStatus.COMPLETED
+        if self.emitter is not None:
+            await self._last_events(self.emitter, ok and not errors, began)
+        if errors:
+            raise errors[0]
 
     async def _last_events(self, emitter: Emitter, ok: bool, began: float) -> None:
         """Emit the end of the run; an async observer gets a bounded, shielded drain."""

@@ -188,7 +188,8 @@ class WorkerPool:
             job = get()
             with lock:
                 self._idle -= 1
-                if job is None:
+                # After close, jobs still queued never start: the run has ended.
+                if job is None or self._closed:
                     if not me.retired:
                         self._live -= 1
                     return

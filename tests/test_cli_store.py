@@ -78,6 +78,7 @@ def test_the_default_store_lives_in_dot_flowweaver_and_a_second_run_resumes(
     first = flowweaver_cmd("run", "counted.py", cwd=counted)
     assert first.returncode == 0, first.stderr
     assert (counted / ".flowweaver" / "state.db").is_file()
+    assert (counted / ".flowweaver" / ".gitignore").read_text().splitlines()[-1] == "*"
     assert "State saved in .flowweaver/state.db" in first.stdout
     # the reference's plain sqlite3 query works on it
     with sqlite3.connect(counted / ".flowweaver" / "state.db") as db:
@@ -209,7 +210,7 @@ def test_status_shows_each_saved_task_with_status_time_and_error(tmp_path: Path)
     rows = {
         m.group(1): (m.group(2), m.group(3), m.group(4))
         for m in re.finditer(
-            r"^(\w+)\s+(COMPLETED|FAILED)\s+(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\s*(.*)$",
+            r"^(\w+) +(COMPLETED|FAILED) +(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) *(.*)$",
             result.stdout,
             re.M,
         )

@@ -223,7 +223,7 @@ class LiveProgress:
         for name, info in running[:_SHOWN_RUNNING]:
             line = Text("  ▶ ", style="cyan")
             line.append(name)
-            line.append(f"  {format_clock(now - info.since)}", style="dim")
+            line.append(f"  {_running_for(now - info.since)}", style="dim")
             if info.attempt > 1 or info.retrying:
                 note = "waiting to retry" if info.retrying else f"attempt {info.attempt}"
                 line.append(f"  ({note})", style="magenta")
@@ -231,3 +231,9 @@ class LiveProgress:
         if len(running) > _SHOWN_RUNNING:
             parts.append(Text(f"  … and {len(running) - _SHOWN_RUNNING} more", style="dim"))
         return Group(*parts)
+
+
+def _running_for(seconds: float) -> str:
+    """``"0.4s"`` for a task running under a minute (a moving number shows it is alive),
+    ``m:ss`` after."""
+    return f"{max(seconds, 0.0):.1f}s" if seconds < 60 else format_clock(seconds)

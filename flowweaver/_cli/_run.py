@@ -61,9 +61,8 @@ def make_executor(options: RunOptions, store: CliStore | None, observer: Any) ->
         "fail_fast": options.fail_fast,
         "backend": options.backend,
         "observer": observer,
+        "fresh": options.fresh,
     }
-    if store is not None and options.fresh:
-        common["fresh"] = True
     if options.executor == "sequential":
         if options.workers is not None and options.workers != 1:
             raise BadInput(

@@ -90,7 +90,12 @@ def run_store(store: str | None) -> tuple[CliStore, Path]:
     if store is not None:
         path = Path(store)
         return open_store(path, create=True), path
-    DEFAULT_STORE.parent.mkdir(exist_ok=True)
+    folder = DEFAULT_STORE.parent
+    if not folder.is_dir():
+        folder.mkdir()
+        # Saved state belongs to this machine, not to the project's history (pytest and
+        # mypy do the same with their cache folders).
+        (folder / ".gitignore").write_text("# made by flowweaver run\n*\n", encoding="utf-8")
     return open_store(DEFAULT_STORE, create=True), DEFAULT_STORE
 
 

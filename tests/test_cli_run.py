@@ -417,7 +417,7 @@ def test_on_a_terminal_run_shows_a_live_display_then_the_summary(tmp_path: Path)
         from flowweaver import Task, Workflow
 
         wf = Workflow("live_demo")
-        wf.add_task(Task("slow_step", lambda: time.sleep(0.5)))
+        wf.add_task(Task("slow_step", lambda: time.sleep(0.8)))  # several redraws
         wf.add_task(Task("after", lambda: None), depends_on=["slow_step"])
         """,
     )

@@ -42,6 +42,7 @@ import aiofiles
 import aiofiles.os
 import aiosqlite
 import anyio
+import anyio.from_thread
 import anyio.to_thread
 
 from ._store_api import StateStoreError
@@ -197,8 +198,20 @@ class AsyncFileLock:
             _release(self._fd)
 
 
+def _check_cancelled() -> None:
+    """In a worker thread of a run, raise its cancellation if it was cancelled, so that a
+    blocking store waiting for the lock gives up with the run."""
+    try:
+        anyio.from_thread.check_cancelled()
+    except RuntimeError:
+        pass  # not in an anyio worker thread: a plain blocking call
+
+
 class FileLock:
     """``with FileLock(store):`` holds the store's lock file (blocking form).
+
+    In a worker thread of an anyio run (a blocking store's session), waiting for the lock
+    ends with the run's cancellation; once the lock is held, the block runs to its end.
 
     :raises StateStoreError: when the lock file cannot be made, or after ``timeout`` s.
     """
@@ -215,6 +228,7 @@ class FileLock:
             while not _try_lock(fd):
                 if time.monotonic() >= deadline:
                     raise _timed_out(self._store, self._timeout)
+                _check_cancelled()
                 time.sleep(delay)
                 delay = min(delay * 2, _LAST_POLL)
         except BaseException:

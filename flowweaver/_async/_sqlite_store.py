@@ -195,12 +195,14 @@ class AsyncSQLiteStateStore(AsyncBaseStateStore):
             db = await AsyncDatabase.connect(str(self._path), BUSY_TIMEOUT)
         try:
             with translate_errors(self._path, "open"):
-                for pragma in PRAGMAS:
-                    await db.execute(pragma)
+                # Check before anything writes, even the switch to WAL: a database that
+                # is not ours is left byte for byte as it was.
                 columns = await db.execute(TABLE_INFO)
                 if columns:
                     check_shape(self._path, columns)
-                else:
+                for pragma in PRAGMAS:
+                    await db.execute(pragma)
+                if not columns:
                     await _write(db, CREATE_TABLE)
                 await db.execute(CREATE_INDEX)
                 if gc and self.enable_gc:

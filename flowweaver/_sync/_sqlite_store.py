@@ -197,12 +197,14 @@ class SQLiteStateStore(BaseStateStore):
             db = Database.connect(str(self._path), BUSY_TIMEOUT)
         try:
             with translate_errors(self._path, "open"):
-                for pragma in PRAGMAS:
-                    db.execute(pragma)
+                # Check before anything writes, even the switch to WAL: a database that
+                # is not ours is left byte for byte as it was.
                 columns = db.execute(TABLE_INFO)
                 if columns:
                     check_shape(self._path, columns)
-                else:
+                for pragma in PRAGMAS:
+                    db.execute(pragma)
+                if not columns:
                     _write(db, CREATE_TABLE)
                 db.execute(CREATE_INDEX)
                 if gc and self.enable_gc:

@@ -43,6 +43,7 @@ import aiofiles.os
 import aiosqlite
 import anyio
 import anyio.from_thread
+import anyio.lowlevel
 import anyio.to_thread
 
 from ._store_api import StateStoreError
@@ -460,40 +461,59 @@ class AsyncFiles:
 
 Params = Sequence[Any]
 
+#: SQLite's own wait for a lock held by another connection, per try. Waiting longer is
+#: done in tries of this length, with a cancellation check between them: SQLite's wait
+#: cannot be interrupted, and a cancelled run must not sit in it for the full timeout.
+_BUSY_TRY = 0.1
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
+
 
 class Database:
     """One ``sqlite3`` connection in autocommit mode; transactions are explicit.
 
-    It may be used from any thread, one call at a time (the async form's worker ensures
-    that under trio).
+    A statement that meets another connection's write lock is tried again until
+    ``busy_timeout`` s have passed; in a worker thread of a run, the run's cancellation
+    ends the wait. It may be used from any thread, one call at a time.
     """
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, busy_timeout: float) -> None:
         self._conn = conn
+        self._patience = busy_timeout
 
     @classmethod
     def connect(cls, path: str, busy_timeout: float) -> Database:
         """Open ``path``; a statement waits up to ``busy_timeout`` s for another writer."""
         conn = sqlite3.connect(
-            path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            path, timeout=_BUSY_TRY, isolation_level=None, check_same_thread=False
         )
-        return cls(conn)
+        return cls(conn, busy_timeout)
 
     def execute(self, sql: str, params: Params = ()) -> list[Any]:
         """Run one statement and return its rows."""
-        return self._conn.execute(sql, params).fetchall()
+        deadline = time.monotonic() + self._patience
+        while True:
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc) or time.monotonic() >= deadline:
+                    raise
+            _check_cancelled()
 
     def executemany(self, sql: str, rows: Iterable[Params]) -> None:
-        """Run one statement for each row of parameters."""
+        """Run one statement for each row of parameters (inside a transaction)."""
         self._conn.executemany(sql, rows)
 
     def begin(self) -> None:
-        """Start a write transaction now (waits for other writers up to the timeout)."""
-        self._conn.execute("BEGIN IMMEDIATE")
+        """Start a write transaction now (waits for another writer, see above)."""
+        self.execute("BEGIN IMMEDIATE")
 
     def commit(self) -> None:
         """Commit the transaction: with WAL and synchronous=NORMAL, one write."""
-        self._conn.execute("COMMIT")
+        self.execute("COMMIT")
 
     def rollback(self) -> None:
         """Roll back the transaction, if one is open."""
@@ -506,20 +526,26 @@ class Database:
 
 
 class AsyncDatabase:
-    """The async form of :class:`Database`: aiosqlite on asyncio, worker threads on trio."""
+    """The async form of :class:`Database`: aiosqlite on asyncio, worker threads on trio.
 
-    def __init__(self, conn: aiosqlite.Connection | None, blocking: Database | None) -> None:
+    Waiting for another connection's write lock can be cancelled between tries.
+    """
+
+    def __init__(
+        self, conn: aiosqlite.Connection | None, blocking: Database | None, busy_timeout: float
+    ) -> None:
         self._conn = conn
         self._blocking = blocking
+        self._patience = busy_timeout
         self._worker = _Worker()
 
     @classmethod
     async def connect(cls, path: str, busy_timeout: float) -> AsyncDatabase:
         """Open ``path``; a statement waits up to ``busy_timeout`` s for another writer."""
         if running_on_asyncio():
-            conn = await aiosqlite.connect(path, timeout=busy_timeout, isolation_level=None)
-            return cls(conn, None)
-        db = cls(None, None)
+            conn = await aiosqlite.connect(path, timeout=_BUSY_TRY, isolation_level=None)
+            return cls(conn, None, busy_timeout)
+        db = cls(None, None, busy_timeout)
         db._blocking = await db._worker.run(Database.connect, path, busy_timeout)
         return db
 
@@ -531,26 +557,29 @@ class AsyncDatabase:
         """Run one statement and return its rows."""
         if self._conn is None:
             return await self._worker.run(self._sync().execute, sql, params)
-        return list(await self._conn.execute_fetchall(sql, params))
+        deadline = time.monotonic() + self._patience
+        while True:
+            try:
+                return list(await self._conn.execute_fetchall(sql, params))
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc) or time.monotonic() >= deadline:
+                    raise
+            await anyio.lowlevel.checkpoint()
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
-        """Run one statement for each row of parameters."""
+        """Run one statement for each row of parameters (inside a transaction)."""
         if self._conn is None:
             return await self._worker.run(self._sync().executemany, sql, rows)
         cursor = await self._conn.executemany(sql, rows)
         await cursor.close()
 
     async def begin(self) -> None:
-        """Start a write transaction now (waits for other writers up to the timeout)."""
-        if self._conn is None:
-            return await self._worker.run(self._sync().begin)
-        await self._conn.execute_fetchall("BEGIN IMMEDIATE")
+        """Start a write transaction now (waits for another writer, see above)."""
+        await self.execute("BEGIN IMMEDIATE")
 
     async def commit(self) -> None:
         """Commit the transaction."""
-        if self._conn is None:
-            return await self._worker.run(self._sync().commit)
-        await self._conn.execute_fetchall("COMMIT")
+        await self.execute("COMMIT")
 
     async def rollback(self) -> None:
         """Roll back the transaction, if one is open."""

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,7 @@ from flowweaver import (
 from flowweaver._async._json_store import AsyncJSONSession
 from flowweaver._async._sessions import ThreadSession, open_session
 from flowweaver._async._sqlite_store import AsyncSQLiteSession
+from flowweaver._store_io import FileLock
 from tests.store_helpers import NOW, record
 
 STORE_KINDS = [
@@ -110,18 +115,38 @@ async def test_something_that_is_not_a_store_is_refused_naming_its_type() -> Non
         await open_session({})
 
 
-@pytest.mark.anyio
-async def test_a_cancelled_save_waiting_for_the_lock_writes_nothing(tmp_path: Path) -> None:
-    from flowweaver._store_io import FileLock
+@contextmanager
+def held_by_another_writer(store: Any) -> Iterator[None]:
+    """Hold the store's write lock the way another process would."""
+    if isinstance(store, (JSONStateStore, flowweaver.aio.JSONStateStore)):
+        with FileLock(Path(store.store_path)):
+            yield
+        return
+    conn = sqlite3.connect(store.db_path, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
 
-    path = tmp_path / "s.json"
-    session = await open_session(flowweaver.aio.JSONStateStore(path))
-    with FileLock(path):  # another writer holds the store
-        with anyio.move_on_after(0.2) as scope:
+
+@pytest.mark.anyio
+async def test_a_cancelled_save_waiting_for_another_writer_gives_up_and_writes_nothing(
+    store: Any,
+) -> None:
+    session = await open_session(store)
+    await session.load("wf", ["a"])
+    began = time.monotonic()
+    with held_by_another_writer(store):
+        with anyio.move_on_after(0.3) as scope:
             await session.save("wf", [record("a", session.encode("a", 1))])
-        assert scope.cancelled_caught
+    assert scope.cancelled_caught
+    assert time.monotonic() - began < 10  # not the lock's full timeout
     await session.aclose()
-    assert not path.exists() or "a" not in path.read_text()
+    session = await open_session(store)
+    assert await session.load("wf", ["a"]) == {}
+    await session.aclose()
 
 
 # -- a user's own store ---------------------------------------------------------------------------

@@ -116,9 +116,16 @@ def encode(serializer: Serializer, task_name: str, value: Any) -> str | bytes:
     :raises StateSerializationError: naming the task and the type of ``value``.
     """
     try:
-        return serializer.dumps(value)
+        data = serializer.dumps(value)
     except Exception as exc:
         raise StateSerializationError(task_name, value, _reason(exc)) from exc
+    if not isinstance(data, (str, bytes)):
+        raise StateSerializationError(
+            task_name,
+            value,
+            f"{serializer!r}.dumps returned a {type(data).__name__}, not str or bytes",
+        )
+    return data
 
 
 def encode_json_copy(task_name: str, value: Any) -> Any:

@@ -66,7 +66,11 @@ CREATE TABLE IF NOT EXISTS tasks (
     inputs TEXT,
     PRIMARY KEY (workflow, task_name)
 )"""
-CREATE_INDEX = "CREATE INDEX IF NOT EXISTS idx_timestamp ON tasks(timestamp)"
+CREATE_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS idx_timestamp ON tasks(timestamp)",
+    # the key starts with the workflow; this serves lookups by task name alone
+    "CREATE INDEX IF NOT EXISTS idx_task_name ON tasks(task_name)",
+)
 TABLE_INFO = "PRAGMA table_info(tasks)"
 
 UPSERT = f"INSERT OR REPLACE INTO tasks ({_SELECT}) VALUES ({', '.join('?' * len(COLUMNS))})"
@@ -151,6 +155,16 @@ def check_shape(path: Path, columns: Sequence[Sequence[Any]]) -> None:
         f"the state store {str(path)!r} has a 'tasks' table of another shape ({problem}); it "
         "was left as it is: move the database away or choose another db_path"
     )
+
+
+def check_db_path(path: Path) -> Path:
+    """:raises WorkflowValidationError: for ``":memory:"``, which no second connection sees."""
+    if str(path) == ":memory:":
+        raise WorkflowValidationError(
+            "db_path ':memory:' is not supported: the store opens a connection per run (and "
+            "per call), and an in-memory database dies with its connection; use a file path"
+        )
+    return path
 
 
 def check_gc_days(gc_days: object) -> int:

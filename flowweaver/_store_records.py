@@ -15,9 +15,6 @@ from ._errors import WorkflowValidationError
 from ._status import TaskStatus
 from ._store_api import StateStoreError, TaskRecord
 
-#: The statuses a store keeps; the others describe a run in progress.
-SAVED_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.SKIPPED})
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 

@@ -129,6 +129,18 @@ def test_a_custom_serializer_failure_names_the_task() -> None:
         encode(Picky(), "t", 3)
 
 
+def test_a_serializer_must_return_text_or_bytes() -> None:
+    class Lazy:
+        def dumps(self, value: Any) -> Any:
+            return value
+
+        def loads(self, data: Any) -> Any:
+            return data
+
+    with pytest.raises(StateSerializationError, match=r"'t'.*returned a dict, not str or bytes"):
+        encode(Lazy(), "t", {"a": 1})
+
+
 def test_reprs_name_the_serializers() -> None:
     assert repr(JSONSerializer()) == "JSONSerializer()"
     assert repr(PickleSerializer(protocol=4)) == "PickleSerializer(protocol=4)"

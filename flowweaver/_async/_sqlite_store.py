@@ -23,7 +23,7 @@ from typing import Any
 from .._serializers import Serializer, check_serializer
 from .._sqlite_schema import (
     BUSY_TIMEOUT,
-    CREATE_INDEX,
+    CREATE_INDEXES,
     CREATE_TABLE,
     GC,
     PRAGMAS,
@@ -31,6 +31,7 @@ from .._sqlite_schema import (
     UPSERT,
     WORKFLOWS,
     Rows,
+    check_db_path,
     check_gc_days,
     check_shape,
     delete,
@@ -87,7 +88,7 @@ class AsyncSQLiteStateStore(AsyncBaseStateStore):
         *,
         serializer: Serializer | None = None,
     ) -> None:
-        self._path: Path = as_path(db_path, "db_path")
+        self._path: Path = check_db_path(as_path(db_path, "db_path"))
         self.db_path = os.fspath(db_path)
         self.enable_gc = bool(enable_gc)
         self.gc_days = check_gc_days(gc_days)
@@ -204,7 +205,8 @@ class AsyncSQLiteStateStore(AsyncBaseStateStore):
                     await db.execute(pragma)
                 if not columns:
                     await _write(db, CREATE_TABLE)
-                await db.execute(CREATE_INDEX)
+                for index in CREATE_INDEXES:
+                    await db.execute(index)
                 if gc and self.enable_gc:
                     await _write(db, GC, [[gc_cutoff(self.gc_days)]])
                     self._collected = True

@@ -25,7 +25,7 @@ from typing import Any
 from .._serializers import Serializer, check_serializer
 from .._sqlite_schema import (
     BUSY_TIMEOUT,
-    CREATE_INDEX,
+    CREATE_INDEXES,
     CREATE_TABLE,
     GC,
     PRAGMAS,
@@ -33,6 +33,7 @@ from .._sqlite_schema import (
     UPSERT,
     WORKFLOWS,
     Rows,
+    check_db_path,
     check_gc_days,
     check_shape,
     delete,
@@ -89,7 +90,7 @@ class SQLiteStateStore(BaseStateStore):
         *,
         serializer: Serializer | None = None,
     ) -> None:
-        self._path: Path = as_path(db_path, "db_path")
+        self._path: Path = check_db_path(as_path(db_path, "db_path"))
         self.db_path = os.fspath(db_path)
         self.enable_gc = bool(enable_gc)
         self.gc_days = check_gc_days(gc_days)
@@ -206,7 +207,8 @@ class SQLiteStateStore(BaseStateStore):
                     db.execute(pragma)
                 if not columns:
                     _write(db, CREATE_TABLE)
-                db.execute(CREATE_INDEX)
+                for index in CREATE_INDEXES:
+                    db.execute(index)
                 if gc and self.enable_gc:
                     _write(db, GC, [[gc_cutoff(self.gc_days)]])
                     self._collected = True

@@ -108,6 +108,7 @@ async def test_the_table_has_the_references_columns_index_and_query(path: Path) 
     assert [name for _, name in key] == ["workflow", "task_name"]
     indexes = query(path, "SELECT name, sql FROM sqlite_master WHERE type = 'index'")
     assert any(name == "idx_timestamp" and "(timestamp)" in sql for name, sql in indexes if sql)
+    assert any(name == "idx_task_name" for name, _ in indexes)  # lookups by name alone
     assert query(path, "PRAGMA journal_mode") == [("wal",)]
     # the reference's own query, unchanged
     rows = query(path, "SELECT task_name, timestamp FROM tasks WHERE status = 'COMPLETED'")
@@ -416,7 +417,7 @@ async def test_a_store_in_a_missing_folder_is_an_error_and_no_folder_is_made(
     assert not exists(path.parent)
 
 
-@pytest.mark.parametrize("bad", ["", None, 3])
-def test_a_db_path_that_is_not_a_path_is_refused(bad: Any) -> None:
+@pytest.mark.parametrize("bad", ["", None, 3, ":memory:"])
+def test_a_db_path_that_is_not_a_file_path_is_refused(bad: Any) -> None:
     with pytest.raises(WorkflowValidationError, match="db_path"):
         SQLiteStateStore(bad)

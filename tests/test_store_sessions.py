@@ -97,8 +97,7 @@ async def test_an_unreadable_store_fails_at_load_before_anything_runs(tmp_path: 
     session = await open_session(JSONStateStore(tmp_path / "s.json"))
     with pytest.raises(StateStoreError, match="not valid JSON"):
         await session.load("wf", ["a"])
-    with pytest.raises(StateStoreError, match="not valid JSON"):
-        await session.aclose()
+    await session.aclose()
     (tmp_path / "s.db").write_text("not a database" * 100)
     with pytest.raises(StateStoreError, match="not an SQLite database"):
         await open_session(flowweaver.aio.SQLiteStateStore(tmp_path / "s.db"))

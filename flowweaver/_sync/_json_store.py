@@ -258,6 +258,7 @@ class JSONSession:
     def __init__(self, store: JSONStateStore) -> None:
         self._store = store
         self._state = store._state
+        self._saved = False
 
     def encode(self, task_name: str, value: Any) -> Any:
         """A copy of the result as it will be stored (see ``_json_format``).
@@ -289,10 +290,17 @@ class JSONSession:
             self._store._refresh(files)
             state.check_owner(workflow, [r.task_name for r in records])
             line = state.put({r.task_name: state.raw(r, workflow) for r in records})
+            self._saved = True
             self._store._append(files, line)
 
     def close(self) -> None:
-        """Fold the journal into the file, so the file alone holds everything."""
+        """Fold the journal into the file, so the file alone holds everything.
+
+        A session that saved nothing and finds no journal does not touch the store (so
+        closing after a failed ``load`` does not raise the same error again).
+        """
+        if not self._saved and Files().identity(self._state.journal) is None:
+            return
         with self._store._locked() as files:
             self._store._refresh(files)
             if self._state.journal_file is not None:

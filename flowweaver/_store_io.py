@@ -402,7 +402,8 @@ class AsyncFiles:
             async with aiofiles.open(path, "rb") as f:
                 if offset:
                     await f.seek(offset)
-                return await f.read()
+                data: bytes = await f.read()
+                return data
         except FileNotFoundError:
             return None
 

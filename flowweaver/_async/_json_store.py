@@ -196,9 +196,11 @@ class AsyncJSONStateStore(AsyncBaseStateStore):
             journal = await files.identity(state.journal)
             if state.stale(main, journal):
                 state.read_main(await files.read(self._path), main)
-            if journal is not None and journal.size > state.journal_size:
-                tail = await files.read(state.journal, state.journal_size)
-                size = state.read_journal(tail or b"", journal)
+            if journal is not None:
+                tail = b""
+                if journal.size > state.journal_size:
+                    tail = await files.read(state.journal, state.journal_size) or b""
+                size = state.read_journal(tail, journal)
                 if size < journal.size:
                     await files.truncate(state.journal, size)  # a torn last line
         except OSError as exc:

@@ -428,6 +428,16 @@ async def test_a_torn_last_journal_line_is_dropped(path: Path) -> None:
 
 
 @pytest.mark.anyio
+async def test_an_empty_journal_left_by_a_crash_is_removed_at_the_next_close(path: Path) -> None:
+    await JSONStateStore(path).save_task_state("a", TaskStatus.COMPLETED, 1, None, NOW)
+    write(journal(path), b"")  # created, then killed before the first byte
+    session = await JSONStateStore(path)._open_session()
+    assert set(await session.load("wf", ["a"])) == {"a"}
+    await session.aclose()
+    assert not exists(journal(path))
+
+
+@pytest.mark.anyio
 async def test_a_journal_replayed_on_the_file_it_was_folded_into_changes_nothing(
     path: Path,
 ) -> None:

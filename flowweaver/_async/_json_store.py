@@ -87,7 +87,6 @@ class AsyncJSONStateStore(AsyncBaseStateStore):
         result: Any,
         error: Exception | str | None,
         timestamp: datetime,
-        *,
         workflow: str | None = None,
     ) -> None:
         """Save a task's state, replacing the one saved under its name; the file is
@@ -118,7 +117,7 @@ class AsyncJSONStateStore(AsyncBaseStateStore):
             await self._rewrite(files)
 
     async def load_task_state(
-        self, task_name: str, *, workflow: str | None = None
+        self, task_name: str, workflow: str | None = None
     ) -> dict[str, Any] | None:
         """The saved state of a task as the file spells it (``"status"`` as text,
         ``"timestamp"`` as ISO 8601), its result decoded; None when there is none.
@@ -133,7 +132,7 @@ class AsyncJSONStateStore(AsyncBaseStateStore):
             record = self._state.get(name, workflow)
         return None if record is None else public_state(record)
 
-    async def delete_task_state(self, task_name: str, *, workflow: str | None = None) -> None:
+    async def delete_task_state(self, task_name: str, workflow: str | None = None) -> None:
         """Remove a task's saved state (nothing happens when there is none).
 
         :param workflow: only if it belongs to this workflow (None: whichever is saved).
@@ -146,14 +145,14 @@ class AsyncJSONStateStore(AsyncBaseStateStore):
                 self._state.delete([name])
                 await self._rewrite(files)
 
-    async def list_all_tasks(self, *, workflow: str | None = None) -> list[str]:
+    async def list_all_tasks(self, workflow: str | None = None) -> list[str]:
         """The task names with a saved state (of one workflow, or all)."""
         workflow = check_workflow(workflow)
         async with self._locked() as files:
             await self._refresh(files)
             return self._state.names(workflow)
 
-    async def clear_all_states(self, *, workflow: str | None = None) -> None:
+    async def clear_all_states(self, workflow: str | None = None) -> None:
         """Remove every saved state (of one workflow, or all)."""
         workflow = check_workflow(workflow)
         async with self._locked() as files:

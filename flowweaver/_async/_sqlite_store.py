@@ -108,7 +108,6 @@ class AsyncSQLiteStateStore(AsyncBaseStateStore):
         result: Any,
         error: Exception | str | None,
         timestamp: datetime,
-        *,
         workflow: str | None = None,
     ) -> None:
         """Save a task's state (replacing the one of that workflow and name) in one
@@ -139,7 +138,7 @@ class AsyncSQLiteStateStore(AsyncBaseStateStore):
             await db.close()
 
     async def load_task_state(
-        self, task_name: str, *, workflow: str | None = None
+        self, task_name: str, workflow: str | None = None
     ) -> dict[str, Any] | None:
         """The saved state of a task (``"status"`` as text, ``"timestamp"`` as ISO 8601),
         its result decoded; None when there is none.
@@ -150,17 +149,17 @@ class AsyncSQLiteStateStore(AsyncBaseStateStore):
         rows = await self._query(*select_one(name, check_workflow(workflow)))
         return public_state(self._rows.record(rows[0])) if rows else None
 
-    async def delete_task_state(self, task_name: str, *, workflow: str | None = None) -> None:
+    async def delete_task_state(self, task_name: str, workflow: str | None = None) -> None:
         """Remove a task's saved state (of one workflow, or of all); no error if none."""
         sql, params = delete(check_task_name(task_name), check_workflow(workflow))
         await self._change(sql, params)
 
-    async def list_all_tasks(self, *, workflow: str | None = None) -> list[str]:
+    async def list_all_tasks(self, workflow: str | None = None) -> list[str]:
         """The task names with a saved state (of one workflow, or all), sorted."""
         rows = await self._query(*select_names(check_workflow(workflow)))
         return [row[0] for row in rows]
 
-    async def clear_all_states(self, *, workflow: str | None = None) -> None:
+    async def clear_all_states(self, workflow: str | None = None) -> None:
         """Remove every saved state (of one workflow, or all)."""
         sql, params = delete(None, check_workflow(workflow))
         await self._change(sql, params)

@@ -89,7 +89,6 @@ class JSONStateStore(BaseStateStore):
         result: Any,
         error: Exception | str | None,
         timestamp: datetime,
-        *,
         workflow: str | None = None,
     ) -> None:
         """Save a task's state, replacing the one saved under its name; the file is
@@ -120,7 +119,7 @@ class JSONStateStore(BaseStateStore):
             self._rewrite(files)
 
     def load_task_state(
-        self, task_name: str, *, workflow: str | None = None
+        self, task_name: str, workflow: str | None = None
     ) -> dict[str, Any] | None:
         """The saved state of a task as the file spells it (``"status"`` as text,
         ``"timestamp"`` as ISO 8601), its result decoded; None when there is none.
@@ -135,7 +134,7 @@ class JSONStateStore(BaseStateStore):
             record = self._state.get(name, workflow)
         return None if record is None else public_state(record)
 
-    def delete_task_state(self, task_name: str, *, workflow: str | None = None) -> None:
+    def delete_task_state(self, task_name: str, workflow: str | None = None) -> None:
         """Remove a task's saved state (nothing happens when there is none).
 
         :param workflow: only if it belongs to this workflow (None: whichever is saved).
@@ -148,14 +147,14 @@ class JSONStateStore(BaseStateStore):
                 self._state.delete([name])
                 self._rewrite(files)
 
-    def list_all_tasks(self, *, workflow: str | None = None) -> list[str]:
+    def list_all_tasks(self, workflow: str | None = None) -> list[str]:
         """The task names with a saved state (of one workflow, or all)."""
         workflow = check_workflow(workflow)
         with self._locked() as files:
             self._refresh(files)
             return self._state.names(workflow)
 
-    def clear_all_states(self, *, workflow: str | None = None) -> None:
+    def clear_all_states(self, workflow: str | None = None) -> None:
         """Remove every saved state (of one workflow, or all)."""
         workflow = check_workflow(workflow)
         with self._locked() as files:

@@ -110,7 +110,6 @@ class SQLiteStateStore(BaseStateStore):
         result: Any,
         error: Exception | str | None,
         timestamp: datetime,
-        *,
         workflow: str | None = None,
     ) -> None:
         """Save a task's state (replacing the one of that workflow and name) in one
@@ -141,7 +140,7 @@ class SQLiteStateStore(BaseStateStore):
             db.close()
 
     def load_task_state(
-        self, task_name: str, *, workflow: str | None = None
+        self, task_name: str, workflow: str | None = None
     ) -> dict[str, Any] | None:
         """The saved state of a task (``"status"`` as text, ``"timestamp"`` as ISO 8601),
         its result decoded; None when there is none.
@@ -152,17 +151,17 @@ class SQLiteStateStore(BaseStateStore):
         rows = self._query(*select_one(name, check_workflow(workflow)))
         return public_state(self._rows.record(rows[0])) if rows else None
 
-    def delete_task_state(self, task_name: str, *, workflow: str | None = None) -> None:
+    def delete_task_state(self, task_name: str, workflow: str | None = None) -> None:
         """Remove a task's saved state (of one workflow, or of all); no error if none."""
         sql, params = delete(check_task_name(task_name), check_workflow(workflow))
         self._change(sql, params)
 
-    def list_all_tasks(self, *, workflow: str | None = None) -> list[str]:
+    def list_all_tasks(self, workflow: str | None = None) -> list[str]:
         """The task names with a saved state (of one workflow, or all), sorted."""
         rows = self._query(*select_names(check_workflow(workflow)))
         return [row[0] for row in rows]
 
-    def clear_all_states(self, *, workflow: str | None = None) -> None:
+    def clear_all_states(self, workflow: str | None = None) -> None:
         """Remove every saved state (of one workflow, or all)."""
         sql, params = delete(None, check_workflow(workflow))
         self._change(sql, params)

@@ -26,6 +26,7 @@ from typing import Any
 from flowweaver import (
     RunEvent,
     SequentialExecutor,
+    SQLiteStateStore,
     TaskRestored,
     Workflow,
     WorkflowExecutionError,
@@ -82,8 +83,6 @@ def show_restored(event: RunEvent) -> None:
 
 
 def main() -> int:
-    from flowweaver import SQLiteStateStore
-
     Path(".flowweaver").mkdir(exist_ok=True)
     store = SQLiteStateStore(".flowweaver/state.db")
     try:

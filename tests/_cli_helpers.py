@@ -11,20 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
-import flowweaver
-
 COMMAND = [sys.executable, "-m", "flowweaver"]
-
-HAVE_STORES = hasattr(flowweaver, "SQLiteStateStore")
-# Tests of the parts that need state stores run for real as soon as the stores are in the
-# package; until then they are expected to fail (and pass anyway if they happen to).
-needs_stores = pytest.mark.xfail(
-    not HAVE_STORES,
-    reason="needs flowweaver.SQLiteStateStore/JSONStateStore, which land with the stores work",
-    strict=False,
-)
 
 
 def command_env(extra: dict[str, str] | None = None) -> dict[str, str]:

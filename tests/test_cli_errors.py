@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._cli_helpers import command_env, flowweaver_cmd, needs_stores, write
+from tests._cli_helpers import command_env, flowweaver_cmd, write
 
 ONE = """
     from flowweaver import Task, Workflow
@@ -127,7 +127,6 @@ def test_a_store_path_of_no_known_kind(tmp_path: Path) -> None:
     assert_usage_error(result, "state.txt", "must end in .db (SQLite) or .json (JSON)")
 
 
-@needs_stores
 @pytest.mark.parametrize("store", ["notes.db", "notes.json"])
 def test_a_store_path_that_is_not_a_flowweaver_store(tmp_path: Path, store: str) -> None:
     write(tmp_path, "one.py", ONE)
@@ -138,7 +137,6 @@ def test_a_store_path_that_is_not_a_flowweaver_store(tmp_path: Path, store: str)
     assert (tmp_path / store).read_text() == "my shopping list, not a state store\n"
 
 
-@needs_stores
 @pytest.mark.parametrize("command", ["status", "reset"])
 def test_status_and_reset_of_a_file_that_is_not_a_store(tmp_path: Path, command: str) -> None:
     junk = b"\x00\x01 definitely not sqlite" * 50

@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._cli_helpers import COMMAND, LineReader, command_env, flowweaver_cmd, needs_stores, write
-
-pytestmark = needs_stores
+from tests._cli_helpers import COMMAND, LineReader, command_env, flowweaver_cmd, write
 
 # Each task appends its name to runs.log when it really runs (not when it is restored).
 # `check` fails until a file named "fixed" exists beside the workflow.

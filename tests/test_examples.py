@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._cli_helpers import command_env, flowweaver_cmd, needs_stores
+from tests._cli_helpers import command_env, flowweaver_cmd
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 ALL = sorted(p.name for p in EXAMPLES.glob("*.py"))
@@ -57,7 +57,6 @@ def test_example_runs_with_the_command_without_a_store(tmp_path: Path, name: str
     assert re.search(r"^\w+: COMPLETED in ", result.stdout, re.M)
 
 
-@needs_stores
 @pytest.mark.parametrize("name", PLAIN)
 def test_example_runs_with_the_command_and_then_resumes(tmp_path: Path, name: str) -> None:
     first = flowweaver_cmd("run", EXAMPLES / name, cwd=tmp_path)
@@ -110,7 +109,6 @@ def test_resume_example_fails_until_fixed_with_the_command(tmp_path: Path) -> No
     assert fixed.returncode == 0, fixed.stderr
 
 
-@needs_stores
 def test_resume_example_fails_then_resumes_after_the_fix_with_the_command(tmp_path: Path) -> None:
     example = EXAMPLES / "resume_after_fix.py"
     broken = flowweaver_cmd("run", example, cwd=tmp_path)
@@ -123,7 +121,6 @@ def test_resume_example_fails_then_resumes_after_the_fix_with_the_command(tmp_pa
     assert "sales by region: {'north': 150.5, 'south': 99.95}" in fixed.stdout
 
 
-@needs_stores
 def test_resume_example_fails_then_resumes_after_the_fix_with_python(tmp_path: Path) -> None:
     broken = python_file("resume_after_fix.py", tmp_path)
     assert broken.returncode == 1, broken.stderr

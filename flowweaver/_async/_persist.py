@@ -67,8 +67,11 @@ class RunStore:
 
         session = await open_session(self._store)
         try:
+            # Loaded even for a fresh run: load is where a store refuses a run whose task
+            # names belong to another workflow, and that must happen before anything runs.
+            records = await session.load(self._workflow, self._graph.names)
             if not self._fresh:
-                self._records = await session.load(self._workflow, self._graph.names)
+                self._records = records
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await session.aclose()

@@ -10,20 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
-
-import flowweaver
+from typing import Protocol
 
 from .._store_api import StateStoreError, TaskRecord
+from .._sync._json_store import JSONStateStore
+from .._sync._sqlite_store import SQLiteStateStore
 from ._errors import BadInput
 
 DEFAULT_STORE = Path(".flowweaver") / "state.db"
 
-_KINDS = {
-    ".db": "SQLiteStateStore",
-    ".sqlite": "SQLiteStateStore",
-    ".sqlite3": "SQLiteStateStore",
-    ".json": "JSONStateStore",
+_KINDS: dict[str, type[SQLiteStateStore] | type[JSONStateStore]] = {
+    ".db": SQLiteStateStore,
+    ".sqlite": SQLiteStateStore,
+    ".sqlite3": SQLiteStateStore,
+    ".json": JSONStateStore,
 }
 
 
@@ -37,7 +37,7 @@ class CliStore(Protocol):
     def clear_all_states(self, workflow: str | None = None) -> None: ...
 
 
-def _kind(path: Path) -> str:
+def _kind(path: Path) -> type[SQLiteStateStore] | type[JSONStateStore]:
     kind = _KINDS.get(path.suffix.lower())
     if kind is None:
         raise BadInput(
@@ -45,13 +45,6 @@ def _kind(path: Path) -> str:
             "(SQLite) or .json (JSON)"
         )
     return kind
-
-
-def _store_class(kind: str) -> Any:
-    cls = getattr(flowweaver, kind, None)
-    if cls is None:  # pragma: no cover - only before the stores are part of the package
-        raise BadInput(f"this FlowWeaver has no {kind}; run with --no-store")
-    return cls
 
 
 def open_store(path: Path, *, create: bool) -> CliStore:
@@ -75,9 +68,8 @@ def open_store(path: Path, *, create: bool) -> CliStore:
             raise BadInput(
                 f"cannot make the state store {path}: the folder {path.parent} does not exist"
             )
-    cls = _store_class(kind)
     try:
-        store: CliStore = cls(str(path))
+        store: CliStore = kind(str(path))
     except StateStoreError as exc:
         raise BadInput(str(exc)) from exc
     return store

@@ -157,7 +157,10 @@ def test_the_references_sqlite_example_and_query(tmp_path: Path) -> None:
     assert sorted(name for name, _ in rows) == sorted(f"task_{i}" for i in range(100))
 
 
-def test_two_workflows_with_one_task_name_cannot_share_a_json_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fresh", [False, True], ids=["resume", "fresh"])
+def test_two_workflows_with_one_task_name_cannot_share_a_json_file(
+    tmp_path: Path, fresh: bool
+) -> None:
     store = JSONStateStore(tmp_path / "state.json")
     first = Workflow("orders")
     first.add_task(Task("fetch", lambda: 1))
@@ -166,8 +169,19 @@ def test_two_workflows_with_one_task_name_cannot_share_a_json_file(tmp_path: Pat
     second = Workflow("users")
     second.add_task(Task("fetch", lambda: ran.append(1)))
     with pytest.raises(StateStoreError, match=r"'fetch'.*'orders'.*'users'"):
-        SequentialExecutor(state_store=store).execute(second)
-    assert ran == []  # nothing ran
+        SequentialExecutor(state_store=store, fresh=fresh).execute(second)
+    assert ran == []  # nothing ran, a fresh run included
+
+
+def test_a_fresh_run_ignores_saved_results_and_saves_new_ones(tmp_path: Path) -> None:
+    store = SQLiteStateStore(tmp_path / "state.db")
+    calls: list[str] = []
+    SequentialExecutor(state_store=store).execute(pipeline(calls))
+    first = list(calls)
+    SequentialExecutor(state_store=store, fresh=True).execute(pipeline(calls))
+    assert calls == first + first  # every task ran again
+    SequentialExecutor(state_store=store).execute(pipeline(calls))
+    assert calls == first + first  # and what the fresh run saved is restored
 
 
 def test_two_workflows_with_one_task_name_share_an_sqlite_database(tmp_path: Path) -> None:

@@ -9,20 +9,37 @@ source (``_async/_executors.py`` -> ``_sync/_executors.py``).
 
 from __future__ import annotations
 
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from ._errors import WorkflowValidationError
 
 if TYPE_CHECKING:
+    if sys.version_info >= (3, 11):
+        from typing import Unpack
+    else:
+        from typing_extensions import Unpack
+
     from ._events import RunEvent
+    from ._remote import RemoteRunner
     from ._workflow import Workflow
 
 Observer = Callable[["RunEvent"], Any]
 
 Backend = Literal["asyncio", "trio"]
 _BACKENDS = ("asyncio", "trio")
+
+
+class ExecutorOptions(TypedDict, total=False):
+    """The keyword-only options every executor takes (see :class:`BaseExecutor`)."""
+
+    fail_fast: bool
+    backend: Backend
+    observer: Observer | Any
+    fresh: bool
+    fingerprint_code: bool
 
 
 class BaseExecutor(ABC):
@@ -37,6 +54,11 @@ class BaseExecutor(ABC):
         change: a callable (``async def`` or not) or an object with an ``on_event``
         method. It runs on the loop thread and must be quick; if it raises, the error is
         logged and the run goes on.
+    :param fresh: ignore the results saved in ``state_store``: every task runs (and its
+        new state is saved). The way to force a fresh run.
+    :param fingerprint_code: save a hash of each task function's code with its result, and
+        restore a result only while the code is unchanged (off by default: an explicit
+        ``Task(version=...)`` is the cheaper, predictable way).
     """
 
     _inline_sync = False
@@ -48,6 +70,8 @@ class BaseExecutor(ABC):
         fail_fast: bool = False,
         backend: Backend = "asyncio",
         observer: Observer | Any = None,
+        fresh: bool = False,
+        fingerprint_code: bool = False,
     ) -> None:
         if backend not in _BACKENDS:
             raise WorkflowValidationError(f"backend must be 'asyncio' or 'trio', got {backend!r}")
@@ -62,6 +86,8 @@ class BaseExecutor(ABC):
         self.fail_fast = bool(fail_fast)
         self.backend: Backend = backend
         self.observer: Observer | None = observer
+        self.fresh = bool(fresh)
+        self.fingerprint_code = bool(fingerprint_code)
 
     @property
     @abstractmethod
@@ -71,6 +97,13 @@ class BaseExecutor(ABC):
     @abstractmethod
     def execute(self, workflow: Workflow) -> Any:
         """Run ``workflow``; blocking or awaitable depending on the executor's form."""
+
+    def _remote_runner(self) -> RemoteRunner | None:
+        """A fresh runner that executes task functions elsewhere, or None (the default).
+
+        Called once per run, inside it (see ``_remote``).
+        """
+        return None
 
     def _run_blocking(self, workflow: Workflow) -> None:
         from ._async._engine import run_workflow
@@ -117,16 +150,10 @@ class ThreadedBase(BaseExecutor):
     """
 
     def __init__(
-        self,
-        max_workers: int = 4,
-        state_store: Any = None,
-        *,
-        fail_fast: bool = False,
-        backend: Backend = "asyncio",
-        observer: Observer | Any = None,
+        self, max_workers: int = 4, state_store: Any = None, **options: Unpack[ExecutorOptions]
     ) -> None:
         self.max_workers = _positive_int("max_workers", max_workers)
-        super().__init__(state_store, fail_fast=fail_fast, backend=backend, observer=observer)
+        super().__init__(state_store, **options)
 
     @property
     def concurrency(self) -> int:
@@ -146,13 +173,10 @@ class ConcurrentBase(BaseExecutor):
         self,
         max_concurrent: int = 50,
         state_store: Any = None,
-        *,
-        fail_fast: bool = False,
-        backend: Backend = "asyncio",
-        observer: Observer | Any = None,
+        **options: Unpack[ExecutorOptions],
     ) -> None:
         self.max_concurrent = _positive_int("max_concurrent", max_concurrent)
-        super().__init__(state_store, fail_fast=fail_fast, backend=backend, observer=observer)
+        super().__init__(state_store, **options)
 
     @property
     def concurrency(self) -> int:

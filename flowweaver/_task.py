@@ -11,12 +11,15 @@ import functools
 import inspect
 import math
 import random
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from types import CodeType, FunctionType
 from typing import Any, TypeVar, overload
 
 from ._errors import WorkflowValidationError
+from ._remote import RemoteResult
 from ._status import TaskStatus
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -103,6 +106,12 @@ def check_settings(
 
 def is_async_callable(func: Callable[..., Any]) -> bool:
     """True when calling ``func`` returns a coroutine (also through partials and __call__)."""
+    if type(func) is FunctionType:
+        # The common case, read straight from the code flags: thousands of tasks per run.
+        if func.__code__.co_flags & inspect.CO_COROUTINE:
+            return True
+        # inspect.markcoroutinefunction (3.12+) leaves a marker in the function's __dict__
+        return bool(func.__dict__) and inspect.iscoroutinefunction(func)
     while isinstance(func, functools.partial):
         func = func.func
     if inspect.iscoroutinefunction(func):
@@ -116,6 +125,12 @@ def accepted_keywords(func: Callable[..., Any]) -> tuple[frozenset[str], bool]:
 
     A function whose signature cannot be read (some builtins) is given nothing.
     """
+    if type(func) is FunctionType:
+        code = func.__code__
+        cached = _KEYWORDS.get(code)
+        if cached is None:
+            cached = _KEYWORDS[code] = _keywords_of_code(code)
+        return cached
     try:
         sig = inspect.signature(func)
     except (TypeError, ValueError):
@@ -128,6 +143,18 @@ def accepted_keywords(func: Callable[..., Any]) -> tuple[frozenset[str], bool]:
         elif p.kind is p.VAR_KEYWORD:
             var_kw = True
     return frozenset(names), var_kw
+
+
+# Keyed by code object: the many lambdas or closures made from one def share an entry.
+_KEYWORDS: weakref.WeakKeyDictionary[CodeType, tuple[frozenset[str], bool]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _keywords_of_code(code: CodeType) -> tuple[frozenset[str], bool]:
+    first = code.co_posonlyargcount
+    end = code.co_argcount + code.co_kwonlyargcount
+    return frozenset(code.co_varnames[first:end]), bool(code.co_flags & inspect.CO_VARKEYWORDS)
 
 
 class Task:
@@ -237,8 +264,14 @@ class Task:
 
     @property
     def result(self) -> Any:
-        """What the function returned (``None`` until the task has ``COMPLETED``)."""
-        return self._state[1]
+        """What the function returned (``None`` until the task has ``COMPLETED``).
+
+        Under a remote executor (Dask) the value stays on the cluster until first read here.
+        """
+        value = self._state[1]
+        if type(value) is RemoteResult:
+            return value.get()
+        return value
 
     @property
     def error(self) -> BaseException | None:
@@ -247,7 +280,10 @@ class Task:
 
     def snapshot(self) -> tuple[TaskStatus, Any, BaseException | None]:
         """``(status, result, error)`` read at one instant; safe from any thread."""
-        return self._state
+        status, value, error = self._state
+        if type(value) is RemoteResult:
+            value = value.get()
+        return status, value, error
 
     @property
     def started_at(self) -> datetime | None:

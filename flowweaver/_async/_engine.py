@@ -30,8 +30,9 @@ import inspect
 import logging
 import threading
 import time
+import uuid
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
@@ -46,17 +47,23 @@ from .._events import (
     TaskCancelled,
     TaskCompleted,
     TaskFailed,
+    TaskRestored,
     TaskRetrying,
     TaskSkipped,
     TaskStarted,
 )
 from .._graph import ReadySet
+from .._remote import RemoteResult
 from .._status import TaskStatus, WorkflowStatus
+from .._store_api import StateSerializationError
 from ._attempt import await_with_timeout, call_with_timeout
 from ._callbacks import SyncCall, run_callbacks
 from ._observe import Emitter
+from ._persist import RunStore
+from ._remote_steps import RemoteSteps
 from ._sigint import InlineGuard, interrupt_inline_calls
-from ._workers import Job, WorkerPool, threadsafe_caller
+from ._workers import Job, WorkerPool, thread_context, threadsafe_caller
+from ._writer import Writer
 
 if TYPE_CHECKING:
     from .._executor import BaseExecutor
@@ -70,10 +77,15 @@ ASYNC = 0  # awaited on a lane
 INLINE = 1  # called directly on a lane (sequential run that owns its loop)
 POOL = 2  # sync, no timeout: fire-and-forget on the worker pool
 TIMED = 3  # sync with a timeout: a lane waits for the pool with a deadline
+REMOTE = 4  # on a remote runner (Dask), no timeout: fire-and-forget, outcome via the inbox
+REMOTE_TIMED = 5  # on a remote runner with a timeout: a lane waits with a deadline
 
 # A lane yields to the loop after this many tasks that did not suspend, so a long run of
 # tiny tasks cannot starve the driver, the store writer or a pending cancellation.
 _YIELD_EVERY = 64
+
+# Result types that are never awaitable: spares the inspect.isawaitable call per task.
+_PLAIN = frozenset({type(None), bool, int, float, str, bytes, list, tuple, dict, set})
 
 _COMPLETED = TaskStatus.COMPLETED
 _RUNNING = TaskStatus.RUNNING
@@ -91,11 +103,25 @@ class _Run:
         self.fail_fast = executor.fail_fast
         inline = owns_loop and executor._inline_sync
         self.inline = inline
+        runner = executor._remote_runner()
+        self.remote = (
+            RemoteSteps(
+                runner,
+                uuid.uuid4().hex[:8],
+                self._succeeded,
+                self._failed_for_good,
+                needs_values=executor.state_store is not None,
+            )
+            if runner is not None
+            else None
+        )
         names = self.graph.names
         self.kinds: list[int] = []
         self.inject: list[tuple[tuple[int, str], ...]] = []
         for t, ups in zip(self.tasks, self.graph.upstream, strict=True):
-            if t.is_async:
+            if self.remote is not None:
+                kind = REMOTE if t.timeout is None else REMOTE_TIMED
+            elif t.is_async:
                 kind = ASYNC
             elif t.timeout is not None:
                 kind = TIMED
@@ -136,6 +162,18 @@ class _Run:
         self.emit = self.emitter.emit if self.emitter is not None else None
         self.name = workflow.name
 
+        self.store: RunStore | None = None
+        if executor.state_store is not None:
+            self.store = RunStore(
+                executor.state_store,
+                self.name,
+                self.graph,
+                self.tasks,
+                fresh=executor.fresh,
+                fingerprint_code=executor.fingerprint_code,
+            )
+        self.writer: Writer | None = None
+
     # -- the run ---------------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -145,10 +183,28 @@ class _Run:
                 f"workflow {workflow.name!r} is already running; wait for that run to end"
             )
         workflow._running = True
+        if self.store is not None:
+            try:
+                await self.store.open(self._durable)
+            except BaseException:
+                workflow._running = False
+                raise
+            self.writer = self.store.writer
+        if self.remote is not None:
+            try:
+                await self.remote.runner.start()
+            except BaseException:
+                workflow._running = False
+                if self.store is not None:
+                    await self.store.close(False)
+                with anyio.CancelScope(shield=True):
+                    await self.remote.runner.aclose()
+                raise
         workflow._status = WorkflowStatus.RUNNING
         for t in self.tasks:
             t._reset()
         self.call_soon = threadsafe_caller()
+        self.job_context = thread_context()
         began = time.time()
         emitter = self.emitter
         if self.emit is not None:
@@ -161,29 +217,68 @@ class _Run:
                     self.side = side
                     if emitter is not None and emitter.is_async:
                         side.start_soon(emitter.deliver)
+                    if self.writer is not None:
+                        side.start_soon(self._guarded, self.writer.run)
+                    self._restore()
                     async with anyio.create_task_group() as work:
                         self.work = work
-                        self._start()
-                        await self._drive()
+                        if self.remote is not None:
+                            work.start_soon(self._guarded, self.remote.fetcher)
+                        try:
+                            self._start()
+                        except BaseException as exc:
+                            self._abort(exc)
+                        await self._guarded(self._drive)
+                    if self.writer is not None:
+                        self.writer.close()
                     if emitter is not None:
                         emitter.close()
             if self.fatal is not None:
                 raise self.fatal
             ok = True
         finally:
-            self.finished = True
-            if self.pool is not None:
-                self.pool.close()
-            self._interrupted_to_pending()
-            workflow._running = False
-            failed = (
-                bool(self.failed) or not ok or any(t.status is not _COMPLETED for t in self.tasks)
-            )
-            workflow._status = WorkflowStatus.FAILED if failed else WorkflowStatus.COMPLETED
-            if emitter is not None:
-                await self._last_events(emitter, ok, began)
+            await self._shutdown(ok, began)
         if self.failed:
             raise self._execution_error()
+
+    async def _shutdown(self, ok: bool, began: float) -> None:
+        """Stop the workers, flush and close the store and the cluster, settle statuses.
+
+        Every step runs even if an earlier one fails. A failure is raised when the run
+        was otherwise fine; when an error or a cancellation is already on its way out it
+        is logged instead, so that it does not hide the original.
+        """
+        self.finished = True
+        if self.pool is not None:
+            self.pool.close()
+        errors: list[BaseException] = []
+        if self.store is not None:
+            try:
+                await self.store.close(ok)
+            except BaseException as exc:
+                errors.append(exc)
+        if self.remote is not None:
+            try:
+                await self.remote.close(ok, self.tasks)
+            except BaseException as exc:
+                if ok:
+                    errors.append(exc)
+                else:
+                    logger.exception("could not close the remote runner of %r", self.name)
+        self._interrupted_to_pending()
+        workflow = self.workflow
+        workflow._running = False
+        failed = (
+            bool(self.failed)
+            or not ok
+            or bool(errors)
+            or any(t.status is not _COMPLETED for t in self.tasks)
+        )
+        workflow._status = WorkflowStatus.FAILED if failed else WorkflowStatus.COMPLETED
+        if self.emitter is not None:
+            await self._last_events(self.emitter, ok and not errors, began)
+        if errors:
+            raise errors[0]
 
     async def _last_events(self, emitter: Emitter, ok: bool, began: float) -> None:
         """Emit the end of the run; an async observer gets a bounded, shielded drain."""
@@ -195,6 +290,40 @@ class _Run:
             emitter.close()
             with anyio.move_on_after(5, shield=True):
                 await emitter.deliver()
+
+    async def _guarded(self, step: Callable[[], Any]) -> None:
+        """Run a task of the run; an error other than cancellation ends the run with it.
+
+        anyio's task groups wrap errors in ExceptionGroup; the run re-raises the error
+        itself once the groups have exited (see :meth:`_abort`).
+        """
+        try:
+            await step()
+        except anyio.get_cancelled_exc_class():
+            raise
+        except BaseException as exc:
+            self._abort(exc)
+
+    def _restore(self) -> None:
+        """Mark each task with a usable saved result COMPLETED, without running it."""
+        if self.store is None:
+            return
+        found = self.store.restorable()
+        emit = self.emit
+        for i in sorted(found):
+            result = found[i].result
+            t = self.tasks[i]
+            t._state = (_COMPLETED, result, None)
+            self.results[i] = result
+            self.ready_set.done(i)
+            self.unsettled -= 1
+            if emit is not None:
+                emit(TaskRestored(self.name, time.time(), t.name))
+
+    def _durable(self, indices: list[int]) -> None:
+        """The writer saved these completed tasks: their dependents may start now."""
+        for i in indices:
+            self._release(i)
 
     def _start(self) -> None:
         ready = self.ready_set.initial()
@@ -211,9 +340,14 @@ class _Run:
             with self.lock:
                 batch, self.inbox = self.inbox, []
                 self.inbox_flagged = False
+            kinds = self.kinds
             for i, ok, value, ended in batch:
                 if ok:
-                    self._succeeded(i, value, ended)
+                    if kinds[i] == REMOTE:
+                        assert self.remote is not None
+                        self.remote.done(i, value, ended)
+                    else:
+                        self._succeeded(i, value, ended)
                 elif isinstance(value, Exception):
                     self._attempt_failed(i, value, ended)
                 else:
@@ -234,6 +368,8 @@ class _Run:
     def _finish(self) -> None:
         self.finished = True
         self.wake.set()
+        if self.remote is not None:
+            self.remote.stop_fetching()
         while self.idle_lanes:
             self.idle_lanes.popleft().set()
 
@@ -256,8 +392,17 @@ class _Run:
         t._state = (_RUNNING, None, None)
         if self.emit is not None:
             self.emit(TaskStarted(self.name, time.time(), t.name, t.attempts))
-        if self.kinds[i] == POOL:
+        kind = self.kinds[i]
+        if kind == POOL:
             self._submit(i, t)
+        elif kind == REMOTE:
+            assert self.remote is not None
+            post = self._post
+
+            def done(ok: bool, value: Any) -> None:
+                post(i, ok, value)
+
+            self.remote.submit(i, t, self._kwargs(i), done)
         else:
             self.lane_queue.append(i)
             if self.idle_lanes:
@@ -281,7 +426,7 @@ class _Run:
         def finish(ok: bool, value: Any) -> None:
             post(i, ok, value)
 
-        self._pool().submit(Job(t.func, self._kwargs(i), finish))
+        self._pool().submit(Job(t.func, self._kwargs(i), finish, self.job_context.copy()))
 
     def _post(self, i: int, ok: bool, value: Any) -> None:
         """Runs on a worker thread: queue an outcome; wake the loop once per batch."""
@@ -305,18 +450,41 @@ class _Run:
 
     async def _lane(self) -> None:
         queue = self.lane_queue
+        kinds = self.kinds
+        tasks = self.tasks
+        awaiting = self.awaiting
+        guard = self.guard
         streak = 0
         cancelled = anyio.get_cancelled_exc_class()
         while True:
             if queue:
                 i = queue.popleft()
-                try:
-                    await self._run_on_lane(i)
-                except cancelled:
-                    raise
-                except BaseException as exc:  # not an Exception: see _abort
-                    self._abort(exc)
-                    return
+                if kinds[i] == INLINE and not (awaiting and i in awaiting):
+                    # The sequential hot path, kept free of coroutine objects.
+                    if guard.interrupted:
+                        self._abort(KeyboardInterrupt())
+                        return
+                    guard.active = True
+                    try:
+                        value = tasks[i].func(**self._kwargs(i))
+                    except Exception as exc:
+                        guard.active = False
+                        self._attempt_failed(i, exc, time.time())
+                    except BaseException as exc:  # not an Exception: see _abort
+                        guard.active = False
+                        self._abort(exc)
+                        return
+                    else:
+                        guard.active = False
+                        self._succeeded(i, value, time.time())
+                else:
+                    try:
+                        await self._run_on_lane(i)
+                    except cancelled:
+                        raise
+                    except BaseException as exc:  # not an Exception: see _abort
+                        self._abort(exc)
+                        return
                 streak += 1
                 if streak >= _YIELD_EVERY:
                     streak = 0
@@ -329,24 +497,19 @@ class _Run:
                 await event.wait()
 
     async def _run_on_lane(self, i: int) -> None:
-        """Run one attempt of task ``i`` and settle it."""
+        """Run one attempt of task ``i`` that must be awaited, and settle it."""
         t = self.tasks[i]
-        kind = self.kinds[i]
         pending = self.awaiting.pop(i, None)
         try:
             if pending is not None:
                 value = await await_with_timeout(t.name, t.timeout, pending)
-            elif kind == INLINE:
-                guard = self.guard
-                guard.active = True
-                try:
-                    value = t.func(**self._kwargs(i))
-                finally:
-                    guard.active = False
-                if inspect.isawaitable(value):
-                    value = await await_with_timeout(t.name, t.timeout, value)
-            elif kind == ASYNC:
+            elif self.kinds[i] == ASYNC:
                 value = await await_with_timeout(t.name, t.timeout, t.func(**self._kwargs(i)))
+            elif self.kinds[i] == REMOTE_TIMED:
+                assert self.remote is not None
+                handle = await self.remote.submit_and_wait(i, t, self._kwargs(i), self.call_soon)
+                self.remote.done(i, handle, time.time())
+                return
             else:  # TIMED
                 assert t.timeout is not None
                 value = await call_with_timeout(
@@ -360,22 +523,38 @@ class _Run:
     # -- settling -----------------------------------------------------------------------------
 
     def _succeeded(self, i: int, value: Any, ended: float) -> None:
-        if inspect.isawaitable(value):
+        if type(value) not in _PLAIN and inspect.isawaitable(value):
             # A sync function (a lambda, say) returned a coroutine: await it on a lane.
             self.awaiting[i] = value
             self.lane_queue.append(i)
             self._wake_or_start_lane()
             return
         t = self.tasks[i]
+        store = self.store
+        if store is not None:
+            try:
+                encoded = store.encode(
+                    t.name, value.get() if type(value) is RemoteResult else value
+                )
+            except StateSerializationError as exc:
+                # Deterministic: another attempt would return the same kind of value.
+                self._attempt_failed(i, exc, ended, final=True)
+                return
         t._finished = ended
-        self.results[i] = value
+        # Under a remote runner a dependent gets the handle: the data stays on the cluster.
+        self.results[i] = value.handle if type(value) is RemoteResult else value
         t._state = (_COMPLETED, value, None)
         self.in_flight -= 1
         if self.emit is not None:
             self.emit(TaskCompleted(self.name, ended, t.name, t.attempts, t.duration or 0.0))
         if t.callbacks:
             self._callbacks(t)
-        self._release(i)
+        if store is not None:
+            # Dependents wait until the record is durable (see _durable); the slot is free now.
+            store.completed(i, encoded)
+            self._admit()
+        else:
+            self._release(i)
 
     def _release(self, i: int) -> None:
         """Task ``i`` is complete (and durable, with a store): its dependents may start."""
@@ -386,9 +565,12 @@ class _Run:
         else:
             self._admit()
 
-    def _attempt_failed(self, i: int, exc: Exception, ended: float) -> None:
+    def _failed_for_good(self, i: int, exc: Exception, ended: float) -> None:
+        self._attempt_failed(i, exc, ended, final=True)
+
+    def _attempt_failed(self, i: int, exc: Exception, ended: float, final: bool = False) -> None:
         t = self.tasks[i]
-        if t.attempts <= t.retries:
+        if t.attempts <= t.retries and not final:
             t._state = (TaskStatus.RETRYING, None, exc)
             wait = t.retry_wait(t.attempts)
             logger.warning(
@@ -417,6 +599,9 @@ class _Run:
             emit(TaskFailed(self.name, ended, t.name, t.attempts, t.duration or 0.0, exc))
         if t.callbacks:
             self._callbacks(t)
+        store = self.store
+        if store is not None:
+            store.failed(i, exc)
         for j in self.ready_set.fail(i):
             skipped = self.tasks[j]
             skipped._state = (TaskStatus.SKIPPED, None, None)
@@ -424,6 +609,8 @@ class _Run:
             self.unsettled -= 1
             if emit is not None:
                 emit(TaskSkipped(self.name, ended, skipped.name, t.name))
+            if store is not None:
+                store.skipped(j, t.name)
         if self.fail_fast and self.work is not None:
             self._finish()
             self.work.cancel_scope.cancel()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import queue
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any, cast
@@ -43,16 +44,40 @@ def threadsafe_caller() -> CallSoon:
     return cast(CallSoon, token.run_sync_soon)  # type: ignore[attr-defined]  # a TrioToken
 
 
+def thread_context() -> contextvars.Context:
+    """A copy of the caller's context fit for a worker thread.
+
+    The copy must not claim that an event loop runs in it: sniffio keeps the name of the
+    running async library in a context variable, and anyio refuses to start a loop (a task
+    that runs a workflow of its own, say) in a thread whose context names one.
+    """
+    context = contextvars.copy_context()
+    sniffio = sys.modules.get("sniffio")
+    if sniffio is not None:
+        context.run(sniffio.current_async_library_cvar.set, None)
+    return context
+
+
 class Job:
-    """One call of a sync function on a worker thread."""
+    """One call of a sync function on a worker thread.
+
+    :param context: the context to run it in (a fresh copy per job, so a context variable
+        one task sets never leaks into the next task of the same worker).
+    """
 
     __slots__ = ("cancelled", "context", "finish", "func", "kwargs", "worker")
 
-    def __init__(self, func: Callable[..., Any], kwargs: dict[str, Any], finish: Finish) -> None:
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        kwargs: dict[str, Any],
+        finish: Finish,
+        context: contextvars.Context,
+    ) -> None:
         self.func = func
         self.kwargs = kwargs
         self.finish = finish
-        self.context = contextvars.copy_context()
+        self.context = context
         self.cancelled = False
         self.worker: _Worker | None = None
 
@@ -119,7 +144,7 @@ class WorkerPool:
             except Exception:
                 pass  # the loop is gone: the run ended and abandoned this job
 
-        job = Job(func, kwargs, finish)
+        job = Job(func, kwargs, finish, thread_context())
         self.submit(job)
         try:
             await done.wait()
@@ -163,7 +188,8 @@ class WorkerPool:
             job = get()
             with lock:
                 self._idle -= 1
-                if job is None:
+                # After close, jobs still queued never start: the run has ended.
+                if job is None or self._closed:
                     if not me.retired:
                         self._live -= 1
                     return

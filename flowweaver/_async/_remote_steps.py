@@ -1,0 +1,157 @@
+"""A run's use of a remote runner (see ``flowweaver._remote``): submit, wait, fetch, close.
+
+The engine owns the schedule; this object owns what is on the cluster: the handle of
+each attempt in flight (to cancel it), the values a state store needs brought back (one
+round trip per batch), and the end of the connection (results of a cluster that goes
+away with the run are brought home first, so ``task.result`` still works afterwards).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from .._errors import TaskTimeoutError
+from .._remote import RemoteResult, RemoteRunner
+from ._workers import CallSoon
+
+if TYPE_CHECKING:
+    from .._task import Task
+
+Settle = Callable[[int, Any, float], None]
+Fail = Callable[[int, Exception, float], None]
+
+
+class RemoteSteps:
+    """Remote execution for one run.
+
+    :param succeeded: the engine's settle-a-success, called with a :class:`RemoteResult`.
+    :param failed_for_good: fails a task without retries (its value cannot come back).
+    :param needs_values: True when a state store must save every result.
+    """
+
+    def __init__(
+        self,
+        runner: RemoteRunner,
+        run_id: str,
+        succeeded: Settle,
+        failed_for_good: Fail,
+        needs_values: bool,
+    ) -> None:
+        self.runner = runner
+        self._run_id = run_id
+        self._succeeded = succeeded
+        self._failed_for_good = failed_for_good
+        self._live: dict[int, Any] = {}  # task index -> handle of its attempt in flight
+        self._queue: list[tuple[int, RemoteResult, float]] = []
+        self._more: anyio.Event | None = anyio.Event() if needs_values else None
+        self._closing = False
+
+    def key(self, t: Task) -> str:
+        return f"{t.name}-{self._run_id}-{t.attempts}"
+
+    def submit(
+        self, i: int, t: Task, kwargs: dict[str, Any], done: Callable[[bool, Any], None]
+    ) -> None:
+        """Start an attempt; ``done`` hears of it from any thread."""
+        self._live[i] = self.runner.submit(self.key(t), t.func, kwargs, done)
+
+    async def submit_and_wait(
+        self, i: int, t: Task, kwargs: dict[str, Any], call_soon: CallSoon
+    ) -> Any:
+        """Start an attempt and wait for it until the task's timeout; return its handle.
+
+        :raises TaskTimeoutError: at the deadline; the remote call is cancelled.
+        :raises Exception: the task function's own error.
+        """
+        assert t.timeout is not None
+        finished = anyio.Event()
+        outcome: list[tuple[bool, Any]] = []
+
+        def done(ok: bool, value: Any) -> None:
+            outcome.append((ok, value))
+            try:
+                call_soon(finished.set)
+            except Exception:
+                pass  # the loop is gone: the run ended without this result
+
+        self.submit(i, t, kwargs, done)
+        try:
+            with anyio.move_on_after(t.timeout):
+                await finished.wait()
+        except BaseException:
+            self.runner.cancel(self._live.pop(i))
+            raise
+        if not outcome:
+            self.runner.cancel(self._live.pop(i))
+            raise TaskTimeoutError(t.name, t.timeout)
+        ok, value = outcome[0]
+        if not ok:
+            self._live.pop(i, None)
+            raise value
+        return value
+
+    def done(self, i: int, handle: Any, ended: float) -> None:
+        """An attempt finished on the cluster; with a store its value comes back first."""
+        self._live.pop(i, None)
+        lazy = RemoteResult(handle, self.runner)
+        if self._more is None:
+            self._succeeded(i, lazy, ended)
+            return
+        self._queue.append((i, lazy, ended))
+        self._more.set()
+
+    def stop_fetching(self) -> None:
+        self._closing = True
+        if self._more is not None:
+            self._more.set()
+
+    async def fetcher(self) -> None:
+        """Bring back the values a state store must save, one round trip per batch."""
+        if self._more is None:
+            return
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                self._more = anyio.Event()
+                await self._more.wait()
+                continue
+            batch, self._queue = self._queue, []
+            try:
+                values: list[Any] | None = await self.runner.fetch([h.handle for _, h, _ in batch])
+            except Exception:
+                values = None  # find out which one cannot come back, one by one
+            for k, (i, lazy, ended) in enumerate(batch):
+                if values is not None:
+                    lazy.set(values[k])
+                else:
+                    try:
+                        lazy.set((await self.runner.fetch([lazy.handle]))[0])
+                    except Exception as exc:
+                        self._failed_for_good(i, exc, ended)
+                        continue
+                self._succeeded(i, lazy, ended)
+
+    async def close(self, ok: bool, tasks: list[Task]) -> None:
+        """Cancel what still runs remotely, keep results readable, disconnect (shielded)."""
+        runner = self.runner
+        with anyio.CancelScope(shield=True):
+            for handle in self._live.values():
+                runner.cancel(handle)
+            self._live.clear()
+            try:
+                if ok and not runner.keeps_results:
+                    lazies = []
+                    for t in tasks:
+                        value = t._state[1]
+                        if type(value) is RemoteResult and not value.fetched:
+                            lazies.append(value)
+                    if lazies:
+                        values = await runner.fetch([lazy.handle for lazy in lazies])
+                        for lazy, value in zip(lazies, values, strict=True):
+                            lazy.set(value)
+            finally:
+                await runner.aclose()

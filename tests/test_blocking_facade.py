@@ -253,23 +253,11 @@ async def test_sync_task_in_helper_thread_is_not_on_the_callers_thread(
     assert seen[0] != here
 
 
-# Sync tasks on FlowWeaver's own worker threads see the loop thread's context variables,
-# sniffio's "current async library" among them, so anyio.run() there believes a loop is
-# running in that thread.
-WORKER_THREAD_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: worker threads inherit sniffio's current_async_library, so "
-    "anyio.run()/a blocking execute in a sync task raises 'Already running asyncio'",
-)
 _ON_WORKERS = {"ThreadedExecutor", "ConcurrentExecutor", "AsyncConcurrentExecutor"}
 _ON_WORKERS |= {"AsyncThreadedExecutor"}
-NESTING = [
-    pytest.param(f, id=_ids(f), marks=[WORKER_THREAD_BUG] if f.__name__ in _ON_WORKERS else [])  # type: ignore[attr-defined]
-    for f in ANY_EXECUTOR
-]
 
 
-@pytest.mark.parametrize("outer", NESTING)
+@pytest.mark.parametrize("outer", ANY_EXECUTOR, ids=_ids)
 def test_task_may_run_a_nested_workflow_blocking(outer: Callable[[], BaseExecutor]) -> None:
     # under the blocking SequentialExecutor the task runs on the outer run's loop thread,
     # so the inner blocking call takes the helper-thread path; elsewhere it runs on a
@@ -287,7 +275,7 @@ def test_task_may_run_a_nested_workflow_blocking(outer: Callable[[], BaseExecuto
 
 # The blocking SequentialExecutor calls sync tasks on its own loop thread (by design), so
 # only the executors that use worker threads are asked this.
-@pytest.mark.parametrize("outer", [p for p in NESTING if p.marks])
+@pytest.mark.parametrize("outer", [f for f in ANY_EXECUTOR if f.__name__ in _ON_WORKERS], ids=_ids)
 def test_sync_task_on_a_worker_thread_may_start_an_event_loop(
     outer: Callable[[], BaseExecutor],
 ) -> None:

@@ -245,18 +245,8 @@ def _reader(stream: Any, lines: queue.Queue[str | None]) -> None:
     lines.put(None)
 
 
-KBI_IN_GROUP = pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: on trio, Ctrl-C during a ThreadedExecutor/ConcurrentExecutor run "
-    "escapes execute as BaseExceptionGroup([KeyboardInterrupt]), not KeyboardInterrupt",
-)
 CTRL_C_CASES = [
-    pytest.param(
-        scenario,
-        backend,
-        id=f"{scenario}-{backend}",
-        marks=[KBI_IN_GROUP] if backend == "trio" and scenario != "sequential_inline_sleep" else [],
-    )
+    pytest.param(scenario, backend, id=f"{scenario}-{backend}")
     for scenario in SCENARIOS
     for backend in ("asyncio", "trio")
 ]

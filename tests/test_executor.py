@@ -49,9 +49,21 @@ def test_every_executor_is_a_base_executor_with_options(cls: type[Any]) -> None:
     assert ex.fail_fast is False
     assert ex.backend == "asyncio"
     assert ex.observer is None
-    params = inspect.signature(cls).parameters
-    for name in ("fail_fast", "backend", "observer"):
-        assert params[name].kind is inspect.Parameter.KEYWORD_ONLY
+    observer = print
+    ex = cls(fail_fast=True, backend="trio", observer=observer)
+    assert (ex.fail_fast, ex.backend, ex.observer) == (True, "trio", observer)
+
+
+@pytest.mark.parametrize("cls", ALL)
+def test_options_beyond_the_reference_are_keyword_only(cls: type[Any]) -> None:
+    positional = [
+        p
+        for p in inspect.signature(cls).parameters.values()
+        if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    ]
+    assert [p.name for p in positional][-1] == "state_store"
+    with pytest.raises(TypeError):
+        cls(*[p.default for p in positional], True)
 
 
 def test_concurrency_of_each_executor() -> None:

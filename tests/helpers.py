@@ -1,0 +1,393 @@
+"""Task functions and tools shared by the tests.
+
+This module is not generated: an ``async def`` written here stays a coroutine function in
+the blocking twins that ``scripts/unasync.py`` makes of ``tests/_async``, so tests written
+once can prove that async task functions are awaited under the blocking executors too.
+Nothing here asserts; the tests do.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+
+from flowweaver import RunEvent, Task, TaskStatus, Workflow, WorkflowExecutionError
+
+
+class Concurrency:
+    """Counts how many tasks are inside their function at once, from threads and loops.
+
+    ``peak`` is the most seen at one time; ``threads`` the ids of the threads that ran the
+    sync functions.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.now = 0
+        self.peak = 0
+        self.threads: set[int] = set()
+        self.order: list[str] = []
+
+    def enter(self, name: str = "") -> None:
+        with self._lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+            self.order.append(name)
+
+    def leave(self) -> None:
+        with self._lock:
+            self.now -= 1
+
+    def sync_sleeper(self, seconds: float, value: Any = None) -> Callable[[], Any]:
+        """A plain function that counts itself in, sleeps ``seconds`` and returns ``value``."""
+
+        def sleeper() -> Any:
+            with self._lock:
+                self.threads.add(threading.get_ident())
+            self.enter()
+            try:
+                time.sleep(seconds)
+            finally:
+                self.leave()
+            return value
+
+        return sleeper
+
+    def async_sleeper(self, seconds: float, value: Any = None) -> Callable[[], Awaitable[Any]]:
+        """An ``async def`` that counts itself in, sleeps ``seconds`` and returns ``value``."""
+
+        async def sleeper() -> Any:
+            self.enter()
+            try:
+                await anyio.sleep(seconds)
+            finally:
+                self.leave()
+            return value
+
+        return sleeper
+
+
+def async_returning(value: Any) -> Callable[..., Awaitable[Any]]:
+    """An ``async def`` that returns ``value`` after one checkpoint."""
+
+    async def returning() -> Any:
+        await anyio.lowlevel.checkpoint()
+        return value
+
+    return returning
+
+
+def async_sleeping(seconds: float, value: Any = None) -> Callable[..., Awaitable[Any]]:
+    """An ``async def`` that sleeps ``seconds`` and returns ``value``."""
+
+    async def sleeping() -> Any:
+        await anyio.sleep(seconds)
+        return value
+
+    return sleeping
+
+
+def async_raising(exc: BaseException) -> Callable[..., Awaitable[Any]]:
+    """An ``async def`` that raises ``exc`` after one checkpoint."""
+
+    async def raising() -> Any:
+        await anyio.lowlevel.checkpoint()
+        raise exc
+
+    return raising
+
+
+async def async_upper(fetch_data: dict[str, str] | None = None) -> dict[str, str]:
+    """Receives the task ``fetch_data``'s result by parameter name."""
+    await anyio.lowlevel.checkpoint()
+    assert fetch_data is not None
+    return {"processed": fetch_data["name"].upper()}
+
+
+async def async_collect(**upstream: Any) -> dict[str, Any]:
+    """Receives every upstream result through ``**kwargs``."""
+    await anyio.lowlevel.checkpoint()
+    return dict(upstream)
+
+
+class Flaky:
+    """A plain function that raises ``failures`` times, then returns ``value``.
+
+    ``calls`` counts every call, across runs.
+    """
+
+    def __init__(self, failures: int, value: Any = "ok", exc: type[Exception] = RuntimeError):
+        self.failures = failures
+        self.value = value
+        self.exc = exc
+        self.calls = 0
+        self.__name__ = "flaky"
+
+    def __call__(self) -> Any:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.exc(f"attempt {self.calls} fails")
+        return self.value
+
+
+def flaky_coroutine(
+    failures: int, value: Any = "ok"
+) -> tuple[Callable[[], Awaitable[Any]], list[int]]:
+    """An ``async def`` that raises ``failures`` times then returns ``value``, and its call log."""
+    calls: list[int] = []
+
+    async def flaky() -> Any:
+        await anyio.lowlevel.checkpoint()
+        calls.append(len(calls) + 1)
+        if len(calls) <= failures:
+            raise RuntimeError(f"attempt {len(calls)} fails")
+        return value
+
+    return flaky, calls
+
+
+class CallbackLog:
+    """Callbacks that record what they saw: ``(task name, status, result)`` per call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, TaskStatus, Any]] = []
+        self.threads: list[int] = []
+
+    def sync(self, t: Task) -> None:
+        self.threads.append(threading.get_ident())
+        self.calls.append((t.name, t.status, t.result))
+
+    async def coroutine(self, t: Task) -> None:
+        await anyio.sleep(0.01)
+        self.calls.append((t.name, t.status, t.result))
+
+
+class EventLog:
+    """An observer (sync) that keeps every event, with the task statuses seen at that moment."""
+
+    def __init__(self, workflow: Workflow | None = None) -> None:
+        self.events: list[RunEvent] = []
+        self.statuses: list[TaskStatus | None] = []
+        self.workflow = workflow
+
+    def __call__(self, event: RunEvent) -> None:
+        self.events.append(event)
+        status = None
+        name = getattr(event, "task", None)
+        if self.workflow is not None and name is not None:
+            t = self.workflow.get_task(name)
+            status = None if t is None else t.status
+        self.statuses.append(status)
+
+    def of(self, kind: type[RunEvent]) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+class CoroutineObserver:
+    """An ``async def`` observer that is slow on purpose; it keeps the events it got."""
+
+    def __init__(self) -> None:
+        self.events: list[RunEvent] = []
+
+    async def __call__(self, event: RunEvent) -> None:
+        await anyio.sleep(0.001)
+        self.events.append(event)
+
+
+def heartbeat(beats: list[float], until: threading.Event) -> Callable[[], Awaitable[int]]:
+    """An ``async def`` task that ticks every 10 ms until ``until`` is set (at most 5 s).
+
+    If the event loop is blocked by a sync task, it cannot tick meanwhile.
+    """
+
+    async def beat() -> int:
+        deadline = time.monotonic() + 5
+        while not until.is_set() and time.monotonic() < deadline:
+            beats.append(time.monotonic())
+            await anyio.sleep(0.01)
+        return len(beats)
+
+    return beat
+
+
+def blocking_sleeper(seconds: float, done: threading.Event) -> Callable[[], str]:
+    """A plain function that sleeps ``seconds`` (blocking its thread), then sets ``done``."""
+
+    def sleeper() -> str:
+        time.sleep(seconds)
+        done.set()
+        return "slept"
+
+    return sleeper
+
+
+def final_statuses(wf: Workflow) -> dict[str, TaskStatus]:
+    return {t.name: t.status for t in wf.tasks}
+
+
+# -- random DAGs for the differential test ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One task of a random DAG.
+
+    :ivar kind: ``"sync"``, ``"async"``, ``"sync_timed"`` or ``"async_timed"`` (the last
+        two have a generous timeout, so they take the engine's deadline paths).
+    :ivar failures: how many first attempts raise.
+    :ivar retries: the task's ``retries``.
+    """
+
+    deps: tuple[int, ...]
+    kind: str
+    failures: int
+    retries: int
+
+
+@dataclass
+class Outcome:
+    """What a run left behind, in a form that compares across executors."""
+
+    statuses: dict[str, str]
+    results: dict[str, Any]
+    attempts: dict[str, int]
+    failed: set[str] = field(default_factory=set)
+    skipped: set[str] = field(default_factory=set)
+    first_failed: str | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+_PRIME = (1 << 61) - 1
+
+
+def node_value(i: int, upstream: dict[str, Any]) -> int:
+    """A task's result: a hash of its index and its upstream results (by name)."""
+    acc = i * 1_000_003 + 17
+    for name in sorted(upstream):
+        acc = (acc * 31 + int(name[1:]) * 7 + upstream[name]) % _PRIME
+    return acc
+
+
+def _node_func(i: int, spec: NodeSpec) -> Callable[..., Any]:
+    calls = [0]
+
+    def check() -> None:
+        calls[0] += 1
+        if calls[0] <= spec.failures:
+            raise ValueError(f"n{i} attempt {calls[0]} fails")
+
+    if spec.kind.startswith("async"):
+
+        async def node_async(**upstream: Any) -> int:
+            await anyio.lowlevel.checkpoint()
+            check()
+            return node_value(i, upstream)
+
+        return node_async
+
+    def node_sync(**upstream: Any) -> int:
+        check()
+        return node_value(i, upstream)
+
+    return node_sync
+
+
+def build_dag(specs: list[NodeSpec], name: str = "random_dag") -> Workflow:
+    """A fresh workflow (fresh attempt counters) for ``specs``; task ``i`` is named ``n{i}``."""
+    wf = Workflow(name)
+    for i, spec in enumerate(specs):
+        timeout = 30.0 if spec.kind.endswith("timed") else None
+        wf.add_task(
+            Task(f"n{i}", _node_func(i, spec), retries=spec.retries, timeout=timeout),
+            depends_on=[f"n{j}" for j in spec.deps],
+        )
+    return wf
+
+
+def expected_outcome(specs: list[NodeSpec]) -> Outcome:
+    """What any executor must leave behind, worked out without running anything."""
+    out = Outcome({}, {}, {})
+    values: dict[int, int] = {}
+    for i, spec in enumerate(specs):
+        name = f"n{i}"
+        if any(f"n{j}" in out.failed or f"n{j}" in out.skipped for j in spec.deps):
+            out.statuses[name] = "SKIPPED"
+            out.results[name] = None
+            out.attempts[name] = 0
+            out.skipped.add(name)
+        elif spec.failures > spec.retries:
+            out.statuses[name] = "FAILED"
+            out.results[name] = None
+            out.attempts[name] = spec.retries + 1
+            out.failed.add(name)
+            out.errors[name] = f"n{i} attempt {spec.retries + 1} fails"
+        else:
+            values[i] = node_value(i, {f"n{j}": values[j] for j in set(spec.deps)})
+            out.statuses[name] = "COMPLETED"
+            out.results[name] = values[i]
+            out.attempts[name] = spec.failures + 1
+    return out
+
+
+def observed_outcome(wf: Workflow, error: WorkflowExecutionError | None) -> Outcome:
+    out = Outcome(
+        {t.name: t.status.value for t in wf.tasks},
+        {t.name: t.result for t in wf.tasks},
+        {t.name: t.attempts for t in wf.tasks},
+    )
+    if error is not None:
+        out.failed = set(error.failed_tasks)
+        out.skipped = set(error.skipped_tasks)
+        out.first_failed = error.failed_task
+        out.errors = {k: str(v) for k, v in error.errors.items()}
+    return out
+
+
+def cancellable_sleeper(seconds: float, log: list[str]) -> Callable[[], Awaitable[str]]:
+    """An ``async def`` that sleeps ``seconds``, logging ``"cancelled"`` or ``"finished"``."""
+
+    async def sleeper() -> str:
+        try:
+            await anyio.sleep(seconds)
+        except anyio.get_cancelled_exc_class():
+            log.append("cancelled")
+            raise
+        log.append("finished")
+        return "late"
+
+    return sleeper
+
+
+def slow_first_attempt(
+    seconds: float, value: Any = "ok"
+) -> tuple[Callable[[], Awaitable[Any]], list[int]]:
+    """An ``async def`` whose first call sleeps ``seconds``; later calls return at once."""
+    attempts: list[int] = []
+
+    async def slow_first() -> Any:
+        attempts.append(len(attempts) + 1)
+        if len(attempts) == 1:
+            await anyio.sleep(seconds)
+        return value
+
+    return slow_first, attempts
+
+
+def raising_coroutine_observer(
+    got: list[str], on: type[RunEvent]
+) -> Callable[[RunEvent], Awaitable[None]]:
+    """An ``async def`` observer that records event kinds and raises on events of type ``on``."""
+
+    async def observer(event: RunEvent) -> None:
+        await anyio.lowlevel.checkpoint()
+        got.append(type(event).__name__)
+        if isinstance(event, on):
+            raise RuntimeError("async observer broke")
+
+    return observer

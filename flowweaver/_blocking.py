@@ -3,19 +3,23 @@
 With no loop running in this thread (a script), ``anyio.run`` starts one here. When one is
 already running (a notebook cell, a sync helper called from an async web handler),
 starting another in this thread is impossible and waiting on the running one would
-deadlock, so the work runs on a fresh loop in a helper thread (anyio's blocking portal)
-while this thread waits. Never ``nest_asyncio``, never a change of the global loop policy.
+deadlock, so the work runs on a fresh loop in a helper thread while this thread waits.
+Never ``nest_asyncio``, never a change of the global loop policy.
+
+The helper thread runs ``anyio.run`` itself rather than an anyio blocking portal: a portal
+is driven through ``anyio.from_thread``, which trio refuses to use from a thread that runs
+trio itself, so a blocking trio run called inside a trio program would hang on exit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import anyio
-from anyio.from_thread import start_blocking_portal
 
 T = TypeVar("T")
 
@@ -38,8 +42,9 @@ def loop_running_in_this_thread() -> bool:
 def run_blocking(func: Callable[..., Awaitable[T]], *args: Any, backend: str = "asyncio") -> T:
     """Call ``await func(*args)`` on a new event loop and return its result.
 
-    Exceptions propagate unchanged; Ctrl-C cancels the work and raises
-    ``KeyboardInterrupt`` (on the portal path the helper loop is cancelled first).
+    Exceptions propagate unchanged. Ctrl-C cancels the work and raises
+    ``KeyboardInterrupt`` (on the helper-thread path the helper's loop is cancelled and
+    waited for first).
     """
     if not loop_running_in_this_thread():
         try:
@@ -49,11 +54,80 @@ def run_blocking(func: Callable[..., Awaitable[T]], *args: Any, backend: str = "
             # Python 3.11+ turns it into KeyboardInterrupt itself; anyio's Runner backport
             # on 3.10 cannot, and lets the cancellation escape.
             raise KeyboardInterrupt from None
-    with start_blocking_portal(backend) as portal:
-        future = portal.start_task_soon(func, *args)
+    return _run_in_helper_thread(func, args, backend)
+
+
+class _Helper:
+    """What the helper thread hands back, and how to cancel its run from outside."""
+
+    def __init__(self) -> None:
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.scope: anyio.CancelScope | None = None
+        self.call_soon: Callable[[Callable[[], object]], object] | None = None
+        self.ready = threading.Event()
+        # Waited on instead of Thread.join: before Python 3.13 a KeyboardInterrupt that
+        # lands in join() can leave the thread marked finished while it still runs
+        # (bpo-45274's fix), and a second join() then returns at once.
+        self.done = threading.Event()
+
+    def cancel(self) -> None:
+        self.ready.wait()
+        if self.call_soon is not None and self.scope is not None:
+            try:
+                self.call_soon(self.scope.cancel)
+            except Exception:
+                pass  # the helper's loop has already finished
+
+
+def _run_in_helper_thread(func: Callable[..., Awaitable[T]], args: Any, backend: str) -> T:
+    from ._async._workers import threadsafe_caller
+
+    helper = _Helper()
+
+    async def main() -> None:
+        with anyio.CancelScope() as scope:
+            helper.scope = scope
+            helper.call_soon = threadsafe_caller()
+            helper.ready.set()
+            helper.result = await func(*args)
+
+    def target() -> None:
         try:
-            return future.result()
-        except BaseException:
-            if not future.done():
-                future.cancel()
-            raise
+            anyio.run(main, backend=backend)
+        except BaseException as exc:  # handed to the waiting thread
+            helper.error = exc
+        finally:
+            helper.ready.set()
+            helper.done.set()
+
+    host = _current_asyncio_task()
+    threading.Thread(target=target, name="flowweaver-blocking-run", daemon=True).start()
+    try:
+        # Waited for in slices: the host loop is blocked by this very call, so a
+        # cancellation of the host task (asyncio.Runner's answer to Ctrl-C) can only be
+        # seen by looking. trio raises KeyboardInterrupt into the wait by itself.
+        while not helper.done.wait(0.05):
+            if host is not None and _cancel_requested(host):
+                raise asyncio.CancelledError
+    except BaseException:
+        helper.cancel()
+        helper.done.wait()
+        raise
+    if helper.error is not None:
+        raise helper.error
+    return helper.result  # type: ignore[no-any-return]
+
+
+def _current_asyncio_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:
+        return None
+
+
+def _cancel_requested(task: asyncio.Task[Any]) -> bool:
+    cancelling = getattr(task, "cancelling", None)  # Python 3.11+
+    if cancelling is not None:
+        return bool(cancelling())
+    return bool(getattr(task, "_must_cancel", False))

@@ -107,9 +107,13 @@ class BaseExecutor(ABC):
 
     def _run_blocking(self, workflow: Workflow) -> None:
         from ._async._engine import run_workflow
-        from ._blocking import run_blocking
+        from ._blocking import loop_running_in_this_thread, run_blocking
 
-        run_blocking(run_workflow, self, workflow, True, backend=self.backend)
+        # Sync tasks may run on the loop's own thread only when that loop runs in the
+        # caller's thread: on the helper thread (a loop already runs here) they could not
+        # be interrupted by Ctrl-C, so they go to worker threads like everywhere else.
+        owns_loop = not loop_running_in_this_thread()
+        run_blocking(run_workflow, self, workflow, owns_loop, backend=self.backend)
 
     async def _run_async(self, workflow: Workflow) -> None:
         from ._async._engine import run_workflow

@@ -208,11 +208,6 @@ trio.run(handler)
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: blocking execute(backend='trio') called inside a trio run hangs "
-    "(anyio's trio portal refuses calls from a trio thread, then the portal exit blocks)",
-)
 def test_blocking_execute_with_trio_backend_inside_trio() -> None:
     # in a subprocess, so a deadlock costs a timeout instead of a stuck test session
     try:

@@ -198,7 +198,7 @@ wf = Workflow("ctrl_c")
 
 SCRIPT_TAIL = """
 try:
-    executor.execute(wf)
+    run_it()
 except KeyboardInterrupt:
     statuses = " ".join(f"{t.name}={t.status.value}" for t in wf.tasks)
     say(f"STATUSES {statuses} workflow={wf.status.value}")
@@ -245,23 +245,43 @@ def _reader(stream: Any, lines: queue.Queue[str | None]) -> None:
     lines.put(None)
 
 
+# How the script calls the blocking execute: from plain code, or from inside a running
+# event loop (a notebook, an async handler), where the run goes to a helper thread.
+CALLERS = {
+    "script": """
+def run_it():
+    executor.execute(wf)
+""",
+    "in_host_loop": """
+def run_it():
+    async def host():
+        executor.execute(wf)
+    if BACKEND == "trio":
+        import trio
+        trio.run(host)
+    else:
+        import asyncio
+        asyncio.run(host())
+""",
+}
+
 CTRL_C_CASES = [
-    pytest.param(scenario, backend, id=f"{scenario}-{backend}")
+    pytest.param(scenario, backend, caller, id=f"{scenario}-{backend}-{caller}")
     for scenario in SCENARIOS
     for backend in ("asyncio", "trio")
+    for caller in CALLERS
 ]
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child is POSIX-only")
-@pytest.mark.parametrize(("scenario", "backend"), CTRL_C_CASES)
+@pytest.mark.parametrize(("scenario", "backend", "caller"), CTRL_C_CASES)
 def test_ctrl_c_interrupts_a_blocking_run_promptly(
-    scenario: str, backend: str, tmp_path: Any
+    scenario: str, backend: str, caller: str, tmp_path: Any
 ) -> None:
     body, expected_starts = SCENARIOS[scenario]
     script = tmp_path / "run.py"
-    script.write_text(
-        SCRIPT_HEAD + textwrap.dedent(body).replace("BACKEND", repr(backend)) + SCRIPT_TAIL
-    )
+    code = SCRIPT_HEAD + textwrap.dedent(body) + CALLERS[caller] + SCRIPT_TAIL
+    script.write_text(code.replace("BACKEND", repr(backend)))
     out: list[str] = []
     lines: queue.Queue[str | None] = queue.Queue()
     with subprocess.Popen(

@@ -264,7 +264,7 @@ class JSONState:
             "version": record.version,
             "fingerprint": record.fingerprint,
             "token": record.token,
-            "inputs": None if record.inputs is None else dict(record.inputs),
+            "inputs": record.inputs,
         }
         result = record.result
         if not self._plain_json and result is not None:
@@ -288,7 +288,7 @@ class JSONState:
             version=raw.get("version"),
             fingerprint=raw.get("fingerprint"),
             token=raw.get("token"),
-            inputs=dict(inputs) if inputs is not None else None,
+            inputs=inputs,
         )
 
     def _result(self, name: str, raw: Raw) -> Any:
@@ -377,5 +377,5 @@ def _check_record(name: object, raw: object) -> None:
     if error is not None and not isinstance(error, str):
         raise ValueError(f"the record of task {name!r} has an 'error' that is not a string")
     inputs = raw.get("inputs")
-    if inputs is not None and not isinstance(inputs, dict):
-        raise ValueError(f"the record of task {name!r} has 'inputs' that are not an object")
+    if inputs is not None and not isinstance(inputs, str):
+        raise ValueError(f"the record of task {name!r} has 'inputs' that are not a string")

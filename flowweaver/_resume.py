@@ -9,9 +9,9 @@ A saved ``COMPLETED`` record is restored only when it is not stale:
 * every upstream task is restored too: a task one of whose upstream tasks runs again in
   this run runs again as well;
 * the upstream results it was computed from are the ones restored now: each record keeps
-  the *token* of its own completion and the tokens of the upstream results it consumed, so
-  a dependent saved before its upstream task ran again (say in a run interrupted between
-  the two) is seen to be stale.
+  the *token* of the run that produced it and the tokens of the upstream results it
+  consumed. Tokens are never reused, so a dependent saved before its upstream task ran
+  again (say in a run interrupted between the two) is seen to be stale.
 """
 
 from __future__ import annotations
@@ -50,10 +50,10 @@ def restorable(
         ups = graph.upstream[i]
         if any(j not in out for j in ups):
             continue
-        if rec.inputs is not None and any(
-            rec.inputs.get(names[j]) != out[j].token for j in ups if out[j].token is not None
-        ):
-            continue
+        if rec.inputs is not None and ups:
+            consumed = rec.inputs.split(",")
+            if any(out[j].token is not None and out[j].token not in consumed for j in ups):
+                continue
         out[i] = rec
     return out
 

@@ -10,7 +10,7 @@ no dependent of a task before that task's record is durable.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -42,20 +42,25 @@ class StateSerializationError(StateStoreError):
         )
 
 
-@dataclass
+@dataclass(slots=True)
 class TaskRecord:
     """One saved task state.
 
     :ivar result: on save, what the session's ``encode`` returned; on load, the decoded
         value.
     :ivar error: the failed attempt's exception as text (``"ValueError: bad"``).
-    :ivar timestamp: when the task reached this state (timezone-aware, UTC).
+    :ivar timestamp: when the record was saved (timezone-aware, UTC): the engine stamps a
+        whole batch with the time it is written.
     :ivar workflow: the workflow the record belongs to (``None`` when the store cannot
         tell, for example a user's store with the reference's five methods).
     :ivar version: the task's ``version`` when it ran.
     :ivar fingerprint: a hash of the task's code, when the run asked for one.
-    :ivar token: unique to this completion; a dependent records the tokens it consumed.
-    :ivar inputs: upstream task name -> the token of the upstream result this task used.
+    :ivar token: the id of the run that produced this result. No two runs share one, so
+        a result computed again always gets a new token.
+    :ivar inputs: the tokens of the upstream results this result was computed from,
+        joined with commas (``""`` for a task without upstream tasks). A dependent whose
+        upstream task has a token not in its ``inputs`` was computed from an older result
+        and is stale.
     """
 
     task_name: str
@@ -67,7 +72,7 @@ class TaskRecord:
     version: str | None = None
     fingerprint: str | None = None
     token: str | None = None
-    inputs: Mapping[str, str] | None = None
+    inputs: str | None = None
 
 
 class AsyncStoreSession(Protocol):

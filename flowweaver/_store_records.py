@@ -25,7 +25,18 @@ def to_utc(moment: datetime) -> datetime:
 
 def format_timestamp(moment: datetime) -> str:
     """ISO 8601 in UTC with microseconds, so stored timestamps sort as text."""
-    return to_utc(moment).isoformat(timespec="microseconds")
+    global _last
+    # A run stamps a whole batch with one datetime object: format it once. One tuple,
+    # replaced in one assignment, so threads never pair a moment with another's text.
+    last = _last
+    if last[0] is moment:
+        return last[1]
+    text = to_utc(moment).isoformat(timespec="microseconds")
+    _last = (moment, text)
+    return text
+
+
+_last: tuple[datetime | None, str] = (None, "")
 
 
 def parse_timestamp(value: object) -> datetime:
@@ -159,7 +170,7 @@ def public_state(record: TaskRecord) -> dict[str, Any]:
         "version": record.version,
         "fingerprint": record.fingerprint,
         "token": record.token,
-        "inputs": None if record.inputs is None else dict(record.inputs),
+        "inputs": record.inputs,
     }
 
 
@@ -201,5 +212,5 @@ def record_from_state(task_name: str, state: object, source: str) -> TaskRecord:
         version=text("version"),
         fingerprint=text("fingerprint"),
         token=text("token"),
-        inputs=dict(inputs) if isinstance(inputs, Mapping) else None,
+        inputs=inputs if isinstance(inputs, str) else None,
     )

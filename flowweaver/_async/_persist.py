@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("flowweaver")
 
+# The writer gives every record of a batch the time the batch is written (one clock read
+# and one formatted timestamp per batch, not per task).
+_STAMPED_BY_WRITER = datetime.min.replace(tzinfo=timezone.utc)
+
 
 class RunStore:
     """The state store as one run of one workflow sees it."""
@@ -51,10 +55,11 @@ class RunStore:
         )
         self._session: AsyncStoreSession | None = None
         self._records: dict[str, TaskRecord] = {}
-        # Each completion gets a token; a record keeps the tokens of the upstream results
-        # it was computed from, which is how a stale dependent is recognised next time.
+        # A result's token is the id of the run that produced it; a record keeps the
+        # tokens of the upstream results it was computed from, which is how a stale
+        # dependent is recognised next time (see _resume).
         self._tokens: list[str | None] = [None] * len(tasks)
-        self._run_id = uuid.uuid4().hex[:12]
+        self._run_id = uuid.uuid4().hex[:16]
         self.writer: Writer | None = None
 
     async def open(self, on_durable: Callable[[list[int]], None]) -> None:
@@ -98,11 +103,13 @@ class RunStore:
         """Queue task ``i``'s COMPLETED record; its dependents wait until it is durable."""
         assert self.writer is not None
         t = self._tasks[i]
-        names = self._graph.names
-        token = f"{self._run_id}-{i}"
-        self._tokens[i] = token
+        token = self._run_id
         tokens = self._tokens
-        inputs = {names[j]: tokens[j] or "" for j in self._graph.upstream[i]}
+        tokens[i] = token
+        ups = self._graph.upstream[i]
+        # Usually every upstream result is from this run: then the run id says it all.
+        used = {tokens[j] or "" for j in ups}
+        inputs = token if used == {token} else ",".join(sorted(used))
         fingerprint = self._fingerprints[i] if self._fingerprints is not None else None
         self.writer.put(
             i,
@@ -111,7 +118,7 @@ class RunStore:
                 TaskStatus.COMPLETED,
                 encoded,
                 None,
-                datetime.now(timezone.utc),
+                _STAMPED_BY_WRITER,
                 self._workflow,
                 t.version,
                 fingerprint,
@@ -129,8 +136,10 @@ class RunStore:
     def _final(self, i: int, status: TaskStatus, error: str) -> None:
         assert self.writer is not None
         t = self._tasks[i]
-        now = datetime.now(timezone.utc)
-        self.writer.put(i, TaskRecord(t.name, status, None, error, now, self._workflow, t.version))
+        self.writer.put(
+            i,
+            TaskRecord(t.name, status, None, error, _STAMPED_BY_WRITER, self._workflow, t.version),
+        )
 
     async def close(self, ok: bool) -> None:
         """Save what is still queued and close the session, even after a cancellation.

@@ -11,6 +11,7 @@ tells the engine which completed tasks it held; only then do their dependents st
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timezone
 
 import anyio
 
@@ -72,8 +73,13 @@ class Writer:
 
     async def _save_queued(self) -> None:
         batch, self._queue = self._queue, []
+        now = datetime.now(timezone.utc)
+        records = []
+        for _, record in batch:
+            record.timestamp = now
+            records.append(record)
         try:
-            await self._session.save(self._workflow, [record for _, record in batch])
+            await self._session.save(self._workflow, records)
         except BaseException:
             # Not saved: put the batch back, so a later flush can still try.
             self._queue[:0] = batch

@@ -277,7 +277,7 @@ def test_a_session_round_trips_every_field(path: Path) -> None:
             version="v2",
             fingerprint="f" * 8,
             token="tok-a",
-            inputs={},
+            inputs="",
         ),
         record(
             "b",
@@ -286,7 +286,7 @@ def test_a_session_round_trips_every_field(path: Path) -> None:
             minutes=1,
             error="ValueError: bad",
             token="tok-b",
-            inputs={"a": "tok-a"},
+            inputs="tok-a",
         ),
         record("c", None, TaskStatus.SKIPPED, minutes=2),
     ]
@@ -304,18 +304,18 @@ def test_a_session_round_trips_every_field(path: Path) -> None:
         "v2",
         "ffffffff",
         "tok-a",
-        {},
+        "",
     )
     assert (a.workflow, a.timestamp) == ("wf", NOW)
     assert (b.status, b.error, b.inputs, b.timestamp) == (
         TaskStatus.FAILED,
         "ValueError: bad",
-        {"a": "tok-a"},
+        "tok-a",
         at(1),
     )
     assert c.status is TaskStatus.SKIPPED
     data = load_json(path)
-    assert data["b"]["inputs"] == {"a": "tok-a"}
+    assert data["b"]["inputs"] == "tok-a"
     assert data["a"]["workflow"] == "wf"
 
 

@@ -58,6 +58,7 @@ class JSONState:
         self.serializer = serializer
         self._plain_json = isinstance(serializer, JSONSerializer)
         self.records: dict[str, Raw] = {}
+        self._rendered: dict[str, tuple[Raw, str]] = {}  # name -> (record, its pretty text)
         self.main: Identity | None = None
         self.journal_file: tuple[int, int] | None = None  # (device, inode)
         self.journal_size = 0
@@ -182,9 +183,29 @@ class JSONState:
         return _line({"delete": list(names)})
 
     def render(self, pretty: bool) -> bytes:
-        """The whole state as the main file's bytes."""
-        text = json.dumps(self.records, indent=2 if pretty else None, ensure_ascii=False)
-        return (text + "\n").encode("utf-8")
+        """The whole state as the main file's bytes.
+
+        Pretty, it has the reference's layout: one line per task name and per key, each
+        value (a result too) compact on its key's line. Each record is rendered by the C
+        encoder and kept until the record changes, so compacting a big store costs a join,
+        not a re-encoding of every record (``json.dumps(indent=...)`` runs in Python).
+        """
+        if not pretty:
+            return (_COMPACT.encode(self.records) + "\n").encode("utf-8")
+        cache = self._rendered
+        parts = []
+        for name, raw in self.records.items():
+            cached = cache.get(name)
+            if cached is None or cached[0] is not raw:
+                cached = (raw, _pretty_record(name, raw))
+                cache[name] = cached
+            parts.append(cached[1])
+        if len(cache) > 2 * len(self.records) + 64:
+            # forget records deleted since (names a cleared store no longer has)
+            self._rendered = {n: c for n, c in cache.items() if n in self.records}
+        if not parts:
+            return b"{}\n"
+        return ("{\n" + ",\n".join(parts) + "\n}\n").encode("utf-8")
 
     # -- records ------------------------------------------------------------------------------
 
@@ -320,6 +341,32 @@ class JSONState:
 
 def _owned(raw: Raw, workflow: str | None) -> bool:
     return workflow is None or raw.get("workflow") == workflow
+
+
+_COMPACT = json.JSONEncoder(ensure_ascii=False)
+_VALUE = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))
+_string = json.encoder.encode_basestring  # C, keeps non-ASCII as it is
+_KEY_LINES: dict[str, str] = {}  # key -> '    "key": '
+
+
+def _pretty_record(name: str, raw: Raw) -> str:
+    """``  "name": {`` then one ``    "key": value`` line per key, then ``  }``.
+
+    Most values are strings or null: those skip the encoder object's Python layer.
+    """
+    lines = []
+    for key, value in raw.items():
+        head = _KEY_LINES.get(key)
+        if head is None:
+            head = _KEY_LINES[key] = f"    {_string(key)}: "
+        if value is None:
+            lines.append(head + "null")
+        elif type(value) is str:
+            lines.append(head + _string(value))
+        else:
+            lines.append(head + _VALUE.encode(value))
+    body = ",\n".join(lines)
+    return f"  {_string(name)}: {{\n{body}\n  }}"
 
 
 def _line(op: Mapping[str, Any]) -> bytes:

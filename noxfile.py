@@ -30,7 +30,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package, generated twins included."""
-    session.install("-e", ".", "mypy>=1.10")
+    session.install("-e", ".[cli]", "mypy>=1.10")
     session.run("mypy")
 
 

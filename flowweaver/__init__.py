@@ -33,8 +33,13 @@ from ._events import (
     TaskStarted,
 )
 from ._executor import BaseExecutor
+from ._serializers import JSONSerializer, PickleSerializer
 from ._status import TaskStatus, WorkflowStatus
+from ._store_api import StateSerializationError, StateStoreError, TaskRecord
 from ._sync._executors import ConcurrentExecutor, SequentialExecutor, ThreadedExecutor
+from ._sync._json_store import JSONStateStore
+from ._sync._sqlite_store import SQLiteStateStore
+from ._sync._store_base import BaseStateStore
 from ._task import Task, task
 from ._workflow import Workflow
 
@@ -47,19 +52,27 @@ _logging.getLogger("flowweaver").addHandler(_logging.NullHandler())
 __all__ = [
     "AsyncExecutor",
     "BaseExecutor",
+    "BaseStateStore",
     "ConcurrentExecutor",
     "CycleError",
     "FlowWeaverError",
+    "JSONSerializer",
+    "JSONStateStore",
+    "PickleSerializer",
     "RunEvent",
     "RunFinished",
     "RunStarted",
+    "SQLiteStateStore",
     "SequentialExecutor",
+    "StateSerializationError",
+    "StateStoreError",
     "Task",
     "TaskCancelled",
     "TaskCompleted",
     "TaskEvent",
     "TaskExecutionError",
     "TaskFailed",
+    "TaskRecord",
     "TaskRestored",
     "TaskRetrying",
     "TaskSkipped",

@@ -42,7 +42,13 @@ def run_blocking(func: Callable[..., Awaitable[T]], *args: Any, backend: str = "
     ``KeyboardInterrupt`` (on the portal path the helper loop is cancelled first).
     """
     if not loop_running_in_this_thread():
-        return anyio.run(func, *args, backend=backend)
+        try:
+            return anyio.run(func, *args, backend=backend)
+        except asyncio.CancelledError:
+            # Nothing outside can cancel the main task of a loop we started but Ctrl-C.
+            # Python 3.11+ turns it into KeyboardInterrupt itself; anyio's Runner backport
+            # on 3.10 cannot, and lets the cancellation escape.
+            raise KeyboardInterrupt from None
     with start_blocking_portal(backend) as portal:
         future = portal.start_task_soon(func, *args)
         try:

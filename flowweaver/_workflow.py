@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import _export
 from ._errors import WorkflowValidationError
 from ._graph import Graph
 from ._status import WorkflowStatus
@@ -171,6 +172,24 @@ class Workflow:
         if self._graph is None:
             self._graph = Graph(list(self._tasks), self._depends_on)
         return self._graph
+
+    # -- describing ----------------------------------------------------------------------------
+
+    def to_mermaid(self) -> str:
+        """The DAG as a Mermaid flowchart (text), each task coloured by its status once the
+        workflow has run. Paste it into a Markdown file, or ``flowweaver graph FILE``.
+
+        :raises WorkflowValidationError: for unknown dependencies or cycles.
+        """
+        return _export.to_mermaid(self)
+
+    def to_dot(self) -> str:
+        """The DAG as Graphviz DOT (text; render it with ``dot -Tsvg``), each task coloured by
+        its status once the workflow has run.
+
+        :raises WorkflowValidationError: for unknown dependencies or cycles.
+        """
+        return _export.to_dot(self)
 
     def _check_not_running(self, what: str) -> None:
         if self._running:

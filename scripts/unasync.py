@@ -46,6 +46,10 @@ SUBS = [
     (r"await ", ""),
     (r"_run_async", "_run_blocking"),
     (r"@pytest\.mark\.anyio\n", ""),
+    (r"async with", "with"),
+    (r"aclose", "close"),
+    (r"__aenter__", "__enter__"),
+    (r"__aexit__", "__exit__"),
 ]
 # A pattern that starts with a letter must start a word ("await " but not "unawait ").
 COMPILED = [

@@ -461,6 +461,9 @@ class _Run:
                 i = queue.popleft()
                 if kinds[i] == INLINE and not (awaiting and i in awaiting):
                     # The sequential hot path, kept free of coroutine objects.
+                    if guard.interrupted:
+                        self._abort(KeyboardInterrupt())
+                        return
                     guard.active = True
                     try:
                         value = tasks[i].func(**self._kwargs(i))

@@ -20,12 +20,18 @@ from typing import Any
 
 
 class InlineGuard:
-    """Tells the handler whether user code is running inline right now."""
+    """Tells the handler whether user code is running inline right now.
 
-    __slots__ = ("active",)
+    :ivar interrupted: set when Ctrl-C came while no inline call ran; the engine checks it
+        before starting the next inline call, which would otherwise hold the pending
+        cancellation up until it returns.
+    """
+
+    __slots__ = ("active", "interrupted")
 
     def __init__(self) -> None:
         self.active = False
+        self.interrupted = False
 
 
 @contextmanager
@@ -43,6 +49,7 @@ def interrupt_inline_calls(guard: InlineGuard) -> Iterator[None]:
     def handler(signum: int, frame: FrameType | None) -> None:
         if guard.active:
             raise KeyboardInterrupt
+        guard.interrupted = True
         previous(signum, frame)
 
     signal.signal(signal.SIGINT, handler)

@@ -1,0 +1,306 @@
+# unasync: generate
+"""The JSON state store: the reference's file format, crash-safe, shared safely.
+
+``flowweaver/_async/_json_store.py`` is written by hand (``flowweaver.aio.JSONStateStore``,
+on aiofiles); ``scripts/unasync.py`` generates ``flowweaver/_sync/_json_store.py``
+(``flowweaver.JSONStateStore``). The file format, the journal and compaction are described
+in ``flowweaver/_json_format.py``; the I/O of each form is in ``flowweaver/_store_io.py``.
+
+Every operation holds the store's lock file (``<file>.lock``) and first brings the copy in
+memory up to date with the disk, so several threads and processes can share one file:
+writers take turns, and each merges what the others wrote, so no record is dropped.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from .._json_format import JSONState
+from .._serializers import Serializer, check_serializer
+from .._status import TaskStatus
+from .._store_api import TaskRecord
+from .._store_io import AsyncFileLock, AsyncFiles
+from .._store_records import (
+    check_argument_status,
+    check_folder,
+    check_task_name,
+    check_workflow,
+    error_text,
+    os_error,
+    public_state,
+)
+from .._store_records import store_path as as_path
+from ._store_base import AsyncBaseStateStore
+
+
+class AsyncJSONStateStore(AsyncBaseStateStore):
+    """Task states in one JSON file, in the API reference's format.
+
+    The file is a JSON object keyed by task name; each value has ``"status"``,
+    ``"result"`` (the JSON value itself), ``"error"`` and ``"timestamp"`` (ISO 8601, UTC),
+    plus ``"workflow"``, ``"version"``, ``"fingerprint"``, ``"token"`` and ``"inputs"``.
+    Because the file is keyed by task name alone, two workflows with a task of the same
+    name cannot share one file: the run that would overwrite the other's record fails
+    before anything runs (an :class:`~flowweaver.SQLiteStateStore` keys by workflow too).
+
+    Writes are crash-safe: the file is only ever replaced whole (temp file in the same
+    folder, fsync, rename, fsync of the folder). A run appends each batch of results to
+    a journal beside it (``<file>.journal``, one fsync per batch) and folds the journal
+    into the file when the journal outgrows it and when the run ends, so after a run
+    the file alone holds everything. A lock file (``<file>.lock``) lets threads and
+    processes share the store; it stays in place, which is harmless.
+
+    :param store_path: the JSON file. Its folder must exist (it is not created).
+    :param pretty_print: indent the file for people to read.
+    :param serializer: how results are stored (keyword-only): JSON by default, which
+        keeps exactly what JSON holds and refuses anything else when the task completes;
+        ``PickleSerializer()`` for any picklable object (never on an untrusted file); or
+        any object with ``dumps`` and ``loads``.
+    :raises WorkflowValidationError: for a path or serializer that is not one.
+    """
+
+    def __init__(
+        self,
+        store_path: str | os.PathLike[str],
+        pretty_print: bool = True,
+        *,
+        serializer: Serializer | None = None,
+    ) -> None:
+        self._path = as_path(store_path, "store_path")
+        self.store_path = os.fspath(store_path)
+        self.pretty_print = bool(pretty_print)
+        self.serializer = check_serializer(serializer)
+        self._state = JSONState(self._path, self.serializer)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.store_path!r})"
+
+    # -- the reference's five methods --------------------------------------------------------
+
+    async def save_task_state(
+        self,
+        task_name: str,
+        status: TaskStatus | str,
+        result: Any,
+        error: Exception | str | None,
+        timestamp: datetime,
+        workflow: str | None = None,
+    ) -> None:
+        """Save a task's state, replacing the one saved under its name; the file is
+        rewritten at once (a run writes in batches through its journal instead).
+
+        :param error: the exception (stored as ``"ValueError: bad"``) or its text.
+        :param timestamp: a naive datetime is taken as local time; stored in UTC.
+        :param workflow: the workflow the record belongs to (None: none).
+        :raises StateSerializationError: when ``result`` cannot be stored; nothing is
+            written.
+        :raises StateStoreError: when the file is unreadable or not writable, or the
+            name holds a record of another workflow.
+        """
+        name = check_task_name(task_name)
+        workflow = check_workflow(workflow)
+        record = TaskRecord(
+            name,
+            check_argument_status(status),
+            self._state.encode(name, result),
+            error_text(error),
+            timestamp,
+        )
+        async with self._locked() as files:
+            await self._refresh(files)
+            if workflow is not None:
+                self._state.check_owner(workflow, [name])
+            self._state.put({name: self._state.raw(record, workflow)})
+            await self._rewrite(files)
+
+    async def load_task_state(
+        self, task_name: str, workflow: str | None = None
+    ) -> dict[str, Any] | None:
+        """The saved state of a task as the file spells it (``"status"`` as text,
+        ``"timestamp"`` as ISO 8601), its result decoded; None when there is none.
+
+        :param workflow: only a record of this workflow (None: whichever is saved).
+        :raises StateStoreError: when the file is unreadable.
+        """
+        name = check_task_name(task_name)
+        workflow = check_workflow(workflow)
+        async with self._locked() as files:
+            await self._refresh(files)
+            record = self._state.get(name, workflow)
+        return None if record is None else public_state(record)
+
+    async def delete_task_state(self, task_name: str, workflow: str | None = None) -> None:
+        """Remove a task's saved state (nothing happens when there is none).
+
+        :param workflow: only if it belongs to this workflow (None: whichever is saved).
+        """
+        name = check_task_name(task_name)
+        workflow = check_workflow(workflow)
+        async with self._locked() as files:
+            await self._refresh(files)
+            if self._state.get(name, workflow) is not None:
+                self._state.delete([name])
+                await self._rewrite(files)
+
+    async def list_all_tasks(self, workflow: str | None = None) -> list[str]:
+        """The task names with a saved state (of one workflow, or all)."""
+        workflow = check_workflow(workflow)
+        async with self._locked() as files:
+            await self._refresh(files)
+            return self._state.names(workflow)
+
+    async def clear_all_states(self, workflow: str | None = None) -> None:
+        """Remove every saved state (of one workflow, or all)."""
+        workflow = check_workflow(workflow)
+        async with self._locked() as files:
+            await self._refresh(files)
+            names = self._state.names(workflow)
+            if names or self._state.journal_file is not None:
+                self._state.delete(names)
+                await self._rewrite(files)
+
+    # -- for the command line ------------------------------------------------------------------
+
+    async def list_records(self, workflow: str | None = None) -> list[TaskRecord]:
+        """Every saved record (of one workflow), oldest first, results decoded."""
+        workflow = check_workflow(workflow)
+        async with self._locked() as files:
+            await self._refresh(files)
+            return self._state.all(workflow)
+
+    async def list_workflows(self) -> list[str]:
+        """The names of the workflows with records in this file."""
+        async with self._locked() as files:
+            await self._refresh(files)
+            return self._state.workflows()
+
+    # -- a run's session -------------------------------------------------------------------------
+
+    async def _open_session(self) -> AsyncJSONSession:
+        return AsyncJSONSession(self)
+
+    # -- the file --------------------------------------------------------------------------------
+
+    def _locked(self) -> _Locked:
+        return _Locked(self)
+
+    async def _refresh(self, files: AsyncFiles) -> None:
+        """Bring the copy in memory up to date with the disk (the lock is held)."""
+        state = self._state
+        try:
+            main = await files.identity(self._path)
+            journal = await files.identity(state.journal)
+            if state.stale(main, journal):
+                state.read_main(await files.read(self._path), main)
+            if journal is not None:
+                tail = b""
+                if journal.size > state.journal_size:
+                    tail = await files.read(state.journal, state.journal_size) or b""
+                size = state.read_journal(tail, journal)
+                if size < journal.size:
+                    await files.truncate(state.journal, size)  # a torn last line
+        except OSError as exc:
+            raise os_error(self._path, exc, "read") from None
+
+    async def _append(self, files: AsyncFiles, line: bytes) -> None:
+        """Make one journal line durable; fold the journal in once it outgrows the file."""
+        state = self._state
+        try:
+            state.appended(await files.append(state.journal, line))
+        except OSError as exc:
+            raise os_error(state.journal, exc, "write") from None
+        if state.should_compact():
+            await self._rewrite(files)
+
+    async def _rewrite(self, files: AsyncFiles) -> None:
+        """Write the whole state to the file by atomic replace; drop the journal."""
+        state = self._state
+        try:
+            main = await files.replace(self._path, state.render(self.pretty_print))
+            if state.journal_file is not None:
+                await files.remove(state.journal)
+        except OSError as exc:
+            raise os_error(self._path, exc, "write") from None
+        state.compacted(main)
+
+
+class _Locked:
+    """``async with store._locked() as files:`` the lock is held, and a failure halfway
+    leaves the copy in memory distrusted so that the next operation reads the disk."""
+
+    def __init__(self, store: AsyncJSONStateStore) -> None:
+        self._store = store
+        self._lock = AsyncFileLock(store._path)
+
+    async def __aenter__(self) -> AsyncFiles:
+        check_folder(self._store._path)
+        await self._lock.__aenter__()
+        return AsyncFiles()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if exc[0] is not None:
+            self._store._state.forget()
+        await self._lock.__aexit__(*exc)
+
+
+class AsyncJSONSession:
+    """A run's session on a :class:`AsyncJSONStateStore`.
+
+    ``save`` appends one journal line per batch (one fsync); ``aclose`` folds the
+    journal into the file. On cancellation, a write that has started (the lock is held)
+    finishes first; waiting for the lock is cancelled at once.
+    """
+
+    def __init__(self, store: AsyncJSONStateStore) -> None:
+        self._store = store
+        self._state = store._state
+        self._saved = False
+
+    def encode(self, task_name: str, value: Any) -> Any:
+        """A copy of the result as it will be stored (see ``_json_format``).
+
+        :raises StateSerializationError: when the result cannot be stored.
+        """
+        return self._state.encode(task_name, value)
+
+    async def load(self, workflow: str, task_names: Sequence[str]) -> dict[str, TaskRecord]:
+        """The records a run of ``workflow`` may restore from.
+
+        :raises StateStoreError: when the file is unreadable, or a task name holds a
+            record of another workflow (naming the task and both workflows).
+        """
+        async with self._store._locked() as files:
+            await self._store._refresh(files)
+            return self._state.load(workflow, task_names)
+
+    async def save(self, workflow: str, records: Sequence[TaskRecord]) -> None:
+        """Make ``records`` durable as one journal line; returns once it is fsynced.
+
+        :raises StateStoreError: when the file cannot be written, or a name now holds a
+            record of another workflow; nothing of the batch is written then.
+        """
+        if not records:
+            return
+        state = self._state
+        async with self._store._locked() as files:
+            await self._store._refresh(files)
+            state.check_owner(workflow, [r.task_name for r in records])
+            line = state.put({r.task_name: state.raw(r, workflow) for r in records})
+            self._saved = True
+            await self._store._append(files, line)
+
+    async def aclose(self) -> None:
+        """Fold the journal into the file, so the file alone holds everything.
+
+        A session that saved nothing and finds no journal does not touch the store (so
+        closing after a failed ``load`` does not raise the same error again).
+        """
+        if not self._saved and await AsyncFiles().identity(self._state.journal) is None:
+            return
+        async with self._store._locked() as files:
+            await self._store._refresh(files)
+            if self._state.journal_file is not None:
+                await self._store._rewrite(files)

@@ -1,0 +1,298 @@
+# unasync: generate
+"""The SQLite state store: the reference's table, keyed by workflow and task name.
+
+``flowweaver/_async/_sqlite_store.py`` is written by hand
+(``flowweaver.aio.SQLiteStateStore``, on aiosqlite); ``scripts/unasync.py`` generates
+``flowweaver/_sync/_sqlite_store.py`` (``flowweaver.SQLiteStateStore``). The schema and the
+statements are in ``flowweaver/_sqlite_schema.py``; each form's connection is in
+``flowweaver/_store_io.py``.
+
+Every write is one ``BEGIN IMMEDIATE`` ... ``COMMIT`` transaction. SQLite itself lets
+several processes share the database: a writer waits for the one before it (up to
+``BUSY_TIMEOUT``), and each saves only its own rows, so none loses another's update.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .._serializers import Serializer, check_serializer
+from .._sqlite_schema import (
+    BUSY_TIMEOUT,
+    CREATE_INDEXES,
+    CREATE_TABLE,
+    GC,
+    PRAGMAS,
+    TABLE_INFO,
+    UPSERT,
+    WORKFLOWS,
+    Rows,
+    check_db_path,
+    check_gc_days,
+    check_shape,
+    delete,
+    gc_cutoff,
+    select_all,
+    select_for_run,
+    select_names,
+    select_one,
+    translate_errors,
+)
+from .._status import TaskStatus
+from .._store_api import TaskRecord
+from .._store_io import AsyncDatabase, AsyncShield
+from .._store_records import (
+    check_argument_status,
+    check_folder,
+    check_task_name,
+    check_workflow,
+    error_text,
+    public_state,
+)
+from .._store_records import store_path as as_path
+from ._store_base import AsyncBaseStateStore
+
+
+class AsyncSQLiteStateStore(AsyncBaseStateStore):
+    """Task states in an SQLite database, many workflows in one file.
+
+    The table ``tasks`` has the reference's columns (``task_name``, ``status``,
+    ``result`` as JSON text, ``error``, ``timestamp``) and index (``idx_timestamp``), plus
+    ``workflow`` (with ``task_name``, the key), ``version``, ``fingerprint``, ``token``
+    and ``inputs``, so the reference's query ``SELECT task_name, timestamp FROM tasks
+    WHERE status = 'COMPLETED'`` works as it is.
+
+    The database runs in WAL mode with ``synchronous=NORMAL``: a commit survives the
+    process being killed at any moment, but a power loss or an OS crash may lose the last
+    few commits (never corrupt the file); those tasks then simply run again.
+
+    :param db_path: the database file. Its folder must exist (it is not created).
+    :param enable_gc: delete records older than ``gc_days`` whenever a run opens the
+        store (and the first time this object opens it).
+    :param gc_days: how many days of history to keep (a whole number above 0).
+    :param serializer: how results are stored (keyword-only): JSON by default;
+        ``PickleSerializer()`` for any picklable object (never on an untrusted file); or
+        any object with ``dumps`` and ``loads``.
+    :raises WorkflowValidationError: for a bad path, ``gc_days`` or serializer.
+    """
+
+    def __init__(
+        self,
+        db_path: str | os.PathLike[str],
+        enable_gc: bool = True,
+        gc_days: int = 30,
+        *,
+        serializer: Serializer | None = None,
+    ) -> None:
+        self._path: Path = check_db_path(as_path(db_path, "db_path"))
+        self.db_path = os.fspath(db_path)
+        self.enable_gc = bool(enable_gc)
+        self.gc_days = check_gc_days(gc_days)
+        self.serializer = check_serializer(serializer)
+        self._rows = Rows(self._path, self.serializer)
+        self._collected = False
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.db_path!r})"
+
+    # -- the reference's five methods --------------------------------------------------------
+
+    async def save_task_state(
+        self,
+        task_name: str,
+        status: TaskStatus | str,
+        result: Any,
+        error: Exception | str | None,
+        timestamp: datetime,
+        workflow: str | None = None,
+    ) -> None:
+        """Save a task's state (replacing the one of that workflow and name) in one
+        transaction.
+
+        :param error: the exception (stored as ``"ValueError: bad"``) or its text.
+        :param timestamp: a naive datetime is taken as local time; stored in UTC.
+        :param workflow: the workflow the record belongs to (None: none).
+        :raises StateSerializationError: when ``result`` cannot be stored; nothing is
+            written.
+        :raises StateStoreError: when the database cannot be opened or written.
+        """
+        name = check_task_name(task_name)
+        workflow = check_workflow(workflow)
+        record = TaskRecord(
+            name,
+            check_argument_status(status),
+            self._rows.encode(name, result),
+            error_text(error),
+            timestamp,
+        )
+        row = self._rows.row(record, workflow)
+        db = await self._connect(gc=not self._collected)
+        try:
+            with translate_errors(self._path, "write"):
+                await _write(db, UPSERT, [row])
+        finally:
+            await db.close()
+
+    async def load_task_state(
+        self, task_name: str, workflow: str | None = None
+    ) -> dict[str, Any] | None:
+        """The saved state of a task (``"status"`` as text, ``"timestamp"`` as ISO 8601),
+        its result decoded; None when there is none.
+
+        :param workflow: only a record of this workflow (None: the newest of any).
+        """
+        name = check_task_name(task_name)
+        rows = await self._query(*select_one(name, check_workflow(workflow)))
+        return public_state(self._rows.record(rows[0])) if rows else None
+
+    async def delete_task_state(self, task_name: str, workflow: str | None = None) -> None:
+        """Remove a task's saved state (of one workflow, or of all); no error if none."""
+        sql, params = delete(check_task_name(task_name), check_workflow(workflow))
+        await self._change(sql, params)
+
+    async def list_all_tasks(self, workflow: str | None = None) -> list[str]:
+        """The task names with a saved state (of one workflow, or all), sorted."""
+        rows = await self._query(*select_names(check_workflow(workflow)))
+        return [row[0] for row in rows]
+
+    async def clear_all_states(self, workflow: str | None = None) -> None:
+        """Remove every saved state (of one workflow, or all)."""
+        sql, params = delete(None, check_workflow(workflow))
+        await self._change(sql, params)
+
+    # -- for the command line ------------------------------------------------------------------
+
+    async def list_records(self, workflow: str | None = None) -> list[TaskRecord]:
+        """Every saved record (of one workflow), oldest first, results decoded."""
+        rows = await self._query(*select_all(check_workflow(workflow)))
+        return [self._rows.record(row) for row in rows]
+
+    async def list_workflows(self) -> list[str]:
+        """The names of the workflows with records in this database."""
+        return [row[0] for row in await self._query(WORKFLOWS, [])]
+
+    # -- a run's session -------------------------------------------------------------------------
+
+    async def _open_session(self) -> AsyncSQLiteSession:
+        return AsyncSQLiteSession(self, await self._connect(gc=True))
+
+    # -- the database ----------------------------------------------------------------------------
+
+    async def _connect(self, gc: bool) -> AsyncDatabase:
+        """A connection with the table checked (or made) and, if asked, old records
+        collected.
+
+        :raises StateStoreError: for a missing or read-only folder, a file that is not
+            an SQLite database, or a ``tasks`` table of another shape; the file is left
+            as it is.
+        """
+        check_folder(self._path)
+        with translate_errors(self._path, "open"):
+            db = await AsyncDatabase.connect(str(self._path), BUSY_TIMEOUT)
+        try:
+            with translate_errors(self._path, "open"):
+                # Check before anything writes, even the switch to WAL: a database that
+                # is not ours is left byte for byte as it was.
+                columns = await db.execute(TABLE_INFO)
+                if columns:
+                    check_shape(self._path, columns)
+                for pragma in PRAGMAS:
+                    await db.execute(pragma)
+                if not columns:
+                    await _write(db, CREATE_TABLE)
+                for index in CREATE_INDEXES:
+                    await db.execute(index)
+                if gc and self.enable_gc:
+                    await _write(db, GC, [[gc_cutoff(self.gc_days)]])
+                    self._collected = True
+        except BaseException:
+            await db.close()
+            raise
+        return db
+
+    async def _query(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        db = await self._connect(gc=not self._collected)
+        try:
+            with translate_errors(self._path, "read"):
+                return await db.execute(sql, params)
+        finally:
+            await db.close()
+
+    async def _change(self, sql: str, params: Sequence[Any]) -> None:
+        db = await self._connect(gc=not self._collected)
+        try:
+            with translate_errors(self._path, "write"):
+                await _write(db, sql, [params])
+        finally:
+            await db.close()
+
+
+async def _write(db: AsyncDatabase, sql: str, rows: Sequence[Sequence[Any]] | None = None) -> None:
+    """Run ``sql`` once (no ``rows``) or once per row of parameters, in one transaction.
+
+    If anything fails or the caller is cancelled, the transaction is rolled back
+    (shielded, so the connection is never left inside one).
+    """
+    await db.begin()
+    try:
+        if rows is None:
+            await db.execute(sql)
+        else:
+            await db.executemany(sql, rows)
+        await db.commit()
+    except BaseException:
+        with AsyncShield():
+            await db.rollback()
+        raise
+
+
+class AsyncSQLiteSession:
+    """A run's session on an :class:`AsyncSQLiteStateStore`: one connection for the run,
+    one transaction per batch."""
+
+    def __init__(self, store: AsyncSQLiteStateStore, db: AsyncDatabase) -> None:
+        self._store = store
+        self._rows = store._rows
+        self._db = db
+
+    def encode(self, task_name: str, value: Any) -> Any:
+        """The ``result`` column's value for a task's result.
+
+        :raises StateSerializationError: when the result cannot be stored.
+        """
+        return self._rows.encode(task_name, value)
+
+    async def load(self, workflow: str, task_names: Sequence[str]) -> dict[str, TaskRecord]:
+        """The records of ``workflow`` for these names; a record saved without a
+        workflow stands in where the workflow has none of its own.
+
+        :raises StateStoreError: when the database cannot be read.
+        """
+        found: dict[str, TaskRecord] = {}
+        with translate_errors(self._store._path, "read"):
+            for sql, params in select_for_run(workflow, list(task_names)):
+                for row in await self._db.execute(sql, params):
+                    record = self._rows.record(row)
+                    if record.workflow is not None or record.task_name not in found:
+                        found[record.task_name] = record
+        return found
+
+    async def save(self, workflow: str, records: Sequence[TaskRecord]) -> None:
+        """Write ``records`` in one transaction; returns once it is committed.
+
+        :raises StateStoreError: when the database cannot be written (nothing of the
+            batch is then).
+        """
+        if not records:
+            return
+        rows = [self._rows.row(r, workflow) for r in records]
+        with translate_errors(self._store._path, "write"):
+            await _write(self._db, UPSERT, rows)
+
+    async def aclose(self) -> None:
+        """Close the connection (shielded)."""
+        await self._db.close()

@@ -1,0 +1,168 @@
+"""The click command group: options, help texts and exit codes; the work is elsewhere.
+
+click rather than typer: the command is four subcommands with a handful of options, which
+click states plainly in decorators; typer is a layer over click (so it would bring click
+anyway) plus its own dependencies, and its type-hint magic buys nothing here. click also
+exits with code 2 on bad usage by itself, which is the code this command promises.
+"""
+
+from __future__ import annotations
+
+import click
+
+from .. import __version__
+from .._errors import WorkflowValidationError
+from ._errors import INTERRUPTED, BadInput
+from ._inspect import reset as reset_store
+from ._inspect import status as show_status
+from ._load import load_workflow
+from ._run import EXECUTORS, RunOptions
+from ._run import run as run_workflow
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="flowweaver")
+def cli() -> None:
+    """FlowWeaver: run a workflow file, watch it, stop it, resume it, inspect what happened.
+
+    \b
+    flowweaver run pipeline.py           run (again: resume) the Workflow in pipeline.py
+    flowweaver status                    what the last runs saved
+    flowweaver graph pipeline.py         the DAG as a Mermaid flowchart
+    flowweaver reset --task load         forget a saved task so it runs again
+    """
+
+
+@cli.command(short_help="Run (or resume) the Workflow in a Python file.")
+@click.argument("target", metavar="FILE[:NAME]")
+@click.option(
+    "--executor",
+    "-e",
+    type=click.Choice(EXECUTORS),
+    default="threaded",
+    show_default=True,
+    help="sequential: one task at a time; threaded: sync tasks on worker threads; "
+    "async: many tasks at once on the event loop (best for async def tasks).",
+)
+@click.option(
+    "--workers",
+    "-w",
+    type=click.IntRange(min=1),
+    default=None,
+    help="The most tasks at once (threaded: default 4; async: default 50).",
+)
+@click.option(
+    "--store",
+    "store",
+    metavar="PATH",
+    default=None,
+    help="The state store: a .db (SQLite) or .json file. "
+    "Default: .flowweaver/state.db in the current folder.",
+)
+@click.option("--no-store", is_flag=True, help="Save nothing and restore nothing.")
+@click.option("--fresh", is_flag=True, help="Ignore saved results: run every task (and save anew).")
+@click.option(
+    "--backend",
+    type=click.Choice(["asyncio", "trio"]),
+    default="asyncio",
+    show_default=True,
+    help="The event loop the run starts (trio must be installed).",
+)
+@click.option(
+    "--fail-fast",
+    is_flag=True,
+    help="At the first failure, cancel what is running and skip the rest.",
+)
+def run(
+    target: str,
+    executor: str,
+    workers: int | None,
+    store: str | None,
+    no_store: bool,
+    fresh: bool,
+    backend: str,
+    fail_fast: bool,
+) -> None:
+    """Run the Workflow defined in FILE (NAME picks one when FILE has several).
+
+    FILE is imported as a module named after it, with its folder on sys.path, so its
+    `if __name__ == "__main__":` block does not run. NAME is the variable holding the
+    Workflow or the Workflow's name.
+
+    Completed tasks are saved in the state store; running the same command again
+    restores them instead of running them (also after a failure or Ctrl-C), so it
+    resumes where the last run stopped.
+
+    Exit codes: 0 all tasks completed, 1 a task failed, 2 bad usage, 130 interrupted.
+    """
+    if store is not None and no_store:
+        raise click.UsageError("--store and --no-store cannot be used together")
+    options = RunOptions(
+        target=target,
+        executor=executor,
+        workers=workers,
+        store=store,
+        no_store=no_store,
+        fresh=fresh,
+        backend=backend,
+        fail_fast=fail_fast,
+    )
+    try:
+        code = run_workflow(options)
+    except KeyboardInterrupt:  # while importing the file, before the run began
+        click.echo("\nInterrupted.", err=True)
+        code = INTERRUPTED
+    raise SystemExit(code)
+
+
+@cli.command(short_help="Show the task states saved in a state store.")
+@click.argument("store", metavar="[STORE]", required=False)
+@click.option("--workflow", "-W", metavar="NAME", help="Only this workflow's tasks.")
+def status(store: str | None, workflow: str | None) -> None:
+    """Show the tasks saved in STORE: status, when, and the error of failed ones.
+
+    STORE defaults to .flowweaver/state.db, where `flowweaver run` saves by default.
+    """
+    raise SystemExit(show_status(store, workflow))
+
+
+@cli.command(short_help="Print a Workflow's DAG as Mermaid or DOT.")
+@click.argument("target", metavar="FILE[:NAME]")
+@click.option(
+    "--format",
+    "-f",
+    "fmt",
+    type=click.Choice(["mermaid", "dot"]),
+    default="mermaid",
+    show_default=True,
+    help="mermaid: paste into Markdown (GitHub renders it); dot: pipe to `dot -Tsvg`.",
+)
+def graph(target: str, fmt: str) -> None:
+    """Print the DAG of the Workflow in FILE, as Mermaid or Graphviz DOT text."""
+    path, workflow = load_workflow(target)
+    try:
+        text = workflow.to_mermaid() if fmt == "mermaid" else workflow.to_dot()
+    except WorkflowValidationError as exc:
+        raise BadInput(f"workflow {workflow.name!r} in {path} is invalid: {exc}") from exc
+    click.echo(text, nl=False)
+
+
+@cli.command(short_help="Delete saved task states so those tasks run again.")
+@click.argument("store", metavar="[STORE]", required=False)
+@click.option("--workflow", "-W", metavar="NAME", help="Only this workflow's tasks.")
+@click.option(
+    "--task",
+    "-t",
+    "tasks",
+    metavar="NAME",
+    multiple=True,
+    help="Only this task (repeat for more); the tasks downstream of it run again too.",
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def reset(store: str | None, workflow: str | None, tasks: tuple[str, ...], yes: bool) -> None:
+    """Delete saved task states from STORE, so those tasks run again next time.
+
+    Without --workflow or --task, everything in the store is deleted. Asks first
+    unless --yes. STORE defaults to .flowweaver/state.db.
+    """
+    raise SystemExit(reset_store(store, workflow, tasks, yes))

@@ -1,0 +1,239 @@
+"""Showing a run as it happens: a live display on a terminal, one line per event elsewhere.
+
+Both are run observers (see :mod:`flowweaver._events`). An observer is called on the run's
+event loop thread and must be quick, so neither draws anything heavy there: the plain one
+writes a line; the live one only updates :class:`RunState` under a lock, and rich's own
+refresh thread (``Live``, a few times a second) reads it and redraws.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from types import TracebackType
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from .._events import (
+    RunEvent,
+    RunFinished,
+    RunStarted,
+    TaskCancelled,
+    TaskCompleted,
+    TaskFailed,
+    TaskRestored,
+    TaskRetrying,
+    TaskSkipped,
+    TaskStarted,
+)
+from ._output import describe_error, format_clock, format_duration, write_line
+
+# The live display lists at most this many running tasks, then "and N more".
+_SHOWN_RUNNING = 8
+
+
+@dataclass
+class _Running:
+    since: float
+    attempt: int
+    retrying: bool = False
+
+
+@dataclass
+class RunState:
+    """What the displays know about a run, updated from its events."""
+
+    workflow: str
+    total: int
+    began: float | None = None
+    completed: int = 0
+    restored: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    skipped: int = 0
+    cancelled: int = 0
+    running: dict[str, _Running] = field(default_factory=dict)
+    finished: RunFinished | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def apply(self, event: RunEvent) -> None:
+        with self.lock:
+            if isinstance(event, RunStarted):
+                self.began = event.timestamp
+                self.total = event.total
+            elif isinstance(event, TaskStarted):
+                current = self.running.get(event.task)
+                since = current.since if current is not None else event.timestamp
+                self.running[event.task] = _Running(since, event.attempt)
+            elif isinstance(event, TaskRetrying):
+                current = self.running.get(event.task)
+                if current is not None:
+                    current.retrying = True
+            elif isinstance(event, TaskCompleted):
+                self.running.pop(event.task, None)
+                self.completed += 1
+            elif isinstance(event, TaskFailed):
+                self.running.pop(event.task, None)
+                self.failed.append(event.task)
+            elif isinstance(event, TaskSkipped):
+                self.skipped += 1
+            elif isinstance(event, TaskRestored):
+                self.restored.append(event.task)
+            elif isinstance(event, TaskCancelled):
+                self.running.pop(event.task, None)
+                self.cancelled += 1
+            elif isinstance(event, RunFinished):
+                self.finished = event
+
+    def elapsed(self, now: float | None = None) -> float:
+        if self.began is None:
+            return 0.0
+        if self.finished is not None:
+            return self.finished.duration
+        return (time.time() if now is None else now) - self.began
+
+
+def event_line(event: RunEvent, began: float | None) -> str | None:
+    """The plain line for ``event``: ``[  1.25s] completed  load (0.40 s)``."""
+    offset = event.timestamp - began if began is not None else 0.0
+    stamp = f"[{offset:7.2f}s]"
+    if isinstance(event, RunStarted):
+        return f"{stamp} run        {event.workflow}: {event.total} tasks"
+    if isinstance(event, TaskStarted):
+        again = f" (attempt {event.attempt})" if event.attempt > 1 else ""
+        return f"{stamp} started    {event.task}{again}"
+    if isinstance(event, TaskRetrying):
+        wait = f"; next attempt in {format_duration(event.delay)}" if event.delay else ""
+        return (
+            f"{stamp} retrying   {event.task} (attempt {event.attempt} failed: "
+            f"{describe_error(event.error)}{wait})"
+        )
+    if isinstance(event, TaskCompleted):
+        return f"{stamp} completed  {event.task} ({format_duration(event.duration)})"
+    if isinstance(event, TaskFailed):
+        tries = "1 attempt" if event.attempts == 1 else f"{event.attempts} attempts"
+        return f"{stamp} FAILED     {event.task} after {tries}: {describe_error(event.error)}"
+    if isinstance(event, TaskSkipped):
+        return f"{stamp} skipped    {event.task} (upstream {event.upstream} failed)"
+    if isinstance(event, TaskRestored):
+        return f"{stamp} restored   {event.task} (saved result)"
+    if isinstance(event, TaskCancelled):
+        return f"{stamp} cancelled  {event.task} (interrupted; it runs again next time)"
+    if isinstance(event, RunFinished):
+        return (
+            f"{stamp} finished   {event.workflow}: {event.status} in "
+            f"{format_duration(event.duration)}"
+        )
+    return None
+
+
+class PlainProgress:
+    """Writes one line per event to stdout, flushed at once (for logs and pipes)."""
+
+    def __init__(self, state: RunState) -> None:
+        self.state = state
+
+    def __call__(self, event: RunEvent) -> None:
+        self.state.apply(event)
+        line = event_line(event, self.state.began)
+        if line is not None:
+            write_line(line)
+
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+
+class LiveProgress:
+    """A live display on the terminal: counts, a bar, the running tasks, elapsed time.
+
+    Retries and failures are also printed above it as they happen, so they stay on screen
+    after the display is gone.
+    """
+
+    def __init__(self, state: RunState, console: Console) -> None:
+        self.state = state
+        self.console = console
+        # The display is drawn by rich's refresh thread from __rich__; stdout and stderr
+        # are redirected above it, so the tasks' own prints do not tear it.
+        self.live = Live(self, console=console, refresh_per_second=8, transient=True)
+
+    def __call__(self, event: RunEvent) -> None:
+        self.state.apply(event)
+        if isinstance(event, (TaskRetrying, TaskFailed)):
+            line = event_line(event, self.state.began)
+            if line is not None:
+                style = "red" if isinstance(event, TaskFailed) else "magenta"
+                self.console.print(Text(line, style=style))
+
+    def __enter__(self) -> LiveProgress:
+        self.live.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.live.stop()
+
+    def __rich__(self) -> RenderableType:
+        state = self.state
+        now = time.time()
+        with state.lock:
+            done = state.completed + len(state.restored)
+            failed = len(state.failed)
+            settled = done + failed + state.skipped
+            running = sorted(state.running.items(), key=lambda item: item[1].since)
+            elapsed = state.elapsed(now)
+            total = state.total
+
+        head = Table.grid(padding=(0, 1))
+        head.add_column()
+        head.add_column(ratio=1)
+        head.add_column(justify="right")
+        head.add_row(
+            Text(state.workflow, style="bold"),
+            ProgressBar(total=max(total, 1), completed=settled),
+            Text(f"{settled}/{total}  {format_clock(elapsed)}"),
+        )
+        counts = Text()
+        counts.append(f"{done} done", style="green")
+        if state.restored:
+            counts.append(f" ({len(state.restored)} restored)", style="green")
+        counts.append(" · ")
+        counts.append(f"{len(running)} running", style="cyan")
+        counts.append(" · ")
+        counts.append(f"{failed} failed", style="bold red" if failed else "")
+        counts.append(" · ")
+        counts.append(f"{state.skipped} skipped", style="yellow" if state.skipped else "")
+        parts: list[RenderableType] = [head, counts]
+        for name, info in running[:_SHOWN_RUNNING]:
+            line = Text("  ▶ ", style="cyan")
+            line.append(name)
+            line.append(f"  {_running_for(now - info.since)}", style="dim")
+            if info.attempt > 1 or info.retrying:
+                note = "waiting to retry" if info.retrying else f"attempt {info.attempt}"
+                line.append(f"  ({note})", style="magenta")
+            parts.append(line)
+        if len(running) > _SHOWN_RUNNING:
+            parts.append(Text(f"  … and {len(running) - _SHOWN_RUNNING} more", style="dim"))
+        return Group(*parts)
+
+
+def _running_for(seconds: float) -> str:
+    """``"0.4s"`` for a task running under a minute (a moving number shows it is alive),
+    ``m:ss`` after."""
+    return f"{max(seconds, 0.0):.1f}s" if seconds < 60 else format_clock(seconds)

@@ -1,0 +1,201 @@
+"""``flowweaver run``: import, pick the workflow, run it with progress, summarise, exit code.
+
+Exit codes: 0 when every task completed, 1 when a task failed, 130 when Ctrl-C stopped
+the run (the engine has flushed the store by then, so the next run resumes), 2 for bad
+usage (see :class:`~flowweaver._cli._errors.BadInput`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import click
+
+import flowweaver
+
+from .._errors import WorkflowExecutionError, WorkflowValidationError
+from .._executor import BaseExecutor
+from .._status import TaskStatus
+from .._store_api import StateStoreError
+from .._workflow import Workflow
+from ._errors import INTERRUPTED, OK, TASK_FAILED, BadInput
+from ._load import load_workflow
+from ._output import Output, format_duration, stdout_is_terminal
+from ._progress import LiveProgress, PlainProgress, RunState
+from ._stores import CliStore, run_store
+
+EXECUTORS = ("sequential", "threaded", "async")
+
+# Frames from these folders are the engine's, not the user's: a failed task's traceback
+# starts below them.
+_LIBRARY_DIRS = tuple(
+    os.path.dirname(m.__file__) + os.sep for m in (flowweaver,) if m.__file__ is not None
+)
+
+
+@dataclass
+class RunOptions:
+    target: str
+    executor: str = "threaded"
+    workers: int | None = None
+    store: str | None = None
+    no_store: bool = False
+    fresh: bool = False
+    backend: str = "asyncio"
+    fail_fast: bool = False
+
+
+def make_executor(options: RunOptions, store: CliStore | None, observer: Any) -> BaseExecutor:
+    """The blocking executor the options describe.
+
+    :raises BadInput: for ``--workers`` with the sequential executor.
+    """
+    common: dict[str, Any] = {
+        "state_store": store,
+        "fail_fast": options.fail_fast,
+        "backend": options.backend,
+        "observer": observer,
+        "fresh": options.fresh,
+    }
+    if options.executor == "sequential":
+        if options.workers is not None and options.workers != 1:
+            raise BadInput(
+                f"--workers {options.workers} does not apply to the sequential executor "
+                "(it runs one task at a time); use --executor threaded or async"
+            )
+        return flowweaver.SequentialExecutor(**common)
+    if options.executor == "threaded":
+        if options.workers is not None:
+            common["max_workers"] = options.workers
+        return flowweaver.ThreadedExecutor(**common)
+    if options.workers is not None:
+        common["max_concurrent"] = options.workers
+    # the blocking form of AsyncExecutor: same scheduling, execute() returns when done
+    return flowweaver.ConcurrentExecutor(**common)
+
+
+def run(options: RunOptions) -> int:
+    """Run the workflow ``options.target`` names; returns the exit code.
+
+    :raises BadInput: for a bad file, name, option or store (exit code 2).
+    """
+    path, workflow = load_workflow(options.target)
+    try:
+        workflow.graph()
+    except WorkflowValidationError as exc:
+        raise BadInput(f"workflow {workflow.name!r} in {path} is invalid: {exc}") from exc
+    store: CliStore | None = None
+    store_path: Path | None = None
+    if not options.no_store:
+        store, store_path = run_store(options.store)
+
+    out = Output(stdout_is_terminal())
+    state = RunState(workflow.name, len(workflow.tasks))
+    # a live display on a terminal; one plain line per event in logs and pipes
+    progress: LiveProgress | PlainProgress = (
+        LiveProgress(state, out.console) if out.console is not None else PlainProgress(state)
+    )
+    executor = make_executor(options, store, progress)
+
+    outcome = "completed"
+    with progress:
+        try:
+            executor.execute(workflow)
+        except WorkflowExecutionError:
+            outcome = "failed"
+        except KeyboardInterrupt:
+            outcome = "interrupted"
+        except StateStoreError as exc:
+            if state.began is None or not (state.completed or state.failed or state.restored):
+                # The store could not be opened or read: nothing ran, it is bad input.
+                raise BadInput(str(exc)) from exc
+            raise click.ClickException(f"the state store failed during the run: {exc}") from exc
+
+    summarise(out, workflow, state)
+    if outcome == "failed":
+        show_failures(workflow)
+    finish_line(out, workflow, state, outcome, store_path)
+    if outcome == "interrupted":
+        return INTERRUPTED
+    return TASK_FAILED if outcome == "failed" else OK
+
+
+def summarise(out: Output, workflow: Workflow, state: RunState) -> None:
+    """The table at the end: task, status, attempts, duration."""
+    restored = set(state.restored)
+    rows = []
+    for t in workflow.tasks:
+        status = t.status.value
+        if t.name in restored and t.status is TaskStatus.COMPLETED:
+            status += " (restored)"
+        rows.append([t.name, status, str(t.attempts), format_duration(t.duration)])
+    out.line()
+    out.table(["task", "status", "attempts", "duration"], rows, status_column=1)
+
+
+def show_failures(workflow: Workflow) -> None:
+    """Each failed task's error and traceback (from the task's own code on), on stderr."""
+    for t in workflow.tasks:
+        if t.status is not TaskStatus.FAILED or t.error is None:
+            continue
+        tries = "1 attempt" if t.attempts == 1 else f"{t.attempts} attempts"
+        click.echo(f"\ntask {t.name!r} failed after {tries}:", err=True)
+        click.echo(_task_traceback(t.error), err=True, nl=False)
+
+
+def _task_traceback(error: BaseException) -> str:
+    tb: TracebackType | None = error.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_LIBRARY_DIRS):
+        tb = tb.tb_next
+    if tb is None:  # nothing but library frames (a timeout, say): show them all
+        tb = error.__traceback__
+    return "".join(traceback.format_exception(type(error), error, tb))
+
+
+def finish_line(
+    out: Output, workflow: Workflow, state: RunState, outcome: str, store_path: Path | None
+) -> None:
+    """One sentence on how the run ended and what to do next."""
+    tasks = workflow.tasks
+    completed = sum(t.status is TaskStatus.COMPLETED for t in tasks)
+    failed = [t.name for t in tasks if t.status is TaskStatus.FAILED]
+    skipped = sum(t.status is TaskStatus.SKIPPED for t in tasks)
+    restored = f" ({len(state.restored)} restored)" if state.restored else ""
+    took = format_duration(state.elapsed())
+    counts = f"{completed} completed{restored}, {len(failed)} failed, {skipped} skipped"
+    out.line()
+    if outcome == "completed":
+        out.line(f"{workflow.name}: COMPLETED in {took}: {counts}.", style="bold green")
+    elif outcome == "failed":
+        out.line(
+            f"{workflow.name}: FAILED in {took}: {counts} (failed: {', '.join(failed)}).",
+            style="bold red",
+        )
+    else:
+        pending = sum(t.status is TaskStatus.PENDING for t in tasks)
+        out.line(
+            f"{workflow.name}: INTERRUPTED after {took}: {counts}, {pending} not finished.",
+            style="bold yellow",
+        )
+    if store_path is None:
+        if outcome != "completed":
+            out.line("No state store (--no-store): the next run starts from the beginning.")
+        return
+    if outcome == "completed":
+        out.line(
+            f"State saved in {store_path}: the next run restores these results "
+            "(--fresh runs everything again)."
+        )
+    else:
+        what = "Fix the failure and run" if outcome == "failed" else "Run"
+        out.line(
+            f"Completed tasks are saved in {store_path}. {what} the same command again to "
+            "resume: they are restored instead of run again."
+        )
+    sys.stdout.flush()

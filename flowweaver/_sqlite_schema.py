@@ -1,0 +1,269 @@
+"""The SQLite store's schema, statements and row conversions; no I/O here.
+
+The table keeps the reference's columns (``task_name``, ``status``, ``result``, ``error``,
+``timestamp``) and index (``idx_timestamp``), so the reference's own query,
+``SELECT task_name, timestamp FROM tasks WHERE status = 'COMPLETED'``, runs unchanged. It
+adds ``workflow`` (part of the key, so many workflows share one database; ``''`` for a
+record saved without one), ``version``, ``fingerprint``, ``token`` and ``inputs`` (JSON).
+
+Timestamps are ISO 8601 text in UTC with microseconds, so they sort and compare as text
+and garbage collection can use the index.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from ._errors import WorkflowValidationError
+from ._serializers import JSONSerializer, NotJSONError, Serializer, encode, json_copy
+from ._status import TaskStatus
+from ._store_api import StateSerializationError, StateStoreError, TaskRecord
+from ._store_records import format_timestamp, parse_timestamp
+
+#: How long a statement waits for another connection's write lock before failing.
+BUSY_TIMEOUT = 30.0
+
+COLUMNS = (
+    "workflow",
+    "task_name",
+    "status",
+    "result",
+    "error",
+    "timestamp",
+    "version",
+    "fingerprint",
+    "token",
+    "inputs",
+)
+_SELECT = ", ".join(COLUMNS)
+
+PRAGMAS = (
+    # WAL: readers never wait for the writer, and each commit is one append to the log.
+    "PRAGMA journal_mode=WAL",
+    # NORMAL: a commit survives a crash of the process (kill -9) but not necessarily a
+    # power loss or an OS crash, which may lose the last commits (never corrupt the
+    # database). FULL would fsync on every commit, for that last guarantee.
+    "PRAGMA synchronous=NORMAL",
+)
+
+CREATE_TABLE = """
+CREATE TABLE IF NOT EXISTS tasks (
+    workflow TEXT NOT NULL DEFAULT '',
+    task_name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    result TEXT,
+    error TEXT,
+    timestamp DATETIME NOT NULL,
+    version TEXT,
+    fingerprint TEXT,
+    token TEXT,
+    inputs TEXT,
+    PRIMARY KEY (workflow, task_name)
+)"""
+CREATE_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS idx_timestamp ON tasks(timestamp)",
+    # the key starts with the workflow; this serves lookups by task name alone
+    "CREATE INDEX IF NOT EXISTS idx_task_name ON tasks(task_name)",
+)
+TABLE_INFO = "PRAGMA table_info(tasks)"
+
+UPSERT = f"INSERT OR REPLACE INTO tasks ({_SELECT}) VALUES ({', '.join('?' * len(COLUMNS))})"
+GC = "DELETE FROM tasks WHERE timestamp < ?"
+WORKFLOWS = "SELECT DISTINCT workflow FROM tasks WHERE workflow != '' ORDER BY workflow"
+
+# SQLite before 3.32 allows at most 999 parameters in one statement.
+_CHUNK = 500
+
+
+def where(workflow: str | None, *conditions: str) -> tuple[str, list[Any]]:
+    """A WHERE clause (possibly empty) and its parameters, for one workflow or all."""
+    parts = list(conditions)
+    params: list[Any] = []
+    if workflow is not None:
+        parts.append("workflow = ?")
+        params.append(workflow)
+    return (" WHERE " + " AND ".join(parts)) if parts else "", params
+
+
+def select_one(task_name: str, workflow: str | None) -> tuple[str, list[Any]]:
+    """The newest record of a task name (of one workflow, or any)."""
+    clause, params = where(workflow, "task_name = ?")
+    sql = f"SELECT {_SELECT} FROM tasks{clause} ORDER BY timestamp DESC LIMIT 1"
+    return sql, [task_name, *params]
+
+
+def select_all(workflow: str | None) -> tuple[str, list[Any]]:
+    """Every record (of one workflow), oldest first."""
+    clause, params = where(workflow)
+    return f"SELECT {_SELECT} FROM tasks{clause} ORDER BY timestamp, workflow, task_name", params
+
+
+def select_names(workflow: str | None) -> tuple[str, list[Any]]:
+    """The task names saved (of one workflow)."""
+    clause, params = where(workflow)
+    return f"SELECT DISTINCT task_name FROM tasks{clause} ORDER BY task_name", params
+
+
+def delete(task_name: str | None, workflow: str | None) -> tuple[str, list[Any]]:
+    """Delete one task name's records, or all (of one workflow, or any)."""
+    if task_name is None:
+        clause, params = where(workflow)
+        return f"DELETE FROM tasks{clause}", params
+    clause, params = where(workflow, "task_name = ?")
+    return f"DELETE FROM tasks{clause}", [task_name, *params]
+
+
+def select_for_run(workflow: str, names: Sequence[str]) -> list[tuple[str, list[Any]]]:
+    """What a run restores from: its records and ownerless ones, in chunks of names."""
+    statements = []
+    for start in range(0, len(names), _CHUNK):
+        chunk = list(names[start : start + _CHUNK])
+        marks = ", ".join("?" * len(chunk))
+        sql = f"SELECT {_SELECT} FROM tasks WHERE workflow IN (?, '') AND task_name IN ({marks})"
+        statements.append((sql, [workflow, *chunk]))
+    return statements
+
+
+def gc_cutoff(days: int, now: datetime | None = None) -> str:
+    """Records older than this timestamp text are garbage."""
+    now = now if now is not None else datetime.now(timezone.utc)
+    return format_timestamp(now - timedelta(days=days))
+
+
+def check_shape(path: Path, columns: Sequence[Sequence[Any]]) -> None:
+    """Fail unless ``PRAGMA table_info(tasks)`` shows a table this store can use.
+
+    :raises StateStoreError: naming the database, what is missing and what to do.
+    """
+    names = {row[1] for row in columns}
+    key = sorted((row[5], row[1]) for row in columns if row[5])
+    missing = [c for c in COLUMNS if c not in names]
+    if not missing and [name for _, name in key] == ["workflow", "task_name"]:
+        return
+    problem = (
+        f"it has no column {', '.join(missing)}"
+        if missing
+        else f"its key is ({', '.join(name for _, name in key)}), not (workflow, task_name)"
+    )
+    raise StateStoreError(
+        f"the state store {str(path)!r} has a 'tasks' table of another shape ({problem}); it "
+        "was left as it is: move the database away or choose another db_path"
+    )
+
+
+def check_db_path(path: Path) -> Path:
+    """:raises WorkflowValidationError: for ``":memory:"``, which no second connection sees."""
+    if str(path) == ":memory:":
+        raise WorkflowValidationError(
+            "db_path ':memory:' is not supported: the store opens a connection per run (and "
+            "per call), and an in-memory database dies with its connection; use a file path"
+        )
+    return path
+
+
+def check_gc_days(gc_days: object) -> int:
+    """:raises WorkflowValidationError: unless ``gc_days`` is a whole number above 0."""
+    if isinstance(gc_days, bool) or not isinstance(gc_days, int) or gc_days <= 0:
+        raise WorkflowValidationError(
+            f"gc_days must be a whole number of days above 0, got {gc_days!r}; to keep "
+            "records forever pass enable_gc=False"
+        )
+    return gc_days
+
+
+@contextmanager
+def translate_errors(path: Path, doing: str) -> Iterator[None]:
+    """Turn an sqlite3 error inside the block into a :class:`StateStoreError`."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise database_error(path, exc, doing) from None
+
+
+def database_error(path: Path, exc: sqlite3.Error, doing: str) -> StateStoreError:
+    """A :class:`StateStoreError` for an sqlite3 error, saying what to do about it."""
+    text = str(exc)
+    if "not a database" in text or (isinstance(exc, sqlite3.DatabaseError) and "malformed" in text):
+        return StateStoreError(
+            f"the state store {str(path)!r} is not an SQLite database, or is damaged ({text}); "
+            "it was left as it is: move it away or choose another db_path"
+        )
+    if "locked" in text or "busy" in text:
+        return StateStoreError(
+            f"the state store {str(path)!r} stayed locked by another connection for "
+            f"{BUSY_TIMEOUT:g} s while trying to {doing} ({text}); wait for the other process "
+            "or stop it"
+        )
+    return StateStoreError(
+        f"cannot {doing} the state store {str(path)!r}: {type(exc).__name__}: {text}; check "
+        "the file, its folder's permissions and the free disk space"
+    )
+
+
+class Rows:
+    """Converts between :class:`TaskRecord` and rows, with the store's serializer."""
+
+    def __init__(self, path: Path, serializer: Serializer) -> None:
+        self.path = path
+        self.serializer = serializer
+        self._plain_json = isinstance(serializer, JSONSerializer)
+
+    def encode(self, task_name: str, value: Any) -> str | bytes:
+        """The ``result`` column's value for a task's result (text or a BLOB).
+
+        :raises StateSerializationError: naming the task and the type.
+        """
+        if self._plain_json:
+            try:
+                return json_copy(value)[0]
+            except NotJSONError as exc:
+                raise StateSerializationError(task_name, value, str(exc)) from exc
+        return encode(self.serializer, task_name, value)
+
+    def row(self, record: TaskRecord, workflow: str | None) -> tuple[Any, ...]:
+        """The row for a record whose ``result`` :meth:`encode` made."""
+        inputs = None if record.inputs is None else json.dumps(dict(record.inputs))
+        return (
+            workflow or "",
+            record.task_name,
+            record.status.value,
+            record.result,
+            record.error,
+            format_timestamp(record.timestamp),
+            record.version,
+            record.fingerprint,
+            record.token,
+            inputs,
+        )
+
+    def record(self, row: Sequence[Any]) -> TaskRecord:
+        """A :class:`TaskRecord` from a row, its result decoded.
+
+        :raises StateStoreError: for a row this store cannot read.
+        """
+        workflow, name, status, result, error, stamp, version, fingerprint, token, inputs = row
+        try:
+            return TaskRecord(
+                task_name=name,
+                status=TaskStatus(status),
+                result=None if result is None else self.serializer.loads(result),
+                error=error,
+                timestamp=parse_timestamp(stamp),
+                workflow=workflow or None,
+                version=version,
+                fingerprint=fingerprint,
+                token=token,
+                inputs=None if inputs is None else json.loads(inputs),
+            )
+        except Exception as exc:
+            raise StateStoreError(
+                f"the state store {str(self.path)!r} has a record of task {name!r} that "
+                f"cannot be read with {self.serializer!r} ({type(exc).__name__}: {exc}); open "
+                "it with the serializer that wrote it, or delete that record"
+            ) from None

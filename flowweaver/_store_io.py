@@ -1,0 +1,599 @@
+"""The I/O of the state stores, once in each form: ``AsyncX`` here beside its blocking ``X``.
+
+The store modules are written once, in ``_async/``, and their blocking twins are generated
+(``scripts/unasync.py`` strips ``await`` and the ``Async`` prefix). Everything that really
+differs between the two forms lives here, so the generated code never asks "am I async?":
+
+* :class:`AsyncFiles` reads and writes through aiofiles; :class:`Files` through ``open``.
+* :class:`AsyncDatabase` talks to SQLite through aiosqlite; :class:`Database` through
+  ``sqlite3``.
+* :class:`AsyncFileLock` waits for the store's lock file with ``anyio.sleep``;
+  :class:`FileLock` with ``time.sleep``. Both try the OS lock without blocking, so a
+  waiting coroutine can be cancelled and never holds a thread.
+* :class:`AsyncShield` keeps a cleanup step from being cancelled; :class:`Shield` does
+  nothing (a blocking call cannot be cancelled halfway).
+
+aiosqlite and aiofiles are bound to asyncio: they hand results back through asyncio
+futures. Under trio the async forms do the blocking form's work in a worker thread
+instead (``anyio.to_thread.run_sync`` with a limiter of their own, so a store's I/O never
+waits behind the process-wide thread pool).
+
+The file lock is ``flock`` on POSIX and ``msvcrt.locking`` on Windows, written here in a
+few lines rather than taken from the ``filelock`` package: every acquisition opens its
+own descriptor, so it excludes other threads of this process as well as other processes,
+it can be released from any thread, and the non-blocking try lets the async form wait
+with ``anyio.sleep`` under asyncio and trio alike. The OS drops the lock when its holder
+dies, so a killed run never leaves a stale lock behind.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+import stat
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple, TypeVar
+
+import aiofiles
+import aiofiles.os
+import aiosqlite
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+import anyio.to_thread
+
+from ._store_api import StateStoreError
+from ._store_records import os_error
+
+T = TypeVar("T")
+
+#: How long a store waits for another process or thread to release its lock file.
+LOCK_TIMEOUT = 60.0
+_FIRST_POLL = 0.001
+_LAST_POLL = 0.05
+
+
+def running_on_asyncio() -> bool:
+    """True when the running async library is asyncio (False under trio)."""
+    sniffio = sys.modules.get("sniffio")
+    if sniffio is None:  # trio imports sniffio, so without it this is not trio
+        return True
+    try:
+        return bool(sniffio.current_async_library() == "asyncio")
+    except Exception:
+        return False
+
+
+class _Worker:
+    """Runs blocking calls on worker threads, one at a time, under a limiter of its own."""
+
+    def __init__(self) -> None:
+        self._limiter: anyio.CapacityLimiter | None = None
+
+    async def run(self, func: Callable[..., T], *args: Any) -> T:
+        # Made on first use, inside the run: a limiter belongs to one event loop.
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(1)
+        return await anyio.to_thread.run_sync(func, *args, limiter=self._limiter)
+
+
+# -- shielding -------------------------------------------------------------------------------
+
+
+class AsyncShield:
+    """``with AsyncShield():`` the block runs to its end even if the caller is cancelled."""
+
+    def __enter__(self) -> None:
+        self._scope = anyio.CancelScope(shield=True)
+        self._scope.__enter__()
+
+    def __exit__(self, *exc: Any) -> bool | None:
+        return self._scope.__exit__(*exc)
+
+
+class Shield:
+    """The blocking twin of :class:`AsyncShield`: a blocking call is never cancelled."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+# -- the lock file ---------------------------------------------------------------------------
+
+if sys.platform == "win32":
+    import msvcrt
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+
+    def _unlock(fd: int) -> None:
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+
+else:
+    import fcntl
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def _unlock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def lock_path(store: Path) -> Path:
+    """The lock file of a store file: beside it, named after it."""
+    return store.with_name(store.name + ".lock")
+
+
+def _open_lock(store: Path) -> int:
+    try:
+        return os.open(lock_path(store), os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise os_error(store, exc, "lock") from None
+
+
+def _timed_out(store: Path, timeout: float) -> StateStoreError:
+    return StateStoreError(
+        f"the state store {str(store)!r} stayed locked for {timeout:g} s (lock file "
+        f"{str(lock_path(store))!r}); another process or thread is holding it: wait for it "
+        "to finish or stop it"
+    )
+
+
+def _release(fd: int) -> None:
+    try:
+        _unlock(fd)
+    finally:
+        os.close(fd)
+
+
+class AsyncFileLock:
+    """``async with AsyncFileLock(store):`` holds the store's lock file.
+
+    Waiting for the lock can be cancelled; once it is held, the block is shielded from
+    cancellation, so a write that has started always finishes before the lock is let go.
+
+    :raises StateStoreError: when the lock file cannot be made, or after ``timeout`` s.
+    """
+
+    def __init__(self, store: Path, timeout: float = LOCK_TIMEOUT) -> None:
+        self._store = store
+        self._timeout = timeout
+
+    async def __aenter__(self) -> None:
+        fd = _open_lock(self._store)
+        try:
+            deadline = time.monotonic() + self._timeout
+            delay = _FIRST_POLL
+            while not _try_lock(fd):
+                if time.monotonic() >= deadline:
+                    raise _timed_out(self._store, self._timeout)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, _LAST_POLL)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        self._scope = anyio.CancelScope(shield=True)
+        self._scope.__enter__()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        try:
+            self._scope.__exit__(*exc)
+        finally:
+            _release(self._fd)
+
+
+def _check_cancelled() -> None:
+    """In a worker thread of a run, raise its cancellation if it was cancelled, so that a
+    blocking store waiting for the lock gives up with the run."""
+    try:
+        anyio.from_thread.check_cancelled()
+    except RuntimeError:
+        pass  # not in an anyio worker thread: a plain blocking call
+
+
+class FileLock:
+    """``with FileLock(store):`` holds the store's lock file (blocking form).
+
+    In a worker thread of an anyio run (a blocking store's session), waiting for the lock
+    ends with the run's cancellation; once the lock is held, the block runs to its end.
+
+    :raises StateStoreError: when the lock file cannot be made, or after ``timeout`` s.
+    """
+
+    def __init__(self, store: Path, timeout: float = LOCK_TIMEOUT) -> None:
+        self._store = store
+        self._timeout = timeout
+
+    def __enter__(self) -> None:
+        fd = _open_lock(self._store)
+        try:
+            deadline = time.monotonic() + self._timeout
+            delay = _FIRST_POLL
+            while not _try_lock(fd):
+                if time.monotonic() >= deadline:
+                    raise _timed_out(self._store, self._timeout)
+                _check_cancelled()
+                time.sleep(delay)
+                delay = min(delay * 2, _LAST_POLL)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def __exit__(self, *exc: Any) -> None:
+        _release(self._fd)
+
+
+# -- files -----------------------------------------------------------------------------------
+
+
+class Identity(NamedTuple):
+    """Enough of a file's ``stat`` to tell that it changed or was replaced."""
+
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+
+
+def _identity(st: os.stat_result) -> Identity:
+    return Identity(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _fsync(fd: int) -> None:
+    os.fsync(fd)  # looked up at call time, so tests can count the calls
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename or a new file in ``folder`` durable (POSIX; Windows cannot)."""
+    if sys.platform == "win32":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        _fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _temp_path(path: Path) -> Path:
+    return path.with_name(f"{path.name}.{secrets.token_hex(6)}.tmp")
+
+
+def _stale_temps(path: Path) -> list[Path]:
+    """Temp files a crashed writer left beside ``path`` (only called under the lock)."""
+    prefix, suffix = path.name + ".", ".tmp"
+    found = []
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return []
+    for name in names:
+        middle = name[len(prefix) : -len(suffix)]
+        if name.startswith(prefix) and name.endswith(suffix) and len(middle) == 12:
+            found.append(path.with_name(name))
+    return found
+
+
+def _keep_mode(temp: Path, path: Path) -> None:
+    """Give the new file the old one's permissions (a rename would replace them)."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return
+    os.chmod(temp, mode)
+
+
+def _remove(path: Path) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+class Files:
+    """Whole-file reads, durable appends and atomic replaces (blocking form)."""
+
+    def identity(self, path: Path) -> Identity | None:
+        """The file's :class:`Identity`, or None when it does not exist."""
+        try:
+            return _identity(os.stat(path))
+        except FileNotFoundError:
+            return None
+
+    def read(self, path: Path, offset: int = 0) -> bytes | None:
+        """The file's bytes from ``offset`` on, or None when it does not exist."""
+        try:
+            with open(path, "rb") as f:
+                if offset:
+                    f.seek(offset)
+                return f.read()
+        except FileNotFoundError:
+            return None
+
+    def append(self, path: Path, data: bytes) -> Identity:
+        """Append ``data`` and fsync it (and the folder, when the file is new)."""
+        with open(path, "ab") as f:
+            new = f.tell() == 0
+            f.write(data)
+            f.flush()
+            _fsync(f.fileno())
+            result = _identity(os.fstat(f.fileno()))
+        if new:
+            _fsync_dir(path.parent)
+        return result
+
+    def replace(self, path: Path, data: bytes) -> Identity:
+        """Write ``data`` to a temp file beside ``path``, fsync, rename it over ``path``
+        and fsync the folder: a crash leaves the old file or the new one, never a mix."""
+        for stale in _stale_temps(path):
+            _remove(stale)
+        temp = _temp_path(path)
+        try:
+            with open(temp, "xb") as f:
+                f.write(data)
+                f.flush()
+                _fsync(f.fileno())
+            _keep_mode(temp, path)
+            os.replace(temp, path)
+        except BaseException:
+            _remove(temp)
+            raise
+        _fsync_dir(path.parent)
+        return _identity(os.stat(path))
+
+    def remove(self, path: Path) -> None:
+        """Delete the file if it exists."""
+        _remove(path)
+
+    def truncate(self, path: Path, size: int) -> None:
+        """Cut the file to ``size`` bytes, durably (drops a torn last line)."""
+        with open(path, "r+b") as f:
+            f.truncate(size)
+            f.flush()
+            _fsync(f.fileno())
+
+
+_afsync = aiofiles.os.wrap(_fsync)
+_afsync_dir = aiofiles.os.wrap(_fsync_dir)
+_afstat = aiofiles.os.wrap(os.fstat)
+_astale_temps = aiofiles.os.wrap(_stale_temps)
+_akeep_mode = aiofiles.os.wrap(_keep_mode)
+_aremove = aiofiles.os.wrap(_remove)
+
+
+class AsyncFiles:
+    """The async form of :class:`Files`: aiofiles on asyncio, worker threads on trio."""
+
+    def __init__(self) -> None:
+        self._blocking = Files()
+        self._worker = _Worker()
+
+    async def identity(self, path: Path) -> Identity | None:
+        """The file's :class:`Identity`, or None when it does not exist."""
+        if not running_on_asyncio():
+            return await self._worker.run(self._blocking.identity, path)
+        try:
+            return _identity(await aiofiles.os.stat(path))
+        except FileNotFoundError:
+            return None
+
+    async def read(self, path: Path, offset: int = 0) -> bytes | None:
+        """The file's bytes from ``offset`` on, or None when it does not exist."""
+        if not running_on_asyncio():
+            return await self._worker.run(self._blocking.read, path, offset)
+        try:
+            async with aiofiles.open(path, "rb") as f:
+                if offset:
+                    await f.seek(offset)
+                data: bytes = await f.read()
+                return data
+        except FileNotFoundError:
+            return None
+
+    async def append(self, path: Path, data: bytes) -> Identity:
+        """Append ``data`` and fsync it (and the folder, when the file is new)."""
+        if not running_on_asyncio():
+            return await self._worker.run(self._blocking.append, path, data)
+        async with aiofiles.open(path, "ab") as f:
+            new = await f.tell() == 0
+            await f.write(data)
+            await f.flush()
+            await _afsync(f.fileno())
+            result = _identity(await _afstat(f.fileno()))
+        if new:
+            await _afsync_dir(path.parent)
+        return result
+
+    async def replace(self, path: Path, data: bytes) -> Identity:
+        """Atomic replace, as :meth:`Files.replace`."""
+        if not running_on_asyncio():
+            return await self._worker.run(self._blocking.replace, path, data)
+        for stale in await _astale_temps(path):
+            await _aremove(stale)
+        temp = _temp_path(path)
+        try:
+            async with aiofiles.open(temp, "xb") as f:
+                await f.write(data)
+                await f.flush()
+                await _afsync(f.fileno())
+            await _akeep_mode(temp, path)
+            await aiofiles.os.replace(temp, path)
+        except BaseException:
+            with AsyncShield():
+                await _aremove(temp)
+            raise
+        await _afsync_dir(path.parent)
+        return _identity(await aiofiles.os.stat(path))
+
+    async def remove(self, path: Path) -> None:
+        """Delete the file if it exists."""
+        if not running_on_asyncio():
+            return await self._worker.run(self._blocking.remove, path)
+        await _aremove(path)
+
+    async def truncate(self, path: Path, size: int) -> None:
+        """Cut the file to ``size`` bytes, durably."""
+        if not running_on_asyncio():
+            return await self._worker.run(self._blocking.truncate, path, size)
+        async with aiofiles.open(path, "r+b") as f:
+            await f.truncate(size)
+            await f.flush()
+            await _afsync(f.fileno())
+
+
+# -- SQLite ----------------------------------------------------------------------------------
+
+Params = Sequence[Any]
+
+#: SQLite's own wait for a lock held by another connection, per try. Waiting longer is
+#: done in tries of this length, with a cancellation check between them: SQLite's wait
+#: cannot be interrupted, and a cancelled run must not sit in it for the full timeout.
+_BUSY_TRY = 0.1
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
+
+
+class Database:
+    """One ``sqlite3`` connection in autocommit mode; transactions are explicit.
+
+    A statement that meets another connection's write lock is tried again until
+    ``busy_timeout`` s have passed; in a worker thread of a run, the run's cancellation
+    ends the wait. It may be used from any thread, one call at a time.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, busy_timeout: float) -> None:
+        self._conn = conn
+        self._patience = busy_timeout
+
+    @classmethod
+    def connect(cls, path: str, busy_timeout: float) -> Database:
+        """Open ``path``; a statement waits up to ``busy_timeout`` s for another writer."""
+        conn = sqlite3.connect(
+            path, timeout=_BUSY_TRY, isolation_level=None, check_same_thread=False
+        )
+        return cls(conn, busy_timeout)
+
+    def execute(self, sql: str, params: Params = ()) -> list[Any]:
+        """Run one statement and return its rows."""
+        deadline = time.monotonic() + self._patience
+        while True:
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc) or time.monotonic() >= deadline:
+                    raise
+            _check_cancelled()
+
+    def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        """Run one statement for each row of parameters (inside a transaction)."""
+        self._conn.executemany(sql, rows)
+
+    def begin(self) -> None:
+        """Start a write transaction now (waits for another writer, see above)."""
+        self.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        """Commit the transaction: with WAL and synchronous=NORMAL, one write."""
+        self.execute("COMMIT")
+
+    def rollback(self) -> None:
+        """Roll back the transaction, if one is open."""
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+
+    def close(self) -> None:
+        """Close the connection (an open transaction is rolled back)."""
+        self._conn.close()
+
+
+class AsyncDatabase:
+    """The async form of :class:`Database`: aiosqlite on asyncio, worker threads on trio.
+
+    Waiting for another connection's write lock can be cancelled between tries.
+    """
+
+    def __init__(
+        self, conn: aiosqlite.Connection | None, blocking: Database | None, busy_timeout: float
+    ) -> None:
+        self._conn = conn
+        self._blocking = blocking
+        self._patience = busy_timeout
+        self._worker = _Worker()
+
+    @classmethod
+    async def connect(cls, path: str, busy_timeout: float) -> AsyncDatabase:
+        """Open ``path``; a statement waits up to ``busy_timeout`` s for another writer."""
+        if running_on_asyncio():
+            conn = await aiosqlite.connect(path, timeout=_BUSY_TRY, isolation_level=None)
+            return cls(conn, None, busy_timeout)
+        db = cls(None, None, busy_timeout)
+        db._blocking = await db._worker.run(Database.connect, path, busy_timeout)
+        return db
+
+    def _sync(self) -> Database:
+        assert self._blocking is not None
+        return self._blocking
+
+    async def execute(self, sql: str, params: Params = ()) -> list[Any]:
+        """Run one statement and return its rows."""
+        if self._conn is None:
+            return await self._worker.run(self._sync().execute, sql, params)
+        deadline = time.monotonic() + self._patience
+        while True:
+            try:
+                return list(await self._conn.execute_fetchall(sql, params))
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc) or time.monotonic() >= deadline:
+                    raise
+            await anyio.lowlevel.checkpoint()
+
+    async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        """Run one statement for each row of parameters (inside a transaction)."""
+        if self._conn is None:
+            return await self._worker.run(self._sync().executemany, sql, rows)
+        cursor = await self._conn.executemany(sql, rows)
+        await cursor.close()
+
+    async def begin(self) -> None:
+        """Start a write transaction now (waits for another writer, see above)."""
+        await self.execute("BEGIN IMMEDIATE")
+
+    async def commit(self) -> None:
+        """Commit the transaction."""
+        await self.execute("COMMIT")
+
+    async def rollback(self) -> None:
+        """Roll back the transaction, if one is open."""
+        if self._conn is None:
+            return await self._worker.run(self._sync().rollback)
+        if self._conn.in_transaction:
+            await self._conn.execute_fetchall("ROLLBACK")
+
+    async def close(self) -> None:
+        """Close the connection; shielded, so its thread never outlives the program."""
+        with AsyncShield():
+            if self._conn is None:
+                if self._blocking is not None:
+                    await self._worker.run(self._blocking.close)
+                return
+            await self._conn.close()

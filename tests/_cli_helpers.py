@@ -1,0 +1,110 @@
+"""Driving the ``flowweaver`` command as a user would: a subprocess in a scratch folder."""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import flowweaver
+
+COMMAND = [sys.executable, "-m", "flowweaver"]
+
+HAVE_STORES = hasattr(flowweaver, "SQLiteStateStore")
+# Tests of the parts that need state stores run for real as soon as the stores are in the
+# package; until then they are expected to fail (and pass anyway if they happen to).
+needs_stores = pytest.mark.xfail(
+    not HAVE_STORES,
+    reason="needs flowweaver.SQLiteStateStore/JSONStateStore, which land with the stores work",
+    strict=False,
+)
+
+
+def command_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The test's environment, minus what would change the command's output.
+
+    PYTHONUNBUFFERED goes too: progress lines must reach a pipe as they happen because
+    the command flushes them, not because the environment happens to say so.
+    """
+    dropped = ("FORCE_COLOR", "TTY_COMPATIBLE", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
+    env["COLUMNS"] = "120"
+    env.update(extra or {})
+    return env
+
+
+def flowweaver_cmd(
+    *args: str | Path,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m flowweaver ARGS`` in ``cwd`` and wait for it."""
+    return subprocess.run(
+        [*COMMAND, *map(str, args)],
+        cwd=cwd,
+        env=command_env(env),
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def write(folder: Path, name: str, source: str) -> Path:
+    """Write a workflow file (``source`` is dedented) and return its path."""
+    path = folder / name
+    path.write_text(textwrap.dedent(source), encoding="utf-8")
+    return path
+
+
+class LineReader:
+    """Reads a running process's stdout on a thread, so a test can wait for a line."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self._thread.start()
+
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_for(self, text: str, timeout: float = 30) -> str:
+        """The first line (from now on) containing ``text``; fails after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no line with {text!r} in {timeout} s: {self.lines}")
+            try:
+                line = self._queue.get(timeout=left)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise AssertionError(f"output ended without {text!r}: {self.lines}")
+            self.lines.append(line)
+            if text in line:
+                return line
+
+    def rest(self) -> str:
+        """Everything after the lines read so far, once the process has closed stdout."""
+        while True:
+            line = self._queue.get(timeout=30)
+            if line is None:
+                break
+            self.lines.append(line)
+        return "".join(self.lines)

@@ -1,0 +1,134 @@
+"""Every file in examples/ runs with ``python FILE`` and with ``flowweaver run FILE``.
+
+Each runs in a scratch folder, so the state store the command makes by default lands there.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests._cli_helpers import command_env, flowweaver_cmd, needs_stores
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+ALL = sorted(p.name for p in EXAMPLES.glob("*.py"))
+# Those whose `python FILE` needs nothing but the core library.
+PLAIN = [name for name in ALL if name != "resume_after_fix.py"]
+
+
+def python_file(
+    name: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / name)],
+        cwd=cwd,
+        env=command_env(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_four_examples_are_there() -> None:
+    assert set(ALL) >= {
+        "etl_pipeline.py",
+        "async_fanout.py",
+        "resume_after_fix.py",
+        "async_service.py",
+    }
+
+
+@pytest.mark.parametrize("name", PLAIN)
+def test_example_runs_with_python(tmp_path: Path, name: str) -> None:
+    result = python_file(name, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip()
+
+
+@pytest.mark.parametrize("name", PLAIN)
+def test_example_runs_with_the_command_without_a_store(tmp_path: Path, name: str) -> None:
+    result = flowweaver_cmd("run", EXAMPLES / name, "--no-store", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"^\w+: COMPLETED in ", result.stdout, re.M)
+
+
+@needs_stores
+@pytest.mark.parametrize("name", PLAIN)
+def test_example_runs_with_the_command_and_then_resumes(tmp_path: Path, name: str) -> None:
+    first = flowweaver_cmd("run", EXAMPLES / name, cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    again = flowweaver_cmd("run", EXAMPLES / name, cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "started" not in again.stdout
+    assert re.search(r"\d+ completed \((\d+) restored\)", again.stdout)
+
+
+def test_async_fanout_runs_its_fetches_together_and_retries_the_flaky_one(tmp_path: Path) -> None:
+    result = flowweaver_cmd(
+        "run", EXAMPLES / "async_fanout.py", "--no-store", "--executor", "async", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert "retrying   fetch_07 (attempt 1 failed: ConnectionError" in result.stdout
+    # all twenty fetches start before the first one completes
+    lines = [line for line in result.stdout.splitlines() if "fetch_" in line]
+    first_done = next(i for i, line in enumerate(lines) if "completed" in line)
+    assert sum("started    fetch_" in line for line in lines[:first_done]) == 20
+
+
+def test_async_service_answers_every_request(tmp_path: Path) -> None:
+    result = python_file("async_service.py", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert re.findall(r"^quote for (\w+): [\d.]+$", result.stdout, re.M) == [
+        "alice",
+        "bob",
+        "carol",
+    ]
+
+
+def test_etl_example_loads_the_users(tmp_path: Path) -> None:
+    result = flowweaver_cmd("run", EXAMPLES / "etl_pipeline.py", "--no-store", cwd=tmp_path)
+    assert "Loading 2 users to warehouse" in result.stdout
+
+
+def test_resume_example_fails_until_fixed_with_the_command(tmp_path: Path) -> None:
+    """Without a store: it fails (exit 1) naming the fix; fixed, it completes."""
+    broken = flowweaver_cmd("run", EXAMPLES / "resume_after_fix.py", "--no-store", cwd=tmp_path)
+    assert broken.returncode == 1
+    assert "set RESUME_EXAMPLE_FIXED=1" in broken.stdout
+    fixed = flowweaver_cmd(
+        "run",
+        EXAMPLES / "resume_after_fix.py",
+        "--no-store",
+        cwd=tmp_path,
+        env={"RESUME_EXAMPLE_FIXED": "1"},
+    )
+    assert fixed.returncode == 0, fixed.stderr
+
+
+@needs_stores
+def test_resume_example_fails_then_resumes_after_the_fix_with_the_command(tmp_path: Path) -> None:
+    example = EXAMPLES / "resume_after_fix.py"
+    broken = flowweaver_cmd("run", example, cwd=tmp_path)
+    assert broken.returncode == 1
+    assert "downloading the sales export" in broken.stdout
+    fixed = flowweaver_cmd("run", example, cwd=tmp_path, env={"RESUME_EXAMPLE_FIXED": "1"})
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert "restored   download" in fixed.stdout
+    assert "downloading the sales export" not in fixed.stdout
+    assert "sales by region: {'north': 150.5, 'south': 99.95}" in fixed.stdout
+
+
+@needs_stores
+def test_resume_example_fails_then_resumes_after_the_fix_with_python(tmp_path: Path) -> None:
+    broken = python_file("resume_after_fix.py", tmp_path)
+    assert broken.returncode == 1, broken.stderr
+    assert "downloading the sales export" in broken.stdout
+    fixed = python_file("resume_after_fix.py", tmp_path, {"RESUME_EXAMPLE_FIXED": "1"})
+    assert fixed.returncode == 0, fixed.stderr
+    assert "restored download from the state store" in fixed.stdout
+    assert "downloading the sales export" not in fixed.stdout

@@ -4,7 +4,8 @@ Prefect is never a dependency of FlowWeaver or of the main suite: it is imported
 when asked for. No Prefect server is set up: Prefect's own ephemeral mode starts a
 temporary local server (127.0.0.1, SQLite) in a throw-away ``PREFECT_HOME``; an untimed
 warm-up flow pays for its start. Telemetry is switched off (it needs the internet, which
-this machine does not have, and its failure stops Prefect's event worker).
+this machine does not have, and its failure stops Prefect's event worker). Everything else,
+logging included, is Prefect's default.
 
 Prefect has no build step apart from running: the flow submits one task run per node
 (``task.submit(**upstream_futures)`` on a ``ThreadPoolTaskRunner(4)``) and waits for all,
@@ -33,8 +34,6 @@ def _configure() -> None:
     os.environ["PREFECT_HOME"] = home
     os.environ.pop("PREFECT_API_URL", None)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_LOGGING_SERVER_LEVEL", "WARNING")
 
 
 def _flow_runner() -> Any:
@@ -95,7 +94,8 @@ def measure(rounds: int, n: int = PREFECT_N, progress: Progress = _quiet) -> dic
         "how": (
             f"Prefect {metadata.version('prefect')}, `ThreadPoolTaskRunner(max_workers=4)`, "
             "ephemeral mode (a temporary local server Prefect starts itself, SQLite in a "
-            "throw-away PREFECT_HOME, telemetry off). The whole flow call is timed "
+            "throw-away PREFECT_HOME, telemetry off; Prefect's default logging, one line per "
+            "task run). The whole flow call is timed "
             f"(submitting included); medians of {rounds} runs each, interleaved with "
             "FlowWeaver's ThreadedExecutor(4) on the same DAG."
         ),

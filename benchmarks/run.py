@@ -202,6 +202,18 @@ def main(argv: Sequence[str] | None = None) -> report.Results:
             res.prefect = peer_prefect.measure(cfg.prefect_rounds, cfg.prefect_n, progress)
         else:
             res.prefect = {"error": "prefect is not installed (run `nox -s bench_prefect`)"}
+    if "executors" in sections:
+        res.notes += [
+            "The async floor: a worker coroutine runs a task that never suspends to its end "
+            "without a trip through the event loop (FlowWeaver's lanes do the same), so the "
+            "50-worker form is faster than create_task per task; both are shown, and ratios "
+            "use the faster one in each cell.",
+            "dask runs the graph `dask.delayed` makes, flattened into one dict: building it "
+            "call by call with `dask.delayed` is quadratic (a 10,000-task chain took about "
+            "ten minutes to build), and the flat graph is no slower for dask to compute.",
+            "A shared machine: the load average above says how busy it was. Ratios within "
+            "one table are comparable; absolute numbers from two runs may not be.",
+        ]
     if "executors" in sections and not args.only and not any(s.group == "peer" for s in systems):
         res.notes.append("dask is not installed: the dask row and target are missing")
     if args.quick:

@@ -349,15 +349,20 @@ def prefect_table(res: Results) -> list[str]:
     lines += [
         p.get("how", ""),
         "",
-        "| workload | N | Prefect us/task | FlowWeaver ThreadedExecutor(4) us/task | ratio |",
-        "|---|---:|---:|---:|---:|",
+        "| workload | N | runs | Prefect us/task | ThreadedExecutor(4) us/task | ratio |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for row in p.get("rows", []):
         lines.append(
-            f"| {row['workload']} | {row['n']:,} | {us(row['prefect'])} | {us(row['flowweaver'])} "
+            f"| {row['workload']} | {row['n']:,} | {row.get('runs', '-')} | {us(row['prefect'])} "
+            f"| {us(row['flowweaver'])} "
             f"| {x(row['prefect'] / row['flowweaver']) if row['flowweaver'] else '-'} |"
         )
     lines.append("")
+    for failure in p.get("failures", []):
+        lines.append(f"- Prefect failed: {failure}")
+    if p.get("failures"):
+        lines.append("")
     return lines
 
 

@@ -106,3 +106,14 @@ def test_ratio_uses_the_faster_async_floor_form() -> None:
     ):
         res.cells[(name, "layered", 1000)] = Cell(name, "layered", 1000, 1000, [seconds])
     assert report.ratio_to_floor(res, "aio.AsyncExecutor [asyncio]", "layered", 1000) == 3.0
+
+
+def test_prefect_section_says_why_when_prefect_is_missing(tmp_path: Path) -> None:
+    if systems.installed("prefect"):
+        pytest.skip("prefect is installed here; its section runs in nox -s bench_prefect")
+    out = tmp_path / "prefect.md"
+    res = run.main(["--smoke", "--only", "prefect", "--output", str(out)])
+    assert "not installed" in res.prefect["error"]
+    text = out.read_text(encoding="utf-8")
+    assert "## Prefect 3 (optional session)" in text
+    assert "## The targets of issue 4" not in text  # nothing of them was measured

@@ -1,6 +1,7 @@
 """Developer sessions: `nox -s tests`, `nox -s lint`, `nox -s typecheck`, `nox -s twins`.
 
-`nox -s tests` runs the same suite as the README's test command.
+`nox -s tests` runs the same suite as the README's test command. `nox -s bench` (and the
+optional `nox -s bench_prefect`) run the benchmark suite; they are not run by default.
 """
 
 from __future__ import annotations
@@ -37,3 +38,35 @@ def typecheck(session: nox.Session) -> None:
 def twins(session: nox.Session) -> None:
     """Fail when a generated _sync twin differs from its _async source."""
     session.run("python", "scripts/unasync.py", "--check", external=True)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The benchmark suite: writes benchmarks/RESULTS.md (`-- --quick`, `-- --only NAME`)."""
+    session.install("-e", ".[bench]")
+    session.run(
+        "python",
+        "benchmarks/run.py",
+        *session.posargs,
+        env={"FLOWWEAVER_BENCH_VIA": "nox -s bench" + "".join(f" {a}" for a in session.posargs)},
+    )
+
+
+@nox.session
+def bench_prefect(session: nox.Session) -> None:
+    """Prefect 3 at 1,000 tasks against ThreadedExecutor(4): benchmarks/RESULTS-prefect.md.
+
+    Prefect is installed into this session's own virtualenv only; it is never a dependency
+    of FlowWeaver. It runs in its ephemeral mode (a temporary local server), offline.
+    """
+    session.install("-e", ".[bench]", "prefect>=3,<4")
+    session.run(
+        "python",
+        "benchmarks/run.py",
+        "--only",
+        "prefect",
+        "--output",
+        "benchmarks/RESULTS-prefect.md",
+        *session.posargs,
+        env={"FLOWWEAVER_BENCH_VIA": "nox -s bench_prefect"},
+    )

@@ -1,0 +1,550 @@
+"""Turning measurements into ``RESULTS.md``: the tables, the targets of issue 4, the setup.
+
+Everything here is formatting; the numbers come from :mod:`benchmarks.measure`.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from typing import Any
+
+from . import systems as S
+from .measure import ROOT, Cell, MemoryResult, StoreResult
+
+PACKAGES = ("flowweaver", "anyio", "trio", "sniffio", "dask", "prefect")
+TARGET_N = 10_000
+BIG_N = 100_000
+
+
+@dataclass
+class Results:
+    """All a run measured; a section that did not run is left empty."""
+
+    command: str
+    started: datetime
+    seconds: float = 0.0
+    sizes: list[int] = field(default_factory=list)
+    repeats: dict[int, int] = field(default_factory=dict)
+    workloads: list[str] = field(default_factory=list)
+    systems: list[S.System] = field(default_factory=list)
+    cells: dict[tuple[str, str, int], Cell] = field(default_factory=dict)
+    stores: list[StoreResult] = field(default_factory=list)
+    memory: list[MemoryResult] = field(default_factory=list)
+    fixed: dict[str, float] = field(default_factory=dict)
+    fixed_rounds: int = 0
+    imports: dict[str, Any] = field(default_factory=dict)
+    prefect: dict[str, Any] = field(default_factory=dict)
+    load: list[tuple[float, float, float]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+# -- numbers ------------------------------------------------------------------------------
+
+
+def us(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value < 10:
+        return f"{value:.2f}"
+    if value < 100:
+        return f"{value:.1f}"
+    return f"{value:,.0f}"
+
+
+def x(ratio: float | None) -> str:
+    if ratio is None:
+        return "-"
+    return f"{ratio:.2f}x" if ratio < 10 else f"{ratio:,.1f}x" if ratio < 100 else f"{ratio:,.0f}x"
+
+
+def per_task(cell: Cell | None) -> float | None:
+    return None if cell is None else cell.us_per_task
+
+
+def floor_us(res: Results, floor: str | None, workload: str, n: int) -> float | None:
+    """The matching floor's microseconds per task (the faster async form, for async)."""
+    if floor is None:
+        return None
+    if floor == S.ASYNC_FLOOR:
+        values = [
+            per_task(res.cells.get((f, workload, n))) for f in (S.ASYNC_TASKS, S.ASYNC_WORKERS)
+        ]
+        present = [v for v in values if v is not None]
+        return min(present) if present else None
+    return per_task(res.cells.get((floor, workload, n)))
+
+
+def ratio_to_floor(res: Results, system: str, workload: str, n: int) -> float | None:
+    s = next((s for s in res.systems if s.name == system), None)
+    if s is None:
+        return None
+    mine = per_task(res.cells.get((system, workload, n)))
+    base = floor_us(res, s.floor, workload, n)
+    return None if mine is None or not base else mine / base
+
+
+def scaling(res: Results, system: str, workload: str) -> float | None:
+    big = per_task(res.cells.get((system, workload, BIG_N)))
+    ref = per_task(res.cells.get((system, workload, TARGET_N)))
+    return None if big is None or not ref else big / ref
+
+
+# -- the setup ------------------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def git_state() -> str:
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "flowweaver"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    if not head:
+        return "unknown"
+    return f"{head}, flowweaver/ with uncommitted changes" if dirty else head
+
+
+def setup_lines(res: Results) -> list[str]:
+    cores = os.cpu_count()
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = cores
+    load = ", ".join(f"{a:.2f}" for a, _, _ in res.load) if res.load else "-"
+    packages = ", ".join(f"{p} {version(p)}" for p in PACKAGES)
+    minutes, seconds = divmod(int(res.seconds), 60)
+    reps = ", ".join(f"{r} at {n:,} tasks" for n, r in sorted(res.repeats.items()))
+    return [
+        f"- Command: `{res.command}`",
+        f"- Date: {res.started:%Y-%m-%d %H:%M} UTC; the run took {minutes} min {seconds} s",
+        f"- Machine: {cpu_model()}, {cores} cores ({usable} usable), "
+        f"{platform.system()} {platform.release()} {platform.machine()}; "
+        f"1-minute load average at start and end: {load}",
+        f"- Python: {platform.python_implementation()} {platform.python_version()} "
+        f"({sys.executable})",
+        f"- Packages: {packages}; source tree at {git_state()}",
+        f"- Repetitions (median shown): {reps or '-'}",
+    ]
+
+
+# -- the tables -------------------------------------------------------------------------------
+
+
+def matrix_tables(res: Results) -> list[str]:
+    lines: list[str] = []
+    if not res.cells:
+        return lines
+    lines += [
+        "## Executors, floors and peers: microseconds per task (ratio to the matching floor)",
+        "",
+        "Median time of one `execute` (or of the floor's whole run) divided by the number of "
+        "tasks. Building the workflow (or the floor's graph, or dask's task graph) is done "
+        "before the clock starts and is not timed; every repetition builds a fresh one, so "
+        "each timed `execute` is a first run (graph checks included). Blocking forms are "
+        "timed around `execute` (starting the event loop included); awaited forms and the "
+        "async floors inside a running loop. Sync no-op tasks for Sequential and Threaded, "
+        "`async def` ones for AsyncExecutor and ConcurrentExecutor. The async floor is the "
+        "faster of its two forms in each cell. `wide` has N+1 tasks.",
+        "",
+    ]
+    head = "| system | floor | " + " | ".join(f"N={n:,}" for n in res.sizes) + " |"
+    rule = "|---|---|" + "---:|" * len(res.sizes)
+    floors = {
+        S.SEQ_FLOOR: "loop",
+        S.THR_FLOOR: "pool",
+        S.ASYNC_FLOOR: "asyncio",
+    }
+    for wl in res.workloads:
+        lines += [f"### {wl}", "", head, rule]
+        for s in res.systems:
+            cells = []
+            for n in res.sizes:
+                cell = res.cells.get((s.name, wl, n))
+                if cell is None:
+                    cells.append("-")
+                elif cell.error:
+                    cells.append("failed")
+                elif cell.skipped:
+                    cells.append("skipped")
+                else:
+                    r = ratio_to_floor(res, s.name, wl, n)
+                    cells.append(us(cell.us_per_task) + (f" ({x(r)})" if r is not None else ""))
+            floor = floors.get(s.floor or "", "-")
+            lines.append(f"| {s.name} | {floor} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines.append(
+        "Floors: loop = " + S.SEQ_FLOOR[7:] + "; pool = " + S.THR_FLOOR[7:] + "; asyncio = "
+        "the faster of the two asyncio ready-queue forms. dask is compared with the pool floor."
+    )
+    lines.append("")
+    if BIG_N in res.sizes and TARGET_N in res.sizes:
+        lines += [
+            f"### Scaling: microseconds per task at {BIG_N:,} / at {TARGET_N:,}",
+            "",
+            "| system | " + " | ".join(res.workloads) + " |",
+            "|---|" + "---:|" * len(res.workloads),
+        ]
+        for s in res.systems:
+            vals = [x(scaling(res, s.name, wl)) for wl in res.workloads]
+            if any(v != "-" for v in vals):
+                lines.append(f"| {s.name} | " + " | ".join(vals) + " |")
+        lines.append("")
+    problems = [c for c in res.cells.values() if c.error or c.skipped]
+    if problems:
+        seen: set[tuple[str, str]] = set()
+        lines += ["Skipped and failed cells:", ""]
+        for c in problems:
+            why = c.error or c.skipped or ""
+            key = (c.system, why)
+            if c.skipped and key in seen:
+                continue
+            seen.add(key)
+            where = f"{c.workload} N={c.n:,}" if c.error else "every workload"
+            lines.append(f"- {c.system} ({where}): {why}")
+        lines.append("")
+    return lines
+
+
+def store_table(res: Results) -> list[str]:
+    if not res.stores:
+        return []
+    n = res.stores[0].n
+    lines = [
+        f"## State stores: cost per task against no store ({n:,}-task layered DAG)",
+        "",
+        "Each repetition writes to a fresh temporary folder (nothing to restore). Making the "
+        "store object and the workflow is not timed; `execute` is (opening, loading, writing "
+        "and closing the store included).",
+        "",
+        "| executor | no store | SQLiteStateStore | JSONStateStore |",
+        "|---|---:|---:|---:|",
+    ]
+    for r in res.stores:
+        row = [us(r.us_per_task("none"))]
+        for name in ("SQLiteStateStore", "JSONStateStore"):
+            if name in r.errors:
+                row.append(
+                    "not available" if r.errors[name].startswith("not available") else "failed"
+                )
+            else:
+                row.append(f"{us(r.us_per_task(name))} ({x(r.ratio(name))})")
+        lines.append(f"| {r.executor} | " + " | ".join(row) + " |")
+    lines.append("")
+    reasons = {e for r in res.stores for e in r.errors.values()}
+    lines += [f"- {e}" for e in sorted(reasons)]
+    if reasons:
+        lines.append("")
+    return lines
+
+
+def memory_table(res: Results) -> list[str]:
+    if not res.memory:
+        return []
+    n = res.memory[0].n
+    lines = [
+        f"## Memory added per task ({n:,}-task layered DAG)",
+        "",
+        "Peak RSS of a fresh process that builds and runs the workflow, minus the peak RSS of "
+        "one that only builds it, divided by the number of tasks (medians of the repetitions). "
+        "tracemalloc (one more run each): the peak of Python allocations during `execute`, "
+        "and what is still allocated after it (results, statuses, timings), per task.",
+        "",
+        "| executor | peak RSS added per task | tracemalloc peak per task | kept per task |",
+        "|---|---:|---:|---:|",
+    ]
+    for m in res.memory:
+        if m.error:
+            lines.append(f"| {m.executor} | failed: {m.error} | - | - |")
+            continue
+        lines.append(
+            f"| {m.executor} | {_bytes(m.rss_added_per_task)} | {_bytes(m.traced_peak_per_task)} "
+            f"| {_bytes(m.traced_kept_per_task)} |"
+        )
+    lines.append("")
+    return lines
+
+
+def _bytes(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f} B" if abs(value) < 1024 else f"{value / 1024:.2f} KiB"
+
+
+def fixed_table(res: Results) -> list[str]:
+    if not res.fixed:
+        return []
+    lines = [
+        "## Fixed cost of one blocking `execute()` (1-task workflow)",
+        "",
+        f"Median of {res.fixed_rounds} calls each, a fresh workflow per call (not timed).",
+        "",
+        "| what | microseconds |",
+        "|---|---:|",
+    ]
+    lines += [f"| {k} | {us(v)} |" for k, v in res.fixed.items()]
+    lines.append("")
+    return lines
+
+
+def import_table(res: Results) -> list[str]:
+    if not res.imports:
+        return []
+    lines = [
+        "## `import flowweaver`",
+        "",
+        "Fresh interpreters, interleaved, medians; each minus `python -c pass`.",
+        "",
+        "| what | value |",
+        "|---|---:|",
+    ]
+    for k, v in res.imports.items():
+        if isinstance(v, list):
+            v = ", ".join(f"{name} {t / 1000:.1f} ms" for name, t in v)
+        elif isinstance(v, float):
+            v = f"{v:.1f}"
+        lines.append(f"| {k} | {v} |")
+    lines.append("")
+    return lines
+
+
+def prefect_table(res: Results) -> list[str]:
+    if not res.prefect:
+        return []
+    p = res.prefect
+    lines = ["## Prefect 3 (optional session)", ""]
+    if p.get("error"):
+        lines += [f"Not measured: {p['error']}", ""]
+        return lines
+    lines += [
+        p.get("how", ""),
+        "",
+        "| workload | N | runs | Prefect us/task | ThreadedExecutor(4) us/task | ratio |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in p.get("rows", []):
+        lines.append(
+            f"| {row['workload']} | {row['n']:,} | {row.get('runs', '-')} | {us(row['prefect'])} "
+            f"| {us(row['flowweaver'])} "
+            f"| {x(row['prefect'] / row['flowweaver']) if row['flowweaver'] else '-'} |"
+        )
+    lines.append("")
+    for failure in p.get("failures", []):
+        lines.append(f"- Prefect failed: {failure}")
+    if p.get("failures"):
+        lines.append("")
+    return lines
+
+
+# -- the targets of issue 4 -----------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    what: str
+    value: float | None
+    shown: str
+    must: float
+    aim: float
+    at_least: bool = False  # ">=" targets (dask is slower by at least ...)
+    note: str = ""
+
+    def verdict(self) -> str:
+        if self.value is None:
+            return "not measured"
+
+        def ok(limit: float) -> bool:
+            assert self.value is not None
+            return self.value >= limit if self.at_least else self.value <= limit
+
+        if ok(self.aim):
+            return "met (aim met too)"
+        if ok(self.must):
+            return "met"
+        return "**NOT MET**"
+
+
+def targets(res: Results) -> list[Target]:
+    out: list[Target] = []
+    wl, n = "layered", TARGET_N
+
+    def executor_rows(what: str, names: Sequence[str], must: float, aim: float) -> None:
+        for name in names:
+            r = ratio_to_floor(res, name, wl, n)
+            note = ""
+            if name.startswith("aio.SequentialExecutor"):
+                note = "awaited form: sync tasks go to a worker thread by design"
+            if r is not None and name in (
+                "aio.AsyncExecutor [asyncio]",
+                "aio.AsyncExecutor [trio]",
+                "ConcurrentExecutor",
+            ):
+                ct = per_task(res.cells.get((S.ASYNC_TASKS, wl, n)))
+                mine = per_task(res.cells.get((name, wl, n)))
+                if ct and mine:
+                    note = f"{x(mine / ct)} the create_task form"
+            shown = (
+                "-" if r is None else f"{x(r)} ({us(per_task(res.cells.get((name, wl, n))))} us)"
+            )
+            out.append(Target(f"{name} / {what}", r, shown, must, aim, note=note))
+
+    executor_rows(
+        "asyncio ready-queue floor",
+        ["aio.AsyncExecutor [asyncio]", "aio.AsyncExecutor [trio]", "ConcurrentExecutor"],
+        4,
+        2,
+    )
+    executor_rows(
+        "graphlib + ThreadPoolExecutor(4) floor",
+        [
+            "ThreadedExecutor(4)",
+            "aio.ThreadedExecutor(4) [asyncio]",
+            "aio.ThreadedExecutor(4) [trio]",
+        ],
+        3,
+        1.5,
+    )
+    executor_rows(
+        "plain loop floor",
+        ["SequentialExecutor", "aio.SequentialExecutor [asyncio]", "aio.SequentialExecutor [trio]"],
+        5,
+        3,
+    )
+    for store, must, aim in (("SQLiteStateStore", 1.5, 1.2), ("JSONStateStore", 2, 1.3)):
+        if not res.stores:
+            out.append(Target(f"{store} / no store", None, "-", must, aim))
+        for r in res.stores:
+            ratio = None if store in r.errors else r.ratio(store)
+            why = r.errors.get(store, "")
+            shown = x(ratio) if ratio is not None else ("not available" if why else "-")
+            out.append(
+                Target(
+                    f"{store} / no store, {r.executor} ({r.n:,} tasks)",
+                    ratio,
+                    shown,
+                    must,
+                    aim,
+                    note="no such class in this tree yet" if "not available" in why else "",
+                )
+            )
+    fw = [s.name for s in res.systems if s.group == "flowweaver"]
+    scaled = [(name, scaling(res, name, wl)) for name in fw]
+    what = f"{BIG_N:,} tasks: us per task / us per task at {TARGET_N:,}"
+    for name, r in scaled:
+        if not name.startswith("aio."):
+            out.append(Target(f"{what}, {name}", r, x(r), 1.3, 1.1))
+    awaited = [(r, name) for name, r in scaled if name.startswith("aio.") and r is not None]
+    if awaited:
+        r, name = max(awaited)
+        out.append(
+            Target(f"{what}, worst awaited form", r, x(r), 1.3, 1.1, note=f"{name}; all below")
+        )
+    if not fw:
+        out.append(Target(what, None, "-", 1.3, 1.1))
+    if res.memory:
+        for m in res.memory:
+            value = None if m.rss_added_per_task is None else m.rss_added_per_task / 1024
+            out.append(
+                Target(
+                    f"memory added per task at {m.n:,} tasks, {m.executor}",
+                    value,
+                    _bytes(m.rss_added_per_task),
+                    4,
+                    2,
+                )
+            )
+    else:
+        out.append(Target("memory added per task at 100,000 tasks", None, "-", 4, 2))
+    dask = per_task(res.cells.get((S.DASK, wl, n)))
+    thr = per_task(res.cells.get(("ThreadedExecutor(4)", wl, n)))
+    r = dask / thr if dask and thr else None
+    out.append(
+        Target(
+            "dask.delayed (threads) / FlowWeaver ThreadedExecutor(4)",
+            r,
+            "-" if r is None else f"{x(r)} ({us(dask)} us vs {us(thr)} us)",
+            5,
+            20,
+            at_least=True,
+        )
+    )
+    return out
+
+
+def target_table(res: Results) -> list[str]:
+    rows = targets(res)
+    if all(t.value is None for t in rows):
+        return []  # a partial run (--only prefect, say) measured none of them
+    lines = [
+        "## The targets of issue 4",
+        "",
+        f"On the {TARGET_N:,}-task layered DAG unless the row says otherwise; ratios to the "
+        "floor measured in the same run. Memory in KiB.",
+        "",
+        "| what | measured | must reach | aim for | verdict | note |",
+        "|---|---:|---:|---:|---|---|",
+    ]
+    for t in rows:
+        op = ">=" if t.at_least else "<="
+        unit = " KiB" if t.what.startswith("memory") else "x"
+        lines.append(
+            f"| {t.what} | {t.shown} | {op} {t.must:g}{unit} | {op} {t.aim:g}{unit} "
+            f"| {t.verdict()} | {t.note} |"
+        )
+    lines.append("")
+    return lines
+
+
+def render(res: Results) -> str:
+    lines = [
+        "# FlowWeaver benchmark results",
+        "",
+        "Written by `benchmarks/run.py`; see `benchmarks/README.md` for what each number means.",
+        "",
+        *setup_lines(res),
+        "",
+        *target_table(res),
+        *matrix_tables(res),
+        *store_table(res),
+        *memory_table(res),
+        *fixed_table(res),
+        *import_table(res),
+        *prefect_table(res),
+    ]
+    if res.notes:
+        lines += ["## Notes", "", *[f"- {n}" for n in res.notes], ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,242 @@
+"""Run the benchmark suite: ``python benchmarks/run.py [--quick] [--only NAME]``.
+
+Everything is measured in this one process (and a few short-lived subprocesses for memory
+and import time), so the ratios to the floors hold on a noisy machine. The report is
+printed and written to ``benchmarks/RESULTS.md`` (``RESULTS-quick.md`` with ``--quick``;
+with ``--only`` nothing is written unless ``--output`` says where).
+
+Sections: ``executors`` (every system on every workload and size), ``stores``, ``memory``,
+``fixed`` (one blocking execute of a 1-task workflow), ``import``, and ``prefect``
+(only when asked for, with ``--only prefect`` or ``--prefect``). ``--only`` takes section
+names and/or parts of system names (``--only ThreadedExecutor,dask``: those systems, their
+floors, the executors section only), comma-separated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import measure, report, workloads
+from benchmarks.systems import System, all_systems
+
+HERE = Path(__file__).resolve().parent
+SECTIONS = ("executors", "stores", "memory", "fixed", "import", "prefect")
+DEFAULT_SECTIONS = SECTIONS[:-1]
+
+
+@dataclass
+class Config:
+    """Sizes and repetitions of every section."""
+
+    sizes: list[int]
+    repeats: dict[int, int]
+    store_n: int = 10_000
+    store_rounds: int = 5
+    memory_n: int = 100_000
+    memory_rounds: int = 3
+    memory_trace: bool = True
+    peer_repeats: int = 3
+    fixed_rounds: int = 500
+    import_rounds: int = 15
+    prefect_rounds: int = 3
+    prefect_n: int = 1_000
+    workloads: list[str] = field(default_factory=lambda: list(workloads.WORKLOADS))
+
+
+FULL = Config(sizes=[1_000, 10_000, 100_000], repeats={1_000: 7, 10_000: 5, 100_000: 3})
+QUICK = Config(
+    sizes=[1_000, 10_000],
+    repeats={1_000: 5, 10_000: 3},
+    store_rounds=3,
+    memory_rounds=1,
+    memory_trace=False,
+    peer_repeats=1,
+    fixed_rounds=200,
+    import_rounds=7,
+    prefect_rounds=1,
+)
+# For tests/test_benchmarks_smoke.py: every code path, tiny sizes, in seconds.
+SMOKE = Config(
+    sizes=[60],
+    repeats={60: 1},
+    store_n=200,
+    store_rounds=1,
+    memory_n=500,
+    memory_rounds=1,
+    fixed_rounds=3,
+    import_rounds=1,
+    prefect_rounds=1,
+    prefect_n=30,
+)
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python benchmarks/run.py", description=__doc__.split("\n\n")[0]
+    )
+    p.add_argument("--quick", action="store_true", help="1,000 and 10,000 tasks, fewer repeats")
+    p.add_argument(
+        "--only",
+        metavar="NAME",
+        help="comma-separated section names (" + ", ".join(SECTIONS) + ") or parts of system names",
+    )
+    p.add_argument("--prefect", action="store_true", help="add the Prefect section")
+    p.add_argument("--sizes", help="comma-separated task counts instead of the defaults")
+    p.add_argument("--repeats", type=int, help="repetitions per cell instead of the defaults")
+    p.add_argument("--output", help="where to write the report (default: see above)")
+    p.add_argument("--no-write", action="store_true", help="print the report only")
+    p.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def choose(
+    only: str | None, prefect: bool, systems: list[System]
+) -> tuple[list[str], list[System]]:
+    """The sections to run and the systems of the executors section."""
+    if not only:
+        return list(DEFAULT_SECTIONS) + (["prefect"] if prefect else []), systems
+    sections: list[str] = []
+    picked: list[System] = []
+    unknown = []
+    for word in (w.strip() for w in only.split(",") if w.strip()):
+        if word.lower() in SECTIONS:
+            sections.append(word.lower())
+            continue
+        matches = [s for s in systems if word.lower() in s.name.lower()]
+        if not matches:
+            unknown.append(word)
+        picked += [m for m in matches if m not in picked]
+    if unknown:
+        names = ", ".join(s.name for s in systems)
+        raise SystemExit(f"--only: no section or system matches {unknown}; systems: {names}")
+    if prefect and "prefect" not in sections:
+        sections.append("prefect")
+    if picked:
+        floors = {s.floor for s in picked if s.floor}
+        if "floor: asyncio ready-queue" in floors:
+            floors |= {s.name for s in systems if s.name.startswith("floor: asyncio")}
+        picked += [s for s in systems if s.name in floors and s not in picked]
+        if "executors" not in sections:
+            sections.insert(0, "executors")
+        return sections, [s for s in systems if s in picked]
+    return sections, systems
+
+
+def default_output(args: argparse.Namespace) -> Path | None:
+    if args.no_write:
+        return None
+    if args.output:
+        return Path(args.output)
+    if args.only or args.smoke:
+        return None
+    return HERE / ("RESULTS-quick.md" if args.quick else "RESULTS.md")
+
+
+def main(argv: Sequence[str] | None = None) -> report.Results:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse(argv)
+    cfg = SMOKE if args.smoke else QUICK if args.quick else FULL
+    if args.sizes:
+        cfg.sizes = [int(s.replace("_", "")) for s in args.sizes.split(",")]
+    if args.repeats:
+        cfg.repeats = {}
+    reps = dict(cfg.repeats)
+
+    def repeats(n: int) -> int:
+        return args.repeats or reps.get(n) or 3
+
+    every = [
+        replace(s, max_repeats=min(s.max_repeats, cfg.peer_repeats)) if s.max_repeats else s
+        for s in all_systems()
+    ]
+    sections, systems = choose(args.only, args.prefect, every)
+    via = os.environ.get("FLOWWEAVER_BENCH_VIA")
+    command = shlex.join(["python", "benchmarks/run.py", *argv])
+    res = report.Results(
+        command=f"{via} (which runs {command})" if via else command,
+        started=report.now(),
+    )
+    res.load.append(os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0))
+
+    def progress(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    began = time.perf_counter()
+    if "executors" in sections:
+        progress(f"executors: {len(systems)} systems, sizes {cfg.sizes}")
+        res.sizes = list(cfg.sizes)
+        res.workloads = list(cfg.workloads)
+        res.systems = systems
+        res.repeats = {n: repeats(n) for n in cfg.sizes}
+        res.cells = measure.run_matrix(systems, cfg.workloads, cfg.sizes, repeats, progress)
+    if "stores" in sections:
+        progress(f"stores: {cfg.store_n:,} tasks")
+        res.stores = measure.store_costs(cfg.store_n, cfg.store_rounds, progress)
+    if "memory" in sections:
+        progress(f"memory: {cfg.memory_n:,} tasks")
+        res.memory = measure.memory(
+            cfg.memory_n, cfg.memory_rounds, progress, trace=cfg.memory_trace
+        )
+    if "fixed" in sections:
+        progress("fixed cost of one blocking execute()")
+        res.fixed = measure.fixed_cost(cfg.fixed_rounds, progress)
+        res.fixed_rounds = cfg.fixed_rounds
+    if "import" in sections:
+        progress("import time")
+        res.imports = measure.import_time(cfg.import_rounds, progress)
+    if "prefect" in sections:
+        progress(f"prefect: {cfg.prefect_n:,} tasks")
+        if measure_installed("prefect"):
+            from benchmarks import peer_prefect
+
+            res.prefect = peer_prefect.measure(cfg.prefect_rounds, cfg.prefect_n, progress)
+        else:
+            res.prefect = {"error": "prefect is not installed (run `nox -s bench_prefect`)"}
+    if "executors" in sections:
+        res.notes += [
+            "The async floor: a worker coroutine runs a task that never suspends to its end "
+            "without a trip through the event loop (FlowWeaver's lanes do the same), so the "
+            "50-worker form is faster than create_task per task; both are shown, and ratios "
+            "use the faster one in each cell.",
+            "dask runs the graph `dask.delayed` makes, flattened into one dict: building it "
+            "call by call with `dask.delayed` is quadratic (a 10,000-task chain took about "
+            "ten minutes to build), and the flat graph is no slower for dask to compute.",
+            "A shared machine: the load average above says how busy it was. Ratios within "
+            "one table are comparable; absolute numbers from two runs may not be.",
+        ]
+    if "executors" in sections and not args.only and not any(s.group == "peer" for s in systems):
+        res.notes.append("dask is not installed: the dask row and target are missing")
+    if args.quick:
+        res.notes.append(
+            "--quick: no 100,000-task runs, so the scaling target is not measured; memory "
+            "is from one repetition without tracemalloc; dask from one repetition"
+        )
+    res.seconds = time.perf_counter() - began
+    res.load.append(os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0))
+    text = report.render(res)
+    print(text)
+    out = default_output(args)
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+        progress(f"written to {out}")
+    return res
+
+
+def measure_installed(module: str) -> bool:
+    from benchmarks.systems import installed
+
+    return installed(module)
+
+
+if __name__ == "__main__":
+    main()

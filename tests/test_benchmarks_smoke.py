@@ -1,0 +1,119 @@
+"""The benchmark suite still runs: every section at tiny sizes, so it cannot rot.
+
+Nothing here asserts a speed (numbers on a shared machine prove nothing in a test); it
+checks that every system runs every workload to the end and that the report has every
+part. The suite's own pure helpers (floors, workloads, verdicts, --only) are checked too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks import floors, report, run, systems, workloads
+from benchmarks.measure import Cell
+
+
+def test_smoke_run_measures_every_system_and_writes_every_section(tmp_path: Path) -> None:
+    out = tmp_path / "RESULTS.md"
+    res = run.main(["--smoke", "--output", str(out)])
+    text = out.read_text(encoding="utf-8")
+
+    for wl in workloads.WORKLOADS:
+        for s in res.systems:
+            cell = res.cells[(s.name, wl, 60)]
+            assert cell.error is None, (s.name, wl, cell.error)
+            assert cell.us_per_task is not None, (s.name, wl)
+            assert cell.us_per_task > 0, (s.name, wl)
+    names = {s.name for s in res.systems}
+    assert "ThreadedExecutor(4)" in names
+    assert "aio.AsyncExecutor [trio]" in names
+    assert systems.TO_THREAD in names
+    for heading in (
+        "## The targets of issue 4",
+        "### layered",
+        "## State stores",
+        "## Memory added per task",
+        "## Fixed cost of one blocking `execute()`",
+        "## `import flowweaver`",
+        "- Command: `python benchmarks/run.py --smoke --output",
+        "- Machine:",
+    ):
+        assert heading in text, heading
+    assert len(res.memory) == 3
+    assert all(m.error is None for m in res.memory)
+    assert res.fixed["SequentialExecutor"] > 0
+    assert res.imports["import flowweaver, minus pass (ms)"] is not None
+    # each store is either measured or reported as not available, never silently absent
+    for r in res.stores:
+        assert r.us_per_task("none") is not None
+        for name in ("SQLiteStateStore", "JSONStateStore"):
+            assert (name in r.errors) != bool(r.times.get(name))
+
+
+@pytest.mark.parametrize("workload", list(workloads.WORKLOADS))
+def test_every_floor_runs_each_task_once_with_upstream_results_by_name(workload: str) -> None:
+    dag = workloads.make(workload, 250)
+    for floor in (floors.sequential, floors.threaded, floors.async_tasks, floors.async_workers):
+        assert floor(dag) > 0  # each floor raises if it ran fewer tasks than the DAG has
+
+
+def test_layered_workload_is_fixed_and_depends_on_two_tasks_of_the_layer_before() -> None:
+    a, b = workloads.layered(1_000), workloads.layered(1_000)
+    assert a == b
+    assert all(d == () for d in a.deps[:100])
+    for i, deps in enumerate(a.deps[100:], start=100):
+        layer = i // 100
+        assert len(set(deps)) == 2
+        assert all((layer - 1) * 100 <= j < layer * 100 for j in deps)
+    assert len(workloads.wide(10)) == 11
+    assert workloads.wide(10).deps[-1] == tuple(range(10))
+    assert workloads.chain(3).deps == ((), (0,), (1,))
+
+
+def test_only_picks_matching_systems_with_their_floors() -> None:
+    every = systems.all_systems()
+    sections, picked = run.choose("aio.AsyncExecutor [trio]", False, every)
+    assert sections == ["executors"]
+    assert [s.name for s in picked] == [
+        "aio.AsyncExecutor [trio]",
+        systems.ASYNC_TASKS,
+        systems.ASYNC_WORKERS,
+    ]
+    sections, picked = run.choose("memory,fixed", False, every)
+    assert sections == ["memory", "fixed"]
+    assert picked == every
+    with pytest.raises(SystemExit, match="no section or system matches"):
+        run.choose("no-such-thing", False, every)
+
+
+def test_verdicts_read_both_directions_of_a_target() -> None:
+    assert report.Target("a", 1.9, "", 4, 2).verdict() == "met (aim met too)"
+    assert report.Target("a", 3.0, "", 4, 2).verdict() == "met"
+    assert report.Target("a", 4.1, "", 4, 2).verdict() == "**NOT MET**"
+    assert report.Target("d", 25, "", 5, 20, at_least=True).verdict() == "met (aim met too)"
+    assert report.Target("d", 4, "", 5, 20, at_least=True).verdict() == "**NOT MET**"
+    assert report.Target("a", None, "", 4, 2).verdict() == "not measured"
+
+
+def test_ratio_uses_the_faster_async_floor_form() -> None:
+    res = report.Results(command="t", started=report.now(), systems=systems.all_systems())
+    for name, seconds in (
+        ("aio.AsyncExecutor [asyncio]", 0.006),
+        (systems.ASYNC_TASKS, 0.004),
+        (systems.ASYNC_WORKERS, 0.002),
+    ):
+        res.cells[(name, "layered", 1000)] = Cell(name, "layered", 1000, 1000, [seconds])
+    assert report.ratio_to_floor(res, "aio.AsyncExecutor [asyncio]", "layered", 1000) == 3.0
+
+
+def test_prefect_section_says_why_when_prefect_is_missing(tmp_path: Path) -> None:
+    if systems.installed("prefect"):
+        pytest.skip("prefect is installed here; its section runs in nox -s bench_prefect")
+    out = tmp_path / "prefect.md"
+    res = run.main(["--smoke", "--only", "prefect", "--output", str(out)])
+    assert "not installed" in res.prefect["error"]
+    text = out.read_text(encoding="utf-8")
+    assert "## Prefect 3 (optional session)" in text
+    assert "## The targets of issue 4" not in text  # nothing of them was measured

@@ -36,15 +36,15 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-import aiofiles
-import aiofiles.os
-import aiosqlite
 import anyio
-import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
+
+if TYPE_CHECKING:
+    import aiosqlite
 
 from ._store_api import StateStoreError
 from ._store_records import os_error
@@ -203,6 +203,8 @@ def _check_cancelled() -> None:
     """In a worker thread of a run, raise its cancellation if it was cancelled, so that a
     blocking store waiting for the lock gives up with the run."""
     try:
+        import anyio.from_thread
+
         anyio.from_thread.check_cancelled()
     except RuntimeError:
         pass  # not in an anyio worker thread: a plain blocking call
@@ -370,12 +372,30 @@ class Files:
             _fsync(f.fileno())
 
 
-_afsync = aiofiles.os.wrap(_fsync)
-_afsync_dir = aiofiles.os.wrap(_fsync_dir)
-_afstat = aiofiles.os.wrap(os.fstat)
-_astale_temps = aiofiles.os.wrap(_stale_temps)
-_akeep_mode = aiofiles.os.wrap(_keep_mode)
-_aremove = aiofiles.os.wrap(_remove)
+_AIO: SimpleNamespace | None = None
+
+
+def _aio() -> SimpleNamespace:
+    """aiofiles and the helpers it wraps, made on first use: importing aiofiles costs
+    about 30 ms, which ``import flowweaver`` should not pay for the async stores alone."""
+    global _AIO
+    if _AIO is None:
+        import aiofiles
+        import aiofiles.os
+
+        wrap = aiofiles.os.wrap
+        _AIO = SimpleNamespace(
+            open=aiofiles.open,
+            stat=aiofiles.os.stat,
+            replace=aiofiles.os.replace,
+            fsync=wrap(_fsync),
+            fsync_dir=wrap(_fsync_dir),
+            fstat=wrap(os.fstat),
+            stale_temps=wrap(_stale_temps),
+            keep_mode=wrap(_keep_mode),
+            remove=wrap(_remove),
+        )
+    return _AIO
 
 
 class AsyncFiles:
@@ -390,7 +410,7 @@ class AsyncFiles:
         if not running_on_asyncio():
             return await self._worker.run(self._blocking.identity, path)
         try:
-            return _identity(await aiofiles.os.stat(path))
+            return _identity(await _aio().stat(path))
         except FileNotFoundError:
             return None
 
@@ -399,7 +419,7 @@ class AsyncFiles:
         if not running_on_asyncio():
             return await self._worker.run(self._blocking.read, path, offset)
         try:
-            async with aiofiles.open(path, "rb") as f:
+            async with _aio().open(path, "rb") as f:
                 if offset:
                     await f.seek(offset)
                 data: bytes = await f.read()
@@ -411,51 +431,51 @@ class AsyncFiles:
         """Append ``data`` and fsync it (and the folder, when the file is new)."""
         if not running_on_asyncio():
             return await self._worker.run(self._blocking.append, path, data)
-        async with aiofiles.open(path, "ab") as f:
+        async with _aio().open(path, "ab") as f:
             new = await f.tell() == 0
             await f.write(data)
             await f.flush()
-            await _afsync(f.fileno())
-            result = _identity(await _afstat(f.fileno()))
+            await _aio().fsync(f.fileno())
+            result = _identity(await _aio().fstat(f.fileno()))
         if new:
-            await _afsync_dir(path.parent)
+            await _aio().fsync_dir(path.parent)
         return result
 
     async def replace(self, path: Path, data: bytes) -> Identity:
         """Atomic replace, as :meth:`Files.replace`."""
         if not running_on_asyncio():
             return await self._worker.run(self._blocking.replace, path, data)
-        for stale in await _astale_temps(path):
-            await _aremove(stale)
+        for stale in await _aio().stale_temps(path):
+            await _aio().remove(stale)
         temp = _temp_path(path)
         try:
-            async with aiofiles.open(temp, "xb") as f:
+            async with _aio().open(temp, "xb") as f:
                 await f.write(data)
                 await f.flush()
-                await _afsync(f.fileno())
-            await _akeep_mode(temp, path)
-            await aiofiles.os.replace(temp, path)
+                await _aio().fsync(f.fileno())
+            await _aio().keep_mode(temp, path)
+            await _aio().replace(temp, path)
         except BaseException:
             with AsyncShield():
-                await _aremove(temp)
+                await _aio().remove(temp)
             raise
-        await _afsync_dir(path.parent)
-        return _identity(await aiofiles.os.stat(path))
+        await _aio().fsync_dir(path.parent)
+        return _identity(await _aio().stat(path))
 
     async def remove(self, path: Path) -> None:
         """Delete the file if it exists."""
         if not running_on_asyncio():
             return await self._worker.run(self._blocking.remove, path)
-        await _aremove(path)
+        await _aio().remove(path)
 
     async def truncate(self, path: Path, size: int) -> None:
         """Cut the file to ``size`` bytes, durably."""
         if not running_on_asyncio():
             return await self._worker.run(self._blocking.truncate, path, size)
-        async with aiofiles.open(path, "r+b") as f:
+        async with _aio().open(path, "r+b") as f:
             await f.truncate(size)
             await f.flush()
-            await _afsync(f.fileno())
+            await _aio().fsync(f.fileno())
 
 
 # -- SQLite ----------------------------------------------------------------------------------
@@ -544,6 +564,8 @@ class AsyncDatabase:
     async def connect(cls, path: str, busy_timeout: float) -> AsyncDatabase:
         """Open ``path``; a statement waits up to ``busy_timeout`` s for another writer."""
         if running_on_asyncio():
+            import aiosqlite  # on first use: `import flowweaver` should not pay for it
+
             conn = await aiosqlite.connect(path, timeout=_BUSY_TRY, isolation_level=None)
             return cls(conn, None, busy_timeout)
         db = cls(None, None, busy_timeout)

@@ -18,7 +18,7 @@ try:
     # signal.getsignal turns the handler into an enum, and when asyncio's Runner has
     # installed a functools.partial the failed conversion formats the main task's repr:
     # about 25 us a call. The C function returns the handler as it is.
-    from _signal import getsignal as _getsignal
+    from _signal import getsignal as _getsignal  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover - other Python implementations
     _getsignal = signal.getsignal
 from collections.abc import Iterator

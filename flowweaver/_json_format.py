@@ -359,10 +359,13 @@ def _pretty_record(name: str, raw: Raw) -> str:
         head = _KEY_LINES.get(key)
         if head is None:
             head = _KEY_LINES[key] = f"    {_string(key)}: "
+        kind = type(value)
         if value is None:
             lines.append(head + "null")
-        elif type(value) is str:
+        elif kind is str:
             lines.append(head + _string(value))
+        elif kind is int:
+            lines.append(head + int.__repr__(value))
         else:
             lines.append(head + _VALUE.encode(value))
     body = ",\n".join(lines)

@@ -41,6 +41,7 @@ class NotJSONError(ValueError):
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+_encode_str = json.encoder.encode_basestring  # what _ENCODER does to a str, in C
 _JSON_TYPES = "dict (with str keys), list, str, int, float, bool and None"
 
 
@@ -151,6 +152,24 @@ def json_copy(value: Any) -> tuple[str, Any]:
     :raises NotJSONError: (a ``ValueError``) when ``value`` would not come back equal
         from JSON.
     """
+    kind = type(value)
+    if value is None or kind is bool or kind is int or kind is str:
+        # Immutable and always equal after a round trip (but for a str's lone
+        # surrogate, checked below): the value is its own copy. Most results of small
+        # tasks are these, and decoding and comparing them would double their cost.
+        if value is None:
+            return "null", None
+        if kind is bool:
+            return ("true" if value else "false"), value
+        if kind is int:
+            return int.__repr__(value), value
+        text = _encode_str(value)
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise NotJSONError(_explain(value) or "it cannot be written as UTF-8") from None
+        return text, value
     try:
         text = _ENCODER.encode(value)
         if not text.isascii():

@@ -11,7 +11,6 @@ import functools
 import inspect
 import math
 import random
-import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -126,11 +125,7 @@ def accepted_keywords(func: Callable[..., Any]) -> tuple[frozenset[str], bool]:
     A function whose signature cannot be read (some builtins) is given nothing.
     """
     if type(func) is FunctionType:
-        code = func.__code__
-        cached = _KEYWORDS.get(code)
-        if cached is None:
-            cached = _KEYWORDS[code] = _keywords_of_code(code)
-        return cached
+        return _keywords_of_code(func.__code__)
     try:
         sig = inspect.signature(func)
     except (TypeError, ValueError):
@@ -145,12 +140,9 @@ def accepted_keywords(func: Callable[..., Any]) -> tuple[frozenset[str], bool]:
     return frozenset(names), var_kw
 
 
-# Keyed by code object: the many lambdas or closures made from one def share an entry.
-_KEYWORDS: weakref.WeakKeyDictionary[CodeType, tuple[frozenset[str], bool]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
+# Cached by code object, so the many lambdas or closures made from one def share an
+# entry; bounded, so code made on the fly cannot pile up.
+@functools.lru_cache(maxsize=4096)
 def _keywords_of_code(code: CodeType) -> tuple[frozenset[str], bool]:
     first = code.co_posonlyargcount
     end = code.co_argcount + code.co_kwonlyargcount

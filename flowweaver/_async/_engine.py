@@ -103,6 +103,7 @@ class _Run:
         self.fail_fast = executor.fail_fast
         inline = owns_loop and executor._inline_sync
         self.inline = inline
+        self.owns_loop = owns_loop
         runner = executor._remote_runner()
         self.remote = (
             RemoteSteps(
@@ -185,7 +186,10 @@ class _Run:
         workflow._running = True
         if self.store is not None:
             try:
-                await self.store.open(self._durable)
+                # A loop started for this run has nothing of anyone else's to run while a
+                # batch is written on it, and the thread round trip costs more than most
+                # batches; an awaited run must never block its caller's loop.
+                await self.store.open(self._durable, self.guard if self.owns_loop else None)
             except BaseException:
                 workflow._running = False
                 raise
@@ -211,7 +215,10 @@ class _Run:
             self.emit(RunStarted(self.name, began, len(self.tasks)))
         ok = False
         try:
-            sigint = interrupt_inline_calls(self.guard) if self.inline else nullcontext()
+            # Also a run that writes its store on its own loop: a write waiting for another
+            # process's lock must give way to Ctrl-C too.
+            inline_io = self.inline or (self.owns_loop and self.store is not None)
+            sigint = interrupt_inline_calls(self.guard) if inline_io else nullcontext()
             with sigint, self.scope:
                 async with anyio.create_task_group() as side:
                     self.side = side
@@ -382,6 +389,10 @@ class _Run:
             i = ready.popleft()
             self.in_flight += 1
             self._dispatch(i)
+        if self.in_flight < limit and self.writer is not None:
+            # A free slot and nothing to start: what waits is waiting for the store, so
+            # save now. While every slot is busy, records pile up into a bigger batch.
+            self.writer.kick()
 
     def _dispatch(self, i: int) -> None:
         """Start one attempt of task ``i`` (its slot is already taken)."""

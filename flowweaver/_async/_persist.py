@@ -19,6 +19,7 @@ import anyio
 from .._resume import code_fingerprint, restorable
 from .._status import TaskStatus
 from .._store_api import AsyncStoreSession, TaskRecord
+from ._sigint import InlineGuard
 from ._writer import Writer
 
 if TYPE_CHECKING:
@@ -62,15 +63,25 @@ class RunStore:
         self._run_id = uuid.uuid4().hex[:16]
         self.writer: Writer | None = None
 
-    async def open(self, on_durable: Callable[[list[int]], None]) -> None:
+    async def open(
+        self, on_durable: Callable[[list[int]], None], inline_guard: InlineGuard | None
+    ) -> None:
         """Open the session and load this workflow's records.
+
+        :param inline_guard: write batches on the loop's own thread (see
+            ``ThreadSession.inline``), marked as inline calls so that Ctrl-C interrupts
+            one that waits for another process's lock; None: in a worker thread.
 
         :raises StateStoreError: the store cannot be read, or holds another workflow's
             record under one of these task names; nothing has run and nothing was written.
         """
-        from ._sessions import open_session
+        from ._sessions import ThreadSession, open_session
 
         session = await open_session(self._store)
+        guard = None
+        if inline_guard is not None and isinstance(session, ThreadSession):
+            session.inline = True
+            guard = inline_guard
         try:
             # Loaded even for a fresh run: load is where a store refuses a run whose task
             # names belong to another workflow, and that must happen before anything runs.
@@ -82,7 +93,7 @@ class RunStore:
                 await session.aclose()
             raise
         self._session = session
-        self.writer = Writer(session, self._workflow, on_durable)
+        self.writer = Writer(session, self._workflow, on_durable, deferred=True, guard=guard)
 
     def restorable(self) -> dict[int, TaskRecord]:
         """The tasks whose saved result this run may use, by index (see ``_resume``)."""

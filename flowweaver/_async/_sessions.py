@@ -95,11 +95,16 @@ class ThreadSession:
     """An async session over a blocking one: each call runs in a worker thread.
 
     ``encode`` is called directly (it is quick and must run on the loop thread).
+
+    :ivar inline: save batches on the calling thread instead. Set by a run that owns its
+        loop and runs one task at a time: its loop has nothing else to do while a batch
+        is written, and a thread round trip per batch would only add latency.
     """
 
     def __init__(self, session: BlockingSession, limiter: anyio.CapacityLimiter) -> None:
         self._session = session
         self._limiter = limiter
+        self.inline = False
 
     def encode(self, task_name: str, value: Any) -> Any:
         """The blocking session's ``encode``."""
@@ -114,6 +119,9 @@ class ThreadSession:
     async def save(self, workflow: str, records: Sequence[TaskRecord]) -> None:
         """The blocking session's ``save``, in a worker thread; once started it
         finishes even if the caller is cancelled."""
+        if self.inline:
+            self._session.save(workflow, records)
+            return
         await anyio.to_thread.run_sync(self._session.save, workflow, records, limiter=self._limiter)
 
     async def aclose(self) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 from .._serializers import Serializer, check_serializer
 from .._sqlite_schema import (
     BUSY_TIMEOUT,
+    CHECKPOINT,
     CREATE_INDEXES,
     CREATE_TABLE,
     GC,
@@ -294,5 +295,10 @@ class AsyncSQLiteSession:
             await _write(self._db, UPSERT, rows)
 
     async def aclose(self) -> None:
-        """Close the connection (shielded)."""
-        await self._db.close()
+        """Copy the log into the database as far as no reader holds it back, and close
+        the connection (shielded)."""
+        try:
+            with translate_errors(self._store._path, "write"):
+                await self._db.execute(CHECKPOINT)
+        finally:
+            await self._db.close()

@@ -16,36 +16,60 @@ from datetime import datetime, timezone
 import anyio
 
 from .._store_api import AsyncStoreSession, TaskRecord
+from ._sigint import InlineGuard
 
 
 class Writer:
     """Queues records and saves them in batches through ``session``.
 
     :param on_durable: called on the loop thread with the task indices of each saved batch.
+    :param guard: set active around each save when saves run inline on the loop thread.
+    :param deferred: save only when :meth:`kick` says the run is waiting for the store
+        (a free slot and nothing ready to start), or once the queue is long. A batch then
+        holds everything that could run before it: fewer, bigger batches, each one
+        transaction or one fsync, and no batch while all slots are busy anyway.
     """
+
+    #: A deferred writer saves anyway once this many records wait.
+    DEFERRED_LIMIT = 1024
 
     def __init__(
         self,
         session: AsyncStoreSession,
         workflow: str,
         on_durable: Callable[[list[int]], None],
+        deferred: bool = False,
+        guard: InlineGuard | None = None,
     ) -> None:
         self._session = session
+        self._guard = guard
         self._workflow = workflow
         self._on_durable = on_durable
+        self._deferred = deferred
         self._queue: list[tuple[int, TaskRecord]] = []
         self._more = anyio.Event()
+        self._due = not deferred  # a deferred writer saves once kicked
         self._closed = False
         self.batches = 0
 
     def put(self, index: int, record: TaskRecord) -> None:
         """Queue ``record`` of task ``index``; never blocks."""
-        self._queue.append((index, record))
-        self._more.set()
+        queue = self._queue
+        queue.append((index, record))
+        if not self._deferred or len(queue) >= self.DEFERRED_LIMIT:
+            self._due = True
+            self._more.set()
+
+    def kick(self) -> None:
+        """The run waits for the store: a deferred writer saves what is queued now."""
+        if self._queue:
+            self._due = True
+            self._more.set()
 
     def close(self) -> None:
         """No more records: :meth:`run` returns once everything queued is saved."""
         self._closed = True
+        self._due = True
         self._more.set()
 
     async def run(self) -> None:
@@ -58,13 +82,14 @@ class Writer:
         :raises StateStoreError: when a batch cannot be saved; the run ends with it.
         """
         while True:
-            if not self._queue:
-                if self._closed:
-                    return
+            if self._queue and (self._due or self._closed):
+                self._due = not self._deferred
+                await self._save_queued()
+            elif self._closed:
+                return
+            else:
                 self._more = anyio.Event()
                 await self._more.wait()
-                continue
-            await self._save_queued()
 
     async def flush(self) -> None:
         """Save whatever is queued now (used after a cancellation, inside a shield)."""
@@ -78,8 +103,17 @@ class Writer:
         for _, record in batch:
             record.timestamp = now
             records.append(record)
+        guard = self._guard
         try:
-            await self._session.save(self._workflow, records)
+            if guard is None:
+                await self._session.save(self._workflow, records)
+            else:
+                # an inline save runs on this thread without suspending (see _persist)
+                guard.active = True
+                try:
+                    await self._session.save(self._workflow, records)
+                finally:
+                    guard.active = False
         except BaseException:
             # Not saved: put the batch back, so a later flush can still try.
             self._queue[:0] = batch

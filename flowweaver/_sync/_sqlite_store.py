@@ -25,6 +25,7 @@ from typing import Any
 from .._serializers import Serializer, check_serializer
 from .._sqlite_schema import (
     BUSY_TIMEOUT,
+    CHECKPOINT,
     CREATE_INDEXES,
     CREATE_TABLE,
     GC,
@@ -296,5 +297,10 @@ class SQLiteSession:
             _write(self._db, UPSERT, rows)
 
     def close(self) -> None:
-        """Close the connection (shielded)."""
-        self._db.close()
+        """Copy the log into the database as far as no reader holds it back, and close
+        the connection (shielded)."""
+        try:
+            with translate_errors(self._store._path, "write"):
+                self._db.execute(CHECKPOINT)
+        finally:
+            self._db.close()

@@ -5,8 +5,7 @@ The store modules are written once, in ``_async/``, and their blocking twins are
 differs between the two forms lives here, so the generated code never asks "am I async?":
 
 * :class:`AsyncFiles` reads and writes through aiofiles; :class:`Files` through ``open``.
-* :class:`AsyncDatabase` talks to SQLite through aiosqlite; :class:`Database` through
-  ``sqlite3``.
+* :class:`AsyncDatabase` and :class:`Database` (SQLite) live in ``_store_db``.
 * :class:`AsyncFileLock` waits for the store's lock file with ``anyio.sleep``;
   :class:`FileLock` with ``time.sleep``. Both try the OS lock without blocking, so a
   waiting coroutine can be cancelled and never holds a thread.
@@ -30,21 +29,17 @@ from __future__ import annotations
 
 import os
 import secrets
-import sqlite3
 import stat
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
-
-if TYPE_CHECKING:
-    import aiosqlite
 
 from ._store_api import StateStoreError
 from ._store_records import os_error
@@ -68,7 +63,7 @@ def running_on_asyncio() -> bool:
         return False
 
 
-class _Worker:
+class StoreThread:
     """Runs blocking calls on worker threads, one at a time, under a limiter of its own."""
 
     def __init__(self) -> None:
@@ -199,7 +194,7 @@ class AsyncFileLock:
             _release(self._fd)
 
 
-def _check_cancelled() -> None:
+def check_cancelled_in_worker() -> None:
     """In a worker thread of a run, raise its cancellation if it was cancelled, so that a
     blocking store waiting for the lock gives up with the run."""
     try:
@@ -231,7 +226,7 @@ class FileLock:
             while not _try_lock(fd):
                 if time.monotonic() >= deadline:
                     raise _timed_out(self._store, self._timeout)
-                _check_cancelled()
+                check_cancelled_in_worker()
                 time.sleep(delay)
                 delay = min(delay * 2, _LAST_POLL)
         except BaseException:
@@ -403,7 +398,7 @@ class AsyncFiles:
 
     def __init__(self) -> None:
         self._blocking = Files()
-        self._worker = _Worker()
+        self._worker = StoreThread()
 
     async def identity(self, path: Path) -> Identity | None:
         """The file's :class:`Identity`, or None when it does not exist."""
@@ -476,146 +471,3 @@ class AsyncFiles:
             await f.truncate(size)
             await f.flush()
             await _aio().fsync(f.fileno())
-
-
-# -- SQLite ----------------------------------------------------------------------------------
-
-Params = Sequence[Any]
-
-#: SQLite's own wait for a lock held by another connection, per try. Waiting longer is
-#: done in tries of this length, with a cancellation check between them: SQLite's wait
-#: cannot be interrupted, and a cancelled run must not sit in it for the full timeout.
-_BUSY_TRY = 0.1
-
-
-def _busy(exc: sqlite3.OperationalError) -> bool:
-    text = str(exc)
-    return "locked" in text or "busy" in text
-
-
-class Database:
-    """One ``sqlite3`` connection in autocommit mode; transactions are explicit.
-
-    A statement that meets another connection's write lock is tried again until
-    ``busy_timeout`` s have passed; in a worker thread of a run, the run's cancellation
-    ends the wait. It may be used from any thread, one call at a time.
-    """
-
-    def __init__(self, conn: sqlite3.Connection, busy_timeout: float) -> None:
-        self._conn = conn
-        self._patience = busy_timeout
-
-    @classmethod
-    def connect(cls, path: str, busy_timeout: float) -> Database:
-        """Open ``path``; a statement waits up to ``busy_timeout`` s for another writer."""
-        conn = sqlite3.connect(
-            path, timeout=_BUSY_TRY, isolation_level=None, check_same_thread=False
-        )
-        return cls(conn, busy_timeout)
-
-    def execute(self, sql: str, params: Params = ()) -> list[Any]:
-        """Run one statement and return its rows."""
-        deadline = time.monotonic() + self._patience
-        while True:
-            try:
-                return self._conn.execute(sql, params).fetchall()
-            except sqlite3.OperationalError as exc:
-                if not _busy(exc) or time.monotonic() >= deadline:
-                    raise
-            _check_cancelled()
-
-    def executemany(self, sql: str, rows: Iterable[Params]) -> None:
-        """Run one statement for each row of parameters (inside a transaction)."""
-        self._conn.executemany(sql, rows)
-
-    def begin(self) -> None:
-        """Start a write transaction now (waits for another writer, see above)."""
-        self.execute("BEGIN IMMEDIATE")
-
-    def commit(self) -> None:
-        """Commit the transaction: with WAL and synchronous=NORMAL, one write."""
-        self.execute("COMMIT")
-
-    def rollback(self) -> None:
-        """Roll back the transaction, if one is open."""
-        if self._conn.in_transaction:
-            self._conn.execute("ROLLBACK")
-
-    def close(self) -> None:
-        """Close the connection (an open transaction is rolled back)."""
-        self._conn.close()
-
-
-class AsyncDatabase:
-    """The async form of :class:`Database`: aiosqlite on asyncio, worker threads on trio.
-
-    Waiting for another connection's write lock can be cancelled between tries.
-    """
-
-    def __init__(
-        self, conn: aiosqlite.Connection | None, blocking: Database | None, busy_timeout: float
-    ) -> None:
-        self._conn = conn
-        self._blocking = blocking
-        self._patience = busy_timeout
-        self._worker = _Worker()
-
-    @classmethod
-    async def connect(cls, path: str, busy_timeout: float) -> AsyncDatabase:
-        """Open ``path``; a statement waits up to ``busy_timeout`` s for another writer."""
-        if running_on_asyncio():
-            import aiosqlite  # on first use: `import flowweaver` should not pay for it
-
-            conn = await aiosqlite.connect(path, timeout=_BUSY_TRY, isolation_level=None)
-            return cls(conn, None, busy_timeout)
-        db = cls(None, None, busy_timeout)
-        db._blocking = await db._worker.run(Database.connect, path, busy_timeout)
-        return db
-
-    def _sync(self) -> Database:
-        assert self._blocking is not None
-        return self._blocking
-
-    async def execute(self, sql: str, params: Params = ()) -> list[Any]:
-        """Run one statement and return its rows."""
-        if self._conn is None:
-            return await self._worker.run(self._sync().execute, sql, params)
-        deadline = time.monotonic() + self._patience
-        while True:
-            try:
-                return list(await self._conn.execute_fetchall(sql, params))
-            except sqlite3.OperationalError as exc:
-                if not _busy(exc) or time.monotonic() >= deadline:
-                    raise
-            await anyio.lowlevel.checkpoint()
-
-    async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
-        """Run one statement for each row of parameters (inside a transaction)."""
-        if self._conn is None:
-            return await self._worker.run(self._sync().executemany, sql, rows)
-        cursor = await self._conn.executemany(sql, rows)
-        await cursor.close()
-
-    async def begin(self) -> None:
-        """Start a write transaction now (waits for another writer, see above)."""
-        await self.execute("BEGIN IMMEDIATE")
-
-    async def commit(self) -> None:
-        """Commit the transaction."""
-        await self.execute("COMMIT")
-
-    async def rollback(self) -> None:
-        """Roll back the transaction, if one is open."""
-        if self._conn is None:
-            return await self._worker.run(self._sync().rollback)
-        if self._conn.in_transaction:
-            await self._conn.execute_fetchall("ROLLBACK")
-
-    async def close(self) -> None:
-        """Close the connection; shielded, so its thread never outlives the program."""
-        with AsyncShield():
-            if self._conn is None:
-                if self._blocking is not None:
-                    await self._worker.run(self._blocking.close)
-                return
-            await self._conn.close()

@@ -40,11 +40,10 @@ import anyio
 import anyio.abc
 from anyio.lowlevel import checkpoint
 
-from .._errors import TaskExecutionError, WorkflowExecutionError, WorkflowValidationError
+from .._errors import WorkflowValidationError
 from .._events import (
     RunFinished,
     RunStarted,
-    TaskCancelled,
     TaskCompleted,
     TaskFailed,
     TaskRestored,
@@ -58,8 +57,10 @@ from .._status import TaskStatus, WorkflowStatus
 from .._store_api import StateSerializationError
 from ._attempt import await_with_timeout, call_with_timeout
 from ._callbacks import SyncCall, run_callbacks
+from ._endings import execution_error, settle_interrupted
 from ._observe import Emitter
 from ._persist import RunStore
+from ._plan import ASYNC, INLINE, POOL, REMOTE, REMOTE_TIMED, plan
 from ._remote_steps import RemoteSteps
 from ._sigint import InlineGuard, interrupt_inline_calls
 from ._workers import Job, WorkerPool, thread_context, threadsafe_caller
@@ -71,14 +72,6 @@ if TYPE_CHECKING:
     from .._workflow import Workflow
 
 logger = logging.getLogger("flowweaver")
-
-# How a task's function is run (fixed for the whole run).
-ASYNC = 0  # awaited on a lane
-INLINE = 1  # called directly on a lane (sequential run that owns its loop)
-POOL = 2  # sync, no timeout: fire-and-forget on the worker pool
-TIMED = 3  # sync with a timeout: a lane waits for the pool with a deadline
-REMOTE = 4  # on a remote runner (Dask), no timeout: fire-and-forget, outcome via the inbox
-REMOTE_TIMED = 5  # on a remote runner with a timeout: a lane waits with a deadline
 
 # A lane yields to the loop after this many tasks that did not suspend, so a long run of
 # tiny tasks cannot starve the driver, the store writer or a pending cancellation.
@@ -116,20 +109,7 @@ class _Run:
             if runner is not None
             else None
         )
-        names = self.graph.names
-        self.kinds: list[int] = []
-        self.inject: list[tuple[tuple[int, str], ...]] = []
-        for t, ups in zip(self.tasks, self.graph.upstream, strict=True):
-            if self.remote is not None:
-                kind = REMOTE if t.timeout is None else REMOTE_TIMED
-            elif t.is_async:
-                kind = ASYNC
-            elif t.timeout is not None:
-                kind = TIMED
-            else:
-                kind = INLINE if inline else POOL
-            self.kinds.append(kind)
-            self.inject.append(tuple((j, names[j]) for j in ups if t.accepts(names[j])))
+        self.kinds, self.inject = plan(self.tasks, self.graph, inline, self.remote is not None)
 
         self.ready_set = ReadySet(self.graph)
         self.ready: deque[int] = deque()
@@ -246,7 +226,7 @@ class _Run:
         finally:
             await self._shutdown(ok, began)
         if self.failed:
-            raise self._execution_error()
+            raise execution_error(self.name, self.tasks, self.failed, self.skipped)
 
     async def _shutdown(self, ok: bool, began: float) -> None:
         """Stop the workers, flush and close the store and the cluster, settle statuses.
@@ -272,7 +252,8 @@ class _Run:
                     errors.append(exc)
                 else:
                     logger.exception("could not close the remote runner of %r", self.name)
-        self._interrupted_to_pending()
+        stopped_by = self.tasks[self.failed[0]].name if self.failed and self.fail_fast else None
+        settle_interrupted(self.name, self.tasks, stopped_by, self.skipped, self.emit)
         workflow = self.workflow
         workflow._running = False
         failed = (
@@ -647,45 +628,6 @@ class _Run:
 
     def _sync_caller(self) -> SyncCall | None:
         return None if self.inline else self._pool().call
-
-    # -- endings ------------------------------------------------------------------------------
-
-    def _interrupted_to_pending(self) -> None:
-        """Tasks caught in flight by a cancellation did not finish: back to PENDING.
-
-        With ``fail_fast`` the run cancelled them itself because another task failed, so
-        they count as skipped, like the tasks that never started.
-        """
-        emit = self.emit
-        now = time.time()
-        stopped_by = self.tasks[self.failed[0]].name if self.failed and self.fail_fast else None
-        for j, t in enumerate(self.tasks):
-            status = t.status
-            if status is _RUNNING or status is TaskStatus.RETRYING:
-                t._state = (TaskStatus.PENDING, None, None)
-                t._finished = None
-                if emit is not None and stopped_by is None:
-                    emit(TaskCancelled(self.name, now, t.name))
-            if stopped_by is not None and t.status is TaskStatus.PENDING:
-                t._state = (TaskStatus.SKIPPED, None, None)
-                self.skipped.append(j)
-                if emit is not None:
-                    emit(TaskSkipped(self.name, now, t.name, stopped_by))
-
-    def _execution_error(self) -> WorkflowExecutionError:
-        errors: dict[str, BaseException] = {}
-        for i in self.failed:
-            t = self.tasks[i]
-            assert t.error is not None
-            errors[t.name] = t.error
-        err = WorkflowExecutionError(
-            self.workflow.name, errors, [self.tasks[j].name for j in self.skipped]
-        )
-        first = self.tasks[self.failed[0]]
-        cause = TaskExecutionError(first.name, first.attempts, errors[first.name])
-        cause.__cause__ = errors[first.name]
-        err.__cause__ = cause
-        return err
 
 
 async def run_workflow(executor: BaseExecutor, workflow: Workflow, owns_loop: bool) -> None:

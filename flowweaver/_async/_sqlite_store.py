@@ -45,7 +45,8 @@ from .._sqlite_schema import (
 )
 from .._status import TaskStatus
 from .._store_api import TaskRecord
-from .._store_io import AsyncDatabase, AsyncShield
+from .._store_db import AsyncDatabase
+from .._store_io import AsyncShield
 from .._store_records import (
     check_argument_status,
     check_folder,

@@ -47,7 +47,8 @@ from .._sqlite_schema import (
 )
 from .._status import TaskStatus
 from .._store_api import TaskRecord
-from .._store_io import Database, Shield
+from .._store_db import Database
+from .._store_io import Shield
 from .._store_records import (
     check_argument_status,
     check_folder,

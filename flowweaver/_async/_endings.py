@@ -1,0 +1,59 @@
+"""How a run ends: tasks caught in flight, and the error that reports the failures."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._errors import TaskExecutionError, WorkflowExecutionError
+from .._events import RunEvent, TaskCancelled, TaskSkipped
+from .._status import TaskStatus
+
+if TYPE_CHECKING:
+    from .._task import Task
+
+
+def settle_interrupted(
+    workflow: str,
+    tasks: Sequence[Task],
+    stopped_by: str | None,
+    skipped: list[int],
+    emit: Callable[[RunEvent], Any] | None,
+) -> None:
+    """Tasks caught in flight by a cancellation did not finish: back to ``PENDING``.
+
+    :param stopped_by: the failed task when ``fail_fast`` stopped the run itself; then the
+        tasks it stopped and those that never started count as skipped (their indices are
+        appended to ``skipped``), with a ``TaskSkipped`` event naming it.
+    """
+    now = time.time()
+    for j, t in enumerate(tasks):
+        status = t.status
+        if status is TaskStatus.RUNNING or status is TaskStatus.RETRYING:
+            t._state = (TaskStatus.PENDING, None, None)
+            t._finished = None
+            if emit is not None and stopped_by is None:
+                emit(TaskCancelled(workflow, now, t.name))
+        if stopped_by is not None and t.status is TaskStatus.PENDING:
+            t._state = (TaskStatus.SKIPPED, None, None)
+            skipped.append(j)
+            if emit is not None:
+                emit(TaskSkipped(workflow, now, t.name, stopped_by))
+
+
+def execution_error(
+    workflow: str, tasks: Sequence[Task], failed: Sequence[int], skipped: Sequence[int]
+) -> WorkflowExecutionError:
+    """The error a run with failed tasks raises: the first failure as its cause."""
+    errors: dict[str, BaseException] = {}
+    for i in failed:
+        t = tasks[i]
+        assert t.error is not None
+        errors[t.name] = t.error
+    err = WorkflowExecutionError(workflow, errors, [tasks[j].name for j in skipped])
+    first = tasks[failed[0]]
+    cause = TaskExecutionError(first.name, first.attempts, errors[first.name])
+    cause.__cause__ = errors[first.name]
+    err.__cause__ = cause
+    return err

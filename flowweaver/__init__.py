@@ -34,7 +34,12 @@ from ._events import (
 )
 from ._executor import BaseExecutor
 from ._status import TaskStatus, WorkflowStatus
-from ._sync._executors import ConcurrentExecutor, SequentialExecutor, ThreadedExecutor
+from ._sync._executors import (
+    ConcurrentExecutor,
+    DaskExecutor,
+    SequentialExecutor,
+    ThreadedExecutor,
+)
 from ._task import Task, task
 from ._workflow import Workflow
 
@@ -49,6 +54,7 @@ __all__ = [
     "BaseExecutor",
     "ConcurrentExecutor",
     "CycleError",
+    "DaskExecutor",
     "FlowWeaverError",
     "RunEvent",
     "RunFinished",

@@ -6,7 +6,8 @@ loop; sync task functions go to worker threads so the loop is never blocked.
 """
 
 from ._async._executors import AsyncConcurrentExecutor as AsyncExecutor
+from ._async._executors import AsyncDaskExecutor as DaskExecutor
 from ._async._executors import AsyncSequentialExecutor as SequentialExecutor
 from ._async._executors import AsyncThreadedExecutor as ThreadedExecutor
 
-__all__ = ["AsyncExecutor", "SequentialExecutor", "ThreadedExecutor"]
+__all__ = ["AsyncExecutor", "DaskExecutor", "SequentialExecutor", "ThreadedExecutor"]

@@ -95,11 +95,17 @@ def raw_graph(upstream: list[tuple[int, ...]], round_: int) -> dict[str, Any]:
     }
 
 
-def wait_until_forgotten(client: Any) -> None:
-    """Block until the scheduler holds no task, so rounds do not overlap."""
+def wait_until_forgotten(client: Any, timeout: float = 20.0) -> None:
+    """Block until the scheduler holds no task (at most ``timeout``), so rounds do not
+    overlap; the finished results of a round left behind cost memory, not time."""
     gc.collect()
-    while client.run_on_scheduler(_scheduler_task_count):
+    deadline = time.monotonic() + timeout
+    while (left := client.run_on_scheduler(_scheduler_task_count)) and (
+        time.monotonic() < deadline
+    ):
         time.sleep(0.05)
+    if left:
+        print(f"  (the scheduler still holds {left} finished tasks; going on)", flush=True)
 
 
 def _scheduler_task_count(dask_scheduler: Any) -> int:

@@ -14,8 +14,8 @@ in the driver); the runner only moves calls to the cluster and outcomes back:
 * *Data stays on the cluster.* A dependent's inputs are its upstream tasks' futures, so
   Dask moves the data between workers. A value comes to the driver only when a state store
   must save it or someone reads ``task.result`` (``fetch`` / ``fetch_blocking``).
-* *Outcomes come back on Dask's callback thread*, which calls the engine's ``done``; the
-  engine batches those into one wake-up of its loop.
+* *Outcomes come back on the client's event-loop thread*: one waiter per future there
+  calls the engine's ``done``; the engine batches those into one wake-up of its loop.
 * *Nothing blocks the driver's loop.* A synchronous ``distributed.Client`` runs its own
   event-loop thread, whatever loop (asyncio or trio) the driver runs; connecting, fetching
   and closing go through ``anyio.to_thread.run_sync``, and cancelling is handed to a
@@ -27,6 +27,7 @@ does not need it.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import logging
 import sys
@@ -229,6 +230,7 @@ class DaskRunner:
         self._lock = threading.Lock()
         self._call_soon: Callable[[Callable[[], object]], object] | None = None
         self._helper: concurrent.futures.ThreadPoolExecutor | None = None
+        self._watchers: set[asyncio.Future[Any]] = set()
         self._task_cls: Any = None
         self._expr_cls: Any = None
         self._funcname: Callable[[Any], str] = str
@@ -399,32 +401,61 @@ class DaskRunner:
             for call, future in zip(calls, futures, strict=True):
                 call.future = future
                 self._calls[call.key] = call
-        on_done = self._finished
+        # One hop to the client's loop per batch; there each future gets a waiter. (The
+        # per-future add_done_callback costs a hop to that loop and another to Dask's
+        # callback thread for every task.)
+        self._client.loop.add_callback(self._watch, futures)
+
+    async def _watch(self, futures: list[Any]) -> None:
+        """On the client's event loop: report each future of a batch as it finishes."""
+        from distributed.client import done_callback
+
+        watchers = self._watchers
+        finished = self._finished
         for future in futures:
-            future.add_done_callback(on_done)
+            waiter = asyncio.ensure_future(done_callback(future, finished))  # type: ignore[no-untyped-call]
+            watchers.add(waiter)  # the loop keeps only a weak reference to a task
+            waiter.add_done_callback(watchers.discard)
 
     def _finished(self, future: Any) -> None:
-        """Dask's callback thread: hand the outcome of one call to the engine."""
+        """On the client's event loop: hand the outcome of one call to the engine."""
         with self._lock:
             call = self._calls.pop(future.key, None)
         if call is None or call.cancelled or call.done is None:
             return  # cancelled by the engine, or the run ended: nobody waits for it
-        done, call.done = call.done, None
         status = future.status
         if status == "finished":
+            done, call.done = call.done, None
             done(True, call)
-            return
-        if status == "error":
-            try:
-                exc = future.exception()
-            except Exception as err:
-                exc = err
+        elif status == "error":
+            # Reading the error is a blocking call of the client: not on its own loop.
+            self._helper_pool().submit(self._failed, call, future)
         else:
-            exc = FlowWeaverError(
-                f"task {call.name!r}: its Dask future was {status} by the cluster "
-                "(a worker or the scheduler went away, or someone cancelled it)"
+            done, call.done = call.done, None
+            done(
+                False,
+                FlowWeaverError(
+                    f"task {call.name!r}: its Dask future was {status} by the cluster "
+                    "(a worker or the scheduler went away, or someone cancelled it)"
+                ),
             )
-        done(False, exc if isinstance(exc, Exception) else _wrapped(call, exc))
+
+    def _failed(self, call: Call, future: Any) -> None:
+        try:
+            exc = future.exception()
+        except Exception as err:
+            exc = err
+        done, call.done = call.done, None
+        if done is not None and not call.cancelled:
+            done(False, exc if isinstance(exc, Exception) else _wrapped(call, exc))
+
+    def _helper_pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        with self._lock:
+            if self._helper is None:
+                self._helper = concurrent.futures.ThreadPoolExecutor(
+                    1, thread_name_prefix="flowweaver-dask"
+                )
+            return self._helper
 
     def cancel(self, handle: Call) -> None:
         """Cancel one call (a timeout or the end of the run); never raises or blocks.
@@ -440,11 +471,7 @@ class DaskRunner:
         future = handle.future
         if future is None or self._client is None:
             return
-        if self._helper is None:
-            self._helper = concurrent.futures.ThreadPoolExecutor(
-                1, thread_name_prefix="flowweaver-dask-cancel"
-            )
-        self._helper.submit(self._cancel_now, future)
+        self._helper_pool().submit(self._cancel_now, future)
 
     def _cancel_now(self, future: Any) -> None:
         try:

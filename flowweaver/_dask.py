@@ -91,8 +91,9 @@ class DaskBase(BaseExecutor):
     :param max_in_flight: the most tasks submitted to the cluster and not yet finished.
         Dask queues what its workers cannot run yet, so this only bounds the driver's
         bookkeeping and the futures held at once.
-    :param connect_timeout: seconds to wait for a scheduler given by address (or for a
-        run's own cluster to start) before giving up with a clear error.
+    :param connect_timeout: seconds to wait for a scheduler given by address before
+        giving up with a clear error (also how long the run's own cluster may take to
+        accept its client).
     :param cluster_options: keyword arguments for the run's own ``LocalCluster``, over
         the defaults ``processes=True`` (one worker process per group of cores, as Dask
         chooses) and ``dashboard_address=":0"`` (a free port: the scheduler always serves

@@ -255,7 +255,6 @@ class DaskRunner:
 
         On cancellation a connection being made is closed again in the background.
         """
-        from dask._expr import LLGExpr
         from dask._task_spec import Task
         from dask.utils import funcname
 
@@ -263,7 +262,12 @@ class DaskRunner:
 
         distributed = import_distributed()
         self._task_cls = Task
-        self._expr_cls = LLGExpr
+        try:
+            from dask._expr import LLGExpr
+
+            self._expr_cls = LLGExpr
+        except ImportError:  # an older dask: client.get takes the plain dict
+            self._expr_cls = None
         self._funcname = funcname
         self._call_soon = threadsafe_caller()
         target = self._target
@@ -396,7 +400,8 @@ class DaskRunner:
     def _send_graph(self, calls: list[Call], graph: dict[tuple[str, ...], Any]) -> None:
         # Wrapped as client.submit does: a plain dict would be hashed whole (pickled) to
         # name the graph; a fresh token is as unique and costs nothing.
-        expr = self._expr_cls(graph, _determ_token=uuid.uuid4().hex)
+        expr_cls = self._expr_cls
+        expr = graph if expr_cls is None else expr_cls(graph, _determ_token=uuid.uuid4().hex)
         futures = self._client.get(expr, list(graph), sync=False)
         with self._lock:
             for call, future in zip(calls, futures, strict=True):

@@ -36,7 +36,12 @@ from ._executor import BaseExecutor
 from ._serializers import JSONSerializer, PickleSerializer
 from ._status import TaskStatus, WorkflowStatus
 from ._store_api import StateSerializationError, StateStoreError, TaskRecord
-from ._sync._executors import ConcurrentExecutor, SequentialExecutor, ThreadedExecutor
+from ._sync._executors import (
+    ConcurrentExecutor,
+    DaskExecutor,
+    SequentialExecutor,
+    ThreadedExecutor,
+)
 from ._sync._json_store import JSONStateStore
 from ._sync._sqlite_store import SQLiteStateStore
 from ._sync._store_base import BaseStateStore
@@ -55,6 +60,7 @@ __all__ = [
     "BaseStateStore",
     "ConcurrentExecutor",
     "CycleError",
+    "DaskExecutor",
     "FlowWeaverError",
     "JSONSerializer",
     "JSONStateStore",

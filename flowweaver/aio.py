@@ -9,6 +9,7 @@ on worker threads under trio); ``BaseStateStore`` is the base for a user's async
 """
 
 from ._async._executors import AsyncConcurrentExecutor as AsyncExecutor
+from ._async._executors import AsyncDaskExecutor as DaskExecutor
 from ._async._executors import AsyncSequentialExecutor as SequentialExecutor
 from ._async._executors import AsyncThreadedExecutor as ThreadedExecutor
 from ._async._json_store import AsyncJSONStateStore as JSONStateStore
@@ -18,6 +19,7 @@ from ._async._store_base import AsyncBaseStateStore as BaseStateStore
 __all__ = [
     "AsyncExecutor",
     "BaseStateStore",
+    "DaskExecutor",
     "JSONStateStore",
     "SQLiteStateStore",
     "SequentialExecutor",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .._dask import DaskBase
 from .._executor import ConcurrentBase, SequentialBase, ThreadedBase
 
 if TYPE_CHECKING:
@@ -83,5 +84,40 @@ class ConcurrentExecutor(ConcurrentBase):
 
         On cancellation (or Ctrl-C) the tasks in flight are cancelled and go back to
         ``PENDING``, and the cancellation propagates.
+        """
+        self._run_blocking(workflow)
+
+
+class DaskExecutor(DaskBase):
+    """Every task function runs on a Dask distributed cluster; this process schedules.
+
+    ``pip install "flowweaver[dask]"``. Retries, timeouts, callbacks, events, skipping and
+    state-store writes stay here, in the driver. Results stay on the cluster (dependents
+    get them there) until a store saves them or ``task.result`` is read.
+
+    :param client: a ``distributed.Client`` (left open), a scheduler address
+        (``"tcp://host:8786"``), or ``None`` to start a ``LocalCluster`` for the run and
+        close it afterwards.
+    :param state_store: where task states are saved and restored from (default: none);
+        restored tasks are not sent to the cluster.
+    :param max_in_flight: the most tasks submitted and not yet finished (default 1000).
+    :param connect_timeout: seconds to reach a scheduler by address (default 10).
+    :param cluster_options: ``LocalCluster`` arguments for ``client=None``.
+    :param fail_fast: cancel the rest at the first failure.
+    :param backend: the event loop a blocking ``execute`` starts.
+    :raises FlowWeaverError: ``distributed`` is not installed.
+    """
+
+    def execute(self, workflow: Workflow) -> None:
+        """Run ``workflow`` to the end on the cluster.
+
+        :raises WorkflowValidationError: before anything runs, for an invalid graph.
+        :raises FlowWeaverError: the scheduler cannot be reached within
+            ``connect_timeout``; nothing ran.
+        :raises WorkflowExecutionError: when a task failed (its downstream was skipped).
+
+        On cancellation (or Ctrl-C) the futures in flight are cancelled, the tasks go back
+        to ``PENDING``, and the cancellation propagates; a function already running on a
+        worker runs on to its end there.
         """
         self._run_blocking(workflow)

@@ -30,8 +30,10 @@ class RemoteRunner(Protocol):
     def submit(self, key: str, func: Callable[..., Any], kwargs: dict[str, Any], done: Done) -> Any:
         """Start ``func(**kwargs)`` remotely and return its handle at once.
 
-        Values in ``kwargs`` may be handles of upstream tasks. ``done(ok, value)`` is called
-        once, from any thread, with ``(True, handle)`` or ``(False, exception)``.
+        ``key`` is ``"<task name>-<run id>-<attempt>"``: unique per attempt, and the run
+        id and attempt hold no ``-``. Values in ``kwargs`` may be handles of upstream
+        tasks. ``done(ok, value)`` is called once, from any thread, with
+        ``(True, handle)`` or ``(False, exception)``.
         """
 
     def cancel(self, handle: Any) -> None:
@@ -57,7 +59,7 @@ class RemoteRunner(Protocol):
 class RemoteResult:
     """A task's result that still lives on the cluster; fetched once, on first use."""
 
-    __slots__ = ("_lock", "_runner", "_value", "handle")
+    __slots__ = ("_error", "_lock", "_runner", "_value", "handle")
 
     _MISSING: Any = object()
 
@@ -65,6 +67,7 @@ class RemoteResult:
         self.handle = handle
         self._runner = runner
         self._value = value
+        self._error: BaseException | None = None
         self._lock = threading.Lock()
 
     @property
@@ -74,8 +77,23 @@ class RemoteResult:
     def set(self, value: Any) -> None:
         self._value = value
 
+    def lost(self, error: BaseException) -> None:
+        """The value could not be brought back before the cluster went away."""
+        self._error = error
+
     def get(self) -> Any:
-        """The value, fetched from the cluster the first time (blocking)."""
+        """The value, fetched from the cluster the first time (blocking).
+
+        :raises FlowWeaverError: when it could not be brought back before the run's own
+            cluster closed.
+        """
+        if self._error is not None:
+            from ._errors import FlowWeaverError
+
+            raise FlowWeaverError(
+                f"this result could not be brought back from the cluster before it closed: "
+                f"{type(self._error).__name__}: {self._error}"
+            ) from self._error
         if self._value is RemoteResult._MISSING:
             with self._lock:
                 if self._value is RemoteResult._MISSING:

@@ -141,7 +141,7 @@ class Workflow:
         """Drop every task's result from memory; statuses and errors are kept."""
         self._check_not_running("clear results")
         for t in self._tasks.values():
-            status, _, error = t.snapshot()
+            status, _, error = t._state  # not snapshot(): it would fetch remote results
             t._set_state(status, None, error)
 
     # -- running -------------------------------------------------------------------------------

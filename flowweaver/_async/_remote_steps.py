@@ -135,6 +135,21 @@ class RemoteSteps:
                         continue
                 self._succeeded(i, lazy, ended)
 
+    async def _bring_home(self, lazies: list[RemoteResult]) -> None:
+        """Fetch these values in one round trip; if one cannot come back, each on its own,
+        so that one bad value does not cost the others (it is marked lost)."""
+        try:
+            values = await self.runner.fetch([lazy.handle for lazy in lazies])
+        except Exception:
+            for lazy in lazies:
+                try:
+                    lazy.set((await self.runner.fetch([lazy.handle]))[0])
+                except Exception as exc:
+                    lazy.lost(exc)
+            return
+        for lazy, value in zip(lazies, values, strict=True):
+            lazy.set(value)
+
     async def close(self, ok: bool, tasks: list[Task]) -> None:
         """Cancel what still runs remotely, keep results readable, disconnect (shielded)."""
         runner = self.runner
@@ -150,8 +165,6 @@ class RemoteSteps:
                         if type(value) is RemoteResult and not value.fetched:
                             lazies.append(value)
                     if lazies:
-                        values = await runner.fetch([lazy.handle for lazy in lazies])
-                        for lazy, value in zip(lazies, values, strict=True):
-                            lazy.set(value)
+                        await self._bring_home(lazies)
             finally:
                 await runner.aclose()

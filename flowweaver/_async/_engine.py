@@ -55,6 +55,7 @@ from .._graph import ReadySet
 from .._remote import RemoteResult
 from .._status import TaskStatus, WorkflowStatus
 from .._store_api import StateSerializationError
+from . import _gc
 from ._attempt import await_with_timeout, call_with_timeout
 from ._callbacks import SyncCall, run_callbacks
 from ._endings import execution_error, settle_interrupted
@@ -194,6 +195,7 @@ class _Run:
         if self.emit is not None:
             self.emit(RunStarted(self.name, began, len(self.tasks)))
         ok = False
+        _gc.hold()  # released first thing in _shutdown
         try:
             # Also a run that writes its store on its own loop: a write waiting for another
             # process's lock must give way to Ctrl-C too.
@@ -236,6 +238,7 @@ class _Run:
         is logged instead, so that it does not hide the original.
         """
         self.finished = True
+        _gc.release()
         if self.pool is not None:
             self.pool.close()
         errors: list[BaseException] = []

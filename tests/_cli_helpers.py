@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 import subprocess
 import sys
 import textwrap
@@ -95,3 +96,25 @@ class LineReader:
                 break
             self.lines.append(line)
         return "".join(self.lines)
+
+
+def run_and_interrupt(args: list[str], cwd: Path, when: str) -> tuple[int, str]:
+    """Start ``flowweaver ARGS``, press Ctrl-C once a line contains ``when``, and return
+    the exit code and everything it printed (stdout and stderr together)."""
+    with subprocess.Popen(
+        [*COMMAND, *args],
+        cwd=cwd,
+        env=command_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as proc:
+        try:
+            reader = LineReader(proc)
+            reader.wait_for(when)
+            proc.send_signal(signal.SIGINT)
+            code = proc.wait(timeout=30)
+            return code, reader.rest()
+        finally:
+            if proc.poll() is None:
+                proc.kill()

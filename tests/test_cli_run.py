@@ -7,14 +7,19 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests._cli_helpers import COMMAND, LineReader, command_env, flowweaver_cmd, write
+from tests._cli_helpers import (
+    COMMAND,
+    command_env,
+    flowweaver_cmd,
+    run_and_interrupt,
+    write,
+)
 
 PIPELINE = """
     from flowweaver import Workflow, task
@@ -380,24 +385,10 @@ SLOW = """
 @pytest.mark.parametrize("executor", ["sequential", "threaded", "async"])
 def test_ctrl_c_exits_130_and_reports_the_interrupted_task(tmp_path: Path, executor: str) -> None:
     path = write(tmp_path, "slow.py", SLOW)
-    with subprocess.Popen(
-        [*COMMAND, "run", str(path), "--no-store", "--executor", executor],
-        cwd=tmp_path,
-        env=command_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    ) as proc:
-        try:
-            reader = LineReader(proc)
-            # printed by the task itself: the run is inside it, not about to start it
-            reader.wait_for("second is running")
-            proc.send_signal(signal.SIGINT)
-            code = proc.wait(timeout=30)
-            out = reader.rest()
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+    # "second is running" is printed by the task itself: the run is inside it
+    code, out = run_and_interrupt(
+        ["run", str(path), "--no-store", "--executor", executor], tmp_path, "second is running"
+    )
     assert code == 130, out
     assert "cancelled  second (interrupted; it runs again next time)" in out
     assert summary_rows(out)["second"][0] == "PENDING"

@@ -4,15 +4,17 @@ files in a scratch folder, the command in a subprocess."""
 from __future__ import annotations
 
 import re
-import signal
 import sqlite3
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests._cli_helpers import COMMAND, LineReader, command_env, flowweaver_cmd, write
+from tests._cli_helpers import (
+    flowweaver_cmd,
+    run_and_interrupt,
+    write,
+)
 
 # Each task appends its name to runs.log when it really runs (not when it is restored).
 # `check` fails until a file named "fixed" exists beside the workflow.
@@ -167,23 +169,9 @@ def test_a_run_stopped_by_sigint_resumes_and_finishes_on_the_next_run(
     tmp_path: Path, executor: str
 ) -> None:
     write(tmp_path, "slow.py", SLOW)
-    with subprocess.Popen(
-        [*COMMAND, "run", "slow.py", "--executor", executor],
-        cwd=tmp_path,
-        env=command_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    ) as proc:
-        try:
-            reader = LineReader(proc)
-            reader.wait_for("second is running")
-            proc.send_signal(signal.SIGINT)
-            code = proc.wait(timeout=30)
-            out = reader.rest()
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+    code, out = run_and_interrupt(
+        ["run", "slow.py", "--executor", executor], tmp_path, "second is running"
+    )
     assert code == 130, out
     assert "cancelled  second" in out
     assert "Completed tasks are saved in .flowweaver/state.db" in out

@@ -12,7 +12,7 @@ O(tasks + edges). Running the nodes, and when, is entirely the caller's business
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from ._errors import CycleError, WorkflowValidationError
 
@@ -99,19 +99,6 @@ class Graph:
         cycle = cycle[first:] + cycle[:first]
         return [*cycle, cycle[0]]
 
-    def descendants(self, roots: Iterable[int]) -> list[int]:
-        """Every node reachable downstream from ``roots`` (roots excluded), each once."""
-        seen: set[int] = set(roots)
-        out: list[int] = []
-        stack = list(seen)
-        while stack:
-            for j in self.downstream[stack.pop()]:
-                if j not in seen:
-                    seen.add(j)
-                    out.append(j)
-                    stack.append(j)
-        return out
-
     def topological_order(self) -> list[int]:
         """The nodes in an order where each comes after everything it depends on."""
         indegree = [len(u) for u in self.upstream]
@@ -175,9 +162,6 @@ class ReadySet:
                     skipped.append(j)
                     stack.append(j)
         return skipped
-
-    def is_settled(self, i: int) -> bool:
-        return bool(self._settled[i])
 
 
 def _unknown_dependency(task: str, dep: object, names: Sequence[str]) -> str:

@@ -50,7 +50,6 @@ class Writer:
         self._more = anyio.Event()
         self._due = not deferred  # a deferred writer saves once kicked
         self._closed = False
-        self.batches = 0
 
     def put(self, index: int, record: TaskRecord) -> None:
         """Queue ``record`` of task ``index``; never blocks."""
@@ -118,5 +117,4 @@ class Writer:
             # Not saved: put the batch back, so a later flush can still try.
             self._queue[:0] = batch
             raise
-        self.batches += 1
         self._on_durable([i for i, record in batch if record.status.value == "COMPLETED"])

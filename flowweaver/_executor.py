@@ -9,6 +9,7 @@ source (``_async/_executors.py`` -> ``_sync/_executors.py``).
 
 from __future__ import annotations
 
+import math
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -40,6 +41,7 @@ class ExecutorOptions(TypedDict, total=False):
     observer: Observer | Any
     fresh: bool
     fingerprint_code: bool
+    commit_interval: float
 
 
 class BaseExecutor(ABC):
@@ -59,6 +61,12 @@ class BaseExecutor(ABC):
     :param fingerprint_code: save a hash of each task function's code with its result, and
         restore a result only while the code is unchanged (off by default: an explicit
         ``Task(version=...)`` is the cheaper, predictable way).
+    :param commit_interval: with a ``state_store``, the longest a finished task's record
+        waits before it is committed, in seconds (default 0.2), however many other tasks
+        are ready: a crash loses at most about this much finished work. Records are
+        saved in batches; a shorter interval means more, smaller batches.
+    :raises WorkflowValidationError: for an unknown ``backend``, an ``observer`` that
+        cannot be called, or a ``commit_interval`` that is not a positive finite number.
     """
 
     _inline_sync = False
@@ -72,6 +80,7 @@ class BaseExecutor(ABC):
         observer: Observer | Any = None,
         fresh: bool = False,
         fingerprint_code: bool = False,
+        commit_interval: float = 0.2,
     ) -> None:
         if backend not in _BACKENDS:
             raise WorkflowValidationError(f"backend must be 'asyncio' or 'trio', got {backend!r}")
@@ -88,6 +97,7 @@ class BaseExecutor(ABC):
         self.observer: Observer | None = observer
         self.fresh = bool(fresh)
         self.fingerprint_code = bool(fingerprint_code)
+        self.commit_interval = _positive_seconds("commit_interval", commit_interval)
 
     @property
     @abstractmethod
@@ -130,6 +140,16 @@ def _positive_int(label: str, value: object) -> int:
     if value < 1:
         raise WorkflowValidationError(f"{label} must be at least 1, got {value}")
     return value
+
+
+def _positive_seconds(label: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise WorkflowValidationError(f"{label} must be a number of seconds, got {value!r}")
+    if not (value > 0 and math.isfinite(value)):
+        raise WorkflowValidationError(
+            f"{label} must be a positive finite number of seconds, got {value!r}"
+        )
+    return float(value)
 
 
 class SequentialBase(BaseExecutor):

@@ -45,8 +45,10 @@ class RunStore:
         *,
         fresh: bool,
         fingerprint_code: bool,
+        commit_interval: float = 0.2,
     ) -> None:
         self._store = store
+        self._commit_interval = commit_interval
         self._workflow = workflow
         self._graph = graph
         self._tasks = tasks
@@ -93,7 +95,14 @@ class RunStore:
                 await session.aclose()
             raise
         self._session = session
-        self.writer = Writer(session, self._workflow, on_durable, deferred=True, guard=guard)
+        self.writer = Writer(
+            session,
+            self._workflow,
+            on_durable,
+            deferred=True,
+            guard=guard,
+            interval=self._commit_interval,
+        )
 
     def restorable(self) -> dict[int, TaskRecord]:
         """The tasks whose saved result this run may use, by index (see ``_resume``)."""

@@ -199,9 +199,9 @@ def database_error(path: Path, exc: sqlite3.Error, doing: str) -> StateStoreErro
         )
     if "locked" in text or "busy" in text:
         return StateStoreError(
-            f"the state store {str(path)!r} stayed locked by another connection for "
-            f"{BUSY_TIMEOUT:g} s while trying to {doing} ({text}); wait for the other process "
-            "or stop it"
+            f"the state store {str(path)!r} stayed locked by another connection while "
+            f"trying to {doing} (waited up to {BUSY_TIMEOUT:g} s, a few seconds once the run "
+            f"was interrupted; {text}); wait for the other process or stop it"
         )
     return StateStoreError(
         f"cannot {doing} the state store {str(path)!r}: {type(exc).__name__}: {text}; check "

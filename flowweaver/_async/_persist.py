@@ -19,6 +19,7 @@ import anyio
 from .._resume import code_fingerprint, restorable
 from .._status import TaskStatus
 from .._store_api import AsyncStoreSession, TaskRecord
+from .._store_io import give_up_after
 from ._sigint import InlineGuard
 from ._writer import Writer
 
@@ -27,6 +28,12 @@ if TYPE_CHECKING:
     from .._task import Task
 
 logger = logging.getLogger("flowweaver")
+
+#: After an interrupt, cancellation or error, how long the last save may wait for a store
+#: that another process holds locked before the run gives up on it (and ends).
+INTERRUPTED_PATIENCE = 3.0
+# At most this many unsaved task names are listed in the log line.
+_NAMES_SHOWN = 20
 
 # The writer gives every record of a batch the time the batch is written (one clock read
 # and one formatted timestamp per batch, not per task).
@@ -164,19 +171,44 @@ class RunStore:
     async def close(self, ok: bool) -> None:
         """Save what is still queued and close the session, even after a cancellation.
 
-        A failure to save is raised when the run was otherwise fine, and logged when an
-        error or a cancellation is already on its way out.
+        A failure to save is raised when the run was otherwise fine. When an interrupt,
+        a cancellation or an error is already on its way out (``ok`` false), a store held
+        locked by another process gets :data:`INTERRUPTED_PATIENCE` seconds; then the run
+        gives up, logs (error level) which task records were not saved (those tasks run
+        again next time) and lets the original exception go on.
         """
         session = self._session
         if session is None:
             return
         with anyio.CancelScope(shield=True):
-            try:
-                if self.writer is not None:
-                    await self.writer.flush()
-            except Exception:
-                if ok:
-                    raise
-                logger.exception("could not save the last task states of %r", self._workflow)
-            finally:
-                await session.aclose()
+            if ok:
+                try:
+                    if self.writer is not None:
+                        await self.writer.flush()
+                finally:
+                    await session.aclose()
+                return
+            with give_up_after(INTERRUPTED_PATIENCE):
+                try:
+                    if self.writer is not None:
+                        await self.writer.flush()
+                except Exception as exc:
+                    self._log_unsaved(exc)
+                try:
+                    await session.aclose()
+                except Exception:
+                    logger.exception("could not close the state store of %r", self._workflow)
+
+    def _log_unsaved(self, exc: Exception) -> None:
+        names = self.writer.unsaved() if self.writer is not None else []
+        shown = ", ".join(repr(n) for n in names[:_NAMES_SHOWN])
+        if len(names) > _NAMES_SHOWN:
+            shown += f" and {len(names) - _NAMES_SHOWN} more"
+        logger.error(
+            "could not save the last task states of %r (%s: %s); not saved, so they will "
+            "run again next time: %s",
+            self._workflow,
+            type(exc).__name__,
+            exc,
+            shown or "none",
+        )

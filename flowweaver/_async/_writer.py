@@ -125,6 +125,10 @@ class Writer:
                 if timer.cancelled_caught:
                     self._due = True
 
+    def unsaved(self) -> list[str]:
+        """The task names of the records still queued (not saved)."""
+        return [record.task_name for _, record in self._queue]
+
     async def flush(self) -> None:
         """Save whatever is queued now (used after a cancellation, inside a shield)."""
         while self._queue:

@@ -42,6 +42,7 @@ class ExecutorOptions(TypedDict, total=False):
     fresh: bool
     fingerprint_code: bool
     commit_interval: float
+    wait_for_lock: float | None
 
 
 class BaseExecutor(ABC):
@@ -65,8 +66,15 @@ class BaseExecutor(ABC):
         waits before it is committed, in seconds (default 0.2), however many other tasks
         are ready: a crash loses at most about this much finished work. Records are
         saved in batches; a shorter interval means more, smaller batches.
+    :param wait_for_lock: a run holds a lease on (``state_store``, workflow name) while it
+        runs, so that two runs of one workflow never share a store at once; when another
+        run (another process, or another Workflow object of the same name) holds it, wait
+        up to this many seconds for it to end (default 0: fail at once; None: wait as
+        long as it takes), then raise :class:`~flowweaver.WorkflowLockedError` naming the
+        holder, before anything runs. Only the built-in stores are leased.
     :raises WorkflowValidationError: for an unknown ``backend``, an ``observer`` that
-        cannot be called, or a ``commit_interval`` that is not a positive finite number.
+        cannot be called, a ``commit_interval`` that is not a positive finite number, or a
+        ``wait_for_lock`` that is neither None nor a number of seconds (0 or more).
     """
 
     _inline_sync = False
@@ -81,6 +89,7 @@ class BaseExecutor(ABC):
         fresh: bool = False,
         fingerprint_code: bool = False,
         commit_interval: float = 0.2,
+        wait_for_lock: float | None = 0,
     ) -> None:
         if backend not in _BACKENDS:
             raise WorkflowValidationError(f"backend must be 'asyncio' or 'trio', got {backend!r}")
@@ -98,6 +107,7 @@ class BaseExecutor(ABC):
         self.fresh = bool(fresh)
         self.fingerprint_code = bool(fingerprint_code)
         self.commit_interval = _positive_seconds("commit_interval", commit_interval)
+        self.wait_for_lock = _lock_wait(wait_for_lock)
 
     @property
     @abstractmethod
@@ -150,6 +160,17 @@ def _positive_seconds(label: str, value: object) -> float:
             f"{label} must be a positive finite number of seconds, got {value!r}"
         )
     return float(value)
+
+
+def _lock_wait(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise WorkflowValidationError(
+            f"wait_for_lock must be None (wait as long as it takes) or a number of seconds, "
+            f"0 or more, got {value!r}"
+        )
+    return None if math.isinf(value) else float(value)
 
 
 class SequentialBase(BaseExecutor):

@@ -154,6 +154,7 @@ class _Run:
                 fresh=executor.fresh,
                 fingerprint_code=executor.fingerprint_code,
                 commit_interval=executor.commit_interval,
+                wait_for_lock=executor.wait_for_lock,
             )
         self.writer: Writer | None = None
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .._lease import Lease
 from .._resume import code_fingerprint, restorable
 from .._status import TaskStatus
 from .._store_api import AsyncStoreSession, TaskRecord
@@ -53,8 +54,11 @@ class RunStore:
         fresh: bool,
         fingerprint_code: bool,
         commit_interval: float = 0.2,
+        wait_for_lock: float | None = 0,
     ) -> None:
         self._store = store
+        self._wait_for_lock = wait_for_lock
+        self._lease: Lease | None = None
         self._commit_interval = commit_interval
         self._workflow = workflow
         self._graph = graph
@@ -81,12 +85,23 @@ class RunStore:
             ``ThreadSession.inline``), marked as inline calls so that Ctrl-C interrupts
             one that waits for another process's lock; None: in a worker thread.
 
+        :raises WorkflowLockedError: another run of this workflow holds the store's lease
+            (still, after ``wait_for_lock`` seconds); nothing has run or been written.
         :raises StateStoreError: the store cannot be read, or holds another workflow's
             record under one of these task names; nothing has run and nothing was written.
         """
-        from ._sessions import ThreadSession, open_session
+        from ._sessions import ThreadSession, open_session, store_file
 
-        session = await open_session(self._store)
+        path = store_file(self._store)
+        if path is not None:
+            lease = Lease(path, self._workflow)
+            await lease.acquire(self._wait_for_lock)
+            self._lease = lease
+        try:
+            session = await open_session(self._store)
+        except BaseException:
+            self._release()
+            raise
         guard = None
         if inline_guard is not None and isinstance(session, ThreadSession):
             session.inline = True
@@ -98,8 +113,11 @@ class RunStore:
             if not self._fresh:
                 self._records = records
         except BaseException:
-            with anyio.CancelScope(shield=True):
-                await session.aclose()
+            try:
+                with anyio.CancelScope(shield=True):
+                    await session.aclose()
+            finally:
+                self._release()
             raise
         self._session = session
         self.writer = Writer(
@@ -180,6 +198,17 @@ class RunStore:
         session = self._session
         if session is None:
             return
+        try:
+            await self._close(session, ok)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            lease.release()
+
+    async def _close(self, session: AsyncStoreSession, ok: bool) -> None:
         with anyio.CancelScope(shield=True):
             if ok:
                 try:

@@ -147,6 +147,36 @@ def check_folder(path: Path) -> None:
         )
 
 
+def file_id(path: Path) -> tuple[int, int] | None:
+    """The (device, inode) that ``path`` names now; None when nothing is there."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def store_vanished(path: Path, deleted: bool) -> StateStoreError:
+    """The error for a store file deleted or replaced while a run was using it."""
+    what = "deleted" if deleted else "replaced by another file"
+    return StateStoreError(
+        f"the state store {str(path)!r} was {what} while this run was using it, so the "
+        "records this run saved are no longer in it and nothing more is saved there; the "
+        "tasks whose records were lost run again next time. Leave a store's file alone "
+        "while a run uses it"
+    )
+
+
+def check_same_file(path: Path, opened: tuple[int, int] | None) -> None:
+    """One ``stat``: fail when ``path`` no longer names the file that was ``opened``.
+
+    :raises StateStoreError: naming the path and saying what happened.
+    """
+    now = file_id(path)
+    if now != opened:
+        raise store_vanished(path, now is None)
+
+
 def os_error(path: Path, exc: OSError, doing: str) -> StateStoreError:
     """A :class:`StateStoreError` for an ``OSError`` met while ``doing`` something."""
     hint = "check the path, the folder's permissions and the free disk space"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.lowlevel
 
+from ._sqlite_schema import text_factory
 from ._store_io import (
     AsyncShield,
     StoreThread,
@@ -56,6 +57,7 @@ class Database:
         conn = sqlite3.connect(
             path, timeout=_BUSY_TRY, isolation_level=None, check_same_thread=False
         )
+        conn.text_factory = text_factory
         return cls(conn, busy_timeout)
 
     def execute(self, sql: str, params: Params = ()) -> list[Any]:
@@ -112,6 +114,7 @@ class AsyncDatabase:
             import aiosqlite  # on first use: `import flowweaver` should not pay for it
 
             conn = await aiosqlite.connect(path, timeout=_BUSY_TRY, isolation_level=None)
+            conn.text_factory = text_factory
             return cls(conn, None, busy_timeout)
         db = cls(None, None, busy_timeout)
         db._blocking = await db._worker.run(Database.connect, path, busy_timeout)

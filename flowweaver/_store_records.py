@@ -6,6 +6,7 @@ No I/O beyond ``os.stat``-like checks, so the async and blocking forms use it al
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -124,7 +125,7 @@ def check_folder(path: Path) -> None:
     The folder is never created: a typo in a path should not scatter folders around.
 
     :raises StateStoreError: when the folder is missing, is not a folder, cannot be
-        written to, or ``path`` is itself a folder.
+        written to, or ``path`` is itself a folder or another non-regular file (a FIFO).
     """
     folder = path.parent
     if not folder.exists():
@@ -136,9 +137,19 @@ def check_folder(path: Path) -> None:
         raise StateStoreError(
             f"cannot open the state store {str(path)!r}: {str(folder)!r} is not a folder"
         )
-    if path.is_dir():
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = None  # no file yet (it is made), or an error the open itself will report
+    if mode is not None and stat.S_ISDIR(mode):
         raise StateStoreError(
             f"cannot open the state store {str(path)!r}: it is a folder; give a file path"
+        )
+    if mode is not None and not stat.S_ISREG(mode):
+        # Reading a FIFO would wait forever for a writer.
+        raise StateStoreError(
+            f"cannot open the state store {str(path)!r}: it is not a regular file (a FIFO, "
+            "a socket or a device); give the path of a store file"
         )
     if not os.access(folder, os.W_OK | os.X_OK):
         raise StateStoreError(

@@ -179,7 +179,7 @@ def check_gc_days(gc_days: object) -> int:
     :data:`MAX_GC_DAYS`."""
     if isinstance(gc_days, bool) or not isinstance(gc_days, int) or not 1 <= gc_days <= MAX_GC_DAYS:
         raise WorkflowValidationError(
-            f"gc_days must be a whole number of days from 1 to {MAX_GC_DAYS:,}, got "
+            f"gc_days must be a whole number of days above 0 and at most {MAX_GC_DAYS:,}, got "
             f"{gc_days!r}; to keep records forever pass enable_gc=False"
         )
     return gc_days

@@ -16,6 +16,8 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +60,21 @@ class Holder:
         return "held"
 
 
+@asynccontextmanager
+async def holding(kind: str, folder: Path) -> AsyncIterator[Holder]:
+    """A run of workflow ``wf`` that holds the lease until ``holder.release`` is set
+    (set on leaving the block, at the latest)."""
+    holder = Holder()
+    async with anyio.create_task_group() as tg:
+        executor = aio.AsyncExecutor(state_store=store_of(kind, folder))
+        tg.start_soon(executor.execute, holder.workflow)
+        await holder.started.wait()
+        try:
+            yield holder
+        finally:
+            holder.release.set()
+
+
 def ran_log(name: str, ran: list[str]) -> Workflow:
     wf = Workflow(name)
 
@@ -74,18 +91,12 @@ def ran_log(name: str, ran: list[str]) -> Workflow:
 async def test_a_second_workflow_object_of_the_same_name_is_refused(
     tmp_path: Path, kind: str
 ) -> None:
-    holder = Holder()
     ran: list[str] = []
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(
-            aio.AsyncExecutor(state_store=store_of(kind, tmp_path)).execute, holder.workflow
-        )
-        await holder.started.wait()
+    async with holding(kind, tmp_path):
         with pytest.raises(WorkflowLockedError) as info:
             await aio.AsyncExecutor(state_store=store_of(kind, tmp_path)).execute(
                 ran_log("wf", ran)
             )
-        holder.release.set()
     assert ran == []  # nothing of the refused run ran
     err = info.value
     assert isinstance(err, StateStoreError)
@@ -101,13 +112,8 @@ async def test_a_second_workflow_object_of_the_same_name_is_refused(
 @pytest.mark.anyio
 @pytest.mark.parametrize("kind", STORES)
 async def test_wait_for_lock_waits_for_the_holder_to_finish(tmp_path: Path, kind: str) -> None:
-    holder = Holder()
     ran: list[str] = []
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(
-            aio.AsyncExecutor(state_store=store_of(kind, tmp_path)).execute, holder.workflow
-        )
-        await holder.started.wait()
+    async with holding(kind, tmp_path) as holder, anyio.create_task_group() as tg:
 
         async def let_go() -> None:
             await anyio.sleep(0.3)
@@ -122,20 +128,14 @@ async def test_wait_for_lock_waits_for_the_holder_to_finish(tmp_path: Path, kind
 @pytest.mark.anyio
 @pytest.mark.parametrize("kind", STORES)
 async def test_wait_for_lock_gives_up_after_its_seconds(tmp_path: Path, kind: str) -> None:
-    holder = Holder()
     ran: list[str] = []
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(
-            aio.AsyncExecutor(state_store=store_of(kind, tmp_path)).execute, holder.workflow
-        )
-        await holder.started.wait()
+    async with holding(kind, tmp_path):
         began = time.monotonic()
         with pytest.raises(WorkflowLockedError, match=r"after waiting 0\.3 s"):
             await aio.AsyncExecutor(
                 state_store=store_of(kind, tmp_path), wait_for_lock=0.3
             ).execute(ran_log("wf", ran))
         assert time.monotonic() - began >= 0.3
-        holder.release.set()
     assert ran == []
 
 

@@ -30,7 +30,7 @@ from tests._cli_helpers import flowweaver_cmd
 
 @pytest.mark.parametrize("days", [1_000_000, 10**30, 0, -5])
 def test_gc_days_out_of_range_is_refused_at_construction(tmp_path: Path, days: int) -> None:
-    with pytest.raises(WorkflowValidationError, match=r"from 1 to 700,000"):
+    with pytest.raises(WorkflowValidationError, match=r"above 0 and at most 700,000"):
         SQLiteStateStore(tmp_path / "s.db", gc_days=days)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from flowweaver import JSONStateStore, SQLiteStateStore, ThreadedExecutor
-from tests._cli_helpers import COMMAND, LineReader, command_env
+from tests._cli_helpers import COMMAND, run_and_interrupt
 
 pytestmark = [
     pytest.mark.slow,
@@ -83,50 +83,39 @@ HOLDER = textwrap.dedent(
 PROMPT = 8.0
 
 
-def interrupt_while_locked(tmp_path: Path, store: Path, args: list[str]) -> tuple[int, str, float]:
+def interrupt_while_locked(
+    tmp_path: Path, store: Path, args: list[str], command: list[str]
+) -> tuple[int, str, float]:
     """Start the run, have the holder take the lock once a gate runs, press Ctrl-C, and
     return the run's exit code, its output (stdout and stderr) and how long it took
     to end after Ctrl-C."""
     (tmp_path / "wf.py").write_text(WORKFLOW)
     (tmp_path / "holder.py").write_text(HOLDER)
-    holder = None
-    with subprocess.Popen(
-        args,
-        cwd=tmp_path,
-        env=command_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    ) as run:
-        try:
-            reader = LineReader(run)
-            reader.wait_for("gate started")
-            holder = subprocess.Popen(
-                [sys.executable, str(tmp_path / "holder.py"), str(store), str(tmp_path / "locked")]
-            )
-            deadline = time.monotonic() + 30
-            while not (tmp_path / "locked").exists():
-                assert holder.poll() is None, "the holder failed"
-                assert time.monotonic() < deadline, "the holder took no lock"
-                time.sleep(0.01)
-            time.sleep(1.0)  # the gates finish; their batch now waits for the lock
-            assert run.poll() is None, reader.rest()
-            run.send_signal(signal.SIGINT)
-            pressed = time.monotonic()
-            try:
-                code = run.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                code = -1000
-            took = time.monotonic() - pressed
-            if run.poll() is None:
-                run.kill()
-            return code, reader.rest(), took
-        finally:
-            if run.poll() is None:
-                run.kill()
-            if holder is not None:
-                holder.kill()
-                holder.wait(timeout=30)
+    holders: list[subprocess.Popen[bytes]] = []
+    pressed = [0.0]
+
+    def take_the_lock() -> None:
+        holder = subprocess.Popen(
+            [sys.executable, str(tmp_path / "holder.py"), str(store), str(tmp_path / "locked")]
+        )
+        holders.append(holder)
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "locked").exists():
+            assert holder.poll() is None, "the holder failed"
+            assert time.monotonic() < deadline, "the holder took no lock"
+            time.sleep(0.01)
+        time.sleep(1.0)  # the gates finish; their batch now waits for the lock
+        pressed[0] = time.monotonic()
+
+    try:
+        code, out = run_and_interrupt(
+            args, tmp_path, "gate started", command=command, before=take_the_lock
+        )
+        return code, out, time.monotonic() - pressed[0]
+    finally:
+        for holder in holders:
+            holder.kill()
+            holder.wait(timeout=30)
 
 
 def check_store_usable(store: Path) -> None:
@@ -162,7 +151,7 @@ def test_ctrl_c_while_another_process_holds_the_lock_ends_the_run_promptly(
 ) -> None:
     store = tmp_path / f"state{suffix}"
     code, out, took = interrupt_while_locked(
-        tmp_path, store, [sys.executable, "wf.py", str(store), executor]
+        tmp_path, store, ["wf.py", str(store), executor], [sys.executable]
     )
     assert took < PROMPT, f"Ctrl-C took {took:.1f} s: {out}"
     assert code in (-signal.SIGINT, 130), out
@@ -178,7 +167,7 @@ def test_flowweaver_run_exits_130_promptly_while_another_process_holds_the_lock(
 ) -> None:
     store = tmp_path / f"state{suffix}"
     code, out, took = interrupt_while_locked(
-        tmp_path, store, [*COMMAND, "run", "wf.py", "--store", str(store)]
+        tmp_path, store, ["run", "wf.py", "--store", str(store)], COMMAND
     )
     assert took < PROMPT, f"Ctrl-C took {took:.1f} s: {out}"
     assert code == 130, out  # (the command shows no library log lines)

@@ -17,7 +17,7 @@ from datetime import datetime
 from types import CodeType, FunctionType
 from typing import Any, TypeVar, overload
 
-from ._errors import WorkflowValidationError
+from ._errors import WorkflowValidationError, check_name_text
 from ._remote import RemoteResult
 from ._status import TaskStatus
 
@@ -206,6 +206,7 @@ class Task:
     ) -> None:
         if not isinstance(name, str) or not name:
             raise WorkflowValidationError(f"a task name must be a non-empty string, got {name!r}")
+        check_name_text("task", name)
         if not callable(func):
             raise WorkflowValidationError(
                 f"task {name!r}: func must be callable, got {type(func).__name__} {func!r}"

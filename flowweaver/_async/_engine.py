@@ -153,6 +153,8 @@ class _Run:
                 self.tasks,
                 fresh=executor.fresh,
                 fingerprint_code=executor.fingerprint_code,
+                commit_interval=executor.commit_interval,
+                wait_for_lock=executor.wait_for_lock,
             )
         self.writer: Writer | None = None
 
@@ -449,6 +451,7 @@ class _Run:
         tasks = self.tasks
         awaiting = self.awaiting
         guard = self.guard
+        writer = self.writer
         streak = 0
         cancelled = anyio.get_cancelled_exc_class()
         while True:
@@ -471,7 +474,11 @@ class _Run:
                         return
                     else:
                         guard.active = False
-                        self._succeeded(i, value, time.time())
+                        ended = time.time()
+                        self._succeeded(i, value, ended)
+                        if writer is not None and writer.overdue(ended):
+                            # The writer cannot run while this lane holds the loop.
+                            streak = _YIELD_EVERY
                 else:
                     try:
                         await self._run_on_lane(i)

@@ -81,8 +81,8 @@ class DaskBase(BaseExecutor):
     its dependents get it there, and it comes back to the driver only when a state store
     saves it or ``task.result`` is read.
 
-    :param client: where to run: a ``distributed.Client`` (kept open: it is yours, and
-        results stay readable through it after the run), the address of a running
+    :param client: where to run: a ``distributed.Client`` (kept open: it is yours), the
+        address of a running
         scheduler (``"tcp://10.0.0.5:8786"``; the run connects and disconnects), or
         ``None``: the run starts a ``LocalCluster`` on this machine (see
         ``cluster_options``) and closes it at the end, after bringing the results home.
@@ -94,6 +94,12 @@ class DaskBase(BaseExecutor):
     :param connect_timeout: seconds to wait for a scheduler given by address before
         giving up with a clear error (also how long the run's own cluster may take to
         accept its client).
+    :param keep_results: leave the results on the cluster after the run (only with a
+        ``distributed.Client`` you pass in): each is fetched through that client on first
+        read of ``task.result``, which then fails with a clear error once the client is
+        closed. By default (``False``) every completed task's value is brought to the
+        driver at the end of the run in one round trip, so results stay readable whatever
+        happens to the client; opt in when the results are too big for the driver.
     :param cluster_options: keyword arguments for the run's own ``LocalCluster``, over
         the defaults ``processes=True`` (one worker process per group of cores, as Dask
         chooses) and ``dashboard_address=":0"`` (a free port: the scheduler always serves
@@ -119,6 +125,7 @@ class DaskBase(BaseExecutor):
         *,
         max_in_flight: int = 1000,
         connect_timeout: float = 10.0,
+        keep_results: bool = False,
         cluster_options: Mapping[str, Any] | None = None,
         **options: Unpack[ExecutorOptions],
     ) -> None:
@@ -149,7 +156,20 @@ class DaskBase(BaseExecutor):
             raise WorkflowValidationError(
                 f"connect_timeout must be a positive number of seconds, got {connect_timeout!r}"
             )
+        if not isinstance(keep_results, bool):
+            raise WorkflowValidationError(
+                f"keep_results must be True or False, got {keep_results!r}"
+            )
+        if keep_results and not isinstance(client, distributed.Client):
+            # The run's own connection (an address, or its own cluster) closes with the
+            # run, and the cluster forgets results nobody holds a future for.
+            raise WorkflowValidationError(
+                "keep_results=True leaves results on the cluster, readable through a "
+                "distributed.Client you keep open: pass your Client, not "
+                f"{'None' if client is None else 'an address'}"
+            )
         self.client = client
+        self.keep_results = keep_results
         self.max_in_flight = _positive_int("max_in_flight", max_in_flight)
         self.connect_timeout = float(connect_timeout)
         self.cluster_options = dict(DEFAULT_CLUSTER_OPTIONS)
@@ -162,7 +182,9 @@ class DaskBase(BaseExecutor):
         return self.max_in_flight
 
     def _remote_runner(self) -> DaskRunner:
-        return DaskRunner(self.client, self.connect_timeout, self.cluster_options)
+        return DaskRunner(
+            self.client, self.connect_timeout, self.cluster_options, keep_results=self.keep_results
+        )
 
     def __repr__(self) -> str:
         where = "LocalCluster" if self.client is None else repr(self.client)
@@ -218,9 +240,15 @@ class DaskRunner:
     """
 
     def __init__(
-        self, target: Any, connect_timeout: float, cluster_options: Mapping[str, Any]
+        self,
+        target: Any,
+        connect_timeout: float,
+        cluster_options: Mapping[str, Any],
+        *,
+        keep_results: bool = False,
     ) -> None:
         self._target = target
+        self._keep_results = keep_results
         self._connect_timeout = connect_timeout
         self._cluster_options = dict(cluster_options)
         self._client: Any = None
@@ -238,7 +266,7 @@ class DaskRunner:
 
     @property
     def keeps_results(self) -> bool:
-        return not self._owns_client
+        return self._keep_results
 
     @property
     def client(self) -> Any:
@@ -492,20 +520,31 @@ class DaskRunner:
 
         :raises FlowWeaverError: a value could not be brought back (naming the task).
         """
-        return await anyio.to_thread.run_sync(self._gather, list(handles))
+        # Abandoned on cancellation (a bounded wait after an interrupt): the thread ends
+        # with an error when the client closes.
+        return await anyio.to_thread.run_sync(self._gather, list(handles), abandon_on_cancel=True)
 
     def fetch_blocking(self, handle: Call) -> Any:
         """One value, from a plain thread (``task.result``)."""
         return self._gather([handle])[0]
 
     def _gather(self, handles: list[Call]) -> list[Any]:
-        try:
-            values: list[Any] = self._client.gather([h.future for h in handles])
-        except Exception as exc:
-            names = ", ".join(repr(h.name) for h in handles[:5])
-            more = f" and {len(handles) - 5} more" if len(handles) > 5 else ""
+        client = self._client
+        names = ", ".join(repr(h.name) for h in handles[:5])
+        names += f" and {len(handles) - 5} more" if len(handles) > 5 else ""
+        if client.status in ("closing", "closed"):
+            # Only with keep_results: otherwise the values came home before the end.
             raise FlowWeaverError(
-                f"could not bring the result of task {names}{more} back from the Dask "
+                f"the result of task {names} was left on the Dask cluster (keep_results="
+                "True) and the distributed.Client it was reachable through is now closed: "
+                "read results before closing the client, or run without keep_results to "
+                "bring them to the driver at the end of the run"
+            )
+        try:
+            values: list[Any] = client.gather([h.future for h in handles])
+        except Exception as exc:
+            raise FlowWeaverError(
+                f"could not bring the result of task {names} back from the Dask "
                 f"cluster ({type(exc).__name__}: {exc})"
             ) from exc
         return values

@@ -13,6 +13,7 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 import flowweaver  # noqa: E402
+import flowweaver._async._remote_steps  # noqa: E402
 from flowweaver import (  # noqa: E402
     FlowWeaverError,
     Task,
@@ -62,6 +63,9 @@ def test_without_distributed_the_error_names_the_extra(monkeypatch: pytest.Monke
         ({"connect_timeout": True}, "connect_timeout must be a positive number"),
         ({"client": "tcp://x:1", "cluster_options": {}}, "only apply with client=None"),
         ({"backend": "curio"}, "backend must be"),
+        ({"keep_results": True}, "keep_results=True .* pass your Client, not None"),
+        ({"client": "tcp://x:1", "keep_results": True}, "not an address"),
+        ({"keep_results": "yes"}, "keep_results must be True or False"),
     ],
 )
 def test_bad_settings_are_rejected(kwargs: dict[str, Any], message: str) -> None:
@@ -123,3 +127,40 @@ async def test_the_driver_loop_is_free_while_tasks_run(client: Any) -> None:
         await AwaitableDaskExecutor(client).execute(wf)
         tg.cancel_scope.cancel()
     assert ticks >= 10  # ~60 in 0.6 s; a blocked loop would give 0 or 1
+
+
+async def run_until_quick_completes(name: str, address: str) -> Workflow:
+    """Run a workflow of a quick and a slow task, cancelling it once the quick one completed."""
+    completed = anyio.Event()
+
+    async def on_done(task: Task) -> None:  # async: awaited on the driver's loop
+        completed.set()
+
+    wf = Workflow(name)
+    wf.add_task(Task("quick", lambda: {"rows": 3}, callbacks=[on_done]))
+    wf.add_task(Task("slow", lambda: time.sleep(2)))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(AwaitableDaskExecutor(address).execute, wf)
+        with anyio.fail_after(20):
+            await completed.wait()
+        tg.cancel_scope.cancel()
+    return wf
+
+
+@pytest.mark.anyio
+async def test_an_interrupted_run_by_address_keeps_completed_results(client: Any) -> None:
+    wf = await run_until_quick_completes("interrupted", client.scheduler.address)
+    quick = wf.get_task("quick")
+    assert quick is not None
+    assert quick.snapshot() == (TaskStatus.COMPLETED, {"rows": 3}, None)
+    assert quick.result == {"rows": 3}
+
+
+@pytest.mark.anyio
+async def test_a_result_an_interrupt_left_behind_says_why(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(flowweaver._async._remote_steps, "INTERRUPTED_FETCH_WAIT", 0)
+    wf = await run_until_quick_completes("left-behind", client.scheduler.address)
+    with pytest.raises(FlowWeaverError, match=r"interrupted before the result of task 'quick'"):
+        wf.get_task("quick").snapshot()  # type: ignore[union-attr]

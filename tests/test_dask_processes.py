@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 distributed = pytest.importorskip("distributed")
 
 from flowweaver import DaskExecutor, Task, Workflow  # noqa: E402
+from tests._cli_helpers import command_env  # noqa: E402
 
 
 def test_tasks_run_in_the_worker_processes() -> None:
@@ -31,3 +35,47 @@ def test_tasks_run_in_the_worker_processes() -> None:
     pids = wf.get_task("pids").result  # type: ignore[union-attr]
     assert os.getpid() not in pids
     assert len(pids) == 2
+
+
+CTRL_C_SCRIPT = """
+import os, signal, threading, time
+import distributed
+from flowweaver import DaskExecutor, Task, Workflow
+
+def interrupt_soon(task):
+    # Ctrl-C once 'quick' has completed, while 'slow' still runs on the cluster.
+    threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+
+if __name__ == "__main__":
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
+    ) as cluster:
+        wf = Workflow("ctrl-c")
+        wf.add_task(Task("quick", lambda: {"rows": 3}, callbacks=[interrupt_soon]))
+        wf.add_task(Task("slow", lambda: time.sleep(3)))
+        try:
+            DaskExecutor(cluster.scheduler_address).execute(wf)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+    print("quick:", wf.get_task("quick").snapshot(), flush=True)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_ctrl_c_on_a_run_by_address_keeps_completed_results(tmp_path: Path) -> None:
+    script = tmp_path / "ctrl_c.py"
+    script.write_text(CTRL_C_SCRIPT, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=command_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "interrupted" in done.stdout, done.stderr
+    assert "quick: (<TaskStatus.COMPLETED: 'COMPLETED'>, {'rows': 3}, None)" in done.stdout, (
+        done.stderr
+    )

@@ -20,6 +20,10 @@ from ._workers import CallSoon
 if TYPE_CHECKING:
     from .._task import Task
 
+#: After an interrupt, how long the driver waits for the completed tasks' results; the
+#: rest are reported lost (a run must honour Ctrl-C within a few seconds).
+INTERRUPTED_FETCH_WAIT = 3.0
+
 Settle = Callable[[int, Any, float], None]
 Fail = Callable[[int, Exception, float], None]
 
@@ -135,36 +139,58 @@ class RemoteSteps:
                         continue
                 self._succeeded(i, lazy, ended)
 
-    async def _bring_home(self, lazies: list[RemoteResult]) -> None:
+    async def _bring_home(self, lazies: list[tuple[str, RemoteResult]]) -> None:
         """Fetch these values in one round trip; if one cannot come back, each on its own,
         so that one bad value does not cost the others (it is marked lost)."""
         try:
-            values = await self.runner.fetch([lazy.handle for lazy in lazies])
+            values = await self.runner.fetch([lazy.handle for _, lazy in lazies])
         except Exception:
-            for lazy in lazies:
+            for name, lazy in lazies:
                 try:
                     lazy.set((await self.runner.fetch([lazy.handle]))[0])
                 except Exception as exc:
-                    lazy.lost(exc)
+                    lazy.lost(
+                        f"the result of task {name!r} could not be brought back from the "
+                        f"cluster at the end of the run ({exc}); run the task again",
+                        exc,
+                    )
             return
-        for lazy, value in zip(lazies, values, strict=True):
+        for (_, lazy), value in zip(lazies, values, strict=True):
             lazy.set(value)
 
     async def close(self, ok: bool, tasks: list[Task]) -> None:
-        """Cancel what still runs remotely, keep results readable, disconnect (shielded)."""
+        """Cancel what still runs remotely, bring completed results home, disconnect.
+
+        Shielded. Unless the runner keeps results on the cluster, every completed task's
+        value not fetched yet comes to the driver in one round trip, so ``task.result``
+        works whatever happens to the cluster afterwards; after an interrupt (``ok`` is
+        false) that wait is bounded and what did not arrive is marked lost, saying why.
+        """
         runner = self.runner
         with anyio.CancelScope(shield=True):
             for handle in self._live.values():
                 runner.cancel(handle)
             self._live.clear()
             try:
-                if ok and not runner.keeps_results:
+                if not runner.keeps_results:
                     lazies = []
                     for t in tasks:
                         value = t._state[1]
                         if type(value) is RemoteResult and not value.fetched:
-                            lazies.append(value)
-                    if lazies:
+                            lazies.append((t.name, value))
+                    if lazies and ok:
                         await self._bring_home(lazies)
+                    elif lazies:
+                        with anyio.move_on_after(INTERRUPTED_FETCH_WAIT):
+                            await self._bring_home(lazies)
+                        for name, lazy in lazies:
+                            if not lazy.fetched:
+                                lazy.lost(
+                                    f"the run was interrupted before the result of task "
+                                    f"{name!r} could be brought back from the cluster (it "
+                                    f"waits {INTERRUPTED_FETCH_WAIT:g} s for them after an "
+                                    "interrupt); run the workflow again (with a state store, "
+                                    "completed tasks are restored instead of run again)"
+                                )
             finally:
                 await runner.aclose()

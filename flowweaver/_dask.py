@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ._dask_watch import NoWorkersError, WorkerWatch
 from ._dask_worker import run_on_worker
 from ._errors import FlowWeaverError, WorkflowValidationError
 from ._executor import BaseExecutor, _positive_int
@@ -94,6 +95,12 @@ class DaskBase(BaseExecutor):
     :param connect_timeout: seconds to wait for a scheduler given by address before
         giving up with a clear error (also how long the run's own cluster may take to
         accept its client).
+    :param worker_timeout: seconds a run waits while its cluster has no worker at all and
+        attempts are in flight (default 60); then those attempts fail with
+        ``NoWorkersError`` (a ``FlowWeaverError`` naming the scheduler), retried like any
+        failure when the task has retries, and their downstream is skipped. Without it a
+        run whose workers all died would wait forever: Dask holds the tasks until a worker
+        joins. Raise it for a cluster that scales up from zero slowly.
     :param keep_results: leave the results on the cluster after the run (only with a
         ``distributed.Client`` you pass in): each is fetched through that client on first
         read of ``task.result``, which then fails with a clear error once the client is
@@ -125,6 +132,7 @@ class DaskBase(BaseExecutor):
         *,
         max_in_flight: int = 1000,
         connect_timeout: float = 10.0,
+        worker_timeout: float = 60.0,
         keep_results: bool = False,
         cluster_options: Mapping[str, Any] | None = None,
         **options: Unpack[ExecutorOptions],
@@ -148,14 +156,6 @@ class DaskBase(BaseExecutor):
                 "cluster_options configure the run's own LocalCluster; they only apply "
                 "with client=None"
             )
-        if (
-            isinstance(connect_timeout, bool)
-            or not isinstance(connect_timeout, (int, float))
-            or not connect_timeout > 0
-        ):
-            raise WorkflowValidationError(
-                f"connect_timeout must be a positive number of seconds, got {connect_timeout!r}"
-            )
         if not isinstance(keep_results, bool):
             raise WorkflowValidationError(
                 f"keep_results must be True or False, got {keep_results!r}"
@@ -171,7 +171,8 @@ class DaskBase(BaseExecutor):
         self.client = client
         self.keep_results = keep_results
         self.max_in_flight = _positive_int("max_in_flight", max_in_flight)
-        self.connect_timeout = float(connect_timeout)
+        self.connect_timeout = _positive_seconds("connect_timeout", connect_timeout)
+        self.worker_timeout = _positive_seconds("worker_timeout", worker_timeout)
         self.cluster_options = dict(DEFAULT_CLUSTER_OPTIONS)
         if cluster_options is not None:
             self.cluster_options.update(cluster_options)
@@ -183,12 +184,28 @@ class DaskBase(BaseExecutor):
 
     def _remote_runner(self) -> DaskRunner:
         return DaskRunner(
-            self.client, self.connect_timeout, self.cluster_options, keep_results=self.keep_results
+            self.client,
+            self.connect_timeout,
+            self.cluster_options,
+            keep_results=self.keep_results,
+            worker_timeout=self.worker_timeout,
         )
 
     def __repr__(self) -> str:
         where = "LocalCluster" if self.client is None else repr(self.client)
         return f"{type(self).__name__}({where}, max_in_flight={self.max_in_flight})"
+
+
+def _positive_seconds(label: str, value: object) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 < value < float("inf")
+    ):
+        raise WorkflowValidationError(
+            f"{label} must be a positive number of seconds, got {value!r}"
+        )
+    return float(value)
 
 
 class Call:
@@ -246,9 +263,12 @@ class DaskRunner:
         cluster_options: Mapping[str, Any],
         *,
         keep_results: bool = False,
+        worker_timeout: float = 60.0,
     ) -> None:
         self._target = target
         self._keep_results = keep_results
+        self._worker_timeout = worker_timeout
+        self._worker_watch: WorkerWatch | None = None
         self._connect_timeout = connect_timeout
         self._cluster_options = dict(cluster_options)
         self._client: Any = None
@@ -301,12 +321,16 @@ class DaskRunner:
         target = self._target
         if isinstance(target, distributed.Client):
             self._client = target
-            return
-        self._owns_client = True
-        if target is None:
-            self._client, self._cluster = await anyio.to_thread.run_sync(self._start_local)
         else:
-            self._client = await anyio.to_thread.run_sync(self._connect, target)
+            self._owns_client = True
+            if target is None:
+                self._client, self._cluster = await anyio.to_thread.run_sync(self._start_local)
+            else:
+                self._client = await anyio.to_thread.run_sync(self._connect, target)
+        self._worker_watch = WorkerWatch(
+            self._client, self._worker_timeout, lambda: bool(self._calls), self._no_workers
+        )
+        self._worker_watch.start()
 
     def _connect(self, address: str) -> Any:
         import distributed
@@ -348,6 +372,8 @@ class DaskRunner:
         A client you passed in stays open. Shielded by the engine; waits for the helper
         thread's pending cancellations first, so none reaches a closed client.
         """
+        if self._worker_watch is not None:
+            self._worker_watch.stop()
         with self._lock:
             self._batch.clear()
             for call in self._calls.values():
@@ -482,6 +508,22 @@ class DaskRunner:
         done, call.done = call.done, None
         if done is not None and not call.cancelled:
             done(False, exc if isinstance(exc, Exception) else _wrapped(call, exc))
+
+    def _no_workers(self, seconds: float) -> None:
+        """From the worker watch's thread: fail every attempt sent and not finished."""
+        with self._lock:
+            calls = [c for c in self._calls.values() if c.done is not None and not c.cancelled]
+            dones = []
+            for call in calls:
+                del self._calls[call.key]
+                call.cancelled = True  # what the cluster says of it later goes nowhere
+                dones.append(call.done)
+                call.done = None
+        address = str(getattr(self._client.scheduler, "address", self._client))
+        for call, done in zip(calls, dones, strict=True):
+            if done is not None:
+                done(False, NoWorkersError(call.name, address, seconds))
+            self._cancel_now(call.future)  # or a worker joining later would still run it
 
     def _helper_pool(self) -> concurrent.futures.ThreadPoolExecutor:
         with self._lock:

@@ -19,10 +19,12 @@ from flowweaver import (  # noqa: E402
     Task,
     TaskStatus,
     Workflow,
+    WorkflowExecutionError,
     WorkflowStatus,
     WorkflowValidationError,
 )
 from flowweaver._dask import DaskRunner  # noqa: E402
+from flowweaver._dask_watch import NoWorkersError  # noqa: E402
 from flowweaver.aio import DaskExecutor as AwaitableDaskExecutor  # noqa: E402
 from tests import dask_support as sup  # noqa: E402
 
@@ -66,6 +68,9 @@ def test_without_distributed_the_error_names_the_extra(monkeypatch: pytest.Monke
         ({"keep_results": True}, "keep_results=True .* pass your Client, not None"),
         ({"client": "tcp://x:1", "keep_results": True}, "not an address"),
         ({"keep_results": "yes"}, "keep_results must be True or False"),
+        ({"worker_timeout": 0}, "worker_timeout must be a positive number"),
+        ({"worker_timeout": float("inf")}, "worker_timeout must be a positive number"),
+        ({"worker_timeout": "60"}, "worker_timeout must be a positive number"),
     ],
 )
 def test_bad_settings_are_rejected(kwargs: dict[str, Any], message: str) -> None:
@@ -164,3 +169,49 @@ async def test_a_result_an_interrupt_left_behind_says_why(
     wf = await run_until_quick_completes("left-behind", client.scheduler.address)
     with pytest.raises(FlowWeaverError, match=r"interrupted before the result of task 'quick'"):
         wf.get_task("quick").snapshot()  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def no_workers() -> Iterator[Any]:
+    """A cluster of its own with no worker (yet): a test adds them with ``scale``."""
+    with distributed.LocalCluster(
+        n_workers=0, threads_per_worker=1, processes=False, dashboard_address=":0"
+    ) as cluster:
+        yield cluster
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(60)
+async def test_a_cluster_without_workers_fails_the_run_after_worker_timeout(
+    no_workers: Any,
+) -> None:
+    wf = Workflow("no-workers")
+    wf.add_task(Task("x", lambda: 1))
+    wf.add_task(Task("y", lambda x: x), depends_on=["x"])
+    began = time.monotonic()
+    with pytest.raises(WorkflowExecutionError) as info:
+        await AwaitableDaskExecutor(no_workers.scheduler_address, worker_timeout=1).execute(wf)
+    assert time.monotonic() - began < 15
+    error = info.value.errors["x"]
+    assert isinstance(error, NoWorkersError)
+    assert isinstance(error, FlowWeaverError)
+    assert "no worker for" in str(error)
+    assert no_workers.scheduler_address in str(error)
+    assert info.value.skipped_tasks == ["y"]
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(60)
+async def test_a_worker_that_joins_within_worker_timeout_runs_the_tasks(no_workers: Any) -> None:
+    wf = Workflow("late-worker")
+    wf.add_task(Task("x", lambda: 1))
+    wf.add_task(Task("y", lambda x: x + 1), depends_on=["x"])
+
+    async def scale_up_later() -> None:
+        await anyio.sleep(1.5)  # longer than a poll: the watch has seen no worker
+        await anyio.to_thread.run_sync(no_workers.scale, 1)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(scale_up_later)
+        await AwaitableDaskExecutor(no_workers.scheduler_address, worker_timeout=20).execute(wf)
+    assert wf.get_task("y").result == 2  # type: ignore[union-attr]

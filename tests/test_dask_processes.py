@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -12,7 +13,8 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
-from flowweaver import DaskExecutor, Task, Workflow  # noqa: E402
+from flowweaver import DaskExecutor, Task, Workflow, WorkflowExecutionError  # noqa: E402
+from flowweaver._dask_watch import NoWorkersError  # noqa: E402
 from tests._cli_helpers import command_env  # noqa: E402
 
 
@@ -79,3 +81,35 @@ def test_ctrl_c_on_a_run_by_address_keeps_completed_results(tmp_path: Path) -> N
     assert "quick: (<TaskStatus.COMPLETED: 'COMPLETED'>, {'rows': 3}, None)" in done.stdout, (
         done.stderr
     )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_losing_every_worker_mid_run_fails_in_flight_tasks_after_worker_timeout(
+    tmp_path: Path,
+) -> None:
+    started = tmp_path / "started"
+
+    def stuck() -> None:
+        started.touch()
+        time.sleep(30)
+
+    def close_workers_once_started() -> None:
+        deadline = time.monotonic() + 30
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        cluster.scale(0)  # the nannies stop their worker processes
+
+    wf = Workflow("workers-gone")
+    wf.add_task(Task("stuck", stuck))
+    wf.add_task(Task("after", lambda stuck: stuck), depends_on=["stuck"])
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0"
+    ) as cluster:
+        closer = threading.Thread(target=close_workers_once_started, daemon=True)
+        closer.start()
+        with pytest.raises(WorkflowExecutionError) as info:
+            DaskExecutor(cluster.scheduler_address, worker_timeout=2).execute(wf)
+        closer.join(timeout=10)
+    assert isinstance(info.value.errors["stuck"], NoWorkersError)
+    assert info.value.skipped_tasks == ["after"]

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._dask_watch import NoWorkersError, WorkerWatch
+from ._dask_watch import ExecutionLog, NoWorkersError, WorkerWatch
 from ._dask_worker import run_on_worker
 from ._errors import FlowWeaverError, WorkflowValidationError
 from ._executor import BaseExecutor, _positive_int
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
         from typing_extensions import Unpack
 
     from ._executor import ExecutorOptions
-    from ._remote import Done
+    from ._remote import Done, Recomputed
 
 logger = logging.getLogger("flowweaver")
 
@@ -269,6 +269,8 @@ class DaskRunner:
         self._keep_results = keep_results
         self._worker_timeout = worker_timeout
         self._worker_watch: WorkerWatch | None = None
+        self._executions: ExecutionLog | None = None
+        self._topic: str | None = None
         self._connect_timeout = connect_timeout
         self._cluster_options = dict(cluster_options)
         self._client: Any = None
@@ -295,8 +297,11 @@ class DaskRunner:
 
     # -- connection --------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, recomputed: Recomputed) -> None:
         """Connect to the cluster, or start the run's own; never blocks the event loop.
+
+        ``recomputed`` hears (from the client's thread) of each function Dask ran again
+        after it had finished (see ``_dask_watch.ExecutionLog``).
 
         :raises FlowWeaverError: the scheduler cannot be reached within
             ``connect_timeout`` seconds, or the local cluster cannot start.
@@ -331,6 +336,9 @@ class DaskRunner:
             self._client, self._worker_timeout, lambda: bool(self._calls), self._no_workers
         )
         self._worker_watch.start()
+        executions = ExecutionLog(self._client, recomputed)
+        await anyio.to_thread.run_sync(executions.subscribe)
+        self._executions, self._topic = executions, executions.topic
 
     def _connect(self, address: str) -> Any:
         import distributed
@@ -374,6 +382,8 @@ class DaskRunner:
         """
         if self._worker_watch is not None:
             self._worker_watch.stop()
+        if self._executions is not None:
+            await anyio.to_thread.run_sync(self._executions.unsubscribe)
         with self._lock:
             self._batch.clear()
             for call in self._calls.values():
@@ -426,7 +436,9 @@ class DaskRunner:
             for name, value in kwargs.items():
                 if type(value) is Call:
                     kwargs[name] = value.future
-            graph[call.key] = task_cls(call.key, run_on_worker, call.name, call.func, **kwargs)
+            graph[call.key] = task_cls(
+                call.key, run_on_worker, call.name, self._topic, call.func, **kwargs
+            )
             call.func = call.kwargs = None
         if not graph:
             return

@@ -16,13 +16,18 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 Done = Callable[[bool, Any], None]
+#: ``(task name, attempt, runs)``: the runner ran a finished attempt's function again.
+Recomputed = Callable[[str, int, int], None]
 
 
 class RemoteRunner(Protocol):
     """What the engine needs from a remote runner; one instance serves one run."""
 
-    async def start(self) -> None:
+    async def start(self, recomputed: Recomputed) -> None:
         """Connect (or start a cluster); called inside the run before any task.
+
+        ``recomputed`` is called, from any thread, each time the remote side ran the
+        function of an attempt that had already finished (at-least-once execution).
 
         :raises FlowWeaverError: when the cluster cannot be reached, within a bounded time.
         """

@@ -24,7 +24,7 @@ from flowweaver import (  # noqa: E402
     WorkflowValidationError,
 )
 from flowweaver._dask import DaskRunner  # noqa: E402
-from flowweaver._dask_watch import NoWorkersError  # noqa: E402
+from flowweaver._dask_watch import ExecutionLog, NoWorkersError  # noqa: E402
 from flowweaver.aio import DaskExecutor as AwaitableDaskExecutor  # noqa: E402
 from tests import dask_support as sup  # noqa: E402
 
@@ -215,3 +215,15 @@ async def test_a_worker_that_joins_within_worker_timeout_runs_the_tasks(no_worke
         tg.start_soon(scale_up_later)
         await AwaitableDaskExecutor(no_workers.scheduler_address, worker_timeout=20).execute(wf)
     assert wf.get_task("y").result == 2  # type: ignore[union-attr]
+
+
+def test_a_second_execution_of_a_key_is_a_recomputation() -> None:
+    heard: list[tuple[str, int, int]] = []
+    log = ExecutionLog(client=None, recomputed=lambda *args: heard.append(args))
+    key = ["lambda", "load", "0a1b2c3d", "1"]  # a key arrives as a list (msgpack)
+    log._heard((1.0, key))
+    log._heard((1.0, ["lambda", "other", "0a1b2c3d", "1"]))
+    assert heard == []
+    log._heard((2.0, key))
+    log._heard((3.0, key))
+    assert heard == [("load", 1, 2), ("load", 1, 3)]

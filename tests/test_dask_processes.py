@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -13,7 +15,14 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
-from flowweaver import DaskExecutor, Task, Workflow, WorkflowExecutionError  # noqa: E402
+from flowweaver import (  # noqa: E402
+    DaskExecutor,
+    Task,
+    TaskRecomputed,
+    TaskStatus,
+    Workflow,
+    WorkflowExecutionError,
+)
 from flowweaver._dask_watch import NoWorkersError  # noqa: E402
 from tests._cli_helpers import command_env  # noqa: E402
 
@@ -113,3 +122,55 @@ def test_losing_every_worker_mid_run_fails_in_flight_tasks_after_worker_timeout(
         closer.join(timeout=10)
     assert isinstance(info.value.errors["stuck"], NoWorkersError)
     assert info.value.skipped_tasks == ["after"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_killed_worker_makes_dask_recompute_and_the_run_reports_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    release = tmp_path / "release"
+
+    def part(**upstream: int) -> int:
+        return os.getpid()  # the result stays on the worker that computed it
+
+    def gate() -> int:
+        deadline = time.monotonic() + 60
+        while not release.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return 0
+
+    wf = Workflow("recomputed")
+    parts = [f"part{i}" for i in range(6)]
+    for name in parts:
+        wf.add_task(Task(name, part))
+    wf.add_task(Task("gate", gate))
+    # Still needs every part once the gate opens, so Dask recomputes the lost ones.
+    wf.add_task(Task("sink", lambda **up: len(up)), depends_on=[*parts, "gate"])
+
+    def kill_a_worker_then_release() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if all(wf.get_task(n).status is TaskStatus.COMPLETED for n in parts):  # type: ignore[union-attr]
+                break
+            time.sleep(0.05)
+        os.kill(wf.get_task("part0").result, signal.SIGKILL)  # type: ignore[union-attr]
+        time.sleep(1)  # the scheduler notices the loss and recomputes
+        release.touch()
+
+    events: list[TaskRecomputed] = []
+    executor = DaskExecutor(
+        cluster_options={"n_workers": 2, "threads_per_worker": 2, "processes": True},
+        observer=lambda e: events.append(e) if isinstance(e, TaskRecomputed) else None,
+    )
+    killer = threading.Thread(target=kill_a_worker_then_release, daemon=True)
+    killer.start()
+    with caplog.at_level(logging.WARNING, logger="flowweaver"):
+        executor.execute(wf)
+    killer.join(timeout=10)
+    assert wf.get_task("sink").result == 7  # type: ignore[union-attr]
+    assert events, "no TaskRecomputed event"
+    assert {e.task for e in events} <= set(parts)
+    assert all(e.attempt == 1 and e.runs == 2 for e in events)
+    assert all(wf.get_task(n).attempts == 1 for n in parts)  # type: ignore[union-attr]
+    assert "Dask ran its function again" in caplog.text

@@ -8,14 +8,17 @@ away with the run are brought home first, so ``task.result`` still works afterwa
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from .._errors import TaskTimeoutError
+from .._events import RunEvent, TaskRecomputed
 from .._remote import RemoteResult, RemoteRunner
-from ._workers import CallSoon
+from ._workers import CallSoon, threadsafe_caller
 
 if TYPE_CHECKING:
     from .._task import Task
@@ -23,6 +26,8 @@ if TYPE_CHECKING:
 #: After an interrupt, how long the driver waits for the completed tasks' results; the
 #: rest are reported lost (a run must honour Ctrl-C within a few seconds).
 INTERRUPTED_FETCH_WAIT = 3.0
+
+logger = logging.getLogger("flowweaver")
 
 Settle = Callable[[int, Any, float], None]
 Fail = Callable[[int, Exception, float], None]
@@ -52,6 +57,35 @@ class RemoteSteps:
         self._queue: list[tuple[int, RemoteResult, float]] = []
         self._more: anyio.Event | None = anyio.Event() if needs_values else None
         self._closing = False
+
+    async def start(self, workflow: str, emit: Callable[[RunEvent], None] | None) -> None:
+        """Connect the runner; a recomputation it reports is logged and emitted here.
+
+        :raises FlowWeaverError: the cluster cannot be reached (see the runner).
+        """
+        call_soon = threadsafe_caller()
+
+        def on_loop(task: str, attempt: int, runs: int) -> None:
+            logger.warning(
+                "task %r of workflow %r: Dask ran its function again after attempt %d had "
+                "finished (%d runs now): a worker holding its result was lost while a "
+                "dependent still needed it. Task functions on Dask run at least once: "
+                "make them idempotent",
+                task,
+                workflow,
+                attempt,
+                runs,
+            )
+            if emit is not None and not self._closing:
+                emit(TaskRecomputed(workflow, time.time(), task, attempt, runs))
+
+        def recomputed(task: str, attempt: int, runs: int) -> None:
+            try:
+                call_soon(lambda: on_loop(task, attempt, runs))
+            except Exception:
+                pass  # the run's loop is gone: the run has ended
+
+        await self.runner.start(recomputed)
 
     def key(self, t: Task) -> str:
         return f"{t.name}-{self._run_id}-{t.attempts}"

@@ -270,7 +270,7 @@ class DaskRunner:
         self._worker_timeout = worker_timeout
         self._worker_watch: WorkerWatch | None = None
         self._executions: ExecutionLog | None = None
-        self._topic: str | None = None
+        self._token: str | None = None
         self._connect_timeout = connect_timeout
         self._cluster_options = dict(cluster_options)
         self._client: Any = None
@@ -338,7 +338,7 @@ class DaskRunner:
         self._worker_watch.start()
         executions = ExecutionLog(self._client, recomputed)
         await anyio.to_thread.run_sync(executions.subscribe)
-        self._executions, self._topic = executions, executions.topic
+        self._executions, self._token = executions, executions.token
 
     def _connect(self, address: str) -> Any:
         import distributed
@@ -437,7 +437,7 @@ class DaskRunner:
                 if type(value) is Call:
                     kwargs[name] = value.future
             graph[call.key] = task_cls(
-                call.key, run_on_worker, call.name, self._topic, call.func, **kwargs
+                call.key, run_on_worker, call.name, self._token, call.func, **kwargs
             )
             call.func = call.kwargs = None
         if not graph:

@@ -7,10 +7,16 @@
   attempts in flight fail with :class:`NoWorkersError`.
 * :class:`ExecutionLog`: Dask recomputes a finished task when the worker holding its
   result dies and something still needs it, so a task function may run more than once
-  (at least once, never exactly once). Each successful execution on a worker is logged on
-  a topic of the run's own (``distributed``'s worker ``log_event``); the driver
-  subscribes to it and counts executions per key: a second one is a recomputation,
-  reported to the engine (an event and a warning).
+  (at least once, never exactly once). Each successful execution on a worker is logged
+  (``distributed``'s worker ``log_event``) as ``(run token, key)`` on one topic,
+  :data:`EXECUTIONS`; the driver subscribes to it and counts executions per key: a second
+  one is a recomputation, reported to the engine (an event and a warning).
+
+  One topic for every run, not one per run: the scheduler keeps each topic's latest
+  events (up to ``distributed.admin.low-level-log-length``) for as long as it lives, so a
+  topic per run would grow a long-lived scheduler's memory with every run. A client
+  has one handler per topic, so the runs sharing a client share one :class:`_Dispatch`,
+  which hands each event to its run's log by token.
 """
 
 from __future__ import annotations
@@ -19,12 +25,16 @@ import logging
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 from ._errors import FlowWeaverError
 
 logger = logging.getLogger("flowweaver")
+
+#: The topic the workers log each successful execution on.
+EXECUTIONS = "flowweaver-executions"
 
 
 class NoWorkersError(FlowWeaverError):
@@ -103,31 +113,68 @@ class WorkerWatch:
 
 
 class ExecutionLog:
-    """Counts, per Dask key, the executions the workers report on the run's topic.
+    """Counts, per Dask key, the executions the workers report for one run.
 
     :param recomputed: called on the client's event-loop thread with the task name, the
         attempt and how many times that attempt's function has now run to its end.
     """
 
     def __init__(self, client: Any, recomputed: Callable[[str, int, int], None]) -> None:
-        self.topic = f"flowweaver-{uuid.uuid4().hex}"
+        #: what the run's workers log with each key (``run_on_worker``'s ``token``)
+        self.token = uuid.uuid4().hex
         self._client = client
         self._recomputed = recomputed
         self._runs: dict[tuple[str, ...], int] = {}
 
     def subscribe(self) -> None:
         """Start listening (blocking: call it from a thread)."""
-        self._client.subscribe_topic(self.topic, self._heard)
+        with _lock:
+            dispatch = _dispatchers.get(self._client)
+            if dispatch is None:
+                dispatch = _dispatchers[self._client] = _Dispatch()
+                self._client.subscribe_topic(EXECUTIONS, dispatch)
+            dispatch.logs[self.token] = self
 
     def unsubscribe(self) -> None:
         """Stop listening; never raises (the client may be closed already)."""
-        try:
-            self._client.unsubscribe_topic(self.topic)
-        except Exception:
-            logger.debug("could not unsubscribe from %s", self.topic, exc_info=True)
+        with _lock:
+            dispatch = _dispatchers.get(self._client)
+            if dispatch is None:
+                return
+            dispatch.logs.pop(self.token, None)
+            if dispatch.logs:
+                return
+            del _dispatchers[self._client]
+            try:
+                self._client.unsubscribe_topic(EXECUTIONS)
+            except Exception:
+                logger.debug("could not unsubscribe from %s", EXECUTIONS, exc_info=True)
+            # unsubscribe_topic tells the scheduler but keeps the client's handler
+            # (distributed 2026.8): drop it, or a long-lived client keeps every run's.
+            handlers = getattr(self._client, "_event_handlers", None)
+            if isinstance(handlers, dict) and handlers.get(EXECUTIONS) is dispatch:
+                del handlers[EXECUTIONS]
+        self._runs.clear()
 
-    def _heard(self, event: tuple[float, Any]) -> None:
-        key = tuple(event[1])  # (function name, task name, run id, attempt); a list on the wire
+    def heard(self, key: tuple[str, ...]) -> None:
+        """One execution of ``key`` (function name, task name, run id, attempt) ended."""
         runs = self._runs[key] = self._runs.get(key, 0) + 1
         if runs > 1:
             self._recomputed(str(key[1]), int(key[3]), runs)
+
+
+class _Dispatch:
+    """The handler of :data:`EXECUTIONS` on one client: each event to its run's log."""
+
+    def __init__(self) -> None:
+        self.logs: dict[str, ExecutionLog] = {}
+
+    def __call__(self, event: tuple[float, Any]) -> None:
+        token, key = event[1]  # lists on the wire (msgpack)
+        log = self.logs.get(token)
+        if log is not None:
+            log.heard(tuple(key))
+
+
+_lock = threading.Lock()
+_dispatchers: weakref.WeakKeyDictionary[Any, _Dispatch] = weakref.WeakKeyDictionary()

@@ -24,7 +24,7 @@ from flowweaver import (  # noqa: E402
     WorkflowValidationError,
 )
 from flowweaver._dask import DaskRunner  # noqa: E402
-from flowweaver._dask_watch import ExecutionLog, NoWorkersError  # noqa: E402
+from flowweaver._dask_watch import EXECUTIONS, ExecutionLog, NoWorkersError  # noqa: E402
 from flowweaver.aio import DaskExecutor as AwaitableDaskExecutor  # noqa: E402
 from tests import dask_support as sup  # noqa: E402
 
@@ -220,10 +220,25 @@ async def test_a_worker_that_joins_within_worker_timeout_runs_the_tasks(no_worke
 def test_a_second_execution_of_a_key_is_a_recomputation() -> None:
     heard: list[tuple[str, int, int]] = []
     log = ExecutionLog(client=None, recomputed=lambda *args: heard.append(args))
-    key = ["lambda", "load", "0a1b2c3d", "1"]  # a key arrives as a list (msgpack)
-    log._heard((1.0, key))
-    log._heard((1.0, ["lambda", "other", "0a1b2c3d", "1"]))
+    key = ("lambda", "load", "0a1b2c3d", "1")
+    log.heard(key)
+    log.heard(("lambda", "other", "0a1b2c3d", "1"))
     assert heard == []
-    log._heard((2.0, key))
-    log._heard((3.0, key))
+    log.heard(key)
+    log.heard(key)
     assert heard == [("load", 1, 2), ("load", 1, 3)]
+
+
+@pytest.mark.anyio
+async def test_runs_sharing_a_client_share_one_subscription(client: Any) -> None:
+    # Two runs at once on one client (distributed keeps one handler per topic), then
+    # nothing left behind on the client once both ended.
+    def build(name: str) -> Workflow:
+        wf = Workflow(name)
+        wf.add_task(Task("x", lambda: time.sleep(0.3)))
+        return wf
+
+    async with anyio.create_task_group() as tg:
+        for name in ("first", "second"):
+            tg.start_soon(AwaitableDaskExecutor(client).execute, build(name))
+    assert EXECUTIONS not in client._event_handlers

@@ -155,6 +155,7 @@ class ExecutionLog:
             if isinstance(handlers, dict) and handlers.get(EXECUTIONS) is dispatch:
                 del handlers[EXECUTIONS]
         self._runs.clear()
+        self._recomputed = _ignore  # it holds the run: nothing keeps that alive from here
 
     def heard(self, key: tuple[str, ...]) -> None:
         """One execution of ``key`` (function name, task name, run id, attempt) ended."""
@@ -174,6 +175,10 @@ class _Dispatch:
         log = self.logs.get(token)
         if log is not None:
             log.heard(tuple(key))
+
+
+def _ignore(task: str, attempt: int, runs: int) -> None:
+    pass
 
 
 _lock = threading.Lock()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 import time
 from collections.abc import Iterator
@@ -242,3 +243,15 @@ async def test_runs_sharing_a_client_share_one_subscription(client: Any) -> None
         for name in ("first", "second"):
             tg.start_soon(AwaitableDaskExecutor(client).execute, build(name))
     assert EXECUTIONS not in client._event_handlers
+
+
+@pytest.mark.anyio
+async def test_nothing_holds_a_finished_runs_results_once_the_workflow_is_gone(
+    client: Any,
+) -> None:
+    wf = Workflow("forgotten")
+    wf.add_task(Task("forget_me", lambda: 1))
+    await AwaitableDaskExecutor(client).execute(wf)
+    del wf
+    gc.collect()
+    assert sup.forgets(client, "forget_me")

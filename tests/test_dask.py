@@ -15,6 +15,7 @@ distributed = pytest.importorskip("distributed")
 
 import flowweaver  # noqa: E402
 import flowweaver._async._remote_steps  # noqa: E402
+import flowweaver.aio  # noqa: E402
 from flowweaver import (  # noqa: E402
     FlowWeaverError,
     Task,
@@ -255,3 +256,24 @@ async def test_nothing_holds_a_finished_runs_results_once_the_workflow_is_gone(
     del wf
     gc.collect()
     assert sup.forgets(client, "forget_me")
+
+
+@pytest.mark.anyio
+async def test_values_fetched_for_the_store_are_not_fetched_again(
+    client: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    gathered: list[str] = []
+    gather = DaskRunner._gather
+
+    def spy(self: DaskRunner, handles: list[Any]) -> list[Any]:
+        gathered.extend(h.name for h in handles)
+        return gather(self, handles)
+
+    monkeypatch.setattr(DaskRunner, "_gather", spy)
+    wf = Workflow("stored")
+    wf.add_task(Task("x", lambda: [1, 2]))
+    wf.add_task(Task("y", lambda x: sum(x)), depends_on=["x"])
+    store = flowweaver.aio.SQLiteStateStore(tmp_path / "state.db")
+    await AwaitableDaskExecutor(client, state_store=store).execute(wf)
+    assert sorted(gathered) == ["x", "y"]  # once each: for the store, not again at the end
+    assert wf.get_task("y").result == 3  # type: ignore[union-attr]

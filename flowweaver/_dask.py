@@ -586,8 +586,13 @@ class DaskRunner:
         client = self._client
         names = ", ".join(repr(h.name) for h in handles[:5])
         names += f" and {len(handles) - 5} more" if len(handles) > 5 else ""
+        if client.status in ("closing", "closed") and not self._keep_results:
+            raise FlowWeaverError(
+                f"cannot bring the result of task {names} back from the Dask cluster: the "
+                "distributed.Client of the run was closed while it ran"
+            )
         if client.status in ("closing", "closed"):
-            # Only with keep_results: otherwise the values came home before the end.
+            # After the run: without keep_results the values came home before the end.
             raise FlowWeaverError(
                 f"the result of task {names} was left on the Dask cluster (keep_results="
                 "True) and the distributed.Client it was reachable through is now closed: "

@@ -216,6 +216,7 @@ def test_event_classes_form_one_family() -> None:
         TaskCompleted,
         TaskEvent,
         TaskFailed,
+        TaskRecomputed,
         TaskRestored,
         TaskRetrying,
         TaskSkipped,
@@ -232,6 +233,7 @@ def test_event_classes_form_one_family() -> None:
         TaskSkipped,
         TaskRestored,
         TaskCancelled,
+        TaskRecomputed,
     ):
         assert issubclass(cls, TaskEvent)
     event = TaskRestored("wf", 1.0, "t")

@@ -179,7 +179,7 @@ class _Run:
             self.writer = self.store.writer
         if self.remote is not None:
             try:
-                await self.remote.runner.start()
+                await self.remote.start(self.name, self.emit)
             except BaseException:
                 workflow._running = False
                 if self.store is not None:

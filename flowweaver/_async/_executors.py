@@ -100,6 +100,10 @@ class AsyncDaskExecutor(DaskBase):
         restored tasks are not sent to the cluster.
     :param max_in_flight: the most tasks submitted and not yet finished (default 1000).
     :param connect_timeout: seconds to reach a scheduler by address (default 10).
+    :param worker_timeout: seconds with no worker at all before the attempts in flight
+        fail (default 60).
+    :param keep_results: leave results on the cluster, fetched through your ``Client``
+        on first read (default: brought to the driver when the run ends).
     :param cluster_options: ``LocalCluster`` arguments for ``client=None``.
     :param fail_fast: cancel the rest at the first failure.
     :param backend: the event loop a blocking ``execute`` starts.

@@ -473,3 +473,18 @@ def test_execute_awaits_a_coroutine_returned_by_a_sync_callback() -> None:
     t = Task("t", lambda: 1, callbacks=[lambda t: record(t)])
     t.execute()
     assert seen == ["t"]
+
+
+def test_execute_with_an_unprintable_exception_raises_task_execution_error() -> None:
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no str for you")
+
+    def fail() -> None:
+        raise Unprintable()
+
+    t = Task("bad", fail, retries=1, retry_delay=0)
+    with pytest.raises(TaskExecutionError) as info:
+        t.execute()
+    assert "task 'bad' failed after 2 attempts: Unprintable (its message" in str(info.value)
+    assert t.status is TaskStatus.FAILED

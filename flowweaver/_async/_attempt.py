@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -38,3 +39,15 @@ async def call_with_timeout(
     with anyio.move_on_after(limit):
         return await call(func, kwargs)
     raise TaskTimeoutError(name, limit)
+
+
+def is_awaitable(value: Any) -> bool:
+    """``inspect.isawaitable(value)``, False when the value fails the check itself.
+
+    The check reads ``value.__class__``, which a task's result may make raise; a result
+    that cannot even say what it is has no ``__await__`` the engine could call.
+    """
+    try:
+        return inspect.isawaitable(value)
+    except Exception:
+        return False

@@ -26,7 +26,6 @@ exception propagates.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import threading
 import time
@@ -40,7 +39,7 @@ import anyio
 import anyio.abc
 from anyio.lowlevel import checkpoint
 
-from .._errors import WorkflowValidationError
+from .._errors import WorkflowValidationError, describe_exception
 from .._events import (
     RunFinished,
     RunStarted,
@@ -56,7 +55,7 @@ from .._remote import RemoteResult
 from .._status import TaskStatus, WorkflowStatus
 from .._store_api import StateSerializationError
 from . import _gc
-from ._attempt import await_with_timeout, call_with_timeout
+from ._attempt import await_with_timeout, call_with_timeout, is_awaitable
 from ._callbacks import SyncCall, run_callbacks
 from ._endings import execution_error, settle_interrupted
 from ._observe import Emitter
@@ -518,7 +517,7 @@ class _Run:
     # -- settling -----------------------------------------------------------------------------
 
     def _succeeded(self, i: int, value: Any, ended: float) -> None:
-        if type(value) not in _PLAIN and inspect.isawaitable(value):
+        if type(value) not in _PLAIN and is_awaitable(value):
             # A sync function (a lambda, say) returned a coroutine: await it on a lane.
             self.awaiting[i] = value
             self.lane_queue.append(i)
@@ -531,8 +530,11 @@ class _Run:
                 encoded = store.encode(
                     t.name, value.get() if type(value) is RemoteResult else value
                 )
-            except StateSerializationError as exc:
-                # Deterministic: another attempt would return the same kind of value.
+            except Exception as exc:
+                # Deterministic: another attempt would return the same kind of value. Any
+                # failure of the value on its way into the store is the task's, never the run's.
+                if not isinstance(exc, StateSerializationError):
+                    exc = StateSerializationError(t.name, value, describe_exception(exc))
                 self._attempt_failed(i, exc, ended, final=True)
                 return
         t._finished = ended
@@ -569,11 +571,10 @@ class _Run:
             t._state = (TaskStatus.RETRYING, None, exc)
             wait = t.retry_wait(t.attempts)
             logger.warning(
-                "task %r attempt %d failed (%s: %s); retrying%s",
+                "task %r attempt %d failed (%s); retrying%s",
                 t.name,
                 t.attempts,
-                type(exc).__name__,
-                exc,
+                describe_exception(exc),
                 f" in {wait:.3g} s" if wait else "",
             )
             if self.emit is not None:
@@ -588,7 +589,7 @@ class _Run:
         self.in_flight -= 1
         self.failed.append(i)
         self.unsettled -= 1
-        logger.error("task %r failed: %s: %s", t.name, type(exc).__name__, exc)
+        logger.error("task %r failed: %s", t.name, describe_exception(exc))
         emit = self.emit
         if emit is not None:
             emit(TaskFailed(self.name, ended, t.name, t.attempts, t.duration or 0.0, exc))

@@ -32,6 +32,7 @@ from tests.helpers import (
     async_upper,
     blocking_sleeper,
     flaky_coroutine,
+    swallows_its_timeout,
 )
 
 # -- construction ---------------------------------------------------------------------------
@@ -488,3 +489,33 @@ def test_execute_with_an_unprintable_exception_raises_task_execution_error() -> 
         t.execute()
     assert "task 'bad' failed after 2 attempts: Unprintable (its message" in str(info.value)
     assert t.status is TaskStatus.FAILED
+
+
+def test_execute_counts_a_value_returned_after_the_deadline_as_a_timeout() -> None:
+    swallower, log = swallows_its_timeout(30, swallowing=1)
+    t = Task("sly", swallower, timeout=0.1, retries=1, retry_delay=0)
+    assert t.execute() == "on time"
+    assert log == ["swallowed", "on time"]
+    assert t.attempts == 2
+
+    t = Task("sly", swallows_its_timeout(30, swallowing=1)[0], timeout=0.1)
+    with pytest.raises(TaskExecutionError) as info:
+        t.execute()
+    assert isinstance(info.value.__cause__, TaskTimeoutError)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_sync_call_whose_outcome_comes_past_the_deadline_is_a_timeout(backend: str) -> None:
+    from flowweaver._async._attempt import call_with_timeout
+
+    async def late_call(func: Any, kwargs: dict[str, Any]) -> Any:
+        # a worker's outcome that reaches the loop only after the deadline has passed
+        with anyio.CancelScope(shield=True):
+            await anyio.sleep(0.3)
+        return func(**kwargs)
+
+    async def main() -> None:
+        with pytest.raises(TaskTimeoutError):
+            await call_with_timeout("late", 0.05, late_call, lambda: "late", {})
+
+    anyio.run(main, backend=backend)

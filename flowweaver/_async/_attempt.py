@@ -14,13 +14,17 @@ from .._errors import TaskTimeoutError
 async def await_with_timeout(name: str, limit: float | None, awaitable: Awaitable[Any]) -> Any:
     """``await awaitable``, cancelled after ``limit`` seconds (a task's ``timeout``).
 
-    :raises TaskTimeoutError: at the deadline (the awaitable has been cancelled).
+    :raises TaskTimeoutError: at the deadline (the awaitable has been cancelled), also when
+        the awaitable catches that cancellation and returns a value anyway: that value came
+        after the deadline, so the attempt timed out.
     """
     if limit is None:
         return await awaitable
-    with anyio.move_on_after(limit):
-        return await awaitable
-    raise TaskTimeoutError(name, limit)
+    with anyio.move_on_after(limit) as scope:
+        value = await awaitable
+    if scope.cancel_called:
+        raise TaskTimeoutError(name, limit)
+    return value
 
 
 async def call_with_timeout(
@@ -34,11 +38,13 @@ async def call_with_timeout(
 
     The worker thread cannot be stopped; it is abandoned and the attempt fails.
 
-    :raises TaskTimeoutError: at the deadline.
+    :raises TaskTimeoutError: at the deadline, whatever the call returned past it.
     """
-    with anyio.move_on_after(limit):
-        return await call(func, kwargs)
-    raise TaskTimeoutError(name, limit)
+    with anyio.move_on_after(limit) as scope:
+        value = await call(func, kwargs)
+    if scope.cancel_called:
+        raise TaskTimeoutError(name, limit)
+    return value
 
 
 def is_awaitable(value: Any) -> bool:

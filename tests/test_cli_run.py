@@ -440,7 +440,7 @@ def test_ctrl_c_exits_130_and_reports_the_interrupted_task(tmp_path: Path, execu
     assert "cancelled  second (interrupted; it runs again next time)" in out
     assert summary_rows(out)["second"][0] == "PENDING"
     assert summary_rows(out)["first"][0] == "COMPLETED"
-    assert re.search(r"^slow: INTERRUPTED after .*1 not finished\.$", out, re.M)
+    assert re.search(r"^slow: CANCELLED \(interrupted\) after .*1 not finished\.$", out, re.M)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")

@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
+
+import anyio
 
 from .._errors import TaskExecutionError, WorkflowExecutionError
 from .._events import RunEvent, TaskCancelled, TaskSkipped
 from .._status import TaskStatus
 
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
+
 if TYPE_CHECKING:
     from .._task import Task
+
+
+def is_interruption(exc: BaseException) -> bool:
+    """True when ``exc`` ends a run from outside: a cancellation, Ctrl-C or SIGTERM.
+
+    A group counts when everything in it does (a task group can wrap them).
+    """
+    if isinstance(exc, BaseExceptionGroup):
+        return all(is_interruption(e) for e in exc.exceptions)
+    return isinstance(exc, (KeyboardInterrupt, anyio.get_cancelled_exc_class()))
 
 
 def settle_interrupted(

@@ -57,7 +57,7 @@ from .._store_api import StateSerializationError
 from . import _gc
 from ._attempt import await_with_timeout, call_with_timeout, is_awaitable
 from ._callbacks import SyncCall, run_callbacks
-from ._endings import execution_error, settle_interrupted
+from ._endings import execution_error, is_interruption, settle_interrupted
 from ._observe import Emitter
 from ._persist import RunStore
 from ._plan import ASYNC, INLINE, POOL, REMOTE, REMOTE_TIMED, plan
@@ -193,7 +193,7 @@ class _Run:
         emitter = self.emitter
         if self.emit is not None:
             self.emit(RunStarted(self.name, began, len(self.tasks)))
-        ok = False
+        ok = interrupted = False
         _gc.hold()  # released first thing in _shutdown
         try:
             # Also a run that writes its store on its own loop: a write waiting for another
@@ -224,17 +224,24 @@ class _Run:
             if self.fatal is not None:
                 raise self.fatal
             ok = True
+        except BaseException as exc:
+            interrupted = is_interruption(exc)
+            raise
         finally:
-            await self._shutdown(ok, began)
+            await self._shutdown(ok, began, interrupted)
         if self.failed:
             raise execution_error(self.name, self.tasks, self.failed, self.skipped)
 
-    async def _shutdown(self, ok: bool, began: float) -> None:
+    async def _shutdown(self, ok: bool, began: float, interrupted: bool = False) -> None:
         """Stop the workers, flush and close the store and the cluster, settle statuses.
 
         Every step runs even if an earlier one fails. A failure is raised when the run
         was otherwise fine; when an error or a cancellation is already on its way out it
         is logged instead, so that it does not hide the original.
+
+        :param interrupted: the run was cancelled, interrupted (Ctrl-C) or terminated: the
+            workflow ends ``CANCELLED``, even when a task had failed before, because the
+            run did not finish.
         """
         self.finished = True
         _gc.release()
@@ -264,17 +271,19 @@ class _Run:
             or bool(errors)
             or any(t.status is not _COMPLETED for t in self.tasks)
         )
-        workflow._status = WorkflowStatus.FAILED if failed else WorkflowStatus.COMPLETED
+        if interrupted:
+            workflow._status = WorkflowStatus.CANCELLED
+        else:
+            workflow._status = WorkflowStatus.FAILED if failed else WorkflowStatus.COMPLETED
         if self.emitter is not None:
-            await self._last_events(self.emitter, ok and not errors, began)
+            await self._last_events(self.emitter, began)
         if errors:
             raise errors[0]
 
-    async def _last_events(self, emitter: Emitter, ok: bool, began: float) -> None:
+    async def _last_events(self, emitter: Emitter, began: float) -> None:
         """Emit the end of the run; an async observer gets a bounded, shielded drain."""
         end = time.time()
-        # not ok: the run was cancelled (or interrupted) rather than finished
-        status = self.workflow._status.value if ok else "CANCELLED"
+        status = self.workflow._status.value
         emitter.emit(RunFinished(self.name, end, status, end - began))
         if emitter.is_async:
             emitter.close()

@@ -180,7 +180,8 @@ def finish_line(
     else:
         pending = sum(t.status is TaskStatus.PENDING for t in tasks)
         out.line(
-            f"{workflow.name}: INTERRUPTED after {took}: {counts}, {pending} not finished.",
+            f"{workflow.name}: {workflow.status.value} ({outcome}) after {took}: {counts}, "
+            f"{pending} not finished.",
             style="bold yellow",
         )
     if store_path is None:

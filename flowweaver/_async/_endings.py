@@ -30,6 +30,22 @@ def is_interruption(exc: BaseException) -> bool:
     return isinstance(exc, (KeyboardInterrupt, anyio.get_cancelled_exc_class()))
 
 
+def bare_interrupt(exc: BaseException) -> KeyboardInterrupt | None:
+    """The KeyboardInterrupt in ``exc`` when it is a group holding one, else None.
+
+    trio raises Ctrl-C in whichever task happens to run; in a child task of a task group
+    it comes out wrapped in a ``BaseExceptionGroup``. A user pressing Ctrl-C expects a
+    KeyboardInterrupt, whatever else was on its way out.
+    """
+    if not isinstance(exc, BaseExceptionGroup):
+        return None
+    for inner in exc.exceptions:
+        found = inner if isinstance(inner, KeyboardInterrupt) else bare_interrupt(inner)
+        if found is not None:
+            return found
+    return None
+
+
 def settle_interrupted(
     workflow: str,
     tasks: Sequence[Task],

@@ -33,6 +33,7 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from contextlib import nullcontext
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -57,12 +58,12 @@ from .._store_api import StateSerializationError
 from . import _gc
 from ._attempt import await_with_timeout, call_with_timeout, is_awaitable
 from ._callbacks import SyncCall, run_callbacks
-from ._endings import execution_error, is_interruption, settle_interrupted
+from ._endings import bare_interrupt, execution_error, is_interruption, settle_interrupted
 from ._observe import Emitter
 from ._persist import RunStore
 from ._plan import ASYNC, INLINE, POOL, REMOTE, REMOTE_TIMED, plan
 from ._remote_steps import RemoteSteps
-from ._sigint import InlineGuard, interrupt_inline_calls
+from ._sigint import InlineGuard, interrupt_inline_calls, wake_loop_on_signals
 from ._workers import Job, WorkerPool, thread_context, threadsafe_caller
 from ._writer import Writer
 
@@ -204,7 +205,7 @@ class _Run:
                 async with anyio.create_task_group() as side:
                     self.side = side
                     if emitter is not None and emitter.is_async:
-                        side.start_soon(emitter.deliver)
+                        side.start_soon(self._guarded, emitter.deliver)
                     if self.writer is not None:
                         side.start_soon(self._guarded, self.writer.run)
                     self._restore()
@@ -226,6 +227,11 @@ class _Run:
             ok = True
         except BaseException as exc:
             interrupted = is_interruption(exc)
+            bare = bare_interrupt(exc)
+            if bare is not None:
+                # Ctrl-C, whatever task of the run trio raised it in, leaves as itself
+                # (after the cleanup below), never wrapped in a group.
+                raise bare from None
             raise
         finally:
             await self._shutdown(ok, began, interrupted)
@@ -293,8 +299,10 @@ class _Run:
     async def _guarded(self, step: Callable[[], Any]) -> None:
         """Run a task of the run; an error other than cancellation ends the run with it.
 
-        anyio's task groups wrap errors in ExceptionGroup; the run re-raises the error
-        itself once the groups have exited (see :meth:`_abort`).
+        Every child task of the run's task groups runs through this: anyio's task groups
+        wrap errors in ExceptionGroup, and trio raises Ctrl-C's KeyboardInterrupt in
+        whichever task is running. The run re-raises the error itself once the groups have
+        exited (see :meth:`_abort`).
         """
         try:
             await step()
@@ -412,7 +420,7 @@ class _Run:
                 self.idle_lanes.popleft().set()
             elif self.lanes < self.concurrency and self.work is not None:
                 self.lanes += 1
-                self.work.start_soon(self._lane)
+                self.work.start_soon(self._guarded, self._lane)
 
     def _kwargs(self, i: int) -> dict[str, Any]:
         results = self.results
@@ -589,7 +597,7 @@ class _Run:
             if self.emit is not None:
                 self.emit(TaskRetrying(self.name, ended, t.name, t.attempts, wait, exc))
             if wait > 0 and self.work is not None:
-                self.work.start_soon(self._retry_later, i, wait)
+                self.work.start_soon(self._guarded, partial(self._retry_later, i, wait))
             else:
                 self._dispatch(i)
             return
@@ -633,11 +641,11 @@ class _Run:
             self.idle_lanes.popleft().set()
         elif self.lanes < self.concurrency and self.work is not None:
             self.lanes += 1
-            self.work.start_soon(self._lane)
+            self.work.start_soon(self._guarded, self._lane)
 
     def _callbacks(self, t: Task) -> None:
         if self.side is not None:
-            self.side.start_soon(run_callbacks, t, self._sync_caller())
+            self.side.start_soon(self._guarded, partial(run_callbacks, t, self._sync_caller()))
 
     def _sync_caller(self) -> SyncCall | None:
         return None if self.inline else self._pool().call
@@ -651,4 +659,7 @@ async def run_workflow(executor: BaseExecutor, workflow: Workflow, owns_loop: bo
     :raises WorkflowValidationError: before anything runs, for an invalid graph.
     :raises WorkflowExecutionError: after the run, when a task failed.
     """
-    await _Run(executor, workflow, owns_loop).run()
+    # A loop started for this run is woken by signals from its first to its last await
+    # (the store's opening and final flush included): see wake_loop_on_signals.
+    with wake_loop_on_signals() if owns_loop else nullcontext():
+        await _Run(executor, workflow, owns_loop).run()

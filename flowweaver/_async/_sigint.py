@@ -11,7 +11,9 @@ this by itself: user code is not protected from ``KeyboardInterrupt``.)
 
 from __future__ import annotations
 
+import asyncio
 import signal
+import socket
 import threading
 
 try:
@@ -66,3 +68,54 @@ def interrupt_inline_calls(guard: InlineGuard) -> Iterator[None]:
     finally:
         if _getsignal(signal.SIGINT) is handler:
             signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def wake_loop_on_signals() -> Iterator[None]:
+    """Make any signal wake this thread's asyncio loop, whichever thread the OS gave it to.
+
+    Why Ctrl-C was sometimes lost under the blocking ThreadedExecutor (issue 9, item 2):
+    asyncio.Runner handles SIGINT with a plain ``signal.signal`` handler, which Python
+    runs on the main thread the next time it executes bytecode, and it sets no wakeup fd.
+    The kernel delivers a process-directed signal to any thread that does not block it;
+    when it picks a worker thread (a task's, the store's), the main thread is not
+    interrupted and stays asleep in ``select()``, with no timeout while every task is
+    busy. The handler, and the cancellation it starts, wait for the next thing that wakes
+    the loop: with a long task, a second Ctrl-C. The more threads (a store adds one), the
+    likelier. A wakeup fd that the loop watches makes any signal wake the loop; back in
+    Python, the main thread runs the handler at once. trio watches one of its own.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # trio
+        yield
+        return
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers only ever run on the main thread; not ours to wake
+        return
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    try:
+        loop.add_reader(reader.fileno(), _drain, reader)
+    except NotImplementedError:  # pragma: no cover - a loop without add_reader (Windows)
+        reader.close()
+        writer.close()
+        yield
+        return
+    previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(previous)
+        loop.remove_reader(reader.fileno())
+        reader.close()
+        writer.close()
+
+
+def _drain(reader: socket.socket) -> None:
+    try:
+        while reader.recv(4096):
+            pass
+    except (BlockingIOError, InterruptedError):
+        pass

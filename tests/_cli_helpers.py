@@ -98,9 +98,11 @@ class LineReader:
         return "".join(self.lines)
 
 
-def run_and_interrupt(args: list[str], cwd: Path, when: str) -> tuple[int, str]:
-    """Start ``flowweaver ARGS``, press Ctrl-C once a line contains ``when``, and return
-    the exit code and everything it printed (stdout and stderr together)."""
+def run_and_interrupt(
+    args: list[str], cwd: Path, when: str, sig: int = signal.SIGINT
+) -> tuple[int, str]:
+    """Start ``flowweaver ARGS``, press Ctrl-C (or send ``sig``) once a line contains
+    ``when``, and return the exit code and everything it printed (stdout and stderr)."""
     with subprocess.Popen(
         [*COMMAND, *args],
         cwd=cwd,
@@ -112,7 +114,7 @@ def run_and_interrupt(args: list[str], cwd: Path, when: str) -> tuple[int, str]:
         try:
             reader = LineReader(proc)
             reader.wait_for(when)
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(sig)
             code = proc.wait(timeout=30)
             return code, reader.rest()
         finally:

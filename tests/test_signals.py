@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests._cli_helpers import LineReader
+from tests._cli_helpers import LineReader, flowweaver_cmd, run_and_interrupt, write
+from tests.store_helpers import load_json
 
 CHILD = str(Path(__file__).with_name("signal_child.py"))
 
@@ -131,3 +132,117 @@ def test_ctrl_c_delivered_to_a_worker_thread_stops_the_run(tmp_path: Path, store
         code, out, err = signal_child([str(script), path], signal.SIGINT, 0.05, "RUNNING")
         assert code is not None, f"round {n}: the first Ctrl-C was lost"
         assert "RAISED KeyboardInterrupt CANCELLED" in out, (code, out, err)
+
+
+# -- SIGTERM ------------------------------------------------------------------------------------
+
+
+def _done(out: str) -> set[str]:
+    return {line.split()[1] for line in out.splitlines() if line.startswith("DONE ")}
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("kind", ["sequential", "threaded", "concurrent"])
+def test_sigterm_flushes_the_store_ends_the_process_and_the_next_run_resumes(
+    tmp_path: Path, kind: str, backend: str
+) -> None:
+    store = tmp_path / "state.json"
+    args = [CHILD, "blocking", kind, backend, str(store)]
+    code, out, err = signal_child(args, signal.SIGTERM, 0.3)
+    # the default action of SIGTERM, once the run was cleaned up
+    assert code == -signal.SIGTERM, (code, out, err)
+    assert "RAISED" not in out  # the process ended inside execute, by the signal
+    finished = _done(out)
+    assert finished
+    saved = {name for name, r in load_json(store).items() if r["status"] == "COMPLETED"}
+    # every task whose callback ran had completed; the final flush saved every one
+    assert finished <= saved
+
+    Path(str(store) + ".go").touch()
+    again = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert again.returncode == 0, again.stderr
+    assert "RETURNED COMPLETED" in again.stdout
+    assert not (_done(again.stdout) & saved)  # restored, not run again
+
+
+OWN_HANDLER = """
+    import os, signal, sys, time
+    from flowweaver import Task, ThreadedExecutor, Workflow
+
+    def own(signum, frame):
+        os.write(1, b"OWN HANDLER\\n")
+
+    signal.signal(signal.SIGTERM, own)
+
+    def busy():
+        os.write(1, b"RUNNING\\n")
+        time.sleep(60)
+
+    wf = Workflow("own_handler")
+    wf.add_task(Task("busy", busy))
+    try:
+        ThreadedExecutor(backend=sys.argv[1]).execute(wf)
+    except SystemExit as exc:
+        same = signal.getsignal(signal.SIGTERM) is own
+        os.write(1, f"RAISED SystemExit {exc.code} {wf.status.value} restored={same}\\n".encode())
+        raise
+"""
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_sigterm_calls_the_programs_own_handler_after_the_cleanup(
+    tmp_path: Path, backend: str
+) -> None:
+    script = tmp_path / "own_handler.py"
+    script.write_text(textwrap.dedent(OWN_HANDLER))
+    code, out, err = signal_child([str(script), backend], signal.SIGTERM, 0.1, "RUNNING")
+    assert code == 143, (out, err)
+    assert out.count("OWN HANDLER") == 1
+    assert "RAISED SystemExit 143 CANCELLED restored=True" in out
+
+
+SLOW_COMMAND = """
+    import pathlib, time
+    from flowweaver import Workflow, task
+
+    HERE = pathlib.Path(__file__).parent
+
+    @task()
+    def first():
+        return 1
+
+    @task()
+    def second(first):
+        print("second is running", flush=True)
+        while not (HERE / "go").exists():
+            time.sleep(0.02)
+        return first + 1
+
+    workflow = Workflow("terminated")
+    workflow.add_task(first)
+    workflow.add_task(second, depends_on=["first"])
+"""
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("executor", ["sequential", "threaded", "async"])
+def test_flowweaver_run_exits_143_on_sigterm_with_its_summary(
+    tmp_path: Path, executor: str
+) -> None:
+    write(tmp_path, "slow.py", SLOW_COMMAND)
+    code, out = run_and_interrupt(
+        ["run", "slow.py", "--executor", executor], tmp_path, "second is running", signal.SIGTERM
+    )
+    assert code == 143, out
+    assert "terminated: CANCELLED (terminated) after" in out
+    assert "1 completed, 0 failed, 0 skipped, 1 not finished." in out
+    assert "Completed tasks are saved in .flowweaver/state.db" in out
+
+    (tmp_path / "go").touch()
+    resumed = flowweaver_cmd("run", "slow.py", "--executor", executor, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "restored   first" in resumed.stdout

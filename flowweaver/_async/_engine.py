@@ -63,7 +63,13 @@ from ._observe import Emitter
 from ._persist import RunStore
 from ._plan import ASYNC, INLINE, POOL, REMOTE, REMOTE_TIMED, plan
 from ._remote_steps import RemoteSteps
-from ._sigint import InlineGuard, interrupt_inline_calls, wake_loop_on_signals
+from ._sigint import (
+    InlineGuard,
+    Terminated,
+    interrupt_inline_calls,
+    sigterm_cancels,
+    wake_loop_on_signals,
+)
 from ._workers import Job, WorkerPool, thread_context, threadsafe_caller
 from ._writer import Writer
 
@@ -372,6 +378,10 @@ class _Run:
         self.finished = True
         self.scope.cancel()
 
+    def terminate(self) -> None:
+        """SIGTERM arrived: end the run as Ctrl-C would, with :class:`Terminated`."""
+        self._abort(Terminated())
+
     def _finish(self) -> None:
         self.finished = True
         self.wake.set()
@@ -658,8 +668,15 @@ async def run_workflow(executor: BaseExecutor, workflow: Workflow, owns_loop: bo
         ``execute``), so sync functions may run on its thread without starving anyone.
     :raises WorkflowValidationError: before anything runs, for an invalid graph.
     :raises WorkflowExecutionError: after the run, when a task failed.
+    :raises Terminated: (a KeyboardInterrupt) when SIGTERM stopped a run that owns its
+        loop on the main thread; the blocking caller re-delivers the signal.
     """
+    run = _Run(executor, workflow, owns_loop)
+    if not owns_loop:  # awaited: the host program owns the signals
+        await run.run()
+        return
     # A loop started for this run is woken by signals from its first to its last await
-    # (the store's opening and final flush included): see wake_loop_on_signals.
-    with wake_loop_on_signals() if owns_loop else nullcontext():
-        await _Run(executor, workflow, owns_loop).run()
+    # (the store's opening and final flush included): see wake_loop_on_signals. SIGTERM
+    # stops it as Ctrl-C does (see sigterm_cancels).
+    with wake_loop_on_signals(), sigterm_cancels(run.terminate, threadsafe_caller(), run.guard):
+        await run.run()

@@ -519,3 +519,53 @@ def test_a_sync_call_whose_outcome_comes_past_the_deadline_is_a_timeout(backend:
             await call_with_timeout("late", 0.05, late_call, lambda: "late", {})
 
     anyio.run(main, backend=backend)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("retry_delay", float("inf")),
+        ("retry_backoff", float("inf")),
+        ("max_retry_delay", float("inf")),
+        ("max_retry_delay", float("nan")),
+        ("max_retry_delay", 0),
+        ("max_retry_delay", -1),
+        ("max_retry_delay", "5"),
+        ("max_retry_delay", True),
+    ],
+)
+def test_retry_waits_must_be_finite_and_the_cap_positive(setting: str, value: Any) -> None:
+    for make in (
+        lambda: Task("t", lambda: None, **{setting: value}),
+        lambda: task(name="t", **{setting: value}),
+    ):
+        with pytest.raises(WorkflowValidationError) as info:
+            make()
+        assert "task 't'" in str(info.value)
+        assert setting in str(info.value)
+
+
+def test_max_retry_delay_caps_the_wait_and_defaults_to_five_minutes() -> None:
+    t = Task("t", lambda: None, retry_delay=1, retry_backoff=10)
+    assert t.max_retry_delay == 300
+    assert t.retry_wait(2) == 10
+    assert t.retry_wait(4) == 300
+    assert t.retry_wait(100_000) == 300  # no OverflowError from the backoff
+    capped = Task("t", lambda: None, retry_delay=1, retry_jitter=1, max_retry_delay=0.5)
+    assert all(capped.retry_wait(1) <= 0.5 for _ in range(50))
+
+    @task(retry_delay=1, max_retry_delay=2)
+    def marked() -> None:
+        pass
+
+    assert Task.from_callable(marked).max_retry_delay == 2
+
+
+def test_execute_logs_each_retry_as_a_run_does(caplog: pytest.LogCaptureFixture) -> None:
+    t = Task("flaky", Flaky(failures=1), retries=1, retry_delay=0.01)
+    with caplog.at_level(logging.WARNING, logger="flowweaver"):
+        assert t.execute() == "ok"
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == [
+        "task 'flaky' attempt 1 failed (RuntimeError: attempt 1 fails); retrying in 0.01 s"
+    ]

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._errors import TaskTimeoutError
+from .._errors import TaskTimeoutError, describe_exception
+
+if TYPE_CHECKING:
+    from .._task import Task
+
+logger = logging.getLogger("flowweaver")
 
 
 async def await_with_timeout(name: str, limit: float | None, awaitable: Awaitable[Any]) -> Any:
@@ -57,3 +63,14 @@ def is_awaitable(value: Any) -> bool:
         return inspect.isawaitable(value)
     except Exception:
         return False
+
+
+def log_retry(task: Task, exc: BaseException, wait: float) -> None:
+    """The warning a failed attempt that will be retried gets, in a run or ``Task.execute``."""
+    logger.warning(
+        "task %r attempt %d failed (%s); retrying%s",
+        task.name,
+        task.attempts,
+        describe_exception(exc),
+        f" in {wait:.3g} s" if wait else "",
+    )

@@ -56,7 +56,7 @@ from .._remote import RemoteResult
 from .._status import TaskStatus, WorkflowStatus
 from .._store_api import StateSerializationError
 from . import _gc
-from ._attempt import await_with_timeout, call_with_timeout, is_awaitable
+from ._attempt import await_with_timeout, call_with_timeout, is_awaitable, log_retry
 from ._callbacks import SyncCall, run_callbacks
 from ._endings import bare_interrupt, execution_error, is_interruption, settle_interrupted
 from ._observe import Emitter
@@ -597,13 +597,7 @@ class _Run:
         if t.attempts <= t.retries and not final:
             t._state = (TaskStatus.RETRYING, None, exc)
             wait = t.retry_wait(t.attempts)
-            logger.warning(
-                "task %r attempt %d failed (%s); retrying%s",
-                t.name,
-                t.attempts,
-                describe_exception(exc),
-                f" in {wait:.3g} s" if wait else "",
-            )
+            log_retry(t, exc, wait)
             if self.emit is not None:
                 self.emit(TaskRetrying(self.name, ended, t.name, t.attempts, wait, exc))
             if wait > 0 and self.work is not None:

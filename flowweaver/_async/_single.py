@@ -11,7 +11,7 @@ import anyio
 from .._blocking import run_blocking
 from .._errors import TaskExecutionError
 from .._status import TaskStatus
-from ._attempt import await_with_timeout, call_with_timeout, is_awaitable
+from ._attempt import await_with_timeout, call_with_timeout, is_awaitable, log_retry
 from ._callbacks import run_callbacks
 from ._workers import WorkerPool, threadsafe_caller
 
@@ -49,7 +49,9 @@ async def execute_task(task: Task, context: Mapping[str, Any] | None) -> Any:
             except Exception as exc:
                 if task.attempts <= task.retries:
                     task._set_state(TaskStatus.RETRYING, None, exc)
-                    await anyio.sleep(task.retry_wait(task.attempts))
+                    wait = task.retry_wait(task.attempts)
+                    log_retry(task, exc, wait)
+                    await anyio.sleep(wait)
                     continue
                 task._finished = time.time()
                 task._set_state(TaskStatus.FAILED, None, exc)

@@ -25,6 +25,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 Callback = Callable[["Task"], Any]
 
+# The default longest wait before a retry: a backoff grows fast (2**10 s is 17 minutes).
+MAX_RETRY_DELAY = 300.0
+
 
 @dataclass(frozen=True)
 class TaskSettings:
@@ -38,6 +41,7 @@ class TaskSettings:
     retry_backoff: float = 2.0
     retry_jitter: float = 0.0
     version: str | None = None
+    max_retry_delay: float = MAX_RETRY_DELAY
 
     def __post_init__(self) -> None:
         check_settings(
@@ -49,6 +53,7 @@ class TaskSettings:
             retry_backoff=self.retry_backoff,
             retry_jitter=self.retry_jitter,
             version=self.version,
+            max_retry_delay=self.max_retry_delay,
         )
 
 
@@ -62,6 +67,7 @@ def check_settings(
     retry_backoff: float,
     retry_jitter: float,
     version: str | None,
+    max_retry_delay: float = MAX_RETRY_DELAY,
 ) -> None:
     """Raise :class:`WorkflowValidationError` naming the task for any bad setting."""
     where = f"task {name!r}"
@@ -98,6 +104,25 @@ def check_settings(
     ):
         raise WorkflowValidationError(
             f"{where}: retry_backoff must be 1 (constant delay) or more, got {retry_backoff!r}"
+        )
+    # An infinite delay or backoff would make a failing task wait forever.
+    for label, value in (
+        ("retry_delay", retry_delay),
+        ("retry_backoff", retry_backoff),
+        ("max_retry_delay", max_retry_delay),
+    ):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
+            raise WorkflowValidationError(
+                f"{where}: {label} must be a finite number, got {value!r}; cap the wait "
+                "between retries with max_retry_delay (seconds)"
+            )
+    if not max_retry_delay > 0:
+        raise WorkflowValidationError(
+            f"{where}: max_retry_delay must be more than 0 seconds, got {max_retry_delay!r}"
         )
     if version is not None and not isinstance(version, str):
         raise WorkflowValidationError(f"{where}: version must be a string, got {version!r}")
@@ -170,7 +195,10 @@ class Task:
         that many tasks failing together do not retry in lockstep.
     :param version: the version of the task's code. A result saved in a state store under
         another version is not restored: the task runs again.
-    :raises WorkflowValidationError: for a non-callable ``func`` or a bad setting.
+    :param max_retry_delay: the longest wait before a retry, in seconds (default 300),
+        whatever ``retry_delay``, ``retry_backoff`` and ``retry_jitter`` make of it.
+    :raises WorkflowValidationError: for a non-callable ``func`` or a bad setting (a
+        delay, backoff or cap that is not a finite number, say).
     """
 
     __slots__ = (
@@ -182,6 +210,7 @@ class Task:
         "attempts",
         "callbacks",
         "func",
+        "max_retry_delay",
         "name",
         "retries",
         "retry_backoff",
@@ -203,6 +232,7 @@ class Task:
         retry_backoff: float = 2.0,
         retry_jitter: float = 0.0,
         version: str | None = None,
+        max_retry_delay: float = MAX_RETRY_DELAY,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise WorkflowValidationError(f"a task name must be a non-empty string, got {name!r}")
@@ -227,6 +257,7 @@ class Task:
             retry_backoff=retry_backoff,
             retry_jitter=retry_jitter,
             version=version,
+            max_retry_delay=max_retry_delay,
         )
         self.name = name
         self.func = func
@@ -236,6 +267,7 @@ class Task:
         self.retry_delay = retry_delay
         self.retry_backoff = retry_backoff
         self.retry_jitter = retry_jitter
+        self.max_retry_delay = max_retry_delay
         self.version = version
         self._state: tuple[TaskStatus, Any, BaseException | None] = (
             TaskStatus.PENDING,
@@ -332,10 +364,13 @@ class Task:
         """Seconds to wait before retry number ``retry_number`` (1 for the first retry)."""
         if self.retry_delay <= 0:
             return 0.0
-        wait = self.retry_delay * self.retry_backoff ** (retry_number - 1)
+        try:
+            wait = self.retry_delay * self.retry_backoff ** (retry_number - 1)
+        except OverflowError:  # many retries with a backoff: past any cap anyway
+            wait = math.inf
         if self.retry_jitter:
             wait *= 1 + random.uniform(-self.retry_jitter, self.retry_jitter)
-        return max(wait, 0.0)
+        return min(max(wait, 0.0), self.max_retry_delay)
 
     def execute(self, context: dict[str, Any] | None = None) -> Any:
         """Run this task on its own, with its retries, timeout and callbacks; block until done.
@@ -373,6 +408,7 @@ class Task:
                 retry_backoff=settings.retry_backoff,
                 retry_jitter=settings.retry_jitter,
                 version=settings.version,
+                max_retry_delay=settings.max_retry_delay,
             )
         return cls(_callable_name(func), func)
 
@@ -404,6 +440,7 @@ def task(
     retry_backoff: float = 2.0,
     retry_jitter: float = 0.0,
     version: str | None = None,
+    max_retry_delay: float = MAX_RETRY_DELAY,
 ) -> Callable[[F], F]: ...
 
 
@@ -419,6 +456,7 @@ def task(
     retry_backoff: float = 2.0,
     retry_jitter: float = 0.0,
     version: str | None = None,
+    max_retry_delay: float = MAX_RETRY_DELAY,
 ) -> F | Callable[[F], F]:
     """Mark a function as a task, with or without parentheses.
 
@@ -446,6 +484,7 @@ def task(
         retry_backoff=retry_backoff,
         retry_jitter=retry_jitter,
         version=version,
+        max_retry_delay=max_retry_delay,
     )
 
     def mark(f: F) -> F:

@@ -111,7 +111,7 @@ async def test_a_cancelled_run_cancels_its_futures_and_resets_tasks(
     slow = wf.get_task("slow")
     assert slow is not None
     assert slow.status is TaskStatus.PENDING
-    assert wf.status is WorkflowStatus.FAILED
+    assert wf.status is WorkflowStatus.CANCELLED
     assert len(cancelled) == 1
     assert sup.settles(cancelled[0].future) == "cancelled"
 

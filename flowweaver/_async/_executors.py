@@ -32,7 +32,9 @@ class AsyncSequentialExecutor(SequentialBase):
         :raises WorkflowExecutionError: when a task failed (its downstream was skipped).
 
         On cancellation (or Ctrl-C) the tasks in flight are cancelled and go back to
-        ``PENDING``, and the cancellation propagates.
+        ``PENDING``, the workflow is ``CANCELLED``, and the cancellation propagates. A
+        blocking run on the main thread treats SIGTERM like Ctrl-C, then re-delivers it
+        to the previous handler (``SystemExit(143)`` if that handler returns).
         """
         await self._run_async(workflow)
 
@@ -81,7 +83,9 @@ class AsyncConcurrentExecutor(ConcurrentBase):
         :raises WorkflowExecutionError: when a task failed (its downstream was skipped).
 
         On cancellation (or Ctrl-C) the tasks in flight are cancelled and go back to
-        ``PENDING``, and the cancellation propagates.
+        ``PENDING``, the workflow is ``CANCELLED``, and the cancellation propagates. A
+        blocking run on the main thread treats SIGTERM like Ctrl-C, then re-delivers it
+        to the previous handler (``SystemExit(143)`` if that handler returns).
         """
         await self._run_async(workflow)
 

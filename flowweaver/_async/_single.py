@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -12,7 +11,7 @@ import anyio
 from .._blocking import run_blocking
 from .._errors import TaskExecutionError
 from .._status import TaskStatus
-from ._attempt import await_with_timeout, call_with_timeout
+from ._attempt import await_with_timeout, call_with_timeout, is_awaitable, log_retry
 from ._callbacks import run_callbacks
 from ._workers import WorkerPool, threadsafe_caller
 
@@ -45,12 +44,14 @@ async def execute_task(task: Task, context: Mapping[str, Any] | None) -> Any:
                     value = await call_with_timeout(
                         task.name, task.timeout, pool.call, task.func, kwargs
                     )
-                if inspect.isawaitable(value):
+                if is_awaitable(value):
                     value = await await_with_timeout(task.name, task.timeout, value)
             except Exception as exc:
                 if task.attempts <= task.retries:
                     task._set_state(TaskStatus.RETRYING, None, exc)
-                    await anyio.sleep(task.retry_wait(task.attempts))
+                    wait = task.retry_wait(task.attempts)
+                    log_retry(task, exc, wait)
+                    await anyio.sleep(wait)
                     continue
                 task._finished = time.time()
                 task._set_state(TaskStatus.FAILED, None, exc)

@@ -34,7 +34,9 @@ class SequentialExecutor(SequentialBase):
         :raises WorkflowExecutionError: when a task failed (its downstream was skipped).
 
         On cancellation (or Ctrl-C) the tasks in flight are cancelled and go back to
-        ``PENDING``, and the cancellation propagates.
+        ``PENDING``, the workflow is ``CANCELLED``, and the cancellation propagates. A
+        blocking run on the main thread treats SIGTERM like Ctrl-C, then re-delivers it
+        to the previous handler (``SystemExit(143)`` if that handler returns).
         """
         self._run_blocking(workflow)
 
@@ -83,7 +85,9 @@ class ConcurrentExecutor(ConcurrentBase):
         :raises WorkflowExecutionError: when a task failed (its downstream was skipped).
 
         On cancellation (or Ctrl-C) the tasks in flight are cancelled and go back to
-        ``PENDING``, and the cancellation propagates.
+        ``PENDING``, the workflow is ``CANCELLED``, and the cancellation propagates. A
+        blocking run on the main thread treats SIGTERM like Ctrl-C, then re-delivers it
+        to the previous handler (``SystemExit(143)`` if that handler returns).
         """
         self._run_blocking(workflow)
 

@@ -253,8 +253,8 @@ async def _write(db: AsyncDatabase, sql: str, rows: Sequence[Sequence[Any]] | No
 
 
 class AsyncSQLiteSession:
-    """A run's session on an :class:`AsyncSQLiteStateStore`: one connection for the run,
-    one transaction per batch."""
+    """A run's session on an SQLite state store of this module: one connection for the
+    run, one transaction per batch."""
 
     def __init__(self, store: AsyncSQLiteStateStore, db: AsyncDatabase) -> None:
         self._store = store

@@ -255,8 +255,8 @@ def _write(db: Database, sql: str, rows: Sequence[Sequence[Any]] | None = None) 
 
 
 class SQLiteSession:
-    """A run's session on an :class:`SQLiteStateStore`: one connection for the run,
-    one transaction per batch."""
+    """A run's session on an SQLite state store of this module: one connection for the
+    run, one transaction per batch."""
 
     def __init__(self, store: SQLiteStateStore, db: Database) -> None:
         self._store = store

@@ -1,21 +1,98 @@
 """Developer sessions: `nox -s tests`, `nox -s lint`, `nox -s typecheck`, `nox -s twins`.
 
-`nox -s tests` runs the same suite as the README's test command. `nox -s bench` (and the
+`nox -s tests` runs the README's test suite on every supported Python (`tests-3.10` ...
+`tests-3.13` one at a time; arguments after `--` go to pytest). `nox -s lowest` runs it
+with every dependency at the lower bound pyproject.toml declares. `nox -s bench` (and the
 optional `nox -s bench_prefect`) run the benchmark suite; they are not run by default.
+
+A supported Python that cannot be found fails its session (it is never skipped).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 import nox
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10: nox depends on tomli there
+    import tomli as tomllib  # type: ignore[no-redef]
+from packaging.requirements import Requirement
+
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+ROOT = Path(__file__).resolve().parent
 
 nox.options.sessions = ["tests", "lint", "typecheck", "twins"]
 nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
 
 
-@nox.session
+def _find_pyenv_pythons() -> None:
+    """Put pyenv's ``versions/3.X.Y/bin`` on PATH for each supported Python that PATH
+    cannot run itself: pyenv's shim for ``python3.10`` exists but fails unless 3.10 is a
+    selected pyenv version, and nox would take the shim. A Python found elsewhere (not a
+    shim) is left alone; a missing one stays missing, so its session fails by name."""
+    versions = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    for python in PYTHONS:
+        found = shutil.which(f"python{python}")
+        if found and "shims" not in Path(found).parts:
+            continue
+        installs = [
+            path
+            for path in versions.glob(f"{python}.*/bin/python{python}")
+            if path.parent.parent.name.replace(".", "").isdigit()
+        ]
+        if installs:
+            newest = max(installs, key=lambda p: [int(n) for n in p.parent.parent.name.split(".")])
+            os.environ["PATH"] = f"{newest.parent}{os.pathsep}{os.environ['PATH']}"
+
+
+_find_pyenv_pythons()
+
+
+def lowest_constraints() -> list[str]:
+    """``name==X`` (with its environment marker) for every ``name>=X`` that pyproject.toml
+    declares for the core and the extras the tests install."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extras = project["optional-dependencies"]
+    pending = [Requirement(r) for r in project["dependencies"]]
+    pending += [Requirement(r) for r in extras["test"]]
+    pins: dict[str, str] = {}
+    seen = set()
+    while pending:
+        req = pending.pop(0)
+        if req.name == project["name"]:
+            for extra in sorted(req.extras - seen):
+                seen.add(extra)
+                pending += [Requirement(r) for r in extras[extra]]
+            continue
+        for spec in req.specifier:
+            if spec.operator == ">=":
+                marker = f"; {req.marker}" if req.marker else ""
+                pins[req.name] = f"{req.name}=={spec.version}{marker}"
+    return [pins[name] for name in sorted(pins)]
+
+
+@nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """The test suite, every async test under asyncio and trio."""
     session.install("-e", ".[test]")
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session(python=PYTHONS[0])
+def lowest(session: nox.Session) -> None:
+    """The test suite with each dependency at its declared lower bound, on the oldest
+    supported Python (where the ``python_version < '3.11'`` dependencies install too).
+    Dependencies of dependencies resolve as pip chooses."""
+    constraints = Path(session.create_tmp()) / "lowest-constraints.txt"
+    constraints.write_text("\n".join(lowest_constraints()) + "\n", encoding="utf-8")
+    session.log("constraints: " + ", ".join(lowest_constraints()))
+    session.install("-c", str(constraints), "-e", ".[test]")
+    session.run("python", "-m", "pip", "list", "--format=freeze")
     session.run("python", "-m", "pytest", *session.posargs)
 
 

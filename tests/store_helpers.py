@@ -8,6 +8,7 @@ import random
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -171,6 +172,7 @@ def completed(store: Path) -> set[str]:
         return names
     if not store.exists():
         return set()
-    with sqlite3.connect(store) as db:
+    # closing(): a connection's own `with` commits but leaves it open (3.13 warns)
+    with closing(sqlite3.connect(store)) as db:
         rows = db.execute("SELECT task_name FROM tasks WHERE status = 'COMPLETED'").fetchall()
     return {name for (name,) in rows}

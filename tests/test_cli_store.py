@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -81,7 +82,7 @@ def test_the_default_store_lives_in_dot_flowweaver_and_a_second_run_resumes(
     assert (counted / ".flowweaver" / ".gitignore").read_text().splitlines()[-1] == "*"
     assert "State saved in .flowweaver/state.db" in first.stdout
     # the reference's plain sqlite3 query works on it
-    with sqlite3.connect(counted / ".flowweaver" / "state.db") as db:
+    with closing(sqlite3.connect(counted / ".flowweaver" / "state.db")) as db:
         saved = db.execute("SELECT task_name FROM tasks WHERE status = 'COMPLETED'").fetchall()
     assert sorted(name for (name,) in saved) == ["check", "extract", "load"]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,7 @@ def damaged(tmp_path: Path, column: str, sql_value: str) -> Path:
     wf = Workflow("wf")
     wf.add_task(Task("t1", lambda: 1))
     SequentialExecutor(SQLiteStateStore(path)).execute(wf)
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db, db:  # closing(): `with db` only commits
         db.execute(f"UPDATE tasks SET {column} = {sql_value} WHERE task_name = 't1'")
     return path
 

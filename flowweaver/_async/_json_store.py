@@ -229,8 +229,8 @@ class AsyncJSONStateStore(AsyncBaseStateStore):
 
 
 class _Locked:
-    """``async with store._locked() as files:`` the lock is held, and a failure halfway
-    leaves the copy in memory distrusted so that the next operation reads the disk."""
+    """While ``store._locked()`` is entered (as ``files``) the lock is held, and a failure
+    halfway leaves the copy in memory distrusted so that the next operation reads the disk."""
 
     def __init__(self, store: AsyncJSONStateStore) -> None:
         self._store = store
@@ -248,10 +248,10 @@ class _Locked:
 
 
 class AsyncJSONSession:
-    """A run's session on a :class:`AsyncJSONStateStore`.
+    """A run's session on a JSON state store of this module.
 
-    ``save`` appends one journal line per batch (one fsync); ``aclose`` folds the
-    journal into the file. On cancellation, a write that has started (the lock is held)
+    ``save`` appends one journal line per batch (one fsync); closing the session folds
+    the journal into the file. On cancellation, a write that has started (the lock is held)
     finishes first; waiting for the lock is cancelled at once.
 
     A file deleted or replaced by someone else mid-run fails the run at the next batch.

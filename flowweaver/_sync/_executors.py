@@ -44,7 +44,7 @@ class SequentialExecutor(SequentialBase):
 class ThreadedExecutor(ThreadedBase):
     """Up to ``max_workers`` tasks at once, sync ones on as many worker threads.
 
-    Best for blocking I/O. ``def`` tasks run on the event loop and count towards
+    Best for blocking I/O. ``async def`` tasks run on the event loop and count towards
     ``max_workers`` too.
 
     :param max_workers: the most tasks in flight (and worker threads) at once.

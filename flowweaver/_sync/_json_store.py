@@ -231,8 +231,8 @@ class JSONStateStore(BaseStateStore):
 
 
 class _Locked:
-    """``with store._locked() as files:`` the lock is held, and a failure halfway
-    leaves the copy in memory distrusted so that the next operation reads the disk."""
+    """While ``store._locked()`` is entered (as ``files``) the lock is held, and a failure
+    halfway leaves the copy in memory distrusted so that the next operation reads the disk."""
 
     def __init__(self, store: JSONStateStore) -> None:
         self._store = store
@@ -250,10 +250,10 @@ class _Locked:
 
 
 class JSONSession:
-    """A run's session on a :class:`JSONStateStore`.
+    """A run's session on a JSON state store of this module.
 
-    ``save`` appends one journal line per batch (one fsync); ``close`` folds the
-    journal into the file. On cancellation, a write that has started (the lock is held)
+    ``save`` appends one journal line per batch (one fsync); closing the session folds
+    the journal into the file. On cancellation, a write that has started (the lock is held)
     finishes first; waiting for the lock is cancelled at once.
 
     A file deleted or replaced by someone else mid-run fails the run at the next batch.

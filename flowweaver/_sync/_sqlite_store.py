@@ -257,8 +257,8 @@ def _write(db: Database, sql: str, rows: Sequence[Sequence[Any]] | None = None) 
 
 
 class SQLiteSession:
-    """A run's session on an :class:`SQLiteStateStore`: one connection for the run,
-    one transaction per batch.
+    """A run's session on an SQLite state store of this module: one connection for the
+    run, one transaction per batch.
 
     The connection writes to the file it opened, whatever the path names later: each
     batch first checks (one ``stat``) that the path still names that file, so a store

@@ -9,7 +9,7 @@ plain methods exactly as in the API reference). The async form is
 ``flowweaver.aio.BaseStateStore``.
 
 A user's store implements the reference's five methods and nothing else. A run reaches it
-through :class:`UserStoreSession`, which turns the engine's records into those calls
+through the session class below, which turns the engine's records into those calls
 and back (the blocking form's calls run in a worker thread, see ``_sessions``). Such a
 store cannot tell workflows apart, so its records come back without one and a run
 restores them by task name, as the reference says.

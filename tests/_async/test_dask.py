@@ -1,4 +1,4 @@
-"""DaskExecutor on an in-process LocalCluster, awaitable here, blocking in tests/_sync."""
+"""DaskExecutor on an in-process LocalCluster: awaitable in tests/_async, blocking in _sync."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The JSON state store, in its async form here and its blocking form in tests/_sync."""
+"""The JSON state store: async in tests/_async, its blocking twin in tests/_sync."""
 
 from __future__ import annotations
 

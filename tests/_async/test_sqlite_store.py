@@ -1,4 +1,4 @@
-"""The SQLite state store, in its async form here and its blocking form in tests/_sync."""
+"""The SQLite state store: async in tests/_async, its blocking twin in tests/_sync."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 """Executor fixtures: the awaitable executors here, the blocking ones in the generated twin.
 
 ``scripts/unasync.py`` turns ``flowweaver.aio``'s classes into ``flowweaver``'s blocking
-ones (``ConcurrentExecutor`` into ``ConcurrentExecutor``), so every test in ``tests/_async``
+ones (``AsyncExecutor`` into ``ConcurrentExecutor``), so every test in ``tests/_async``
 runs against both forms.
 """
 

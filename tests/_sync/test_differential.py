@@ -3,7 +3,7 @@
 """Random DAGs with random failures end the same under every executor.
 
 Each example is a DAG of up to 25 tasks, each depending on random earlier ones; some are
-``def``, some have a (generous) timeout, some raise on their first attempts and
+``async def``, some have a (generous) timeout, some raise on their first attempts and
 have enough retries to succeed later, some fail for good. Every executor must leave the
 statuses, results, attempts, failed and skipped tasks that a plain model of the rules
 predicts (``tests.helpers.expected_outcome``), so they also agree with each other.

@@ -3,7 +3,7 @@
 """Every executor runs a workflow and feeds upstream results to downstream functions.
 
 Written once in awaitable form (``flowweaver.aio``); ``tests/_sync/test_executors.py`` is
-its blocking twin. Task functions that must stay ``def`` in both forms come from
+its blocking twin. Task functions that must stay ``async def`` in both forms come from
 ``tests/helpers.py``.
 """
 

@@ -14,6 +14,9 @@ import pytest
 from benchmarks import floors, report, run, systems, workloads
 from benchmarks.measure import Cell
 
+# subprocesses and signals: not in the quick `-m "not slow"` run
+pytestmark = pytest.mark.slow
+
 
 def test_smoke_run_measures_every_system_and_writes_every_section(tmp_path: Path) -> None:
     out = tmp_path / "RESULTS.md"

@@ -21,6 +21,9 @@ from pathlib import Path
 
 import pytest
 
+# subprocesses and signals: not in the quick `-m "not slow"` run
+pytestmark = pytest.mark.slow
+
 CHILD = textwrap.dedent(
     """
     import os, random, sys, time

@@ -11,6 +11,9 @@ distributed = pytest.importorskip("distributed")
 
 from flowweaver import DaskExecutor, Task, Workflow  # noqa: E402
 
+# subprocesses and signals: not in the quick `-m "not slow"` run
+pytestmark = pytest.mark.slow
+
 
 def test_tasks_run_in_the_worker_processes() -> None:
     def where(**upstream: int) -> int:

@@ -57,6 +57,7 @@ print("\n".join(failures) or "ok")
 """
 
 
+@pytest.mark.slow
 def test_a_folder_without_write_permission_is_a_clear_error(tmp_path: Path) -> None:
     folder = tmp_path / "read-only"
     folder.mkdir()

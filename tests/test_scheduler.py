@@ -289,7 +289,7 @@ def test_interrupt_puts_nodes_in_flight_back_to_waiting() -> None:
     s.completed(0)
     s.admit()  # 1, 2
     s.attempt_failed(1)  # retrying
-    cancelled, skipped = s.interrupt(skip_rest=False)
+    cancelled, skipped = s.interrupt()
     assert cancelled == [1, 2]
     assert skipped == []
     assert s.state == [DONE, WAITING, WAITING, WAITING]
@@ -297,15 +297,38 @@ def test_interrupt_puts_nodes_in_flight_back_to_waiting() -> None:
     assert s.admit() == []  # nothing is handed out after the end
 
 
-def test_interrupt_after_a_failure_skips_everything_unfinished() -> None:
-    s = Scheduler(2)
-    s.add_graph([(), (), (), (1,)], [0] * 4)
-    s.admit()  # 0, 1
+def test_with_fail_fast_the_first_failure_stops_the_run() -> None:
+    s = Scheduler(3, fail_fast=True)
+    s.add_graph([(), (), (), (), (3,)], [0] * 5)
+    s.admit()  # 0, 1, 2
     s.completed(0, durable=False)  # held: completed, stays so
-    cancelled, skipped = s.interrupt(skip_rest=True)
+    decision = s.attempt_failed(2)
+    assert isinstance(decision, Failed)
+    assert decision.stop
+    assert s.stopped_by == 2
+    cancelled, skipped = s.interrupt()
     assert cancelled == [1]
-    assert skipped == [1, 2, 3]
-    assert s.state == [HELD, SKIPPED, SKIPPED, SKIPPED]
+    assert skipped == [1, 3, 4]  # in flight, ready, waiting: none will run
+    assert s.state == [HELD, SKIPPED, FAILED, SKIPPED, SKIPPED]
+
+
+def test_without_fail_fast_a_failure_does_not_stop_the_run() -> None:
+    s = Scheduler(2)
+    s.add_graph([(), ()], [0, 0])
+    s.admit()
+    decision = s.attempt_failed(0)
+    assert isinstance(decision, Failed)
+    assert not decision.stop
+    assert s.stopped_by is None
+
+
+def test_only_the_first_failure_stops_the_run() -> None:
+    s = Scheduler(2, fail_fast=True)
+    s.add_graph([(), ()], [0, 0])
+    s.admit()
+    assert s.attempt_failed(0).stop  # type: ignore[union-attr]
+    assert not s.attempt_failed(1).stop  # type: ignore[union-attr]
+    assert s.stopped_by == 0
 
 
 def test_public_status_of_each_state() -> None:

@@ -129,7 +129,7 @@ class _Run:
 
         # Every decision about when a task runs is the scheduler's; this class carries
         # them out (lanes, threads, the store, events) and tells it what happened.
-        self.sched = Scheduler(self.concurrency)
+        self.sched = Scheduler(self.concurrency, self.fail_fast)
         self.sched.add_graph(self.graph.upstream, [t.retries for t in self.tasks])
         self.results: list[Any] = [None] * len(self.tasks)
         self.failed: list[int] = []
@@ -270,8 +270,9 @@ class _Run:
                     errors.append(exc)
                 else:
                     logger.exception("could not close the remote runner of %r", self.name)
-        stopped_by = self.tasks[self.failed[0]].name if self.failed and self.fail_fast else None
-        cancelled, skipped = self.sched.interrupt(skip_rest=stopped_by is not None)
+        cancelled, skipped = self.sched.interrupt()
+        stop = self.sched.stopped_by
+        stopped_by = self.tasks[stop].name if stop is not None else None
         self.skipped.extend(skipped)
         settle_interrupted(self.name, self.tasks, cancelled, skipped, stopped_by, self.emit)
         workflow = self.workflow
@@ -622,7 +623,7 @@ class _Run:
                 emit(TaskSkipped(self.name, ended, skipped.name, t.name))
             if store is not None:
                 store.skipped(j, t.name)
-        if self.fail_fast and self.work is not None:
+        if decision.stop and self.work is not None:
             self._finish()
             self.work.cancel_scope.cancel()
         else:

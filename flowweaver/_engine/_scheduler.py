@@ -95,15 +95,18 @@ class Failed:
 
     :ivar skipped: the nodes downstream that will not run because of it, in the order the
         skip reached them.
+    :ivar stop: the run stops here (``fail_fast``): cancel what is in flight, then
+        :meth:`Scheduler.interrupt`.
     """
 
-    __slots__ = ("skipped",)
+    __slots__ = ("skipped", "stop")
 
-    def __init__(self, skipped: list[int]) -> None:
+    def __init__(self, skipped: list[int], stop: bool = False) -> None:
         self.skipped = skipped
+        self.stop = stop
 
     def __repr__(self) -> str:
-        return f"Failed(skipped={self.skipped})"
+        return f"Failed(skipped={self.skipped}, stop={self.stop})"
 
 
 class Scheduler:
@@ -111,12 +114,14 @@ class Scheduler:
 
     :param concurrency: the most nodes that hold a slot at once (``RUNNING`` or
         ``RETRYING``).
+    :param fail_fast: the first node that fails for good stops the run (see ``Failed``).
 
     :ivar state: each node's state (``WAITING`` ... ``SKIPPED``).
     :ivar attempts: how many attempts of each node were handed out.
     :ivar in_flight: how many nodes hold a slot now.
     :ivar unsettled: how many nodes have not ended (``HELD`` nodes have not: their release
         is still to come).
+    :ivar stopped_by: the node whose failure stopped the run (``fail_fast``), or None.
     """
 
     __slots__ = (
@@ -126,17 +131,21 @@ class Scheduler:
         "attempts",
         "concurrency",
         "downstream",
+        "fail_fast",
         "in_flight",
         "retries",
         "state",
+        "stopped_by",
         "unsettled",
         "upstream",
     )
 
-    def __init__(self, concurrency: int) -> None:
+    def __init__(self, concurrency: int, fail_fast: bool = False) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         self.concurrency = concurrency
+        self.fail_fast = fail_fast
+        self.stopped_by: int | None = None
         self.upstream: list[tuple[int, ...]] = []
         self.downstream: list[list[int]] = []
         self.retries: list[int] = []
@@ -361,7 +370,10 @@ class Scheduler:
         state[i] = FAILED
         self.in_flight -= 1
         self.unsettled -= 1
-        return Failed(self._skip_downstream(i))
+        stop = self.fail_fast and self.stopped_by is None
+        if stop:
+            self.stopped_by = i
+        return Failed(self._skip_downstream(i), stop)
 
     def retry(self, i: int) -> None:
         """Hand node ``i`` out again (its retry delay, if any, is over): one more attempt."""
@@ -390,15 +402,17 @@ class Scheduler:
 
     # -- the end of a run --------------------------------------------------------------
 
-    def interrupt(self, skip_rest: bool) -> tuple[list[int], list[int]]:
+    def interrupt(self) -> tuple[list[int], list[int]]:
         """The run stops before every node ended.
 
-        :param skip_rest: a failure stopped the run (``fail_fast``): every node that has
-            not ended, in flight or not, is ``SKIPPED``. Otherwise (a cancellation) nodes in
-            flight go back to ``WAITING``, to run next time, and the others stay as they
-            are.
+        When a failure stopped it (``fail_fast``, see :attr:`stopped_by`), every node that
+        has not ended, in flight or not, is ``SKIPPED``. Otherwise (a cancellation) nodes
+        in flight go back to ``WAITING``, to run next time, and the others stay as they
+        are.
+
         :returns: ``(cancelled, skipped)``: nodes taken out of flight, nodes skipped.
         """
+        skip_rest = self.stopped_by is not None
         state = self.state
         cancelled: list[int] = []
         skipped: list[int] = []

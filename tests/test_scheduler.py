@@ -357,3 +357,26 @@ def test_a_long_chain_costs_no_recursion() -> None:
     decision = s.attempt_failed(0)
     assert isinstance(decision, Failed)
     assert len(decision.skipped) == n - 1
+
+
+def test_adding_nodes_never_changes_the_lists_add_graph_was_given() -> None:
+    upstream = [(), (0,)]
+    downstream = [[1], []]
+    s = Scheduler(2)
+    s.add_graph(upstream, [0, 0], downstream)
+    s.add([0])
+    s.add([0, 1])
+    assert downstream == [[1], []]  # the caller's graph (a workflow's cached one) is intact
+    assert s.downstream[0] == [1, 2, 3]
+    assert s.downstream[1] == [3]
+
+
+def test_many_nodes_added_below_one_node_cost_constant_time_each() -> None:
+    s = Scheduler(1)
+    s.add_graph([()], [0], [[]])
+    s.admit()
+    s.completed(0)
+    for _ in range(20_000):  # quadratic copying would take minutes here
+        s.add([0])
+    assert len(s.downstream[0]) == 20_000
+    assert len(s.admit()) == 1

@@ -130,7 +130,9 @@ class _Run:
         # Every decision about when a task runs is the scheduler's; this class carries
         # them out (lanes, threads, the store, events) and tells it what happened.
         self.sched = Scheduler(self.concurrency, self.fail_fast)
-        self.sched.add_graph(self.graph.upstream, [t.retries for t in self.tasks])
+        self.sched.add_graph(
+            self.graph.upstream, [t.retries for t in self.tasks], self.graph.downstream
+        )
         self.results: list[Any] = [None] * len(self.tasks)
         self.failed: list[int] = []
         self.skipped: list[int] = []

@@ -126,6 +126,7 @@ class Scheduler:
 
     __slots__ = (
         "_n_ready",
+        "_owned",
         "_pending",
         "_ready",
         "attempts",
@@ -157,6 +158,7 @@ class Scheduler:
         # would cost O(n) each); _n_ready counts the live entries.
         self._ready: deque[int] = deque()
         self._n_ready = 0
+        self._owned = bytearray()
         self.in_flight = 0
         self.unsettled = 0
 
@@ -183,8 +185,15 @@ class Scheduler:
                 dead = True
             elif s != DONE:
                 pending += 1
+        downstream = self.downstream
+        owned = self._owned
         for j in ups:
-            self.downstream[j].append(i)
+            if j < len(owned) and not owned[j]:
+                # add_graph shares these lists with the caller: copy one before its first
+                # change (once, so many nodes added below one node stay O(1) each)
+                downstream[j] = list(downstream[j])
+                owned[j] = 1
+            downstream[j].append(i)
         self.upstream.append(ups)
         self.downstream.append([])
         self.retries.append(retries)
@@ -202,39 +211,46 @@ class Scheduler:
             self._n_ready += 1
         return i
 
-    def add_graph(self, upstream: Sequence[Sequence[int]], retries: Sequence[int]) -> None:
-        """Add many nodes at once (a whole workflow), in order; ids follow the sequence.
+    def add_graph(
+        self,
+        upstream: Sequence[tuple[int, ...]],
+        retries: Sequence[int],
+        downstream: Sequence[list[int]] | None = None,
+    ) -> None:
+        """Add a whole workflow to an empty table; node ids follow the sequence.
 
-        Each node's upstream must be earlier in the table or in ``upstream``; the graph
-        was validated (no cycle) by its builder. Ready nodes queue in declaration order.
+        :param upstream: each node's upstream nodes, without repeats; the graph was
+            validated (no cycle) by its builder.
+        :param downstream: the inverse of ``upstream``, when the caller has it: its lists
+            are shared, not copied (a node added later copies the list it extends), so a
+            run does not build the graph a second time.
+
+        Ready nodes queue in declaration order.
         """
-        base = len(self.state)
+        if self.state:
+            for ups, r in zip(upstream, retries, strict=True):
+                self.add(ups, r)
+            return
         n = len(upstream)
-        downstream = self.downstream
-        downstream.extend([] for _ in range(n))
-        pending = self._pending
-        state = self.state
-        ready = self._ready
-        n_ready = len(ready)
-        for k, ups in enumerate(upstream):
-            i = base + k
-            ups = tuple(ups)
-            self.upstream.append(ups)
-            count = 0
-            for j in ups:
-                downstream[j].append(i)
-                if j >= base or state[j] != DONE:
-                    count += 1
-            pending.append(count)
-            if count:
-                state.append(WAITING)
-            else:
-                state.append(READY)
-                ready.append(i)
-        self._n_ready += len(ready) - n_ready
-        self.retries.extend(retries)
-        self.attempts.extend([0] * n)
-        self.unsettled += n
+        if downstream is None:
+            down: list[list[int]] = [[] for _ in range(n)]
+            for i, ups in enumerate(upstream):
+                for j in ups:
+                    down[j].append(i)
+            downstream = down
+        self.upstream = list(upstream)
+        self.downstream = list(downstream)
+        self._owned = bytearray(n)  # 1 once a node's downstream list is our own copy
+        self._pending = pending = [len(ups) for ups in upstream]
+        self.state = state = [WAITING] * n
+        ready = [i for i, p in enumerate(pending) if not p]
+        for i in ready:
+            state[i] = READY
+        self._ready.extend(ready)
+        self._n_ready = len(ready)
+        self.retries = list(retries)
+        self.attempts = [0] * n
+        self.unsettled = n
 
     def __len__(self) -> int:
         return len(self.state)
@@ -264,23 +280,24 @@ class Scheduler:
     def admit(self) -> list[int]:
         """Hand out ready nodes while a slot is free: each is now ``RUNNING``, one more
         attempt. The driver starts exactly these."""
+        n = self._n_ready
         free = self.concurrency - self.in_flight
-        if not self._n_ready or free <= 0:
+        if not n or free <= 0:
             return _NONE
         ready = self._ready
-        out = []
         state = self.state
         attempts = self.attempts
+        out = []
         while ready and free:
             i = ready.popleft()
-            if state[i] != READY:
-                continue  # restored or skipped while queued
-            state[i] = RUNNING
-            attempts[i] += 1
-            out.append(i)
-            free -= 1
-        self._n_ready -= len(out)
-        self.in_flight = self.concurrency - free
+            if state[i] == READY:  # else restored or skipped while queued
+                state[i] = RUNNING
+                attempts[i] += 1
+                out.append(i)
+                free -= 1
+        taken = len(out)
+        self._n_ready = n - taken
+        self.in_flight += taken
         return out
 
     @property

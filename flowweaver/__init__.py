@@ -35,7 +35,7 @@ from ._events import (
 from ._executor import BaseExecutor
 from ._serializers import JSONSerializer, PickleSerializer
 from ._status import TaskStatus, WorkflowStatus
-from ._store_api import StateSerializationError, StateStoreError, TaskRecord
+from ._store_api import StateSerializationError, StateStoreError, TaskRecord, WorkflowLockedError
 from ._sync._executors import (
     ConcurrentExecutor,
     DaskExecutor,
@@ -88,6 +88,7 @@ __all__ = [
     "ThreadedExecutor",
     "Workflow",
     "WorkflowExecutionError",
+    "WorkflowLockedError",
     "WorkflowStatus",
     "WorkflowValidationError",
     "__version__",

@@ -99,3 +99,20 @@ class WorkflowExecutionError(FlowWeaverError):
         if self.skipped_tasks:
             message += f"; skipped: {len(self.skipped_tasks)} downstream task(s)"
         super().__init__(message)
+
+
+def check_name_text(kind: str, name: str) -> None:
+    """Refuse a name that UTF-8 cannot hold (a lone surrogate, say from a file name
+    decoded with ``surrogateescape``): no store could save it, nor a log line show it.
+
+    :raises WorkflowValidationError: naming the name and the character.
+    """
+    if name.isascii():
+        return
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise WorkflowValidationError(
+            f"a {kind} name must be text that UTF-8 can hold; {name!r} has a lone surrogate "
+            f"({name[exc.start]!r} at position {exc.start}): rename it"
+        ) from None

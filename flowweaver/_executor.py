@@ -9,6 +9,7 @@ source (``_async/_executors.py`` -> ``_sync/_executors.py``).
 
 from __future__ import annotations
 
+import math
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -40,6 +41,8 @@ class ExecutorOptions(TypedDict, total=False):
     observer: Observer | Any
     fresh: bool
     fingerprint_code: bool
+    commit_interval: float
+    wait_for_lock: float | None
 
 
 class BaseExecutor(ABC):
@@ -59,6 +62,19 @@ class BaseExecutor(ABC):
     :param fingerprint_code: save a hash of each task function's code with its result, and
         restore a result only while the code is unchanged (off by default: an explicit
         ``Task(version=...)`` is the cheaper, predictable way).
+    :param commit_interval: with a ``state_store``, the longest a finished task's record
+        waits before it is committed, in seconds (default 0.2), however many other tasks
+        are ready: a crash loses at most about this much finished work. Records are
+        saved in batches; a shorter interval means more, smaller batches.
+    :param wait_for_lock: a run holds a lease on (``state_store``, workflow name) while it
+        runs, so that two runs of one workflow never share a store at once; when another
+        run (another process, or another Workflow object of the same name) holds it, wait
+        up to this many seconds for it to end (default 0: fail at once; None: wait as
+        long as it takes), then raise :class:`~flowweaver.WorkflowLockedError` naming the
+        holder, before anything runs. Only the built-in stores are leased.
+    :raises WorkflowValidationError: for an unknown ``backend``, an ``observer`` that
+        cannot be called, a ``commit_interval`` that is not a positive finite number, or a
+        ``wait_for_lock`` that is neither None nor a number of seconds (0 or more).
     """
 
     _inline_sync = False
@@ -72,6 +88,8 @@ class BaseExecutor(ABC):
         observer: Observer | Any = None,
         fresh: bool = False,
         fingerprint_code: bool = False,
+        commit_interval: float = 0.2,
+        wait_for_lock: float | None = 0,
     ) -> None:
         if backend not in _BACKENDS:
             raise WorkflowValidationError(f"backend must be 'asyncio' or 'trio', got {backend!r}")
@@ -88,6 +106,8 @@ class BaseExecutor(ABC):
         self.observer: Observer | None = observer
         self.fresh = bool(fresh)
         self.fingerprint_code = bool(fingerprint_code)
+        self.commit_interval = _positive_seconds("commit_interval", commit_interval)
+        self.wait_for_lock = _lock_wait(wait_for_lock)
 
     @property
     @abstractmethod
@@ -130,6 +150,27 @@ def _positive_int(label: str, value: object) -> int:
     if value < 1:
         raise WorkflowValidationError(f"{label} must be at least 1, got {value}")
     return value
+
+
+def _positive_seconds(label: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise WorkflowValidationError(f"{label} must be a number of seconds, got {value!r}")
+    if not (value > 0 and math.isfinite(value)):
+        raise WorkflowValidationError(
+            f"{label} must be a positive finite number of seconds, got {value!r}"
+        )
+    return float(value)
+
+
+def _lock_wait(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise WorkflowValidationError(
+            f"wait_for_lock must be None (wait as long as it takes) or a number of seconds, "
+            f"0 or more, got {value!r}"
+        )
+    return None if math.isinf(value) else float(value)
 
 
 class SequentialBase(BaseExecutor):

@@ -62,6 +62,9 @@ class JSONState:
         self.main: Identity | None = None
         self.journal_file: tuple[int, int] | None = None  # (device, inode)
         self.journal_size = 0
+        # The journal's whole identity when last read or appended to: a journal that still
+        # has it is the very file (an inode number alone may be reused by a new journal).
+        self.journal_seen: Identity | None = None
         self._known = False  # False until the first read, and after a failed one
 
     # -- keeping up with the disk -------------------------------------------------------------
@@ -90,6 +93,7 @@ class JSONState:
         self.main = main
         self.journal_file = None
         self.journal_size = 0
+        self.journal_seen = None
         self._known = True
 
     def read_journal(self, data: bytes, journal: Identity) -> int:
@@ -107,6 +111,7 @@ class JSONState:
                 self._apply_line(line, number, start)
         self.journal_file = (journal.device, journal.inode)
         self.journal_size = start + end
+        self.journal_seen = journal
         self._known = True
         return self.journal_size
 
@@ -114,12 +119,14 @@ class JSONState:
         """Our own line is durable in ``journal``."""
         self.journal_file = (journal.device, journal.inode)
         self.journal_size = journal.size
+        self.journal_seen = journal
 
     def compacted(self, main: Identity) -> None:
         """The main file now holds everything and the journal is gone."""
         self.main = main
         self.journal_file = None
         self.journal_size = 0
+        self.journal_seen = None
 
     def should_compact(self) -> bool:
         """True once the journal outgrows the main file (amortised O(1) per record)."""

@@ -170,12 +170,17 @@ def check_db_path(path: Path) -> Path:
     return path
 
 
+#: The most days ``gc_days`` may say: a cutoff further back than year 1 cannot be computed.
+MAX_GC_DAYS = 700_000
+
+
 def check_gc_days(gc_days: object) -> int:
-    """:raises WorkflowValidationError: unless ``gc_days`` is a whole number above 0."""
-    if isinstance(gc_days, bool) or not isinstance(gc_days, int) or gc_days <= 0:
+    """:raises WorkflowValidationError: unless ``gc_days`` is a whole number from 1 to
+    :data:`MAX_GC_DAYS`."""
+    if isinstance(gc_days, bool) or not isinstance(gc_days, int) or not 1 <= gc_days <= MAX_GC_DAYS:
         raise WorkflowValidationError(
-            f"gc_days must be a whole number of days above 0, got {gc_days!r}; to keep "
-            "records forever pass enable_gc=False"
+            f"gc_days must be a whole number of days above 0 and at most {MAX_GC_DAYS:,}, got "
+            f"{gc_days!r}; to keep records forever pass enable_gc=False"
         )
     return gc_days
 
@@ -199,9 +204,9 @@ def database_error(path: Path, exc: sqlite3.Error, doing: str) -> StateStoreErro
         )
     if "locked" in text or "busy" in text:
         return StateStoreError(
-            f"the state store {str(path)!r} stayed locked by another connection for "
-            f"{BUSY_TIMEOUT:g} s while trying to {doing} ({text}); wait for the other process "
-            "or stop it"
+            f"the state store {str(path)!r} stayed locked by another connection while "
+            f"trying to {doing} (waited up to {BUSY_TIMEOUT:g} s, a few seconds once the run "
+            f"was interrupted; {text}); wait for the other process or stop it"
         )
     return StateStoreError(
         f"cannot {doing} the state store {str(path)!r}: {type(exc).__name__}: {text}; check "
@@ -247,25 +252,63 @@ class Rows:
     def record(self, row: Sequence[Any]) -> TaskRecord:
         """A :class:`TaskRecord` from a row, its result decoded.
 
-        :raises StateStoreError: for a row this store cannot read.
+        :raises StateStoreError: for a row this store cannot read, naming the row (its
+            workflow and task name), the column and what is wrong with it.
         """
         workflow, name, status, result, error, stamp, version, fingerprint, token, inputs = row
+        for column, value in zip(COLUMNS, row, strict=True):
+            if isinstance(value, str) and not value.isascii() and not _utf8(value):
+                raise self._damaged(row, f"its {column!r} is not valid UTF-8 text")
         try:
-            return TaskRecord(
-                task_name=name,
-                status=TaskStatus(status),
-                result=None if result is None else self.serializer.loads(result),
-                error=error,
-                timestamp=parse_timestamp(stamp),
-                workflow=workflow or None,
-                version=version,
-                fingerprint=fingerprint,
-                token=token,
-                inputs=inputs,
-            )
+            task_status = TaskStatus(status)
+        except ValueError:
+            names = ", ".join(s.value for s in TaskStatus)
+            raise self._damaged(row, f"its status {status!r} is not one of {names}") from None
+        try:
+            timestamp = parse_timestamp(stamp)
+        except (ValueError, TypeError, OverflowError):
+            raise self._damaged(row, f"its timestamp {stamp!r} is not an ISO 8601 time") from None
+        try:
+            value = None if result is None else self.serializer.loads(result)
         except Exception as exc:
             raise StateStoreError(
-                f"the state store {str(self.path)!r} has a record of task {name!r} that "
-                f"cannot be read with {self.serializer!r} ({type(exc).__name__}: {exc}); open "
-                "it with the serializer that wrote it, or delete that record"
+                f"the state store {str(self.path)!r} has a record of task {name!r} "
+                f"(workflow {workflow!r}) whose result cannot be read with "
+                f"{self.serializer!r} ({type(exc).__name__}: {exc}); open it with the "
+                "serializer that wrote it, or delete that record"
             ) from None
+        return TaskRecord(
+            task_name=name,
+            status=task_status,
+            result=value,
+            error=error,
+            timestamp=timestamp,
+            workflow=workflow or None,
+            version=version,
+            fingerprint=fingerprint,
+            token=token,
+            inputs=inputs,
+        )
+
+    def _damaged(self, row: Sequence[Any], problem: str) -> StateStoreError:
+        workflow, name = row[0], row[1]
+        return StateStoreError(
+            f"the state store {str(self.path)!r} has a damaged record (workflow {workflow!r}, "
+            f"task {name!r}): {problem}; something other than FlowWeaver changed it. Delete "
+            "that record (flowweaver reset), or restore the file from a copy"
+        )
+
+
+def text_factory(data: bytes) -> str:
+    """How the connections decode TEXT: text that is not UTF-8 comes back with lone
+    surrogates instead of failing the whole query, so that :meth:`Rows.record` can say
+    which row and column are damaged."""
+    return data.decode("utf-8", "surrogateescape")
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

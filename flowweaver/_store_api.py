@@ -26,6 +26,42 @@ class StateStoreError(FlowWeaverError):
     """
 
 
+class WorkflowLockedError(StateStoreError):
+    """Another run of the same workflow holds the store's lease (see the run lease in
+    the README); raised before anything of this run has run or been written.
+
+    :ivar workflow: the workflow's name.
+    :ivar store: the store's path.
+    :ivar pid: the holder's process id, ``host`` its host name and ``since`` when it took
+        the lease (ISO 8601, UTC); None when the lease file did not say.
+    """
+
+    def __init__(
+        self,
+        workflow: str,
+        store: str,
+        pid: object,
+        host: object,
+        since: object,
+        waited: float | None,
+    ) -> None:
+        self.workflow = workflow
+        self.store = store
+        self.pid = pid if isinstance(pid, int) else None
+        self.host = host if isinstance(host, str) else None
+        self.since = since if isinstance(since, str) else None
+        if self.pid is None:
+            who = "another run"
+        else:
+            who = f"the run of process {self.pid} on host {self.host!r} (since {self.since})"
+        after = f" after waiting {waited:g} s" if waited else ""
+        super().__init__(
+            f"workflow {workflow!r} is already running on the state store {store!r}: "
+            f"{who} holds its lease{after}; wait for that run to end, stop it, or pass "
+            "wait_for_lock=SECONDS to the executor to wait for it"
+        )
+
+
 class StateSerializationError(StateStoreError):
     """A task's result cannot be stored by the store's serializer.
 

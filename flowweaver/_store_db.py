@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.lowlevel
 
-from ._store_io import AsyncShield, StoreThread, check_cancelled_in_worker, running_on_asyncio
+from ._sqlite_schema import text_factory
+from ._store_io import (
+    AsyncShield,
+    StoreThread,
+    check_cancelled_in_worker,
+    running_on_asyncio,
+    wait_deadline,
+)
 
 if TYPE_CHECKING:
     import aiosqlite
@@ -36,8 +43,8 @@ class Database:
     """One ``sqlite3`` connection in autocommit mode; transactions are explicit.
 
     A statement that meets another connection's write lock is tried again until
-    ``busy_timeout`` s have passed; in a worker thread of a run, the run's cancellation
-    ends the wait. It may be used from any thread, one call at a time.
+    ``busy_timeout`` s have passed (less inside ``give_up_after``); in a worker thread of
+    a run, the run's cancellation ends the wait. It may be used from any thread, one call at a time.
     """
 
     def __init__(self, conn: sqlite3.Connection, busy_timeout: float) -> None:
@@ -50,11 +57,12 @@ class Database:
         conn = sqlite3.connect(
             path, timeout=_BUSY_TRY, isolation_level=None, check_same_thread=False
         )
+        conn.text_factory = text_factory
         return cls(conn, busy_timeout)
 
     def execute(self, sql: str, params: Params = ()) -> list[Any]:
         """Run one statement and return its rows."""
-        deadline = time.monotonic() + self._patience
+        deadline = wait_deadline(self._patience)
         while True:
             try:
                 return self._conn.execute(sql, params).fetchall()
@@ -106,6 +114,7 @@ class AsyncDatabase:
             import aiosqlite  # on first use: `import flowweaver` should not pay for it
 
             conn = await aiosqlite.connect(path, timeout=_BUSY_TRY, isolation_level=None)
+            conn.text_factory = text_factory
             return cls(conn, None, busy_timeout)
         db = cls(None, None, busy_timeout)
         db._blocking = await db._worker.run(Database.connect, path, busy_timeout)
@@ -119,7 +128,7 @@ class AsyncDatabase:
         """Run one statement and return its rows."""
         if self._conn is None:
             return await self._worker.run(self._sync().execute, sql, params)
-        deadline = time.monotonic() + self._patience
+        deadline = wait_deadline(self._patience)
         while True:
             try:
                 return list(await self._conn.execute_fetchall(sql, params))

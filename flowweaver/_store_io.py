@@ -9,6 +9,8 @@ differs between the two forms lives here, so the generated code never asks "am I
 * :class:`AsyncFileLock` waits for the store's lock file with ``anyio.sleep``;
   :class:`FileLock` with ``time.sleep``. Both try the OS lock without blocking, so a
   waiting coroutine can be cancelled and never holds a thread.
+* :func:`give_up_after` bounds every wait for another holder's lock, for a run that was
+  interrupted and only has a few seconds left to save its last records.
 * :class:`AsyncShield` keeps a cleanup step from being cancelled; :class:`Shield` does
   nothing (a blocking call cannot be cancelled halfway).
 
@@ -32,7 +34,9 @@ import secrets
 import stat
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, NamedTuple, TypeVar
@@ -50,6 +54,36 @@ T = TypeVar("T")
 LOCK_TIMEOUT = 60.0
 _FIRST_POLL = 0.001
 _LAST_POLL = 0.05
+
+
+# When waits for another holder's lock must end (time.monotonic()), None: no bound. A
+# context variable, because the waits happen deep in the stores, in worker threads
+# (anyio copies the caller's context into them) or inline on the loop thread.
+_GIVE_UP_AT: ContextVar[float | None] = ContextVar("flowweaver_give_up_at", default=None)
+
+
+@contextmanager
+def give_up_after(seconds: float) -> Iterator[None]:
+    """Within the block, a wait for the store's lock (the lock file, or SQLite's write
+    lock) ends after at most ``seconds`` with the store's usual "locked" error.
+
+    A thread cannot be interrupted, so an interrupted run cannot abandon a write that
+    waits for another process: instead the wait itself gives up, and nothing of the batch
+    is written (a batch is all or nothing).
+    """
+    token = _GIVE_UP_AT.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _GIVE_UP_AT.reset(token)
+
+
+def wait_deadline(patience: float) -> float:
+    """The ``time.monotonic()`` at which a wait for a lock that starts now must end:
+    after ``patience`` s, or sooner inside :func:`give_up_after`."""
+    deadline = time.monotonic() + patience
+    give_up = _GIVE_UP_AT.get()
+    return deadline if give_up is None else min(deadline, give_up)
 
 
 def running_on_asyncio() -> bool:
@@ -142,9 +176,10 @@ def _open_lock(store: Path) -> int:
         raise os_error(store, exc, "lock") from None
 
 
-def _timed_out(store: Path, timeout: float) -> StateStoreError:
+def _timed_out(store: Path, began: float) -> StateStoreError:
+    waited = time.monotonic() - began
     return StateStoreError(
-        f"the state store {str(store)!r} stayed locked for {timeout:g} s (lock file "
+        f"the state store {str(store)!r} stayed locked for {waited:.3g} s (lock file "
         f"{str(lock_path(store))!r}); another process or thread is holding it: wait for it "
         "to finish or stop it"
     )
@@ -173,11 +208,12 @@ class AsyncFileLock:
     async def __aenter__(self) -> None:
         fd = _open_lock(self._store)
         try:
-            deadline = time.monotonic() + self._timeout
+            began = time.monotonic()
+            deadline = wait_deadline(self._timeout)
             delay = _FIRST_POLL
             while not _try_lock(fd):
                 if time.monotonic() >= deadline:
-                    raise _timed_out(self._store, self._timeout)
+                    raise _timed_out(self._store, began)
                 await anyio.sleep(delay)
                 delay = min(delay * 2, _LAST_POLL)
         except BaseException:
@@ -221,11 +257,12 @@ class FileLock:
     def __enter__(self) -> None:
         fd = _open_lock(self._store)
         try:
-            deadline = time.monotonic() + self._timeout
+            began = time.monotonic()
+            deadline = wait_deadline(self._timeout)
             delay = _FIRST_POLL
             while not _try_lock(fd):
                 if time.monotonic() >= deadline:
-                    raise _timed_out(self._store, self._timeout)
+                    raise _timed_out(self._store, began)
                 check_cancelled_in_worker()
                 time.sleep(delay)
                 delay = min(delay * 2, _LAST_POLL)

@@ -6,6 +6,7 @@ No I/O beyond ``os.stat``-like checks, so the async and blocking forms use it al
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -124,7 +125,7 @@ def check_folder(path: Path) -> None:
     The folder is never created: a typo in a path should not scatter folders around.
 
     :raises StateStoreError: when the folder is missing, is not a folder, cannot be
-        written to, or ``path`` is itself a folder.
+        written to, or ``path`` is itself a folder or another non-regular file (a FIFO).
     """
     folder = path.parent
     if not folder.exists():
@@ -136,15 +137,55 @@ def check_folder(path: Path) -> None:
         raise StateStoreError(
             f"cannot open the state store {str(path)!r}: {str(folder)!r} is not a folder"
         )
-    if path.is_dir():
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = None  # no file yet (it is made), or an error the open itself will report
+    if mode is not None and stat.S_ISDIR(mode):
         raise StateStoreError(
             f"cannot open the state store {str(path)!r}: it is a folder; give a file path"
+        )
+    if mode is not None and not stat.S_ISREG(mode):
+        # Reading a FIFO would wait forever for a writer.
+        raise StateStoreError(
+            f"cannot open the state store {str(path)!r}: it is not a regular file (a FIFO, "
+            "a socket or a device); give the path of a store file"
         )
     if not os.access(folder, os.W_OK | os.X_OK):
         raise StateStoreError(
             f"cannot open the state store {str(path)!r}: no permission to write in its folder "
             f"{str(folder)!r}; fix the folder's permissions or choose another path"
         )
+
+
+def file_id(path: Path) -> tuple[int, int] | None:
+    """The (device, inode) that ``path`` names now; None when nothing is there."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def store_vanished(path: Path, deleted: bool) -> StateStoreError:
+    """The error for a store file deleted or replaced while a run was using it."""
+    what = "deleted" if deleted else "replaced by another file"
+    return StateStoreError(
+        f"the state store {str(path)!r} was {what} while this run was using it, so the "
+        "records this run saved are no longer in it and nothing more is saved there; the "
+        "tasks whose records were lost run again next time. Leave a store's file alone "
+        "while a run uses it"
+    )
+
+
+def check_same_file(path: Path, opened: tuple[int, int] | None) -> None:
+    """One ``stat``: fail when ``path`` no longer names the file that was ``opened``.
+
+    :raises StateStoreError: naming the path and saying what happened.
+    """
+    now = file_id(path)
+    if now != opened:
+        raise store_vanished(path, now is None)
 
 
 def os_error(path: Path, exc: OSError, doing: str) -> StateStoreError:

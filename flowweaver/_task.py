@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._calls import accepted_keywords, is_async_callable
-from ._errors import WorkflowValidationError
+from ._errors import WorkflowValidationError, check_name_text
 from ._remote import RemoteResult
 from ._settings import (
     OPTIONS,
@@ -111,6 +111,7 @@ class Task:
         self._setup(name, func, settings)
 
     def _setup(self, name: str, func: Callable[..., Any], settings: TaskSettings) -> None:
+        check_name_text("task", name)
         self.name = name
         self.func = func
         self.settings = settings

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _export
-from ._errors import WorkflowValidationError
+from ._errors import WorkflowValidationError, check_name_text
 from ._graph import Graph
 from ._status import WorkflowStatus
 from ._task import Task, TaskSettings
@@ -30,6 +30,7 @@ class Workflow:
             raise WorkflowValidationError(
                 f"a workflow name must be a non-empty string, got {name!r}"
             )
+        check_name_text("workflow", name)
         self.name = name
         self.description = description
         self._tasks: dict[str, Task] = {}

@@ -10,6 +10,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 COMMAND = [sys.executable, "-m", "flowweaver"]
@@ -98,11 +99,19 @@ class LineReader:
         return "".join(self.lines)
 
 
-def run_and_interrupt(args: list[str], cwd: Path, when: str) -> tuple[int, str]:
-    """Start ``flowweaver ARGS``, press Ctrl-C once a line contains ``when``, and return
-    the exit code and everything it printed (stdout and stderr together)."""
+def run_and_interrupt(
+    args: list[str],
+    cwd: Path,
+    when: str,
+    *,
+    command: Sequence[str] = COMMAND,
+    before: Callable[[], None] | None = None,
+) -> tuple[int, str]:
+    """Start ``flowweaver ARGS`` (or ``command ARGS``), press Ctrl-C once a line contains
+    ``when`` (and ``before()`` has returned), and return the exit code and everything it
+    printed (stdout and stderr together)."""
     with subprocess.Popen(
-        [*COMMAND, *args],
+        [*command, *args],
         cwd=cwd,
         env=command_env(),
         stdout=subprocess.PIPE,
@@ -112,6 +121,8 @@ def run_and_interrupt(args: list[str], cwd: Path, when: str) -> tuple[int, str]:
         try:
             reader = LineReader(proc)
             reader.wait_for(when)
+            if before is not None:
+                before()
             proc.send_signal(signal.SIGINT)
             code = proc.wait(timeout=30)
             return code, reader.rest()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import sqlite3
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -150,3 +151,26 @@ def load_json(path: Path) -> Any:
     """The file read with plain ``json.load``, as a user would."""
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+def completed(store: Path) -> set[str]:
+    """The completed tasks the store holds, read without FlowWeaver."""
+    if store.suffix == ".json":
+        main = json.loads(store.read_text()) if store.exists() else {}
+        names = {n for n, r in main.items() if r["status"] == "COMPLETED"}
+        journal = store.with_name(store.name + ".journal")
+        if journal.exists():  # what a run wrote since the file was last compacted
+            for line in journal.read_text().splitlines():
+                try:
+                    op = json.loads(line)
+                except ValueError:
+                    continue  # a torn last line: never reported durable
+                for name, raw in op.get("put", {}).items():
+                    if raw["status"] == "COMPLETED":
+                        names.add(name)
+        return names
+    if not store.exists():
+        return set()
+    with sqlite3.connect(store) as db:
+        rows = db.execute("SELECT task_name FROM tasks WHERE status = 'COMPLETED'").fetchall()
+    return {name for (name,) in rows}

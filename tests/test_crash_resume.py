@@ -8,11 +8,9 @@ a record), and the next run must not start any task whose completion was committ
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -20,6 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.store_helpers import completed
 
 # subprocesses and signals: not in the quick `-m "not slow"` run
 pytestmark = pytest.mark.slow
@@ -63,28 +63,6 @@ CHILD = textwrap.dedent(
 
 TOTAL = 240
 KILLS = 4
-
-
-def completed(store: Path) -> set[str]:
-    """The completed tasks the store holds, read without FlowWeaver."""
-    if not store.exists():
-        return set()
-    if store.suffix == ".json":
-        names = {n for n, r in json.loads(store.read_text()).items() if r["status"] == "COMPLETED"}
-        journal = store.with_name(store.name + ".journal")
-        if journal.exists():  # what a run wrote since the file was last compacted
-            for line in journal.read_text().splitlines():
-                try:
-                    op = json.loads(line)
-                except ValueError:
-                    continue  # a torn last line: never reported durable
-                for name, raw in op.get("put", {}).items():
-                    if raw["status"] == "COMPLETED":
-                        names.add(name)
-        return names
-    with sqlite3.connect(store) as db:
-        rows = db.execute("SELECT task_name FROM tasks WHERE status = 'COMPLETED'").fetchall()
-    return {name for (name,) in rows}
 
 
 def started(log: Path) -> list[str]:

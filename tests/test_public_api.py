@@ -245,3 +245,8 @@ def test_library_logs_to_a_null_handler_by_default() -> None:
 
     handlers = logging.getLogger("flowweaver").handlers
     assert any(isinstance(h, logging.NullHandler) for h in handlers)
+
+
+def test_workflow_locked_error_is_a_state_store_error() -> None:
+    assert issubclass(flowweaver.WorkflowLockedError, flowweaver.StateStoreError)
+    assert "WorkflowLockedError" in flowweaver.__all__

@@ -170,6 +170,8 @@ class _Run:
                 self.tasks,
                 fresh=executor.fresh,
                 fingerprint_code=executor.fingerprint_code,
+                commit_interval=executor.commit_interval,
+                wait_for_lock=executor.wait_for_lock,
             )
         self.writer: Writer | None = None
 
@@ -475,6 +477,7 @@ class _Run:
         tasks = self.tasks
         awaiting = self.awaiting
         guard = self.guard
+        writer = self.writer
         streak = 0
         cancelled = anyio.get_cancelled_exc_class()
         while True:
@@ -497,7 +500,11 @@ class _Run:
                         return
                     else:
                         guard.active = False
-                        self._succeeded(i, value, time.time())
+                        ended = time.time()
+                        self._succeeded(i, value, ended)
+                        if writer is not None and writer.overdue(ended):
+                            # The writer cannot run while this lane holds the loop.
+                            streak = _YIELD_EVERY
                 else:
                     try:
                         await self._run_on_lane(i)
@@ -675,6 +682,8 @@ class _SoloSettings:
     observer = None
     fresh = False
     fingerprint_code = False
+    commit_interval = 0.2  # unused without a store
+    wait_for_lock: float | None = 0.0
 
     def _remote_runner(self) -> None:
         return None

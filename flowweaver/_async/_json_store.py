@@ -22,7 +22,7 @@ from .._json_format import JSONState
 from .._serializers import Serializer, check_serializer
 from .._status import TaskStatus
 from .._store_api import TaskRecord
-from .._store_io import AsyncFileLock, AsyncFiles
+from .._store_io import AsyncFileLock, AsyncFiles, Identity
 from .._store_records import (
     check_argument_status,
     check_folder,
@@ -31,6 +31,7 @@ from .._store_records import (
     error_text,
     os_error,
     public_state,
+    store_vanished,
 )
 from .._store_records import store_path as as_path
 from ._store_base import AsyncBaseStateStore
@@ -252,12 +253,42 @@ class AsyncJSONSession:
     ``save`` appends one journal line per batch (one fsync); ``aclose`` folds the
     journal into the file. On cancellation, a write that has started (the lock is held)
     finishes first; waiting for the lock is cancelled at once.
+
+    A file deleted or replaced by someone else mid-run fails the run at the next batch.
+    FlowWeaver's writers replace the file too (compaction), but always together with
+    removing the journal, under the lock: so a file that is gone or has another inode
+    while the journal is still the very file last seen (inode, size and mtime) was not
+    replaced by one of them.
+    And the session keeps one record it saved (name and timestamp) as a witness that
+    must still be there, which also catches the journal and the file both going.
     """
 
     def __init__(self, store: AsyncJSONStateStore) -> None:
         self._store = store
         self._state = store._state
         self._saved = False
+        self._witness: tuple[str, object] | None = None
+
+    def _check_unchanged(self, main: Identity | None, journal: Identity | None) -> None:
+        """After a refresh: fail if someone other than a FlowWeaver writer deleted or
+        replaced the file (given what the session knew before the refresh)."""
+        state = self._state
+        if (
+            main is not None
+            and journal is not None
+            and state.journal_seen == journal
+            and (state.main is None or state.main[:2] != main[:2])
+        ):
+            raise store_vanished(self._store._path, deleted=state.main is None)
+        self._check_witness()
+
+    def _check_witness(self) -> None:
+        witness = self._witness
+        if witness is None:
+            return
+        raw = self._state.records.get(witness[0])
+        if raw is None or raw.get("timestamp") != witness[1]:
+            raise store_vanished(self._store._path, deleted=self._state.main is None)
 
     def encode(self, task_name: str, value: Any) -> Any:
         """A copy of the result as it will be stored (see ``_json_format``).
@@ -279,18 +310,25 @@ class AsyncJSONSession:
     async def save(self, workflow: str, records: Sequence[TaskRecord]) -> None:
         """Make ``records`` durable as one journal line; returns once it is fsynced.
 
-        :raises StateStoreError: when the file cannot be written, or a name now holds a
-            record of another workflow; nothing of the batch is written then.
+        :raises StateStoreError: when the file cannot be written, a name now holds a
+            record of another workflow, or the file was deleted or replaced since this
+            session saved into it; nothing of the batch is written then.
         """
         if not records:
             return
         state = self._state
         async with self._store._locked() as files:
+            main, journal = state.main, state.journal_seen
             await self._store._refresh(files)
+            self._check_unchanged(main, journal)
             state.check_owner(workflow, [r.task_name for r in records])
-            line = state.put({r.task_name: state.raw(r, workflow) for r in records})
+            raws = {r.task_name: state.raw(r, workflow) for r in records}
+            line = state.put(raws)
             self._saved = True
             await self._store._append(files, line)
+            if self._witness is None:
+                name = records[0].task_name
+                self._witness = (name, raws[name]["timestamp"])
 
     async def aclose(self) -> None:
         """Fold the journal into the file, so the file alone holds everything.
@@ -301,6 +339,8 @@ class AsyncJSONSession:
         if not self._saved and await AsyncFiles().identity(self._state.journal) is None:
             return
         async with self._store._locked() as files:
+            main, journal = self._state.main, self._state.journal_seen
             await self._store._refresh(files)
+            self._check_unchanged(main, journal)
             if self._state.journal_file is not None:
                 await self._store._rewrite(files)

@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .._lease import Lease
 from .._resume import code_fingerprint, restorable
 from .._status import TaskStatus
 from .._store_api import AsyncStoreSession, TaskRecord
+from .._store_io import give_up_after
 from ._sigint import InlineGuard
 from ._writer import Writer
 
@@ -27,6 +29,12 @@ if TYPE_CHECKING:
     from .._task import Task
 
 logger = logging.getLogger("flowweaver")
+
+#: After an interrupt, cancellation or error, how long the last save may wait for a store
+#: that another process holds locked before the run gives up on it (and ends).
+INTERRUPTED_PATIENCE = 3.0
+# At most this many unsaved task names are listed in the log line.
+_NAMES_SHOWN = 20
 
 # The writer gives every record of a batch the time the batch is written (one clock read
 # and one formatted timestamp per batch, not per task).
@@ -45,8 +53,13 @@ class RunStore:
         *,
         fresh: bool,
         fingerprint_code: bool,
+        commit_interval: float = 0.2,
+        wait_for_lock: float | None = 0,
     ) -> None:
         self._store = store
+        self._wait_for_lock = wait_for_lock
+        self._lease: Lease | None = None
+        self._commit_interval = commit_interval
         self._workflow = workflow
         self._graph = graph
         self._tasks = tasks
@@ -72,12 +85,23 @@ class RunStore:
             ``ThreadSession.inline``), marked as inline calls so that Ctrl-C interrupts
             one that waits for another process's lock; None: in a worker thread.
 
+        :raises WorkflowLockedError: another run of this workflow holds the store's lease
+            (still, after ``wait_for_lock`` seconds); nothing has run or been written.
         :raises StateStoreError: the store cannot be read, or holds another workflow's
             record under one of these task names; nothing has run and nothing was written.
         """
-        from ._sessions import ThreadSession, open_session
+        from ._sessions import ThreadSession, open_session, store_file
 
-        session = await open_session(self._store)
+        path = store_file(self._store)
+        if path is not None:
+            lease = Lease(path, self._workflow)
+            await lease.acquire(self._wait_for_lock)
+            self._lease = lease
+        try:
+            session = await open_session(self._store)
+        except BaseException:
+            self._release()
+            raise
         guard = None
         if inline_guard is not None and isinstance(session, ThreadSession):
             session.inline = True
@@ -89,11 +113,21 @@ class RunStore:
             if not self._fresh:
                 self._records = records
         except BaseException:
-            with anyio.CancelScope(shield=True):
-                await session.aclose()
+            try:
+                with anyio.CancelScope(shield=True):
+                    await session.aclose()
+            finally:
+                self._release()
             raise
         self._session = session
-        self.writer = Writer(session, self._workflow, on_durable, deferred=True, guard=guard)
+        self.writer = Writer(
+            session,
+            self._workflow,
+            on_durable,
+            deferred=True,
+            guard=guard,
+            interval=self._commit_interval,
+        )
 
     def restorable(self) -> dict[int, TaskRecord]:
         """The tasks whose saved result this run may use, by index (see ``_resume``)."""
@@ -155,19 +189,55 @@ class RunStore:
     async def close(self, ok: bool) -> None:
         """Save what is still queued and close the session, even after a cancellation.
 
-        A failure to save is raised when the run was otherwise fine, and logged when an
-        error or a cancellation is already on its way out.
+        A failure to save is raised when the run was otherwise fine. When an interrupt,
+        a cancellation or an error is already on its way out (``ok`` false), a store held
+        locked by another process gets :data:`INTERRUPTED_PATIENCE` seconds; then the run
+        gives up, logs (error level) which task records were not saved (those tasks run
+        again next time) and lets the original exception go on.
         """
         session = self._session
         if session is None:
             return
+        try:
+            await self._close(session, ok)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            lease.release()
+
+    async def _close(self, session: AsyncStoreSession, ok: bool) -> None:
         with anyio.CancelScope(shield=True):
-            try:
-                if self.writer is not None:
-                    await self.writer.flush()
-            except Exception:
-                if ok:
-                    raise
-                logger.exception("could not save the last task states of %r", self._workflow)
-            finally:
-                await session.aclose()
+            if ok:
+                try:
+                    if self.writer is not None:
+                        await self.writer.flush()
+                finally:
+                    await session.aclose()
+                return
+            with give_up_after(INTERRUPTED_PATIENCE):
+                try:
+                    if self.writer is not None:
+                        await self.writer.flush()
+                except Exception as exc:
+                    self._log_unsaved(exc)
+                try:
+                    await session.aclose()
+                except Exception:
+                    logger.exception("could not close the state store of %r", self._workflow)
+
+    def _log_unsaved(self, exc: Exception) -> None:
+        names = self.writer.unsaved() if self.writer is not None else []
+        shown = ", ".join(repr(n) for n in names[:_NAMES_SHOWN])
+        if len(names) > _NAMES_SHOWN:
+            shown += f" and {len(names) - _NAMES_SHOWN} more"
+        logger.error(
+            "could not save the last task states of %r (%s: %s); not saved, so they will "
+            "run again next time: %s",
+            self._workflow,
+            type(exc).__name__,
+            exc,
+            shown or "none",
+        )

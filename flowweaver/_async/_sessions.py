@@ -21,6 +21,7 @@ so a batch is either durable or not written, never half-written by a thread left
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import anyio
@@ -69,6 +70,17 @@ async def open_session(store: object) -> AsyncStoreSession:
         "flowweaver.BaseStateStore (plain methods) or flowweaver.aio.BaseStateStore (async "
         "methods) and implement its five methods"
     )
+
+
+def store_file(store: object) -> Path | None:
+    """The file of a built-in store (its run lease lives beside it); None for a user's
+    store, which cannot be leased."""
+    if isinstance(
+        store, (AsyncJSONStateStore, AsyncSQLiteStateStore, JSONStateStore, SQLiteStateStore)
+    ):
+        path: Path = store._path
+        return path
+    return None
 
 
 def _blocking_form(store: AsyncJSONStateStore | AsyncSQLiteStateStore) -> Any:

@@ -6,10 +6,18 @@ as one batch (one transaction, one file append); while that batch is being writt
 records pile up for the next one. So batches grow exactly when the store is the bottleneck
 and a store costs one write per batch, not per task. When a batch is durable the writer
 tells the engine which completed tasks it held; only then do their dependents start.
+
+A deferred writer (see :class:`Writer`) also bounds how long a record waits: the first
+record of a batch reads the clock once and sets the batch's deadline, ``interval`` later;
+the writer waits for it with one timer per batch. A lane that runs sync tasks on the loop
+thread cannot let that timer fire, so it asks :meth:`Writer.overdue` with the clock read
+it makes per task anyway, and yields when the batch is due.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 
@@ -28,6 +36,8 @@ class Writer:
         (a free slot and nothing ready to start), or once the queue is long. A batch then
         holds everything that could run before it: fewer, bigger batches, each one
         transaction or one fsync, and no batch while all slots are busy anyway.
+    :param interval: a deferred writer saves a record at the latest this many seconds
+        after it was queued, however much else is ready (``commit_interval``).
     """
 
     #: A deferred writer saves anyway once this many records wait.
@@ -40,6 +50,7 @@ class Writer:
         on_durable: Callable[[list[int]], None],
         deferred: bool = False,
         guard: InlineGuard | None = None,
+        interval: float = 0.2,
     ) -> None:
         self._session = session
         self._guard = guard
@@ -50,14 +61,30 @@ class Writer:
         self._more = anyio.Event()
         self._due = not deferred  # a deferred writer saves once kicked
         self._closed = False
+        self._interval = interval
+        #: When the oldest queued record is due (``time.time()``); inf with an empty queue.
+        self.due_at = math.inf
 
     def put(self, index: int, record: TaskRecord) -> None:
         """Queue ``record`` of task ``index``; never blocks."""
         queue = self._queue
+        if not queue:
+            # The first record of a batch: the one clock read and (in run) the one timer.
+            self.due_at = time.time() + self._interval
+            self._more.set()
         queue.append((index, record))
         if not self._deferred or len(queue) >= self.DEFERRED_LIMIT:
             self._due = True
             self._more.set()
+
+    def overdue(self, now: float) -> bool:
+        """True when the queued batch is due at ``now`` (a ``time.time()`` the caller has
+        read anyway); the writer is then woken, and the caller should let the loop run."""
+        if now < self.due_at:
+            return False
+        self._due = True
+        self._more.set()
+        return True
 
     def kick(self) -> None:
         """The run waits for the store: a deferred writer saves what is queued now."""
@@ -88,7 +115,19 @@ class Writer:
                 return
             else:
                 self._more = anyio.Event()
-                await self._more.wait()
+                if not self._queue:
+                    await self._more.wait()
+                    continue
+                # Clamped: a wall clock set back must not stretch the wait.
+                wait = min(max(self.due_at - time.time(), 0.0), self._interval)
+                with anyio.move_on_after(wait) as timer:
+                    await self._more.wait()
+                if timer.cancelled_caught:
+                    self._due = True
+
+    def unsaved(self) -> list[str]:
+        """The task names of the records still queued (not saved)."""
+        return [record.task_name for _, record in self._queue]
 
     async def flush(self) -> None:
         """Save whatever is queued now (used after a cancellation, inside a shield)."""
@@ -97,6 +136,7 @@ class Writer:
 
     async def _save_queued(self) -> None:
         batch, self._queue = self._queue, []
+        self.due_at = math.inf
         now = datetime.now(timezone.utc)
         records = []
         for _, record in batch:

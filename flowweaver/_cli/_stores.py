@@ -58,6 +58,11 @@ def open_store(path: Path, *, create: bool) -> CliStore:
     kind = _kind(path)
     if path.is_dir():
         raise BadInput(f"{path} is a folder, not a state store file")
+    if path.exists() and not path.is_file():
+        # a FIFO, a socket or a device: reading it could wait forever
+        raise BadInput(
+            f"{path} is not a regular file (a FIFO, a socket or a device), not a state store file"
+        )
     if not path.exists():
         if not create:
             raise BadInput(

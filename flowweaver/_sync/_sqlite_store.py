@@ -52,9 +52,11 @@ from .._store_io import Shield
 from .._store_records import (
     check_argument_status,
     check_folder,
+    check_same_file,
     check_task_name,
     check_workflow,
     error_text,
+    file_id,
     public_state,
 )
 from .._store_records import store_path as as_path
@@ -256,12 +258,18 @@ def _write(db: Database, sql: str, rows: Sequence[Sequence[Any]] | None = None) 
 
 class SQLiteSession:
     """A run's session on an :class:`SQLiteStateStore`: one connection for the run,
-    one transaction per batch."""
+    one transaction per batch.
+
+    The connection writes to the file it opened, whatever the path names later: each
+    batch first checks (one ``stat``) that the path still names that file, so a store
+    deleted or replaced mid-run fails the run instead of losing every record silently.
+    """
 
     def __init__(self, store: SQLiteStateStore, db: Database) -> None:
         self._store = store
         self._rows = store._rows
         self._db = db
+        self._opened = file_id(store._path)
 
     def encode(self, task_name: str, value: Any) -> Any:
         """The ``result`` column's value for a task's result.
@@ -289,10 +297,11 @@ class SQLiteSession:
         """Write ``records`` in one transaction; returns once it is committed.
 
         :raises StateStoreError: when the database cannot be written (nothing of the
-            batch is then).
+            batch is then), or its file was deleted or replaced since the session opened.
         """
         if not records:
             return
+        check_same_file(self._store._path, self._opened)
         rows = [self._rows.row(r, workflow) for r in records]
         with translate_errors(self._store._path, "write"):
             _write(self._db, UPSERT, rows)

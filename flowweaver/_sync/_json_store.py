@@ -18,8 +18,10 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+from .._async._sessions import blocking_form
 from .._json_format import JSONState
 from .._serializers import Serializer, check_serializer
 from .._status import TaskStatus
@@ -77,6 +79,18 @@ class JSONStateStore(BaseStateStore):
         self.pretty_print = bool(pretty_print)
         self.serializer = check_serializer(serializer)
         self._state = JSONState(self._path, self.serializer)
+
+    def _run_form(self) -> Any:
+        """A run writes through the blocking twin of this store (see ``_sessions``)."""
+        return blocking_form(self)
+
+    def _twin_settings(self) -> dict[str, Any]:
+        return dict(
+            store_path=self.store_path, pretty_print=self.pretty_print, serializer=self.serializer
+        )
+
+    def _lease_file(self) -> Path:
+        return self._path
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.store_path!r})"

@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .._async._sessions import blocking_form
 from .._serializers import Serializer, check_serializer
 from .._sqlite_schema import (
     BUSY_TIMEOUT,
@@ -101,6 +102,21 @@ class SQLiteStateStore(BaseStateStore):
         self.serializer = check_serializer(serializer)
         self._rows = Rows(self._path, self.serializer)
         self._collected = False
+
+    def _run_form(self) -> Any:
+        """A run writes through the blocking twin of this store (see ``_sessions``)."""
+        return blocking_form(self)
+
+    def _twin_settings(self) -> dict[str, Any]:
+        return dict(
+            db_path=self.db_path,
+            enable_gc=self.enable_gc,
+            gc_days=self.gc_days,
+            serializer=self.serializer,
+        )
+
+    def _lease_file(self) -> Path:
+        return self._path
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.db_path!r})"

@@ -20,11 +20,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from .._errors import FlowWeaverError
 from .._status import TaskStatus
-from .._store_api import StateStoreError, TaskRecord
+from .._store_api import StoreSession, StateStoreError, TaskRecord
 from .._store_records import record_from_state
 
 
@@ -74,6 +75,16 @@ class BaseStateStore(ABC):
     @abstractmethod
     def clear_all_states(self) -> None:
         """Remove every saved state."""
+
+    # -- the session protocol (see flowweaver._async._sessions.open_session) -----------
+
+    def _open_session(self) -> StoreSession:
+        """How a run reaches this store: a session over the five methods."""
+        return UserStoreSession(self)
+
+    def _lease_file(self) -> Path | None:
+        """A store of five methods has no file to hold a run lease beside."""
+        return None
 
 
 class UserStoreSession:

@@ -44,11 +44,21 @@ def run_blocking(func: Callable[..., Awaitable[T]], *args: Any, backend: str = "
 
     Exceptions propagate unchanged. Ctrl-C cancels the work and raises
     ``KeyboardInterrupt`` (on the helper-thread path the helper's loop is cancelled and
-    waited for first).
+    waited for first). When the work stopped because of SIGTERM (see
+    ``_async._sigint.sigterm_cancels``), SIGTERM is sent again once the loop is closed:
+    by default the process ends with it; a handler of the program's own is called.
+
+    :raises SystemExit: 143, when the program's own SIGTERM handler returns.
     """
     if not loop_running_in_this_thread():
+        from ._async._sigint import Terminated, redeliver_sigterm
+
         try:
             return anyio.run(func, *args, backend=backend)
+        except Terminated:
+            # SIGTERM stopped the run, now cleaned up: it does what it would have done.
+            redeliver_sigterm()
+            raise
         except asyncio.CancelledError:
             # Nothing outside can cancel the main task of a loop we started but Ctrl-C.
             # Python 3.11+ turns it into KeyboardInterrupt itself; anyio's Runner backport

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ._dask_watch import ExecutionLog, NoWorkersError, WorkerWatch
 from ._dask_worker import run_on_worker
 from ._errors import FlowWeaverError, WorkflowValidationError
 from ._executor import BaseExecutor, _positive_int
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
         from typing_extensions import Unpack
 
     from ._executor import ExecutorOptions
-    from ._remote import Done
+    from ._remote import Done, Recomputed
 
 logger = logging.getLogger("flowweaver")
 
@@ -81,8 +82,8 @@ class DaskBase(BaseExecutor):
     its dependents get it there, and it comes back to the driver only when a state store
     saves it or ``task.result`` is read.
 
-    :param client: where to run: a ``distributed.Client`` (kept open: it is yours, and
-        results stay readable through it after the run), the address of a running
+    :param client: where to run: a ``distributed.Client`` (kept open: it is yours), the
+        address of a running
         scheduler (``"tcp://10.0.0.5:8786"``; the run connects and disconnects), or
         ``None``: the run starts a ``LocalCluster`` on this machine (see
         ``cluster_options``) and closes it at the end, after bringing the results home.
@@ -94,6 +95,18 @@ class DaskBase(BaseExecutor):
     :param connect_timeout: seconds to wait for a scheduler given by address before
         giving up with a clear error (also how long the run's own cluster may take to
         accept its client).
+    :param worker_timeout: seconds a run waits while its cluster has no worker at all and
+        attempts are in flight (default 60); then those attempts fail with
+        ``NoWorkersError`` (a ``FlowWeaverError`` naming the scheduler), retried like any
+        failure when the task has retries, and their downstream is skipped. Without it a
+        run whose workers all died would wait forever: Dask holds the tasks until a worker
+        joins. Raise it for a cluster that scales up from zero slowly.
+    :param keep_results: leave the results on the cluster after the run (only with a
+        ``distributed.Client`` you pass in): each is fetched through that client on first
+        read of ``task.result``, which then fails with a clear error once the client is
+        closed. By default (``False``) every completed task's value is brought to the
+        driver at the end of the run in one round trip, so results stay readable whatever
+        happens to the client; opt in when the results are too big for the driver.
     :param cluster_options: keyword arguments for the run's own ``LocalCluster``, over
         the defaults ``processes=True`` (one worker process per group of cores, as Dask
         chooses) and ``dashboard_address=":0"`` (a free port: the scheduler always serves
@@ -119,6 +132,8 @@ class DaskBase(BaseExecutor):
         *,
         max_in_flight: int = 1000,
         connect_timeout: float = 10.0,
+        worker_timeout: float = 60.0,
+        keep_results: bool = False,
         cluster_options: Mapping[str, Any] | None = None,
         **options: Unpack[ExecutorOptions],
     ) -> None:
@@ -141,17 +156,23 @@ class DaskBase(BaseExecutor):
                 "cluster_options configure the run's own LocalCluster; they only apply "
                 "with client=None"
             )
-        if (
-            isinstance(connect_timeout, bool)
-            or not isinstance(connect_timeout, (int, float))
-            or not connect_timeout > 0
-        ):
+        if not isinstance(keep_results, bool):
             raise WorkflowValidationError(
-                f"connect_timeout must be a positive number of seconds, got {connect_timeout!r}"
+                f"keep_results must be True or False, got {keep_results!r}"
+            )
+        if keep_results and not isinstance(client, distributed.Client):
+            # The run's own connection (an address, or its own cluster) closes with the
+            # run, and the cluster forgets results nobody holds a future for.
+            raise WorkflowValidationError(
+                "keep_results=True leaves results on the cluster, readable through a "
+                "distributed.Client you keep open: pass your Client, not "
+                f"{'None' if client is None else 'an address'}"
             )
         self.client = client
+        self.keep_results = keep_results
         self.max_in_flight = _positive_int("max_in_flight", max_in_flight)
-        self.connect_timeout = float(connect_timeout)
+        self.connect_timeout = _positive_seconds("connect_timeout", connect_timeout)
+        self.worker_timeout = _positive_seconds("worker_timeout", worker_timeout)
         self.cluster_options = dict(DEFAULT_CLUSTER_OPTIONS)
         if cluster_options is not None:
             self.cluster_options.update(cluster_options)
@@ -162,11 +183,29 @@ class DaskBase(BaseExecutor):
         return self.max_in_flight
 
     def _remote_runner(self) -> DaskRunner:
-        return DaskRunner(self.client, self.connect_timeout, self.cluster_options)
+        return DaskRunner(
+            self.client,
+            self.connect_timeout,
+            self.cluster_options,
+            keep_results=self.keep_results,
+            worker_timeout=self.worker_timeout,
+        )
 
     def __repr__(self) -> str:
         where = "LocalCluster" if self.client is None else repr(self.client)
         return f"{type(self).__name__}({where}, max_in_flight={self.max_in_flight})"
+
+
+def _positive_seconds(label: str, value: object) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 < value < float("inf")
+    ):
+        raise WorkflowValidationError(
+            f"{label} must be a positive number of seconds, got {value!r}"
+        )
+    return float(value)
 
 
 class Call:
@@ -218,9 +257,20 @@ class DaskRunner:
     """
 
     def __init__(
-        self, target: Any, connect_timeout: float, cluster_options: Mapping[str, Any]
+        self,
+        target: Any,
+        connect_timeout: float,
+        cluster_options: Mapping[str, Any],
+        *,
+        keep_results: bool = False,
+        worker_timeout: float = 60.0,
     ) -> None:
         self._target = target
+        self._keep_results = keep_results
+        self._worker_timeout = worker_timeout
+        self._worker_watch: WorkerWatch | None = None
+        self._executions: ExecutionLog | None = None
+        self._token: str | None = None
         self._connect_timeout = connect_timeout
         self._cluster_options = dict(cluster_options)
         self._client: Any = None
@@ -238,7 +288,7 @@ class DaskRunner:
 
     @property
     def keeps_results(self) -> bool:
-        return not self._owns_client
+        return self._keep_results
 
     @property
     def client(self) -> Any:
@@ -247,8 +297,11 @@ class DaskRunner:
 
     # -- connection --------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, recomputed: Recomputed) -> None:
         """Connect to the cluster, or start the run's own; never blocks the event loop.
+
+        ``recomputed`` hears (from the client's thread) of each function Dask ran again
+        after it had finished (see ``_dask_watch.ExecutionLog``).
 
         :raises FlowWeaverError: the scheduler cannot be reached within
             ``connect_timeout`` seconds, or the local cluster cannot start.
@@ -273,12 +326,19 @@ class DaskRunner:
         target = self._target
         if isinstance(target, distributed.Client):
             self._client = target
-            return
-        self._owns_client = True
-        if target is None:
-            self._client, self._cluster = await anyio.to_thread.run_sync(self._start_local)
         else:
-            self._client = await anyio.to_thread.run_sync(self._connect, target)
+            self._owns_client = True
+            if target is None:
+                self._client, self._cluster = await anyio.to_thread.run_sync(self._start_local)
+            else:
+                self._client = await anyio.to_thread.run_sync(self._connect, target)
+        self._worker_watch = WorkerWatch(
+            self._client, self._worker_timeout, lambda: bool(self._calls), self._no_workers
+        )
+        self._worker_watch.start()
+        executions = ExecutionLog(self._client, recomputed)
+        await anyio.to_thread.run_sync(executions.subscribe)
+        self._executions, self._token = executions, executions.token
 
     def _connect(self, address: str) -> Any:
         import distributed
@@ -320,6 +380,10 @@ class DaskRunner:
         A client you passed in stays open. Shielded by the engine; waits for the helper
         thread's pending cancellations first, so none reaches a closed client.
         """
+        if self._worker_watch is not None:
+            self._worker_watch.stop()
+        if self._executions is not None:
+            await anyio.to_thread.run_sync(self._executions.unsubscribe)
         with self._lock:
             self._batch.clear()
             for call in self._calls.values():
@@ -372,7 +436,9 @@ class DaskRunner:
             for name, value in kwargs.items():
                 if type(value) is Call:
                     kwargs[name] = value.future
-            graph[call.key] = task_cls(call.key, run_on_worker, call.name, call.func, **kwargs)
+            graph[call.key] = task_cls(
+                call.key, run_on_worker, call.name, self._token, call.func, **kwargs
+            )
             call.func = call.kwargs = None
         if not graph:
             return
@@ -455,6 +521,22 @@ class DaskRunner:
         if done is not None and not call.cancelled:
             done(False, exc if isinstance(exc, Exception) else _wrapped(call, exc))
 
+    def _no_workers(self, seconds: float) -> None:
+        """From the worker watch's thread: fail every attempt sent and not finished."""
+        with self._lock:
+            calls = [c for c in self._calls.values() if c.done is not None and not c.cancelled]
+            dones = []
+            for call in calls:
+                del self._calls[call.key]
+                call.cancelled = True  # what the cluster says of it later goes nowhere
+                dones.append(call.done)
+                call.done = None
+        address = str(getattr(self._client.scheduler, "address", self._client))
+        for call, done in zip(calls, dones, strict=True):
+            if done is not None:
+                done(False, NoWorkersError(call.name, address, seconds))
+            self._cancel_now(call.future)  # or a worker joining later would still run it
+
     def _helper_pool(self) -> concurrent.futures.ThreadPoolExecutor:
         with self._lock:
             if self._helper is None:
@@ -492,20 +574,36 @@ class DaskRunner:
 
         :raises FlowWeaverError: a value could not be brought back (naming the task).
         """
-        return await anyio.to_thread.run_sync(self._gather, list(handles))
+        # Abandoned on cancellation (a bounded wait after an interrupt): the thread ends
+        # with an error when the client closes.
+        return await anyio.to_thread.run_sync(self._gather, list(handles), abandon_on_cancel=True)
 
     def fetch_blocking(self, handle: Call) -> Any:
         """One value, from a plain thread (``task.result``)."""
         return self._gather([handle])[0]
 
     def _gather(self, handles: list[Call]) -> list[Any]:
-        try:
-            values: list[Any] = self._client.gather([h.future for h in handles])
-        except Exception as exc:
-            names = ", ".join(repr(h.name) for h in handles[:5])
-            more = f" and {len(handles) - 5} more" if len(handles) > 5 else ""
+        client = self._client
+        names = ", ".join(repr(h.name) for h in handles[:5])
+        names += f" and {len(handles) - 5} more" if len(handles) > 5 else ""
+        if client.status in ("closing", "closed") and not self._keep_results:
             raise FlowWeaverError(
-                f"could not bring the result of task {names}{more} back from the Dask "
+                f"cannot bring the result of task {names} back from the Dask cluster: the "
+                "distributed.Client of the run was closed while it ran"
+            )
+        if client.status in ("closing", "closed"):
+            # After the run: without keep_results the values came home before the end.
+            raise FlowWeaverError(
+                f"the result of task {names} was left on the Dask cluster (keep_results="
+                "True) and the distributed.Client it was reachable through is now closed: "
+                "read results before closing the client, or run without keep_results to "
+                "bring them to the driver at the end of the run"
+            )
+        try:
+            values: list[Any] = client.gather([h.future for h in handles])
+        except Exception as exc:
+            raise FlowWeaverError(
+                f"could not bring the result of task {names} back from the Dask "
                 f"cluster ({type(exc).__name__}: {exc})"
             ) from exc
         return values

@@ -8,6 +8,9 @@ sit on its worker until something needs it elsewhere; then a dependent on anothe
 waits for it forever, and the driver gets an error naming no task. With it, the attempt
 fails at once with an error that names the task.
 
+Each execution that ends well is also logged with the run's token (when it has one), so
+the driver can tell when Dask runs a finished task again (see ``_dask_watch``).
+
 This module is imported on the workers, so it stays small and imports nothing heavy.
 """
 
@@ -48,24 +51,42 @@ class ResultNotPicklableError(FlowWeaverError, TypeError):
         return (type(self), (self.task_name, self.value_type, self.reason))
 
 
-def run_on_worker(task_name: str, func: Callable[..., Any], /, **kwargs: Any) -> Any:
+def run_on_worker(
+    task_name: str, token: str | None, func: Callable[..., Any], /, **kwargs: Any
+) -> Any:
     """Call ``func(**kwargs)`` on the worker; return a value that can leave the worker.
 
     Positional-only parameters, so a task may take keyword arguments named like them.
+    With a ``token``, the execution is logged once the value is ready.
 
     :raises ResultNotPicklableError: the value cannot be pickled.
     :raises Exception: whatever the task function raised.
     """
     value = func(**kwargs)
-    if type(value) in _PLAIN:
-        return value
-    if inspect.isawaitable(value):
-        # A worker thread runs no event loop of its own: give the coroutine a fresh one.
-        value = asyncio.run(_wait(value))
-        if type(value) in _PLAIN:
-            return value
-    _check_picklable(task_name, value)
+    if type(value) not in _PLAIN:
+        if inspect.isawaitable(value):
+            # A worker thread runs no event loop of its own: give the coroutine a fresh one.
+            value = asyncio.run(_wait(value))
+        if type(value) not in _PLAIN:
+            _check_picklable(task_name, value)
+    if token is not None:
+        _log_execution(token)
     return value
+
+
+#: ``_dask_watch.EXECUTIONS``, spelled here too: the workers need not import that module.
+_EXECUTIONS = "flowweaver-executions"
+
+
+def _log_execution(token: str) -> None:
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+        # One small message on the worker's batched stream to the scheduler.
+        worker.log_event(_EXECUTIONS, (token, worker.get_current_task()))
+    except Exception:  # not on a worker (called directly), or the worker is closing
+        pass
 
 
 async def _wait(awaitable: Awaitable[Any]) -> Any:

@@ -11,6 +11,23 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 
+def describe_exception(exc: BaseException) -> str:
+    """``"ValueError: bad"``: an exception's type and message, without trusting either.
+
+    A task may raise anything, including an exception whose ``__str__`` raises or returns
+    something other than a str; describing it must never fail the run. Such a message is
+    replaced by a note naming what went wrong reading it.
+    """
+    kind = type(exc).__name__
+    try:
+        message = str(exc)
+        if type(message) is not str:  # a str subclass could override formatting too
+            message = str.__str__(message)
+    except Exception as inner:  # a hostile __str__: say so instead of failing the run
+        return f"{kind} (its message could not be read: {type(inner).__name__})"
+    return f"{kind}: {message}"
+
+
 class FlowWeaverError(Exception):
     """Base class of every exception FlowWeaver raises on purpose."""
 
@@ -45,9 +62,7 @@ class TaskExecutionError(FlowWeaverError):
         self.task_name = task_name
         self.attempts = attempts
         tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
-        super().__init__(
-            f"task {task_name!r} failed after {tries}: {type(cause).__name__}: {cause}"
-        )
+        super().__init__(f"task {task_name!r} failed after {tries}: {describe_exception(cause)}")
 
 
 class TaskTimeoutError(FlowWeaverError, TimeoutError):
@@ -91,7 +106,7 @@ class WorkflowExecutionError(FlowWeaverError):
         first = self.errors[self.failed_task]
         message = (
             f"workflow {workflow_name!r} failed: task {self.failed_task!r} raised "
-            f"{type(first).__name__}: {first}"
+            f"{describe_exception(first)}"
         )
         others = self.failed_tasks[1:]
         if others:

@@ -96,3 +96,14 @@ class TaskRestored(TaskEvent):
 @dataclass(frozen=True, slots=True)
 class TaskCancelled(TaskEvent):
     """The run was cancelled while this task was in flight; it is ``PENDING`` again."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecomputed(TaskEvent):
+    """A Dask cluster ran the function of attempt ``attempt`` again after it had finished
+    (a worker holding its result was lost while a dependent still needed it); it has now
+    run to its end ``runs`` times. Task functions on a cluster run at least once: the
+    task's status, attempts, result and callbacks stay those of the first run."""
+
+    attempt: int
+    runs: int

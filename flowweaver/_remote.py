@@ -16,13 +16,18 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 Done = Callable[[bool, Any], None]
+#: ``(task name, attempt, runs)``: the runner ran a finished attempt's function again.
+Recomputed = Callable[[str, int, int], None]
 
 
 class RemoteRunner(Protocol):
     """What the engine needs from a remote runner; one instance serves one run."""
 
-    async def start(self) -> None:
+    async def start(self, recomputed: Recomputed) -> None:
         """Connect (or start a cluster); called inside the run before any task.
+
+        ``recomputed`` is called, from any thread, each time the remote side ran the
+        function of an attempt that had already finished (at-least-once execution).
 
         :raises FlowWeaverError: when the cluster cannot be reached, within a bounded time.
         """
@@ -53,13 +58,14 @@ class RemoteRunner(Protocol):
 
     @property
     def keeps_results(self) -> bool:
-        """True when handles stay valid after :meth:`aclose` (a cluster the caller owns)."""
+        """True when results stay on the cluster after the run (the caller asked so);
+        otherwise the engine brings every unfetched result home before :meth:`aclose`."""
 
 
 class RemoteResult:
     """A task's result that still lives on the cluster; fetched once, on first use."""
 
-    __slots__ = ("_error", "_lock", "_runner", "_value", "handle")
+    __slots__ = ("_lock", "_lost", "_runner", "_value", "handle")
 
     _MISSING: Any = object()
 
@@ -67,7 +73,7 @@ class RemoteResult:
         self.handle = handle
         self._runner = runner
         self._value = value
-        self._error: BaseException | None = None
+        self._lost: tuple[str, BaseException | None] | None = None
         self._lock = threading.Lock()
 
     @property
@@ -77,23 +83,23 @@ class RemoteResult:
     def set(self, value: Any) -> None:
         self._value = value
 
-    def lost(self, error: BaseException) -> None:
-        """The value could not be brought back before the cluster went away."""
-        self._error = error
+    def lost(self, reason: str, cause: BaseException | None = None) -> None:
+        """The value cannot be brought back; ``reason`` says why and what to do (the
+        first reason given stands)."""
+        if self._lost is None:
+            self._lost = (reason, cause)
 
     def get(self) -> Any:
         """The value, fetched from the cluster the first time (blocking).
 
-        :raises FlowWeaverError: when it could not be brought back before the run's own
-            cluster closed.
+        :raises FlowWeaverError: when it could not be brought back at the end of the run
+            (the message says why), or it was left on the cluster and cannot be fetched.
         """
-        if self._error is not None:
+        if self._lost is not None:
             from ._errors import FlowWeaverError
 
-            raise FlowWeaverError(
-                f"this result could not be brought back from the cluster before it closed: "
-                f"{type(self._error).__name__}: {self._error}"
-            ) from self._error
+            reason, cause = self._lost
+            raise FlowWeaverError(reason) from cause
         if self._value is RemoteResult._MISSING:
             with self._lock:
                 if self._value is RemoteResult._MISSING:

@@ -21,7 +21,7 @@ import math
 import pickle
 from typing import Any, Protocol, runtime_checkable
 
-from ._errors import WorkflowValidationError
+from ._errors import WorkflowValidationError, describe_exception
 from ._store_api import StateSerializationError
 
 
@@ -118,7 +118,7 @@ def encode(serializer: Serializer, task_name: str, value: Any) -> str | bytes:
     """
     try:
         data = serializer.dumps(value)
-    except Exception as exc:
+    except Exception as exc:  # whatever the value or the serializer raises: the task's failure
         raise StateSerializationError(task_name, value, _reason(exc)) from exc
     if not isinstance(data, (str, bytes)):
         raise StateSerializationError(
@@ -150,8 +150,19 @@ def json_copy(value: Any) -> tuple[str, Any]:
     to say which part of it is at fault.
 
     :raises NotJSONError: (a ``ValueError``) when ``value`` would not come back equal
-        from JSON.
+        from JSON, and whenever the value itself fails on the way (an ``int`` too long to
+        write out, an ``__eq__`` that raises...): a task's result never fails the run.
     """
+    try:
+        return _json_copy(value)
+    except NotJSONError:
+        raise
+    except Exception as exc:
+        reason = f"turning it into JSON and back raised {describe_exception(exc)}"
+        raise NotJSONError(reason) from None
+
+
+def _json_copy(value: Any) -> tuple[str, Any]:
     kind = type(value)
     if value is None or kind is bool or kind is int or kind is str:
         # Immutable and always equal after a round trip (but for a str's lone
@@ -187,7 +198,7 @@ def json_copy(value: Any) -> tuple[str, Any]:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, NotJSONError):
         return str(exc)
-    return f"{type(exc).__name__}: {exc}"
+    return describe_exception(exc)
 
 
 def _explain(value: Any) -> str | None:

@@ -30,6 +30,7 @@ class TaskOptions(TypedDict, total=False):
     retry_backoff: float
     retry_jitter: float
     version: str | None
+    max_retry_delay: float
 
 
 class DecoratorOptions(TaskOptions, total=False):
@@ -56,6 +57,8 @@ class TaskSettings:
     retry_backoff: float = 2.0
     retry_jitter: float = 0.0
     version: str | None = None
+    # A backoff grows fast (2**10 s is 17 minutes): each wait is capped, by default at 5 min.
+    max_retry_delay: float = 300.0
 
     def __post_init__(self) -> None:
         self.check(self.name or "<unnamed>")
@@ -127,6 +130,23 @@ class TaskSettings:
         if isinstance(backoff, bool) or not isinstance(backoff, (int, float)) or not backoff >= 1:
             raise WorkflowValidationError(
                 f"{where}: retry_backoff must be 1 (constant delay) or more, got {backoff!r}"
+            )
+        # An infinite delay or backoff would make a failing task wait forever.
+        for label in ("retry_delay", "retry_backoff", "max_retry_delay"):
+            value = getattr(self, label)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise WorkflowValidationError(
+                    f"{where}: {label} must be a number of seconds, got {value!r}"
+                )
+            if not math.isfinite(value):
+                raise WorkflowValidationError(
+                    f"{where}: {label} must be a finite number, got {value!r}; cap the wait "
+                    "between retries with max_retry_delay (seconds)"
+                )
+        if not self.max_retry_delay > 0:
+            raise WorkflowValidationError(
+                f"{where}: max_retry_delay must be more than 0 seconds, "
+                f"got {self.max_retry_delay!r}"
             )
         if self.version is not None and not isinstance(self.version, str):
             raise WorkflowValidationError(

@@ -31,9 +31,17 @@ _FINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.SKIPPED}
 
 
 class WorkflowStatus(Enum):
-    """``IDLE`` until the first run, ``RUNNING`` during one, then how the last run ended."""
+    """``IDLE`` until the first run, ``RUNNING`` during one, then how the last run ended.
+
+    ``COMPLETED``: every task completed. ``FAILED``: the run went to its end and a task
+    failed (or the run itself failed, its state store for one). ``CANCELLED``: the run was
+    stopped before its end by Ctrl-C, SIGTERM or the cancellation of the code awaiting it;
+    also when a task had already failed, because the run did not finish. Tasks that were
+    in flight are back to ``PENDING``.
+    """
 
     IDLE = "IDLE"
     RUNNING = "RUNNING"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
+    CANCELLED = "CANCELLED"

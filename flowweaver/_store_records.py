@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ._errors import WorkflowValidationError
+from ._errors import WorkflowValidationError, describe_exception
 from ._status import TaskStatus
 from ._store_api import StateStoreError, TaskRecord
 
@@ -76,7 +76,7 @@ def error_text(error: object) -> str | None:
     if error is None:
         return None
     if isinstance(error, BaseException):
-        return f"{type(error).__name__}: {error}"
+        return describe_exception(error)
     return str(error)
 
 

@@ -8,6 +8,7 @@ while a run is in progress never sees a status from one moment and a result from
 from __future__ import annotations
 
 import inspect
+import math
 import random
 import sys
 from collections.abc import Callable, Mapping
@@ -58,7 +59,10 @@ class Task:
         that many tasks failing together do not retry in lockstep.
     :param version: the version of the task's code. A result saved in a state store under
         another version is not restored: the task runs again.
-    :raises WorkflowValidationError: for a non-callable ``func`` or a bad setting.
+    :param max_retry_delay: the longest wait before a retry, in seconds (default 300),
+        whatever ``retry_delay``, ``retry_backoff`` and ``retry_jitter`` make of it.
+    :raises WorkflowValidationError: for a non-callable ``func`` or a bad setting (a
+        delay, backoff or cap that is not a finite number, say).
     """
 
     __slots__ = (
@@ -82,6 +86,7 @@ class Task:
         retry_backoff: float
         retry_jitter: float
         version: str | None
+        max_retry_delay: float
 
     def __init__(
         self,
@@ -214,10 +219,13 @@ class Task:
         """Seconds to wait before retry number ``retry_number`` (1 for the first retry)."""
         if self.retry_delay <= 0:
             return 0.0
-        wait = self.retry_delay * self.retry_backoff ** (retry_number - 1)
+        try:
+            wait = self.retry_delay * self.retry_backoff ** (retry_number - 1)
+        except OverflowError:  # many retries with a backoff: past any cap anyway
+            wait = math.inf
         if self.retry_jitter:
             wait *= 1 + random.uniform(-self.retry_jitter, self.retry_jitter)
-        return max(wait, 0.0)
+        return min(max(wait, 0.0), self.max_retry_delay)
 
     def execute(self, context: dict[str, Any] | None = None) -> Any:
         """Run this task on its own, with its retries, timeout and callbacks; block until done.
@@ -298,8 +306,8 @@ def task(func: F | None = None, /, **options: Unpack[DecoratorOptions]) -> F | C
     them each time, so one function can serve in several workflows.
 
     The options are those of :class:`Task` (``name``, ``retries``, ``timeout``,
-    ``callbacks``, ``retry_delay``, ``retry_backoff``, ``retry_jitter``, ``version``), all
-    by keyword; ``name`` defaults to ``func.__name__``.
+    ``callbacks``, ``retry_delay``, ``retry_backoff``, ``retry_jitter``, ``version``,
+    ``max_retry_delay``), all by keyword; ``name`` defaults to ``func.__name__``.
 
     :raises WorkflowValidationError: for a bad setting, at decoration time.
     """

@@ -103,13 +103,14 @@ def run_and_interrupt(
     args: list[str],
     cwd: Path,
     when: str,
+    sig: int = signal.SIGINT,
     *,
     command: Sequence[str] = COMMAND,
     before: Callable[[], None] | None = None,
 ) -> tuple[int, str]:
-    """Start ``flowweaver ARGS`` (or ``command ARGS``), press Ctrl-C once a line contains
-    ``when`` (and ``before()`` has returned), and return the exit code and everything it
-    printed (stdout and stderr together)."""
+    """Start ``flowweaver ARGS`` (or ``command ARGS``), press Ctrl-C (or send ``sig``) once
+    a line contains ``when`` (and ``before()`` has returned), and return the exit code and
+    everything it printed (stdout and stderr together)."""
     with subprocess.Popen(
         [*command, *args],
         cwd=cwd,
@@ -123,7 +124,7 @@ def run_and_interrupt(
             reader.wait_for(when)
             if before is not None:
                 before()
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(sig)
             code = proc.wait(timeout=30)
             return code, reader.rest()
         finally:

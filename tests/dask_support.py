@@ -85,3 +85,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _task_names(dask_scheduler: Any) -> set[str]:
+    return {k[1] for k in dask_scheduler.tasks if isinstance(k, tuple) and len(k) == 4}
+
+
+def forgets(client: Any, task_name: str, timeout: float = 10) -> bool:
+    """Whether the scheduler forgets every key of ``task_name`` within ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while task_name in client.run_on_scheduler(_task_names):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True

@@ -364,6 +364,29 @@ def cancellable_sleeper(seconds: float, log: list[str]) -> Callable[[], Awaitabl
     return sleeper
 
 
+def swallows_its_timeout(
+    seconds: float, swallowing: int = 1
+) -> tuple[Callable[[], Awaitable[str]], list[str]]:
+    """An ``async def`` whose first ``swallowing`` calls sleep ``seconds``, catch their
+    cancellation and return ``"late"`` anyway; later calls return ``"on time"`` at once.
+    The list logs what each call did."""
+    log: list[str] = []
+
+    async def swallower() -> str:
+        if len(log) >= swallowing:
+            log.append("on time")
+            return "on time"
+        try:
+            await anyio.sleep(seconds)
+        except anyio.get_cancelled_exc_class():
+            log.append("swallowed")
+            return "late"
+        log.append("slept")
+        return "slept"
+
+    return swallower, log
+
+
 def slow_first_attempt(
     seconds: float, value: Any = "ok"
 ) -> tuple[Callable[[], Awaitable[Any]], list[int]]:

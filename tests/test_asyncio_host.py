@@ -98,7 +98,7 @@ async def test_asyncio_task_cancel_cancels_the_run(executor_cls: type) -> None:
         await run
     assert time.monotonic() - started < 5
     assert final_statuses(wf) == {"slow": TaskStatus.PENDING, "after": TaskStatus.PENDING}
-    assert wf.status is WorkflowStatus.FAILED
+    assert wf.status is WorkflowStatus.CANCELLED
 
 
 @pytest.mark.asyncio

@@ -101,8 +101,27 @@ async def test_cancel_scope_cancels_tasks_in_flight(executor_cls: type, kind: st
         "downstream": TaskStatus.PENDING,
     }
     assert wf.get_task("done").result == "kept"  # type: ignore[union-attr]
-    assert wf.status is WorkflowStatus.FAILED
+    assert wf.status is WorkflowStatus.CANCELLED
     assert [e.task for e in log.of(TaskCancelled)] == ["inflight"]
+    assert log.of(RunFinished)[0].status == "CANCELLED"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("executor_cls", AIO, ids=lambda c: c.__name__)
+async def test_a_run_cancelled_after_a_task_failed_is_cancelled(executor_cls: type) -> None:
+    # It did not finish: the tasks still running could have failed or not.
+    def fail() -> None:
+        raise ValueError("bad")
+
+    wf = Workflow("failed_then_cancelled")
+    wf.add_task(Task("bad", fail))
+    wf.add_task(Task("slow", async_sleeping(30)))
+    log = EventLog(wf)
+    with anyio.move_on_after(0.3) as scope:
+        await executor_cls(observer=log).execute(wf)
+    assert scope.cancelled_caught
+    assert final_statuses(wf) == {"bad": TaskStatus.FAILED, "slow": TaskStatus.PENDING}
+    assert wf.status is WorkflowStatus.CANCELLED
     assert log.of(RunFinished)[0].status == "CANCELLED"
 
 
@@ -322,4 +341,4 @@ def test_ctrl_c_interrupts_a_blocking_run_promptly(
     assert len(statuses) == 1, (out, stderr)
     assert "=RUNNING" not in statuses[0]
     assert "=RETRYING" not in statuses[0]
-    assert "workflow=FAILED" in statuses[0]
+    assert "workflow=CANCELLED" in statuses[0]

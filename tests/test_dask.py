@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 import time
 from collections.abc import Iterator
@@ -13,15 +14,19 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 import flowweaver  # noqa: E402
+import flowweaver._async._remote_steps  # noqa: E402
+import flowweaver.aio  # noqa: E402
 from flowweaver import (  # noqa: E402
     FlowWeaverError,
     Task,
     TaskStatus,
     Workflow,
+    WorkflowExecutionError,
     WorkflowStatus,
     WorkflowValidationError,
 )
 from flowweaver._dask import DaskRunner  # noqa: E402
+from flowweaver._dask_watch import EXECUTIONS, ExecutionLog, NoWorkersError  # noqa: E402
 from flowweaver.aio import DaskExecutor as AwaitableDaskExecutor  # noqa: E402
 from tests import dask_support as sup  # noqa: E402
 
@@ -62,6 +67,12 @@ def test_without_distributed_the_error_names_the_extra(monkeypatch: pytest.Monke
         ({"connect_timeout": True}, "connect_timeout must be a positive number"),
         ({"client": "tcp://x:1", "cluster_options": {}}, "only apply with client=None"),
         ({"backend": "curio"}, "backend must be"),
+        ({"keep_results": True}, "keep_results=True .* pass your Client, not None"),
+        ({"client": "tcp://x:1", "keep_results": True}, "not an address"),
+        ({"keep_results": "yes"}, "keep_results must be True or False"),
+        ({"worker_timeout": 0}, "worker_timeout must be a positive number"),
+        ({"worker_timeout": float("inf")}, "worker_timeout must be a positive number"),
+        ({"worker_timeout": "60"}, "worker_timeout must be a positive number"),
     ],
 )
 def test_bad_settings_are_rejected(kwargs: dict[str, Any], message: str) -> None:
@@ -100,7 +111,7 @@ async def test_a_cancelled_run_cancels_its_futures_and_resets_tasks(
     slow = wf.get_task("slow")
     assert slow is not None
     assert slow.status is TaskStatus.PENDING
-    assert wf.status is WorkflowStatus.FAILED
+    assert wf.status is WorkflowStatus.CANCELLED
     assert len(cancelled) == 1
     assert sup.settles(cancelled[0].future) == "cancelled"
 
@@ -123,3 +134,146 @@ async def test_the_driver_loop_is_free_while_tasks_run(client: Any) -> None:
         await AwaitableDaskExecutor(client).execute(wf)
         tg.cancel_scope.cancel()
     assert ticks >= 10  # ~60 in 0.6 s; a blocked loop would give 0 or 1
+
+
+async def run_until_quick_completes(name: str, address: str) -> Workflow:
+    """Run a workflow of a quick and a slow task, cancelling it once the quick one completed."""
+    completed = anyio.Event()
+
+    async def on_done(task: Task) -> None:  # async: awaited on the driver's loop
+        completed.set()
+
+    wf = Workflow(name)
+    wf.add_task(Task("quick", lambda: {"rows": 3}, callbacks=[on_done]))
+    wf.add_task(Task("slow", lambda: time.sleep(2)))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(AwaitableDaskExecutor(address).execute, wf)
+        with anyio.fail_after(20):
+            await completed.wait()
+        tg.cancel_scope.cancel()
+    return wf
+
+
+@pytest.mark.anyio
+async def test_an_interrupted_run_by_address_keeps_completed_results(client: Any) -> None:
+    wf = await run_until_quick_completes("interrupted", client.scheduler.address)
+    quick = wf.get_task("quick")
+    assert quick is not None
+    assert quick.snapshot() == (TaskStatus.COMPLETED, {"rows": 3}, None)
+    assert quick.result == {"rows": 3}
+
+
+@pytest.mark.anyio
+async def test_a_result_an_interrupt_left_behind_says_why(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(flowweaver._async._remote_steps, "INTERRUPTED_FETCH_WAIT", 0)
+    wf = await run_until_quick_completes("left-behind", client.scheduler.address)
+    with pytest.raises(FlowWeaverError, match=r"interrupted before the result of task 'quick'"):
+        wf.get_task("quick").snapshot()  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def no_workers() -> Iterator[Any]:
+    """A cluster of its own with no worker (yet): a test adds them with ``scale``."""
+    with distributed.LocalCluster(
+        n_workers=0, threads_per_worker=1, processes=False, dashboard_address=":0"
+    ) as cluster:
+        yield cluster
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(60)
+async def test_a_cluster_without_workers_fails_the_run_after_worker_timeout(
+    no_workers: Any,
+) -> None:
+    wf = Workflow("no-workers")
+    wf.add_task(Task("x", lambda: 1))
+    wf.add_task(Task("y", lambda x: x), depends_on=["x"])
+    began = time.monotonic()
+    with pytest.raises(WorkflowExecutionError) as info:
+        await AwaitableDaskExecutor(no_workers.scheduler_address, worker_timeout=1).execute(wf)
+    assert time.monotonic() - began < 15
+    error = info.value.errors["x"]
+    assert isinstance(error, NoWorkersError)
+    assert isinstance(error, FlowWeaverError)
+    assert "no worker for" in str(error)
+    assert no_workers.scheduler_address in str(error)
+    assert info.value.skipped_tasks == ["y"]
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(60)
+async def test_a_worker_that_joins_within_worker_timeout_runs_the_tasks(no_workers: Any) -> None:
+    wf = Workflow("late-worker")
+    wf.add_task(Task("x", lambda: 1))
+    wf.add_task(Task("y", lambda x: x + 1), depends_on=["x"])
+
+    async def scale_up_later() -> None:
+        await anyio.sleep(1.5)  # longer than a poll: the watch has seen no worker
+        await anyio.to_thread.run_sync(no_workers.scale, 1)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(scale_up_later)
+        await AwaitableDaskExecutor(no_workers.scheduler_address, worker_timeout=20).execute(wf)
+    assert wf.get_task("y").result == 2  # type: ignore[union-attr]
+
+
+def test_a_second_execution_of_a_key_is_a_recomputation() -> None:
+    heard: list[tuple[str, int, int]] = []
+    log = ExecutionLog(client=None, recomputed=lambda *args: heard.append(args))
+    key = ("lambda", "load", "0a1b2c3d", "1")
+    log.heard(key)
+    log.heard(("lambda", "other", "0a1b2c3d", "1"))
+    assert heard == []
+    log.heard(key)
+    log.heard(key)
+    assert heard == [("load", 1, 2), ("load", 1, 3)]
+
+
+@pytest.mark.anyio
+async def test_runs_sharing_a_client_share_one_subscription(client: Any) -> None:
+    # Two runs at once on one client (distributed keeps one handler per topic), then
+    # nothing left behind on the client once both ended.
+    def build(name: str) -> Workflow:
+        wf = Workflow(name)
+        wf.add_task(Task("x", lambda: time.sleep(0.3)))
+        return wf
+
+    async with anyio.create_task_group() as tg:
+        for name in ("first", "second"):
+            tg.start_soon(AwaitableDaskExecutor(client).execute, build(name))
+    assert EXECUTIONS not in client._event_handlers
+
+
+@pytest.mark.anyio
+async def test_nothing_holds_a_finished_runs_results_once_the_workflow_is_gone(
+    client: Any,
+) -> None:
+    wf = Workflow("forgotten")
+    wf.add_task(Task("forget_me", lambda: 1))
+    await AwaitableDaskExecutor(client).execute(wf)
+    del wf
+    gc.collect()
+    assert sup.forgets(client, "forget_me")
+
+
+@pytest.mark.anyio
+async def test_values_fetched_for_the_store_are_not_fetched_again(
+    client: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    gathered: list[str] = []
+    gather = DaskRunner._gather
+
+    def spy(self: DaskRunner, handles: list[Any]) -> list[Any]:
+        gathered.extend(h.name for h in handles)
+        return gather(self, handles)
+
+    monkeypatch.setattr(DaskRunner, "_gather", spy)
+    wf = Workflow("stored")
+    wf.add_task(Task("x", lambda: [1, 2]))
+    wf.add_task(Task("y", lambda x: sum(x)), depends_on=["x"])
+    store = flowweaver.aio.SQLiteStateStore(tmp_path / "state.db")
+    await AwaitableDaskExecutor(client, state_store=store).execute(wf)
+    assert sorted(gathered) == ["x", "y"]  # once each: for the store, not again at the end
+    assert wf.get_task("y").result == 3  # type: ignore[union-attr]

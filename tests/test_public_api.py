@@ -204,7 +204,14 @@ def test_status_enums_have_the_reference_values() -> None:
         "RETRYING": "RETRYING",
         "SKIPPED": "SKIPPED",
     }
-    assert [s.value for s in WorkflowStatus] == ["IDLE", "RUNNING", "COMPLETED", "FAILED"]
+    # the reference's four, then CANCELLED (a run stopped before its end; issue 9)
+    assert [s.value for s in WorkflowStatus] == [
+        "IDLE",
+        "RUNNING",
+        "COMPLETED",
+        "FAILED",
+        "CANCELLED",
+    ]
 
 
 def test_event_classes_form_one_family() -> None:
@@ -216,6 +223,7 @@ def test_event_classes_form_one_family() -> None:
         TaskCompleted,
         TaskEvent,
         TaskFailed,
+        TaskRecomputed,
         TaskRestored,
         TaskRetrying,
         TaskSkipped,
@@ -232,6 +240,7 @@ def test_event_classes_form_one_family() -> None:
         TaskSkipped,
         TaskRestored,
         TaskCancelled,
+        TaskRecomputed,
     ):
         assert issubclass(cls, TaskEvent)
     event = TaskRestored("wf", 1.0, "t")

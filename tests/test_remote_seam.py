@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
 
-from flowweaver import FlowWeaverError, Task, TaskStatus, Workflow
+from flowweaver import FlowWeaverError, Task, TaskRecomputed, TaskStatus, Workflow
 from flowweaver._executor import ThreadedBase
 from flowweaver._remote import RemoteResult
 
@@ -27,7 +28,8 @@ class ThreadRunner:
         self.fetches = 0
         self.blocking_fetches = 0
 
-    async def start(self) -> None:
+    async def start(self, recomputed: Callable[[str, int, int], None]) -> None:
+        self.recomputed = recomputed
         self.pool = cf.ThreadPoolExecutor(2)
 
     def submit(
@@ -80,8 +82,8 @@ class ThreadRunner:
 
 
 class RemoteExecutor(ThreadedBase):
-    def __init__(self, runner: ThreadRunner) -> None:
-        super().__init__(2)
+    def __init__(self, runner: ThreadRunner, observer: Any = None) -> None:
+        super().__init__(2, observer=observer)
         self.runner = runner
 
     def _remote_runner(self) -> ThreadRunner:
@@ -131,3 +133,24 @@ def test_one_value_that_cannot_come_back_does_not_cost_the_others() -> None:
     with pytest.raises(FlowWeaverError, match="could not be brought back") as info:
         _ = c.result
     assert isinstance(info.value.__cause__, Unpicklable)
+
+
+def test_a_recomputation_the_runner_reports_is_an_event_and_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    runner = ThreadRunner(keeps_results=False)
+    wf = Workflow("again")
+    wf.add_task(Task("a", lambda: "x"))
+
+    def b(a: str) -> str:
+        runner.recomputed("a", 1, 2)  # from a pool thread, as a cluster's client would
+        return a + "y"
+
+    wf.add_task(Task("b", b), depends_on=["a"])
+    events: list[Any] = []
+    with caplog.at_level(logging.WARNING, logger="flowweaver"):
+        RemoteExecutor(runner, observer=events.append).execute(wf)
+    recomputed = [e for e in events if isinstance(e, TaskRecomputed)]
+    assert [(e.workflow, e.task, e.attempt, e.runs) for e in recomputed] == [("again", "a", 1, 2)]
+    assert "task 'a' of workflow 'again': Dask ran its function again" in caplog.text
+    assert wf.get_task("b").result == "xy"  # type: ignore[union-attr]

@@ -32,6 +32,7 @@ from tests.helpers import (
     async_upper,
     blocking_sleeper,
     flaky_coroutine,
+    swallows_its_timeout,
 )
 
 # -- construction ---------------------------------------------------------------------------
@@ -473,3 +474,98 @@ def test_execute_awaits_a_coroutine_returned_by_a_sync_callback() -> None:
     t = Task("t", lambda: 1, callbacks=[lambda t: record(t)])
     t.execute()
     assert seen == ["t"]
+
+
+def test_execute_with_an_unprintable_exception_raises_task_execution_error() -> None:
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no str for you")
+
+    def fail() -> None:
+        raise Unprintable()
+
+    t = Task("bad", fail, retries=1, retry_delay=0)
+    with pytest.raises(TaskExecutionError) as info:
+        t.execute()
+    assert "task 'bad' failed after 2 attempts: Unprintable (its message" in str(info.value)
+    assert t.status is TaskStatus.FAILED
+
+
+def test_execute_counts_a_value_returned_after_the_deadline_as_a_timeout() -> None:
+    swallower, log = swallows_its_timeout(30, swallowing=1)
+    t = Task("sly", swallower, timeout=0.1, retries=1, retry_delay=0)
+    assert t.execute() == "on time"
+    assert log == ["swallowed", "on time"]
+    assert t.attempts == 2
+
+    t = Task("sly", swallows_its_timeout(30, swallowing=1)[0], timeout=0.1)
+    with pytest.raises(TaskExecutionError) as info:
+        t.execute()
+    assert isinstance(info.value.__cause__, TaskTimeoutError)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_sync_call_whose_outcome_comes_past_the_deadline_is_a_timeout(backend: str) -> None:
+    from flowweaver._async._attempt import call_with_timeout
+
+    async def late_call(func: Any, kwargs: dict[str, Any]) -> Any:
+        # a worker's outcome that reaches the loop only after the deadline has passed
+        with anyio.CancelScope(shield=True):
+            await anyio.sleep(0.3)
+        return func(**kwargs)
+
+    async def main() -> None:
+        with pytest.raises(TaskTimeoutError):
+            await call_with_timeout("late", 0.05, late_call, lambda: "late", {})
+
+    anyio.run(main, backend=backend)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("retry_delay", float("inf")),
+        ("retry_backoff", float("inf")),
+        ("max_retry_delay", float("inf")),
+        ("max_retry_delay", float("nan")),
+        ("max_retry_delay", 0),
+        ("max_retry_delay", -1),
+        ("max_retry_delay", "5"),
+        ("max_retry_delay", True),
+    ],
+)
+def test_retry_waits_must_be_finite_and_the_cap_positive(setting: str, value: Any) -> None:
+    for make in (
+        lambda: Task("t", lambda: None, **{setting: value}),
+        lambda: task(name="t", **{setting: value}),
+    ):
+        with pytest.raises(WorkflowValidationError) as info:
+            make()
+        assert "task 't'" in str(info.value)
+        assert setting in str(info.value)
+
+
+def test_max_retry_delay_caps_the_wait_and_defaults_to_five_minutes() -> None:
+    t = Task("t", lambda: None, retry_delay=1, retry_backoff=10)
+    assert t.max_retry_delay == 300
+    assert t.retry_wait(2) == 10
+    assert t.retry_wait(4) == 300
+    assert t.retry_wait(100_000) == 300  # no OverflowError from the backoff
+    capped = Task("t", lambda: None, retry_delay=1, retry_jitter=1, max_retry_delay=0.5)
+    assert all(capped.retry_wait(1) <= 0.5 for _ in range(50))
+
+    @task(retry_delay=1, max_retry_delay=2)
+    def marked() -> None:
+        pass
+
+    assert Task.from_callable(marked).max_retry_delay == 2
+
+
+def test_execute_logs_each_retry_as_a_run_does(caplog: pytest.LogCaptureFixture) -> None:
+    t = Task("flaky", Flaky(failures=1), retries=1, retry_delay=0.01)
+    with caplog.at_level(logging.WARNING, logger="flowweaver"):
+        assert t.execute() == "ok"
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == [
+        "task 'flaky' attempt 1 failed (RuntimeError: attempt 1 fails); retrying in 0.01 s"
+    ]

@@ -2,16 +2,48 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
+
+import anyio
 
 from .._errors import TaskExecutionError, WorkflowExecutionError
 from .._events import RunEvent, TaskCancelled, TaskSkipped
 from .._status import TaskStatus
 
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
+
 if TYPE_CHECKING:
     from .._task import Task
+
+
+def is_interruption(exc: BaseException) -> bool:
+    """True when ``exc`` ends a run from outside: a cancellation, Ctrl-C or SIGTERM.
+
+    A group counts when everything in it does (a task group can wrap them).
+    """
+    if isinstance(exc, BaseExceptionGroup):
+        return all(is_interruption(e) for e in exc.exceptions)
+    return isinstance(exc, (KeyboardInterrupt, anyio.get_cancelled_exc_class()))
+
+
+def bare_interrupt(exc: BaseException) -> KeyboardInterrupt | None:
+    """The KeyboardInterrupt in ``exc`` when it is a group holding one, else None.
+
+    trio raises Ctrl-C in whichever task happens to run; in a child task of a task group
+    it comes out wrapped in a ``BaseExceptionGroup``. A user pressing Ctrl-C expects a
+    KeyboardInterrupt, whatever else was on its way out.
+    """
+    if not isinstance(exc, BaseExceptionGroup):
+        return None
+    for inner in exc.exceptions:
+        found = inner if isinstance(inner, KeyboardInterrupt) else bare_interrupt(inner)
+        if found is not None:
+            return found
+    return None
 
 
 def settle_interrupted(

@@ -28,7 +28,6 @@ exception propagates.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import threading
 import time
@@ -36,6 +35,7 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import nullcontext
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -44,7 +44,12 @@ from anyio.lowlevel import checkpoint
 
 from .._blocking import loop_running_in_this_thread, run_blocking
 from .._engine._scheduler import Failed, Scheduler
-from .._errors import TaskExecutionError, WorkflowExecutionError, WorkflowValidationError
+from .._errors import (
+    TaskExecutionError,
+    WorkflowExecutionError,
+    WorkflowValidationError,
+    describe_exception,
+)
 from .._events import (
     RunFinished,
     RunStarted,
@@ -60,14 +65,20 @@ from .._remote import RemoteResult
 from .._status import TaskStatus, WorkflowStatus
 from .._store_api import StateSerializationError
 from . import _gc
-from ._attempt import await_with_timeout, call_with_timeout
+from ._attempt import await_with_timeout, call_with_timeout, is_awaitable, log_retry
 from ._callbacks import SyncCall, run_callbacks
-from ._endings import execution_error, settle_interrupted
+from ._endings import bare_interrupt, execution_error, is_interruption, settle_interrupted
 from ._observe import Emitter
 from ._persist import RunStore
 from ._plan import ASYNC, INLINE, POOL, REMOTE, REMOTE_TIMED, plan
 from ._remote_steps import RemoteSteps
-from ._sigint import InlineGuard, interrupt_inline_calls
+from ._sigint import (
+    InlineGuard,
+    Terminated,
+    interrupt_inline_calls,
+    sigterm_cancels,
+    wake_loop_on_signals,
+)
 from ._workers import Job, WorkerPool, thread_context, threadsafe_caller
 from ._writer import Writer
 
@@ -196,7 +207,7 @@ class _Run:
             self.writer = self.store.writer
         if self.remote is not None:
             try:
-                await self.remote.runner.start()
+                await self.remote.start(self.name, self.emit)
             except BaseException:
                 workflow._running = False
                 if self.store is not None:
@@ -213,7 +224,7 @@ class _Run:
         emitter = self.emitter
         if self.emit is not None:
             self.emit(RunStarted(self.name, began, len(self.tasks)))
-        ok = False
+        ok = interrupted = False
         _gc.hold()  # released first thing in _shutdown
         try:
             # Also a run that writes its store on its own loop: a write waiting for another
@@ -224,7 +235,7 @@ class _Run:
                 async with anyio.create_task_group() as side:
                     self.side = side
                     if emitter is not None and emitter.is_async:
-                        side.start_soon(emitter.deliver)
+                        side.start_soon(self._guarded, emitter.deliver)
                     if self.writer is not None:
                         side.start_soon(self._guarded, self.writer.run)
                     self._restore()
@@ -244,17 +255,29 @@ class _Run:
             if self.fatal is not None:
                 raise self.fatal
             ok = True
+        except BaseException as exc:
+            interrupted = is_interruption(exc)
+            bare = bare_interrupt(exc)
+            if bare is not None:
+                # Ctrl-C, whatever task of the run trio raised it in, leaves as itself
+                # (after the cleanup below), never wrapped in a group.
+                raise bare from None
+            raise
         finally:
-            await self._shutdown(ok, began)
+            await self._shutdown(ok, began, interrupted)
         if self.failed:
             raise execution_error(self.name, self.tasks, self.failed, self.skipped)
 
-    async def _shutdown(self, ok: bool, began: float) -> None:
+    async def _shutdown(self, ok: bool, began: float, interrupted: bool = False) -> None:
         """Stop the workers, flush and close the store and the cluster, settle statuses.
 
         Every step runs even if an earlier one fails. A failure is raised when the run
         was otherwise fine; when an error or a cancellation is already on its way out it
         is logged instead, so that it does not hide the original.
+
+        :param interrupted: the run was cancelled, interrupted (Ctrl-C) or terminated: the
+            workflow ends ``CANCELLED``, even when a task had failed before, because the
+            run did not finish.
         """
         self.finished = True
         _gc.release()
@@ -287,17 +310,19 @@ class _Run:
             or bool(errors)
             or any(t.status is not _COMPLETED for t in self.tasks)
         )
-        workflow._status = WorkflowStatus.FAILED if failed else WorkflowStatus.COMPLETED
+        if interrupted:
+            workflow._status = WorkflowStatus.CANCELLED
+        else:
+            workflow._status = WorkflowStatus.FAILED if failed else WorkflowStatus.COMPLETED
         if self.emitter is not None:
-            await self._last_events(self.emitter, ok and not errors, began)
+            await self._last_events(self.emitter, began)
         if errors:
             raise errors[0]
 
-    async def _last_events(self, emitter: Emitter, ok: bool, began: float) -> None:
+    async def _last_events(self, emitter: Emitter, began: float) -> None:
         """Emit the end of the run; an async observer gets a bounded, shielded drain."""
         end = time.time()
-        # not ok: the run was cancelled (or interrupted) rather than finished
-        status = self.workflow._status.value if ok else "CANCELLED"
+        status = self.workflow._status.value
         emitter.emit(RunFinished(self.name, end, status, end - began))
         if emitter.is_async:
             emitter.close()
@@ -307,8 +332,10 @@ class _Run:
     async def _guarded(self, step: Callable[[], Any]) -> None:
         """Run a task of the run; an error other than cancellation ends the run with it.
 
-        anyio's task groups wrap errors in ExceptionGroup; the run re-raises the error
-        itself once the groups have exited (see :meth:`_abort`).
+        Every child task of the run's task groups runs through this: anyio's task groups
+        wrap errors in ExceptionGroup, and trio raises Ctrl-C's KeyboardInterrupt in
+        whichever task is running. The run re-raises the error itself once the groups have
+        exited (see :meth:`_abort`).
         """
         try:
             await step()
@@ -377,6 +404,10 @@ class _Run:
         self.finished = True
         self.scope.cancel()
 
+    def terminate(self) -> None:
+        """SIGTERM arrived: end the run as Ctrl-C would, with :class:`Terminated`."""
+        self._abort(Terminated())
+
     def _finish(self) -> None:
         self.finished = True
         self.wake.set()
@@ -428,7 +459,7 @@ class _Run:
                 self.idle_lanes.popleft().set()
             elif self.lanes < self.concurrency and self.work is not None:
                 self.lanes += 1
-                self.work.start_soon(self._lane)
+                self.work.start_soon(self._guarded, self._lane)
 
     def _kwargs(self, i: int) -> dict[str, Any]:
         results = self.results
@@ -551,7 +582,7 @@ class _Run:
     # -- settling -----------------------------------------------------------------------------
 
     def _succeeded(self, i: int, value: Any, ended: float) -> None:
-        if type(value) not in _PLAIN and inspect.isawaitable(value):
+        if type(value) not in _PLAIN and is_awaitable(value):
             # A sync function (a lambda, say) returned a coroutine: await it on a lane.
             self.awaiting[i] = value
             self.lane_queue.append(i)
@@ -564,8 +595,11 @@ class _Run:
                 encoded = store.encode(
                     t.name, value.get() if type(value) is RemoteResult else value
                 )
-            except StateSerializationError as exc:
-                # Deterministic: another attempt would return the same kind of value.
+            except Exception as exc:
+                # Deterministic: another attempt would return the same kind of value. Any
+                # failure of the value on its way into the store is the task's, never the run's.
+                if not isinstance(exc, StateSerializationError):
+                    exc = StateSerializationError(t.name, value, describe_exception(exc))
                 self._attempt_failed(i, exc, ended, final=True)
                 return
         t._finished = ended
@@ -597,25 +631,18 @@ class _Run:
         if not isinstance(decision, Failed):
             t._state = (TaskStatus.RETRYING, None, exc)
             wait = t.retry_wait(t.attempts)
-            logger.warning(
-                "task %r attempt %d failed (%s: %s); retrying%s",
-                t.name,
-                t.attempts,
-                type(exc).__name__,
-                exc,
-                f" in {wait:.3g} s" if wait else "",
-            )
+            log_retry(t, exc, wait)
             if self.emit is not None:
                 self.emit(TaskRetrying(self.name, ended, t.name, t.attempts, wait, exc))
             if wait > 0 and self.work is not None:
-                self.work.start_soon(self._retry_later, i, wait)
+                self.work.start_soon(self._guarded, partial(self._retry_later, i, wait))
             else:
                 self._retry(i)
             return
         t._finished = ended
         t._state = (TaskStatus.FAILED, None, exc)
         self.failed.append(i)
-        logger.error("task %r failed: %s: %s", t.name, type(exc).__name__, exc)
+        logger.error("task %r failed: %s", t.name, describe_exception(exc))
         emit = self.emit
         if emit is not None:
             emit(TaskFailed(self.name, ended, t.name, t.attempts, t.duration or 0.0, exc))
@@ -651,11 +678,11 @@ class _Run:
             self.idle_lanes.popleft().set()
         elif self.lanes < self.concurrency and self.work is not None:
             self.lanes += 1
-            self.work.start_soon(self._lane)
+            self.work.start_soon(self._guarded, self._lane)
 
     def _callbacks(self, t: Task) -> None:
         if self.side is not None:
-            self.side.start_soon(run_callbacks, t, self._sync_caller())
+            self.side.start_soon(self._guarded, partial(run_callbacks, t, self._sync_caller()))
 
     def _sync_caller(self) -> SyncCall | None:
         return None if self.inline else self._pool().call
@@ -668,8 +695,21 @@ async def run_workflow(executor: BaseExecutor, workflow: Workflow, owns_loop: bo
         ``execute``), so sync functions may run on its thread without starving anyone.
     :raises WorkflowValidationError: before anything runs, for an invalid graph.
     :raises WorkflowExecutionError: after the run, when a task failed.
+    :raises Terminated: (a KeyboardInterrupt) when SIGTERM stopped a run that owns its
+        loop on the main thread; the blocking caller re-delivers the signal.
     """
-    await _Run(executor, workflow, owns_loop).run()
+    await _carry_out(_Run(executor, workflow, owns_loop), owns_loop)
+
+
+async def _carry_out(run: _Run, owns_loop: bool) -> None:
+    if not owns_loop:  # awaited: the host program owns the signals
+        await run.run()
+        return
+    # A loop started for this run is woken by signals from its first to its last await
+    # (the store's opening and final flush included): see wake_loop_on_signals. SIGTERM
+    # stops it as Ctrl-C does (see sigterm_cancels).
+    with wake_loop_on_signals(), sigterm_cancels(run.terminate, threadsafe_caller(), run.guard):
+        await run.run()
 
 
 class _SoloSettings:
@@ -711,7 +751,7 @@ async def run_task(task: Task, context: Mapping[str, Any] | None, owns_loop: boo
         its ``__cause__``).
     """
     try:
-        await _Run(_SoloSettings(), _Solo(task), owns_loop, context).run()
+        await _carry_out(_Run(_SoloSettings(), _Solo(task), owns_loop, context), owns_loop)
     except WorkflowExecutionError as exc:
         cause = exc.__cause__
         assert isinstance(cause, TaskExecutionError)

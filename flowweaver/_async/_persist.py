@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .._errors import describe_exception
 from .._lease import Lease
 from .._resume import code_fingerprint, restorable
 from .._status import TaskStatus
@@ -173,7 +174,7 @@ class RunStore:
         )
 
     def failed(self, i: int, exc: BaseException) -> None:
-        self._final(i, TaskStatus.FAILED, f"{type(exc).__name__}: {exc}")
+        self._final(i, TaskStatus.FAILED, describe_exception(exc))
 
     def skipped(self, i: int, upstream: str) -> None:
         self._final(i, TaskStatus.SKIPPED, f"upstream task {upstream!r} failed")

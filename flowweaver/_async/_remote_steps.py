@@ -8,17 +8,26 @@ away with the run are brought home first, so ``task.result`` still works afterwa
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from .._errors import TaskTimeoutError
+from .._events import RunEvent, TaskRecomputed
 from .._remote import RemoteResult, RemoteRunner
-from ._workers import CallSoon
+from ._workers import CallSoon, threadsafe_caller
 
 if TYPE_CHECKING:
     from .._task import Task
+
+#: After an interrupt, how long the driver waits for the completed tasks' results; the
+#: rest are reported lost (a run must honour Ctrl-C within a few seconds).
+INTERRUPTED_FETCH_WAIT = 3.0
+
+logger = logging.getLogger("flowweaver")
 
 Settle = Callable[[int, Any, float], None]
 Fail = Callable[[int, Exception, float], None]
@@ -48,6 +57,35 @@ class RemoteSteps:
         self._queue: list[tuple[int, RemoteResult, float]] = []
         self._more: anyio.Event | None = anyio.Event() if needs_values else None
         self._closing = False
+
+    async def start(self, workflow: str, emit: Callable[[RunEvent], None] | None) -> None:
+        """Connect the runner; a recomputation it reports is logged and emitted here.
+
+        :raises FlowWeaverError: the cluster cannot be reached (see the runner).
+        """
+        call_soon = threadsafe_caller()
+
+        def on_loop(task: str, attempt: int, runs: int) -> None:
+            logger.warning(
+                "task %r of workflow %r: Dask ran its function again after attempt %d had "
+                "finished (%d runs now): a worker holding its result was lost while a "
+                "dependent still needed it. Task functions on Dask run at least once: "
+                "make them idempotent",
+                task,
+                workflow,
+                attempt,
+                runs,
+            )
+            if emit is not None and not self._closing:
+                emit(TaskRecomputed(workflow, time.time(), task, attempt, runs))
+
+        def recomputed(task: str, attempt: int, runs: int) -> None:
+            try:
+                call_soon(lambda: on_loop(task, attempt, runs))
+            except Exception:
+                pass  # the run's loop is gone: the run has ended
+
+        await self.runner.start(recomputed)
 
     def key(self, t: Task) -> str:
         return f"{t.name}-{self._run_id}-{t.attempts}"
@@ -135,36 +173,58 @@ class RemoteSteps:
                         continue
                 self._succeeded(i, lazy, ended)
 
-    async def _bring_home(self, lazies: list[RemoteResult]) -> None:
+    async def _bring_home(self, lazies: list[tuple[str, RemoteResult]]) -> None:
         """Fetch these values in one round trip; if one cannot come back, each on its own,
         so that one bad value does not cost the others (it is marked lost)."""
         try:
-            values = await self.runner.fetch([lazy.handle for lazy in lazies])
+            values = await self.runner.fetch([lazy.handle for _, lazy in lazies])
         except Exception:
-            for lazy in lazies:
+            for name, lazy in lazies:
                 try:
                     lazy.set((await self.runner.fetch([lazy.handle]))[0])
                 except Exception as exc:
-                    lazy.lost(exc)
+                    lazy.lost(
+                        f"the result of task {name!r} could not be brought back from the "
+                        f"cluster at the end of the run ({exc}); run the task again",
+                        exc,
+                    )
             return
-        for lazy, value in zip(lazies, values, strict=True):
+        for (_, lazy), value in zip(lazies, values, strict=True):
             lazy.set(value)
 
     async def close(self, ok: bool, tasks: list[Task]) -> None:
-        """Cancel what still runs remotely, keep results readable, disconnect (shielded)."""
+        """Cancel what still runs remotely, bring completed results home, disconnect.
+
+        Shielded. Unless the runner keeps results on the cluster, every completed task's
+        value not fetched yet comes to the driver in one round trip, so ``task.result``
+        works whatever happens to the cluster afterwards; after an interrupt (``ok`` is
+        false) that wait is bounded and what did not arrive is marked lost, saying why.
+        """
         runner = self.runner
         with anyio.CancelScope(shield=True):
             for handle in self._live.values():
                 runner.cancel(handle)
             self._live.clear()
             try:
-                if ok and not runner.keeps_results:
+                if not runner.keeps_results:
                     lazies = []
                     for t in tasks:
                         value = t._state[1]
                         if type(value) is RemoteResult and not value.fetched:
-                            lazies.append(value)
-                    if lazies:
+                            lazies.append((t.name, value))
+                    if lazies and ok:
                         await self._bring_home(lazies)
+                    elif lazies:
+                        with anyio.move_on_after(INTERRUPTED_FETCH_WAIT):
+                            await self._bring_home(lazies)
+                        for name, lazy in lazies:
+                            if not lazy.fetched:
+                                lazy.lost(
+                                    f"the run was interrupted before the result of task "
+                                    f"{name!r} could be brought back from the cluster (it "
+                                    f"waits {INTERRUPTED_FETCH_WAIT:g} s for them after an "
+                                    "interrupt); run the workflow again (with a state store, "
+                                    "completed tasks are restored instead of run again)"
+                                )
             finally:
                 await runner.aclose()

@@ -11,7 +11,9 @@ this by itself: user code is not protected from ``KeyboardInterrupt``.)
 
 from __future__ import annotations
 
+import asyncio
 import signal
+import socket
 import threading
 
 try:
@@ -21,7 +23,7 @@ try:
     from _signal import getsignal as _getsignal  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover - other Python implementations
     _getsignal = signal.getsignal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
@@ -66,3 +68,120 @@ def interrupt_inline_calls(guard: InlineGuard) -> Iterator[None]:
     finally:
         if _getsignal(signal.SIGINT) is handler:
             signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def wake_loop_on_signals() -> Iterator[None]:
+    """Make any signal wake this thread's asyncio loop, whichever thread the OS gave it to.
+
+    Why Ctrl-C was sometimes lost under the blocking ThreadedExecutor (issue 9, item 2):
+    asyncio.Runner handles SIGINT with a plain ``signal.signal`` handler, which Python
+    runs on the main thread the next time it executes bytecode, and it sets no wakeup fd.
+    The kernel delivers a process-directed signal to any thread that does not block it;
+    when it picks a worker thread (a task's, the store's), the main thread is not
+    interrupted and stays asleep in ``select()``, with no timeout while every task is
+    busy. The handler, and the cancellation it starts, wait for the next thing that wakes
+    the loop: with a long task, a second Ctrl-C. The more threads (a store adds one), the
+    likelier. A wakeup fd that the loop watches makes any signal wake the loop; back in
+    Python, the main thread runs the handler at once. trio watches one of its own.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # trio
+        yield
+        return
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers only ever run on the main thread; not ours to wake
+        return
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    try:
+        loop.add_reader(reader.fileno(), _drain, reader)
+    except NotImplementedError:  # pragma: no cover - a loop without add_reader (Windows)
+        reader.close()
+        writer.close()
+        yield
+        return
+    previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(previous)
+        loop.remove_reader(reader.fileno())
+        reader.close()
+        writer.close()
+
+
+def _drain(reader: socket.socket) -> None:
+    try:
+        while reader.recv(4096):
+            pass
+    except (BlockingIOError, InterruptedError):
+        pass
+
+
+class Terminated(KeyboardInterrupt):
+    """A run stopped by SIGTERM: handled everywhere as Ctrl-C, then SIGTERM is re-delivered.
+
+    A KeyboardInterrupt, so that every path that cleans up after Ctrl-C cleans up after it
+    too; :func:`flowweaver._blocking.run_blocking` never lets it out.
+    """
+
+
+@contextmanager
+def sigterm_cancels(
+    cancel: Callable[[], None],
+    call_soon: Callable[[Callable[[], None]], object],
+    guard: InlineGuard,
+) -> Iterator[None]:
+    """While the block runs on the main thread, SIGTERM calls ``cancel`` on the loop.
+
+    SIGTERM's default action kills the process on the spot: a run would end with no flush
+    of its store. Instead the run is cancelled and cleaned up as for Ctrl-C, and the
+    previous handler is put back at once, so that a second SIGTERM does what it always
+    did. A sync task running inline on the loop thread (``guard.active``) is interrupted
+    right there, as Ctrl-C interrupts it. The block then raises :class:`Terminated`
+    (unless ``cancel`` already made it raise one), for the blocking caller to re-deliver
+    the signal outside the loop.
+
+    Nothing changes off the main thread, when SIGTERM is ignored, or when its handler was
+    not set from Python.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is signal.SIG_IGN or previous is None:
+        yield
+        return
+    received = False
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        nonlocal received
+        received = True
+        signal.signal(signal.SIGTERM, previous)
+        call_soon(cancel)  # signal-safe on both backends; the loop does the cancelling
+        if guard.active:
+            raise Terminated  # user code inline on the loop thread: the loop is not running
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        if _getsignal(signal.SIGTERM) is handler:
+            signal.signal(signal.SIGTERM, previous)
+    if received:
+        raise Terminated  # it came too late to cancel anything: the run ended first
+
+
+def redeliver_sigterm() -> None:
+    """Send SIGTERM again, to the handler that was there before the run (see Terminated).
+
+    The default handler ends the process here, as SIGTERM would have (exit status -15,
+    143 in a shell). A program's own handler is called; what it raises propagates.
+
+    :raises SystemExit: 143, when that handler returns: the work did not finish.
+    """
+    signal.raise_signal(signal.SIGTERM)
+    raise SystemExit(128 + signal.SIGTERM)

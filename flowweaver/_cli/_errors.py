@@ -9,6 +9,7 @@ TASK_FAILED = 1
 DECLINED = 1
 USAGE = 2
 INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a job stopped by Ctrl-C
+TERMINATED = 143  # 128 + SIGTERM
 
 
 class BadInput(click.ClickException):

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .._errors import describe_exception
 from .._status import TaskStatus
 
 STATUS_STYLES = {
@@ -108,9 +109,8 @@ def describe_error(error: BaseException | None) -> str:
     """``"ValueError: bad value"`` on one line."""
     if error is None:
         return ""
-    message = str(error)
-    kind = type(error).__name__
-    return one_line(f"{kind}: {message}" if message else kind)
+    text = describe_exception(error)  # never trusts the error's own __str__
+    return one_line(text[:-2] if text.endswith(": ") else text)
 
 
 def format_duration(seconds: float | None) -> str:

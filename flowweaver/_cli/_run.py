@@ -1,18 +1,22 @@
 """``flowweaver run``: import, pick the workflow, run it with progress, summarise, exit code.
 
 Exit codes: 0 when every task completed, 1 when a task failed, 130 when Ctrl-C stopped
-the run (the engine has flushed the store by then, so the next run resumes), 2 for bad
-usage (see :class:`~flowweaver._cli._errors.BadInput`).
+the run (the engine has flushed the store by then, so the next run resumes), 143 when
+SIGTERM did (the same way), 2 for bad usage (see :class:`~flowweaver._cli._errors.BadInput`).
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any
 
 import click
@@ -24,7 +28,7 @@ from .._executor import BaseExecutor
 from .._status import TaskStatus
 from .._store_api import StateStoreError
 from .._workflow import Workflow
-from ._errors import INTERRUPTED, OK, TASK_FAILED, BadInput
+from ._errors import INTERRUPTED, OK, TASK_FAILED, TERMINATED, BadInput
 from ._load import load_workflow
 from ._output import Output, format_duration, stdout_is_terminal
 from ._progress import LiveProgress, PlainProgress, RunState
@@ -37,6 +41,32 @@ EXECUTORS = ("sequential", "threaded", "async")
 _LIBRARY_DIRS = tuple(
     os.path.dirname(m.__file__) + os.sep for m in (flowweaver,) if m.__file__ is not None
 )
+
+
+class _Terminated(BaseException):
+    """SIGTERM reached the command during its run (after the engine cleaned up)."""
+
+
+@contextmanager
+def _sigterm_ends_the_run() -> Iterator[None]:
+    """SIGTERM raises :class:`_Terminated` here, so the command can summarise and exit 143.
+
+    During ``execute`` the engine handles SIGTERM first (cancel, flush the store), then
+    re-delivers it to this handler.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        # None: a handler set from C, which Python cannot put back; the default is closest
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 @dataclass
@@ -104,13 +134,15 @@ def run(options: RunOptions) -> int:
     executor = make_executor(options, store, progress)
 
     outcome = "completed"
-    with progress:
+    with progress, _sigterm_ends_the_run():
         try:
             executor.execute(workflow)
         except WorkflowExecutionError:
             outcome = "failed"
         except KeyboardInterrupt:
             outcome = "interrupted"
+        except _Terminated:
+            outcome = "terminated"
         except StateStoreError as exc:
             if state.began is None or not (state.completed or state.failed or state.restored):
                 # The store could not be opened or read: nothing ran, it is bad input.
@@ -123,6 +155,8 @@ def run(options: RunOptions) -> int:
     finish_line(out, workflow, state, outcome, store_path)
     if outcome == "interrupted":
         return INTERRUPTED
+    if outcome == "terminated":
+        return TERMINATED
     return TASK_FAILED if outcome == "failed" else OK
 
 
@@ -180,7 +214,8 @@ def finish_line(
     else:
         pending = sum(t.status is TaskStatus.PENDING for t in tasks)
         out.line(
-            f"{workflow.name}: INTERRUPTED after {took}: {counts}, {pending} not finished.",
+            f"{workflow.name}: {workflow.status.value} ({outcome}) after {took}: {counts}, "
+            f"{pending} not finished.",
             style="bold yellow",
         )
     if store_path is None:

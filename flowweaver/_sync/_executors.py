@@ -34,7 +34,9 @@ class SequentialExecutor(SequentialBase):
         :raises WorkflowExecutionError: when a task failed (its downstream was skipped).
 
         On cancellation (or Ctrl-C) the tasks in flight are cancelled and go back to
-        ``PENDING``, and the cancellation propagates.
+        ``PENDING``, the workflow is ``CANCELLED``, and the cancellation propagates. A
+        blocking run on the main thread treats SIGTERM like Ctrl-C, then re-delivers it
+        to the previous handler (``SystemExit(143)`` if that handler returns).
         """
         self._run_blocking(workflow)
 
@@ -83,7 +85,9 @@ class ConcurrentExecutor(ConcurrentBase):
         :raises WorkflowExecutionError: when a task failed (its downstream was skipped).
 
         On cancellation (or Ctrl-C) the tasks in flight are cancelled and go back to
-        ``PENDING``, and the cancellation propagates.
+        ``PENDING``, the workflow is ``CANCELLED``, and the cancellation propagates. A
+        blocking run on the main thread treats SIGTERM like Ctrl-C, then re-delivers it
+        to the previous handler (``SystemExit(143)`` if that handler returns).
         """
         self._run_blocking(workflow)
 
@@ -102,6 +106,10 @@ class DaskExecutor(DaskBase):
         restored tasks are not sent to the cluster.
     :param max_in_flight: the most tasks submitted and not yet finished (default 1000).
     :param connect_timeout: seconds to reach a scheduler by address (default 10).
+    :param worker_timeout: seconds with no worker at all before the attempts in flight
+        fail (default 60).
+    :param keep_results: leave results on the cluster, fetched through your ``Client``
+        on first read (default: brought to the driver when the run ends).
     :param cluster_options: ``LocalCluster`` arguments for ``client=None``.
     :param fail_fast: cancel the rest at the first failure.
     :param backend: the event loop a blocking ``execute`` starts.

@@ -150,3 +150,17 @@ async def test_retry_then_failure_skips_downstream_once(executor_cls: type) -> N
         await executor_cls().execute(wf)
     assert ran == []
     assert info.value.skipped_tasks == ["down"]
+
+
+@pytest.mark.anyio
+async def test_max_retry_delay_caps_each_wait(executor_cls: type) -> None:
+    wf = Workflow("capped")
+    log = EventLog(wf)
+    t = wf.add_task(
+        Task("flaky", Flaky(failures=2), retries=2, retry_delay=100, max_retry_delay=0.05)
+    )
+    started = time.monotonic()
+    await executor_cls(observer=log).execute(wf)
+    assert time.monotonic() - started < 10
+    assert t.attempts == 3
+    assert [e.delay for e in log.of(TaskRetrying)] == [0.05, 0.05]

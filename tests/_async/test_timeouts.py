@@ -20,6 +20,7 @@ from tests.helpers import (
     blocking_sleeper,
     cancellable_sleeper,
     slow_first_attempt,
+    swallows_its_timeout,
 )
 
 
@@ -111,3 +112,31 @@ async def test_timed_out_task_error_names_task_and_limit(executor_cls: type) -> 
     assert error.timeout == 0.05
     assert "sleepy" in str(error)
     assert "0.05" in str(error)
+
+
+@pytest.mark.anyio
+async def test_a_value_returned_after_catching_the_timeout_is_a_timeout(
+    executor_cls: type,
+) -> None:
+    swallower, log = swallows_its_timeout(30, swallowing=5)
+    wf = Workflow("swallowed")
+    t = wf.add_task(Task("sly", swallower, timeout=0.1))
+    wf.add_task(Task("after", lambda sly: sly), depends_on=["sly"])
+    with pytest.raises(WorkflowExecutionError) as info:
+        await executor_cls().execute(wf)
+    assert log == ["swallowed"]
+    assert t.status is TaskStatus.FAILED
+    assert t.result is None
+    assert isinstance(t.error, TaskTimeoutError)
+    assert info.value.skipped_tasks == ["after"]
+
+
+@pytest.mark.anyio
+async def test_an_attempt_that_caught_its_timeout_is_retried(executor_cls: type) -> None:
+    swallower, log = swallows_its_timeout(30, swallowing=2)
+    wf = Workflow("swallowed_then_fine")
+    t = wf.add_task(Task("sly", swallower, timeout=0.1, retries=2, retry_delay=0))
+    await executor_cls().execute(wf)
+    assert log == ["swallowed", "swallowed", "on time"]
+    assert t.attempts == 3
+    assert t.result == "on time"

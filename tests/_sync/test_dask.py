@@ -75,7 +75,7 @@ def test_upstream_results_stay_on_the_cluster_until_read(client: Any) -> None:
     wf = Workflow("lazy")
     wf.add_task(Task("first", lambda: {"rows": 3}))
     wf.add_task(Task("second", lambda first: first["rows"] * 2), depends_on=["first"])
-    DaskExecutor(client).execute(wf)
+    DaskExecutor(client, keep_results=True).execute(wf)
     first = lazy_value(wf, "first")
     assert type(first) is RemoteResult
     assert not first.fetched  # the dependent got the future, not a value from the driver
@@ -83,6 +83,49 @@ def test_upstream_results_stay_on_the_cluster_until_read(client: Any) -> None:
     assert result(wf, "second") == 6
     assert result(wf, "first") == {"rows": 3}
     assert first.fetched
+
+
+def two_step(name: str) -> Workflow:
+    wf = Workflow(name)
+    wf.add_task(Task("x", lambda: [1, 2]))
+    wf.add_task(Task("y", lambda x: sum(x)), depends_on=["x"])
+    return wf
+
+
+def test_results_stay_readable_after_the_client_passed_in_closes(client: Any) -> None:
+    wf = two_step("closed-client")
+    with distributed.Client(client.scheduler.address, set_as_default=False) as own:
+        DaskExecutor(own).execute(wf)
+    assert result(wf, "x") == [1, 2]
+    y = wf.get_task("y")
+    assert y is not None
+    assert y.snapshot() == (TaskStatus.COMPLETED, 3, None)
+
+
+def test_a_failed_run_keeps_its_completed_results_readable(client: Any) -> None:
+    def boom(x: list[int]) -> None:
+        raise ValueError("bad row")
+
+    wf = two_step("failed-run")
+    wf.add_task(Task("boom", boom), depends_on=["x"])
+    with (
+        distributed.Client(client.scheduler.address, set_as_default=False) as own,
+        pytest.raises(WorkflowExecutionError),
+    ):
+        DaskExecutor(own).execute(wf)
+    assert (result(wf, "x"), result(wf, "y")) == ([1, 2], 3)
+
+
+def test_keep_results_leaves_values_on_the_cluster_until_read(client: Any) -> None:
+    wf = two_step("kept")
+    with distributed.Client(client.scheduler.address, set_as_default=False) as own:
+        DaskExecutor(own, keep_results=True).execute(wf)
+        assert not lazy_value(wf, "x").fetched
+        assert not lazy_value(wf, "y").fetched
+        assert result(wf, "y") == 3  # fetched through the open client
+    with pytest.raises(FlowWeaverError, match=r"'x' was left on the Dask cluster \(keep_results"):
+        result(wf, "x")
+    assert result(wf, "y") == 3  # read before the client closed
 
 
 def test_a_failing_task_skips_its_downstream_and_keeps_its_error(client: Any) -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._calls import accepted_keywords, is_async_callable
 from ._errors import WorkflowValidationError, check_name_text
-from ._remote import RemoteResult
+from ._remote._protocol import RemoteResult
 from ._settings import (
     OPTIONS,
     Callback,
@@ -240,7 +240,7 @@ class Task:
         :raises TaskExecutionError: when the last attempt fails; the function's exception
             is its ``__cause__`` and the task is ``FAILED``.
         """
-        from ._async._engine import run_task_blocking
+        from ._engine._driver import run_task_blocking
 
         return run_task_blocking(self, context)
 

@@ -5,9 +5,9 @@
     python scripts/unasync.py --check  # fail if a twin differs or a substitution went unused
 
 Each line is rewritten on its own by the substitutions below, so a twin keeps the lines of
-its source and a diff between them reads line for line. Not every file is
-generated: the engine itself has no twin (the blocking form runs it on a loop of its own),
-so a source opts in with the marker comment below in its first three lines.
+its source and a diff between them reads line for line. Every module of an ``_async``
+folder has a twin, one for one: what has no twin (the engine: the blocking form runs it on
+a loop of its own) lives elsewhere.
 """
 
 from __future__ import annotations
@@ -18,19 +18,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-MARKER = "# unasync: generate"
-
 
 def files() -> list[tuple[str, str]]:
-    """(source, twin) pairs: every ``flowweaver/_async`` module whose first lines carry the
-    marker comment, and every module of ``tests/_async``."""
+    """(source, twin) pairs: every module of ``flowweaver/_async`` and ``tests/_async``."""
     pairs = []
-    for path in sorted((ROOT / "flowweaver" / "_async").glob("*.py")):
-        head = path.read_text(encoding="utf-8").splitlines()[:3]
-        if MARKER in head:
-            pairs.append(path)
-    tests = sorted((ROOT / "tests" / "_async").glob("*.py"))
-    pairs += [p for p in tests if p.name != "__init__.py"]
+    for folder in ("flowweaver", "tests"):
+        modules = sorted((ROOT / folder / "_async").glob("*.py"))
+        pairs += [p for p in modules if p.name != "__init__.py"]
     return [
         (str(p.relative_to(ROOT)), str(p.relative_to(ROOT)).replace("/_async/", "/_sync/"))
         for p in pairs

@@ -12,7 +12,7 @@ import pytest
 
 import flowweaver.aio
 from flowweaver import JSONStateStore, SQLiteStateStore, TaskStatus
-from flowweaver._async._sessions import open_session
+from flowweaver._store._sessions import open_session
 from tests.store_helpers import NOW, record, run_children
 
 # subprocesses and signals: not in the quick `-m "not slow"` run

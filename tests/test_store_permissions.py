@@ -19,7 +19,7 @@ import sys, anyio
 from datetime import datetime, timezone
 from flowweaver import JSONStateStore, SQLiteStateStore, StateStoreError, TaskStatus
 from flowweaver import aio
-from flowweaver._async._sessions import open_session
+from flowweaver._store._sessions import open_session
 
 folder = sys.argv[1]
 now = datetime.now(timezone.utc)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from ._errors import FlowWeaverError
-from ._status import TaskStatus
+from .._errors import FlowWeaverError
+from .._status import TaskStatus
 
 
 class StateStoreError(FlowWeaverError):

@@ -30,7 +30,7 @@ import anyio.to_thread
 
 from .._calls import is_async_callable
 from .._errors import WorkflowValidationError
-from .._store_api import AsyncStoreSession, StoreSession, TaskRecord
+from ._api import AsyncStoreSession, StoreSession, TaskRecord
 
 
 async def open_session(store: object) -> AsyncStoreSession:

@@ -1,6 +1,6 @@
 """The one engine: an anyio task-group scheduler that every executor configures.
 
-Theory of operation. A run compiles the workflow into a :class:`~flowweaver._graph.Graph`
+Theory of operation. A run compiles the workflow into a :class:`~flowweaver._engine._graph.Graph`
 and hands it to a :class:`~flowweaver._engine._scheduler.Scheduler`, which makes every
 decision about when a task runs; this module only carries them out. A task is *admitted*
 the moment its last upstream task completes, as long as fewer than ``concurrency`` tasks
@@ -43,7 +43,6 @@ import anyio.abc
 from anyio.lowlevel import checkpoint
 
 from .._blocking import loop_running_in_this_thread, run_blocking
-from .._engine._scheduler import Failed, Scheduler
 from .._errors import (
     TaskExecutionError,
     WorkflowExecutionError,
@@ -60,18 +59,19 @@ from .._events import (
     TaskSkipped,
     TaskStarted,
 )
-from .._graph import Graph
-from .._remote import RemoteResult
+from .._remote._protocol import RemoteResult
+from .._remote._steps import RemoteSteps
 from .._status import TaskStatus, WorkflowStatus
-from .._store_api import StateSerializationError
+from .._store._api import StateSerializationError
 from . import _gc
 from ._attempt import await_with_timeout, call_with_timeout, is_awaitable, log_retry
 from ._callbacks import SyncCall, run_callbacks
 from ._endings import bare_interrupt, execution_error, is_interruption, settle_interrupted
+from ._graph import Graph
 from ._observe import Emitter
 from ._persist import RunStore
 from ._plan import ASYNC, INLINE, POOL, REMOTE, REMOTE_TIMED, plan
-from ._remote_steps import RemoteSteps
+from ._scheduler import Failed, Scheduler
 from ._sigint import (
     InlineGuard,
     Terminated,

@@ -34,9 +34,9 @@ from ._events import (
     TaskStarted,
 )
 from ._executor import BaseExecutor
-from ._serializers import JSONSerializer, PickleSerializer
 from ._status import TaskStatus, WorkflowStatus
-from ._store_api import StateSerializationError, StateStoreError, TaskRecord, WorkflowLockedError
+from ._store._api import StateSerializationError, StateStoreError, TaskRecord, WorkflowLockedError
+from ._store._serializers import JSONSerializer, PickleSerializer
 from ._sync._executors import (
     ConcurrentExecutor,
     DaskExecutor,

@@ -51,7 +51,7 @@ def run_blocking(func: Callable[..., Awaitable[T]], *args: Any, backend: str = "
     :raises SystemExit: 143, when the program's own SIGTERM handler returns.
     """
     if not loop_running_in_this_thread():
-        from ._async._sigint import Terminated, redeliver_sigterm
+        from ._engine._sigint import Terminated, redeliver_sigterm
 
         try:
             return anyio.run(func, *args, backend=backend)
@@ -91,7 +91,7 @@ class _Helper:
 
 
 def _run_in_helper_thread(func: Callable[..., Awaitable[T]], args: Any, backend: str) -> T:
-    from ._async._workers import threadsafe_caller
+    from ._engine._workers import threadsafe_caller
 
     helper = _Helper()
 

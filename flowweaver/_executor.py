@@ -24,7 +24,7 @@ if TYPE_CHECKING:
         from typing_extensions import Unpack
 
     from ._events import RunEvent
-    from ._remote import RemoteRunner
+    from ._remote._protocol import RemoteRunner
     from ._workflow import Workflow
 
 Observer = Callable[["RunEvent"], Any]
@@ -126,8 +126,8 @@ class BaseExecutor(ABC):
         return None
 
     def _run_blocking(self, workflow: Workflow) -> None:
-        from ._async._engine import run_workflow
         from ._blocking import loop_running_in_this_thread, run_blocking
+        from ._engine._driver import run_workflow
 
         # Sync tasks may run on the loop's own thread only when that loop runs in the
         # caller's thread: on the helper thread (a loop already runs here) they could not
@@ -136,7 +136,7 @@ class BaseExecutor(ABC):
         run_blocking(run_workflow, self, workflow, owns_loop, backend=self.backend)
 
     async def _run_async(self, workflow: Workflow) -> None:
-        from ._async._engine import run_workflow
+        from ._engine._driver import run_workflow
 
         await run_workflow(self, workflow, False)
 

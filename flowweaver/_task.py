@@ -7,171 +7,35 @@ while a run is in progress never sees a status from one moment and a result from
 
 from __future__ import annotations
 
-import functools
 import inspect
 import math
 import random
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+import sys
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from types import CodeType, FunctionType
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from ._calls import accepted_keywords, is_async_callable
 from ._errors import WorkflowValidationError, check_name_text
-from ._remote import RemoteResult
+from ._remote._protocol import RemoteResult
+from ._settings import (
+    OPTIONS,
+    Callback,
+    DecoratorOptions,
+    TaskOptions,
+    TaskSettings,
+    keyword_parameters,
+)
 from ._status import TaskStatus
+
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:
+    from typing_extensions import Unpack
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-Callback = Callable[["Task"], Any]
-
-# The default longest wait before a retry: a backoff grows fast (2**10 s is 17 minutes).
-MAX_RETRY_DELAY = 300.0
-
-
-@dataclass(frozen=True)
-class TaskSettings:
-    """What ``@task`` stores on ``func.__flowweaver__``; checked when it is made."""
-
-    name: str | None = None
-    retries: int = 0
-    timeout: float | None = None
-    callbacks: tuple[Callback, ...] = ()
-    retry_delay: float = 0.0
-    retry_backoff: float = 2.0
-    retry_jitter: float = 0.0
-    version: str | None = None
-    max_retry_delay: float = MAX_RETRY_DELAY
-
-    def __post_init__(self) -> None:
-        check_settings(
-            self.name or "<unnamed>",
-            retries=self.retries,
-            timeout=self.timeout,
-            callbacks=self.callbacks,
-            retry_delay=self.retry_delay,
-            retry_backoff=self.retry_backoff,
-            retry_jitter=self.retry_jitter,
-            version=self.version,
-            max_retry_delay=self.max_retry_delay,
-        )
-
-
-def check_settings(
-    name: str,
-    *,
-    retries: int,
-    timeout: float | None,
-    callbacks: Iterable[Any],
-    retry_delay: float,
-    retry_backoff: float,
-    retry_jitter: float,
-    version: str | None,
-    max_retry_delay: float = MAX_RETRY_DELAY,
-) -> None:
-    """Raise :class:`WorkflowValidationError` naming the task for any bad setting."""
-    where = f"task {name!r}"
-    if isinstance(retries, bool) or not isinstance(retries, int):
-        raise WorkflowValidationError(f"{where}: retries must be a whole number, got {retries!r}")
-    if retries < 0:
-        raise WorkflowValidationError(
-            f"{where}: retries must be 0 or more, got {retries}; use 0 for a single attempt"
-        )
-    if timeout is not None:
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-            raise WorkflowValidationError(
-                f"{where}: timeout must be a number of seconds or None, got {timeout!r}"
-            )
-        if not timeout > 0 or math.isnan(timeout):
-            raise WorkflowValidationError(
-                f"{where}: timeout must be more than 0 seconds, got {timeout!r}; "
-                "use None for no timeout"
-            )
-    for cb in callbacks:
-        if not callable(cb):
-            raise WorkflowValidationError(f"{where}: every callback must be callable, got {cb!r}")
-    for label, value in (("retry_delay", retry_delay), ("retry_jitter", retry_jitter)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-            raise WorkflowValidationError(f"{where}: {label} must be 0 or more, got {value!r}")
-    if retry_jitter > 1:
-        raise WorkflowValidationError(
-            f"{where}: retry_jitter is a fraction of the delay from 0 to 1, got {retry_jitter!r}"
-        )
-    if (
-        isinstance(retry_backoff, bool)
-        or not isinstance(retry_backoff, (int, float))
-        or not (retry_backoff >= 1)
-    ):
-        raise WorkflowValidationError(
-            f"{where}: retry_backoff must be 1 (constant delay) or more, got {retry_backoff!r}"
-        )
-    # An infinite delay or backoff would make a failing task wait forever.
-    for label, value in (
-        ("retry_delay", retry_delay),
-        ("retry_backoff", retry_backoff),
-        ("max_retry_delay", max_retry_delay),
-    ):
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not math.isfinite(value)
-        ):
-            raise WorkflowValidationError(
-                f"{where}: {label} must be a finite number, got {value!r}; cap the wait "
-                "between retries with max_retry_delay (seconds)"
-            )
-    if not max_retry_delay > 0:
-        raise WorkflowValidationError(
-            f"{where}: max_retry_delay must be more than 0 seconds, got {max_retry_delay!r}"
-        )
-    if version is not None and not isinstance(version, str):
-        raise WorkflowValidationError(f"{where}: version must be a string, got {version!r}")
-
-
-def is_async_callable(func: Callable[..., Any]) -> bool:
-    """True when calling ``func`` returns a coroutine (also through partials and __call__)."""
-    if type(func) is FunctionType:
-        # The common case, read straight from the code flags: thousands of tasks per run.
-        if func.__code__.co_flags & inspect.CO_COROUTINE:
-            return True
-        # inspect.markcoroutinefunction (3.12+) leaves a marker in the function's __dict__
-        return bool(func.__dict__) and inspect.iscoroutinefunction(func)
-    while isinstance(func, functools.partial):
-        func = func.func
-    if inspect.iscoroutinefunction(func):
-        return True
-    call = getattr(func, "__call__", None)  # noqa: B004 - a callable object's own method
-    return call is not None and inspect.iscoroutinefunction(call)
-
-
-def accepted_keywords(func: Callable[..., Any]) -> tuple[frozenset[str], bool]:
-    """The parameter names ``func`` takes by keyword, and whether it takes ``**kwargs``.
-
-    A function whose signature cannot be read (some builtins) is given nothing.
-    """
-    if type(func) is FunctionType:
-        return _keywords_of_code(func.__code__)
-    try:
-        sig = inspect.signature(func)
-    except (TypeError, ValueError):
-        return frozenset(), False
-    names = set()
-    var_kw = False
-    for p in sig.parameters.values():
-        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
-            names.add(p.name)
-        elif p.kind is p.VAR_KEYWORD:
-            var_kw = True
-    return frozenset(names), var_kw
-
-
-# Cached by code object, so the many lambdas or closures made from one def share an
-# entry; bounded, so code made on the fly cannot pile up.
-@functools.lru_cache(maxsize=4096)
-def _keywords_of_code(code: CodeType) -> tuple[frozenset[str], bool]:
-    first = code.co_posonlyargcount
-    end = code.co_argcount + code.co_kwonlyargcount
-    return frozenset(code.co_varnames[first:end]), bool(code.co_flags & inspect.CO_VARKEYWORDS)
+__all__ = ["Callback", "Task", "TaskSettings", "task"]
 
 
 class Task:
@@ -208,17 +72,21 @@ class Task:
         "_started",
         "_state",
         "attempts",
-        "callbacks",
         "func",
-        "max_retry_delay",
         "name",
-        "retries",
-        "retry_backoff",
-        "retry_delay",
-        "retry_jitter",
-        "timeout",
-        "version",
+        "settings",
+        *OPTIONS,
     )
+
+    if TYPE_CHECKING:  # the options, copied from self.settings (see _settings.py)
+        retries: int
+        timeout: float | None
+        callbacks: list[Callback]
+        retry_delay: float
+        retry_backoff: float
+        retry_jitter: float
+        version: str | None
+        max_retry_delay: float
 
     def __init__(
         self,
@@ -227,48 +95,35 @@ class Task:
         retries: int = 0,
         timeout: float | None = None,
         callbacks: list[Callback] | None = None,
-        *,
-        retry_delay: float = 0.0,
-        retry_backoff: float = 2.0,
-        retry_jitter: float = 0.0,
-        version: str | None = None,
-        max_retry_delay: float = MAX_RETRY_DELAY,
+        **options: Unpack[TaskOptions],
     ) -> None:
         if not isinstance(name, str) or not name:
             raise WorkflowValidationError(f"a task name must be a non-empty string, got {name!r}")
-        check_name_text("task", name)
         if not callable(func):
             raise WorkflowValidationError(
                 f"task {name!r}: func must be callable, got {type(func).__name__} {func!r}"
             )
-        if callbacks is not None and (
-            isinstance(callbacks, (str, bytes)) or not isinstance(callbacks, Iterable)
-        ):
-            raise WorkflowValidationError(
-                f"task {name!r}: callbacks must be a list of callables, got {callbacks!r}"
-            )
-        cbs = list(callbacks or ())
-        check_settings(
+        settings = TaskSettings.make(
             name,
-            retries=retries,
-            timeout=timeout,
-            callbacks=cbs,
-            retry_delay=retry_delay,
-            retry_backoff=retry_backoff,
-            retry_jitter=retry_jitter,
-            version=version,
-            max_retry_delay=max_retry_delay,
+            {
+                "name": name,
+                "retries": retries,
+                "timeout": timeout,
+                "callbacks": callbacks,
+                **options,
+            },
         )
+        self._setup(name, func, settings)
+
+    def _setup(self, name: str, func: Callable[..., Any], settings: TaskSettings) -> None:
+        check_name_text("task", name)
         self.name = name
         self.func = func
-        self.retries = retries
-        self.timeout = timeout
-        self.callbacks: list[Callback] = cbs
-        self.retry_delay = retry_delay
-        self.retry_backoff = retry_backoff
-        self.retry_jitter = retry_jitter
-        self.max_retry_delay = max_retry_delay
-        self.version = version
+        self.settings = settings
+        # Plain attributes, not properties over settings: the engine reads them per task.
+        for option in OPTIONS:
+            setattr(self, option, getattr(settings, option))
+        self.callbacks = list(settings.callbacks)
         self._state: tuple[TaskStatus, Any, BaseException | None] = (
             TaskStatus.PENDING,
             None,
@@ -385,9 +240,9 @@ class Task:
         :raises TaskExecutionError: when the last attempt fails; the function's exception
             is its ``__cause__`` and the task is ``FAILED``.
         """
-        from ._async._single import execute_task_blocking
+        from ._engine._driver import run_task_blocking
 
-        return execute_task_blocking(self, context)
+        return run_task_blocking(self, context)
 
     def __repr__(self) -> str:
         return f"<Task {self.name!r} {self.status.value}>"
@@ -398,19 +253,30 @@ class Task:
         settings = getattr(func, "__flowweaver__", None)
         if isinstance(settings, TaskSettings):
             name = settings.name or _callable_name(func)
-            return cls(
-                name,
-                func,
-                retries=settings.retries,
-                timeout=settings.timeout,
-                callbacks=list(settings.callbacks),
-                retry_delay=settings.retry_delay,
-                retry_backoff=settings.retry_backoff,
-                retry_jitter=settings.retry_jitter,
-                version=settings.version,
-                max_retry_delay=settings.max_retry_delay,
-            )
+            new = cls.__new__(cls)
+            new._setup(name, func, settings.named(name))
+            return new
         return cls(_callable_name(func), func)
+
+
+# Type checkers read the TypedDicts; help() and IDEs that inspect at run time read these,
+# built from the same list of options (inspect.signature follows __signature__).
+_KW = keyword_parameters(tuple(TaskOptions.__annotations__))
+Task.__init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [
+        inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+        inspect.Parameter("name", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation="str"),
+        inspect.Parameter(
+            "func", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation="Callable[..., Any]"
+        ),
+        *(
+            p.replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD)
+            for p in keyword_parameters(("retries", "timeout", "callbacks"))
+        ),
+        *_KW,
+    ],
+    return_annotation="None",
+)
 
 
 def _callable_name(func: Callable[..., Any]) -> str:
@@ -428,36 +294,10 @@ def task(func: F, /) -> F: ...
 
 
 @overload
-def task(
-    func: None = None,
-    /,
-    *,
-    name: str | None = None,
-    retries: int = 0,
-    timeout: float | None = None,
-    callbacks: list[Callback] | None = None,
-    retry_delay: float = 0.0,
-    retry_backoff: float = 2.0,
-    retry_jitter: float = 0.0,
-    version: str | None = None,
-    max_retry_delay: float = MAX_RETRY_DELAY,
-) -> Callable[[F], F]: ...
+def task(func: None = None, /, **options: Unpack[DecoratorOptions]) -> Callable[[F], F]: ...
 
 
-def task(
-    func: F | None = None,
-    /,
-    *,
-    name: str | None = None,
-    retries: int = 0,
-    timeout: float | None = None,
-    callbacks: list[Callback] | None = None,
-    retry_delay: float = 0.0,
-    retry_backoff: float = 2.0,
-    retry_jitter: float = 0.0,
-    version: str | None = None,
-    max_retry_delay: float = MAX_RETRY_DELAY,
-) -> F | Callable[[F], F]:
+def task(func: F | None = None, /, **options: Unpack[DecoratorOptions]) -> F | Callable[[F], F]:
     """Mark a function as a task, with or without parentheses.
 
     The function itself is returned unchanged, so it stays callable (and awaitable, if it
@@ -465,27 +305,16 @@ def task(
     ``func.__flowweaver__``. ``Workflow.add_task(func)`` makes a fresh :class:`Task` from
     them each time, so one function can serve in several workflows.
 
-    The parameters are those of :class:`Task`; ``name`` defaults to ``func.__name__``.
+    The options are those of :class:`Task` (``name``, ``retries``, ``timeout``,
+    ``callbacks``, ``retry_delay``, ``retry_backoff``, ``retry_jitter``, ``version``,
+    ``max_retry_delay``), all by keyword; ``name`` defaults to ``func.__name__``.
 
     :raises WorkflowValidationError: for a bad setting, at decoration time.
     """
+    name = options.get("name")
     if name is not None and (not isinstance(name, str) or not name):
         raise WorkflowValidationError(f"a task name must be a non-empty string, got {name!r}")
-    if callbacks is not None and (
-        isinstance(callbacks, (str, bytes)) or not isinstance(callbacks, Iterable)
-    ):
-        raise WorkflowValidationError(f"callbacks must be a list of callables, got {callbacks!r}")
-    settings = TaskSettings(
-        name=name,
-        retries=retries,
-        timeout=timeout,
-        callbacks=tuple(callbacks or ()),
-        retry_delay=retry_delay,
-        retry_backoff=retry_backoff,
-        retry_jitter=retry_jitter,
-        version=version,
-        max_retry_delay=max_retry_delay,
-    )
+    settings = TaskSettings.make(name, dict(options))
 
     def mark(f: F) -> F:
         if not callable(f):
@@ -502,3 +331,12 @@ def task(
     if func is not None:
         return mark(func)
     return mark
+
+
+task.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [
+        inspect.Parameter("func", inspect.Parameter.POSITIONAL_ONLY, default=None),
+        *keyword_parameters(("name", "retries", "timeout", "callbacks")),
+        *_KW,
+    ]
+)

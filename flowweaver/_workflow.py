@@ -6,8 +6,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _export
+from ._engine._graph import Graph
 from ._errors import WorkflowValidationError, check_name_text
-from ._graph import Graph
 from ._status import WorkflowStatus
 from ._task import Task, TaskSettings
 

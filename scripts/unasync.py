@@ -14,9 +14,9 @@ lives in code, e.g. a class attribute). The package itself does not fit: it turn
 Each rule replaces tokens where they stand, so a twin keeps the lines of its source (less
 its ``@pytest.mark.anyio`` lines) and a diff between them reads line for line. The output
 is the same on every Python version the project supports (f-strings are one token here
-whatever the tokenizer says). Not every file is generated: the engine itself has no twin
-(the blocking form runs it on a loop of its own), so a source opts in with the marker
-comment below in its first three lines; every module of ``tests/_async`` has a twin.
+whatever the tokenizer says). Every module of an ``_async`` folder has a twin, one for
+one: what has no twin (the engine: the blocking form runs it on a loop of its own) lives
+elsewhere.
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-
-MARKER = "# unasync: generate"
 
 # Names renamed wherever they stand as code; any other name ``AsyncX`` (X upper case)
 # becomes ``X`` (rule "Async prefix").
@@ -60,15 +58,11 @@ _LAYOUT = {tokenize.NEWLINE, tokenize.NL, tokenize.INDENT, tokenize.DEDENT, toke
 
 
 def files() -> list[tuple[str, str]]:
-    """(source, twin) pairs: every ``flowweaver/_async`` module whose first lines carry the
-    marker comment, and every module of ``tests/_async``."""
+    """(source, twin) pairs: every module of ``flowweaver/_async`` and ``tests/_async``."""
     pairs = []
-    for path in sorted((ROOT / "flowweaver" / "_async").glob("*.py")):
-        head = path.read_text(encoding="utf-8").splitlines()[:3]
-        if MARKER in head:
-            pairs.append(path)
-    tests = sorted((ROOT / "tests" / "_async").glob("*.py"))
-    pairs += [p for p in tests if p.name != "__init__.py"]
+    for folder in ("flowweaver", "tests"):
+        modules = sorted((ROOT / folder / "_async").glob("*.py"))
+        pairs += [p for p in modules if p.name != "__init__.py"]
     return [
         (str(p.relative_to(ROOT)), str(p.relative_to(ROOT)).replace("/_async/", "/_sync/"))
         for p in pairs

@@ -20,9 +20,9 @@ from datetime import datetime, timezone
 
 import anyio
 
-import flowweaver._json_format
+import flowweaver._store._json_format
 from flowweaver import TaskRecord, TaskStatus
-from flowweaver._async._sessions import open_session
+from flowweaver._store._sessions import open_session
 
 BATCH = 10
 PER_SESSION = 3
@@ -63,5 +63,5 @@ async def main(spec: str, path: str, workflow: str, prefix: str, start: int, cou
 if __name__ == "__main__":
     spec, path, backend, workflow, prefix, start, count = sys.argv[1:8]
     if "FW_COMPACT_MIN_BYTES" in os.environ:
-        flowweaver._json_format.COMPACT_MIN_BYTES = int(os.environ["FW_COMPACT_MIN_BYTES"])
+        flowweaver._store._json_format.COMPACT_MIN_BYTES = int(os.environ["FW_COMPACT_MIN_BYTES"])
     anyio.run(main, spec, path, workflow, prefix, int(start), int(count), backend=backend)

@@ -208,6 +208,7 @@ trio.run(handler)
 """
 
 
+@pytest.mark.slow
 def test_blocking_execute_with_trio_backend_inside_trio() -> None:
     # in a subprocess, so a deadlock costs a timeout instead of a stuck test session
     try:

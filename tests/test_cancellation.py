@@ -31,6 +31,9 @@ from flowweaver import (
 )
 from tests.helpers import EventLog, Flaky, async_sleeping, blocking_sleeper, final_statuses
 
+# subprocesses and signals: not in the quick `-m "not slow"` run
+pytestmark = pytest.mark.slow
+
 AIO = [
     flowweaver.aio.SequentialExecutor,
     flowweaver.aio.ThreadedExecutor,

@@ -10,6 +10,9 @@ import pytest
 
 from tests._cli_helpers import command_env, flowweaver_cmd, write
 
+# subprocesses and signals: not in the quick `-m "not slow"` run
+pytestmark = pytest.mark.slow
+
 ONE = """
     from flowweaver import Task, Workflow
 

@@ -10,6 +10,9 @@ import pytest
 
 from tests._cli_helpers import flowweaver_cmd, write
 
+# subprocesses and signals: not in the quick `-m "not slow"` run
+pytestmark = pytest.mark.slow
+
 PIPELINE = """
     from flowweaver import Task, Workflow
 

@@ -21,6 +21,9 @@ from tests._cli_helpers import (
     write,
 )
 
+# subprocesses and signals: not in the quick `-m "not slow"` run
+pytestmark = pytest.mark.slow
+
 PIPELINE = """
     from flowweaver import Workflow, task
 

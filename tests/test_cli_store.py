@@ -17,6 +17,9 @@ from tests._cli_helpers import (
     write,
 )
 
+# subprocesses and signals: not in the quick `-m "not slow"` run
+pytestmark = pytest.mark.slow
+
 # Each task appends its name to runs.log when it really runs (not when it is restored).
 # `check` fails until a file named "fixed" exists beside the workflow.
 COUNTED = """

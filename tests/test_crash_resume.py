@@ -21,6 +21,9 @@ import pytest
 
 from tests.store_helpers import completed
 
+# subprocesses and signals: not in the quick `-m "not slow"` run
+pytestmark = pytest.mark.slow
+
 CHILD = textwrap.dedent(
     """
     import os, random, sys, time

@@ -14,7 +14,7 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 import flowweaver  # noqa: E402
-import flowweaver._async._remote_steps  # noqa: E402
+import flowweaver._remote._steps  # noqa: E402
 import flowweaver.aio  # noqa: E402
 from flowweaver import (  # noqa: E402
     FlowWeaverError,
@@ -25,8 +25,8 @@ from flowweaver import (  # noqa: E402
     WorkflowStatus,
     WorkflowValidationError,
 )
-from flowweaver._dask import DaskRunner  # noqa: E402
-from flowweaver._dask_watch import EXECUTIONS, ExecutionLog, NoWorkersError  # noqa: E402
+from flowweaver._dask._runner import DaskRunner  # noqa: E402
+from flowweaver._dask._watch import EXECUTIONS, ExecutionLog, NoWorkersError  # noqa: E402
 from flowweaver.aio import DaskExecutor as AwaitableDaskExecutor  # noqa: E402
 from tests import dask_support as sup  # noqa: E402
 
@@ -167,7 +167,7 @@ async def test_an_interrupted_run_by_address_keeps_completed_results(client: Any
 async def test_a_result_an_interrupt_left_behind_says_why(
     client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(flowweaver._async._remote_steps, "INTERRUPTED_FETCH_WAIT", 0)
+    monkeypatch.setattr(flowweaver._remote._steps, "INTERRUPTED_FETCH_WAIT", 0)
     wf = await run_until_quick_completes("left-behind", client.scheduler.address)
     with pytest.raises(FlowWeaverError, match=r"interrupted before the result of task 'quick'"):
         wf.get_task("quick").snapshot()  # type: ignore[union-attr]

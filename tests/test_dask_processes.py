@@ -23,8 +23,11 @@ from flowweaver import (  # noqa: E402
     Workflow,
     WorkflowExecutionError,
 )
-from flowweaver._dask_watch import NoWorkersError  # noqa: E402
+from flowweaver._dask._watch import NoWorkersError  # noqa: E402
 from tests._cli_helpers import command_env  # noqa: E402
+
+# subprocesses and signals: not in the quick `-m "not slow"` run
+pytestmark = pytest.mark.slow
 
 
 def test_tasks_run_in_the_worker_processes() -> None:

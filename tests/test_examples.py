@@ -14,6 +14,9 @@ import pytest
 
 from tests._cli_helpers import command_env, flowweaver_cmd
 
+# subprocesses and signals: not in the quick `-m "not slow"` run
+pytestmark = pytest.mark.slow
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 ALL = sorted(p.name for p in EXAMPLES.glob("*.py"))
 # Those whose `python FILE` needs nothing but the core library.

@@ -11,7 +11,7 @@ from flowweaver import (
     Workflow,
     WorkflowValidationError,
 )
-from flowweaver._graph import Graph, ReadySet
+from flowweaver._engine._graph import Graph, ReadySet
 
 
 def _workflow(layout: dict[str, list[str]]) -> Workflow:

@@ -278,6 +278,7 @@ def test_task_execution_error_example(capsys: pytest.CaptureFixture[str]) -> Non
     assert out[1] == "Original error: Intentional error"
 
 
+@pytest.mark.slow
 def test_multi_stage_pipeline_example_script_runs() -> None:
     proc = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "etl_pipeline.py")],

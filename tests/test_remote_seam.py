@@ -11,7 +11,7 @@ import pytest
 
 from flowweaver import FlowWeaverError, Task, TaskRecomputed, TaskStatus, Workflow
 from flowweaver._executor import ThreadedBase
-from flowweaver._remote import RemoteResult
+from flowweaver._remote._protocol import RemoteResult
 
 
 class Unpicklable(Exception):

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from flowweaver import JSONSerializer, PickleSerializer, StateSerializationError
-from flowweaver._serializers import NotJSONError, encode, encode_json_copy, json_copy
+from flowweaver._store._serializers import NotJSONError, encode, encode_json_copy, json_copy
 
 
 class Colour(enum.Enum):

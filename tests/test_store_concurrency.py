@@ -12,8 +12,11 @@ import pytest
 
 import flowweaver.aio
 from flowweaver import JSONStateStore, SQLiteStateStore, TaskStatus
-from flowweaver._async._sessions import open_session
+from flowweaver._store._sessions import open_session
 from tests.store_helpers import NOW, record, run_children
+
+# subprocesses and signals: not in the quick `-m "not slow"` run
+pytestmark = pytest.mark.slow
 
 BLOCKING = [JSONStateStore, SQLiteStateStore]
 ASYNC = [flowweaver.aio.JSONStateStore, flowweaver.aio.SQLiteStateStore]

@@ -19,7 +19,7 @@ import sys, anyio
 from datetime import datetime, timezone
 from flowweaver import JSONStateStore, SQLiteStateStore, StateStoreError, TaskStatus
 from flowweaver import aio
-from flowweaver._async._sessions import open_session
+from flowweaver._store._sessions import open_session
 
 folder = sys.argv[1]
 now = datetime.now(timezone.utc)
@@ -57,6 +57,7 @@ print("\n".join(failures) or "ok")
 """
 
 
+@pytest.mark.slow
 def test_a_folder_without_write_permission_is_a_clear_error(tmp_path: Path) -> None:
     folder = tmp_path / "read-only"
     folder.mkdir()

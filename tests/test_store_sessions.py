@@ -26,8 +26,8 @@ from flowweaver import (
     TaskStatus,
     WorkflowValidationError,
 )
-from flowweaver._async._sessions import ThreadSession, open_session
-from flowweaver._store_io import FileLock
+from flowweaver._store._io import FileLock
+from flowweaver._store._sessions import ThreadSession, open_session
 from tests.store_helpers import NOW, record
 
 STORE_KINDS = [

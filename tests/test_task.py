@@ -506,7 +506,7 @@ def test_execute_counts_a_value_returned_after_the_deadline_as_a_timeout() -> No
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_a_sync_call_whose_outcome_comes_past_the_deadline_is_a_timeout(backend: str) -> None:
-    from flowweaver._async._attempt import call_with_timeout
+    from flowweaver._engine._attempt import call_with_timeout
 
     async def late_call(func: Any, kwargs: dict[str, Any]) -> Any:
         # a worker's outcome that reaches the loop only after the deadline has passed

@@ -10,7 +10,11 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import pytest
 from mypy import api as mypy_api
+
+# mypy's API takes seconds: not in the quick `-m "not slow"` run
+pytestmark = pytest.mark.slow
 
 SNIPPET = """
 from flowweaver import Task, Workflow, task

@@ -1,4 +1,3 @@
-# unasync: generate
 """The executors: a configuration from ``_executor`` plus an ``execute``.
 
 ``flowweaver/_async/_executors.py`` is written by hand; ``scripts/unasync.py`` turns it
@@ -9,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .._dask import DaskBase
+from .._dask._runner import DaskBase
 from .._executor import ConcurrentBase, SequentialBase, ThreadedBase
 
 if TYPE_CHECKING:

@@ -1,10 +1,9 @@
-# unasync: generate
 """The JSON state store: the reference's file format, crash-safe, shared safely.
 
 ``flowweaver/_async/_json_store.py`` is written by hand (``flowweaver.aio.JSONStateStore``,
 on aiofiles); ``scripts/unasync.py`` generates ``flowweaver/_sync/_json_store.py``
 (``flowweaver.JSONStateStore``). The file format, the journal and compaction are described
-in ``flowweaver/_json_format.py``; the I/O of each form is in ``flowweaver/_store_io.py``.
+in ``flowweaver/_store/_json_format.py``; the I/O of each form is in ``flowweaver/_store/_io.py``.
 
 Every operation holds the store's lock file (``<file>.lock``) and first brings the copy in
 memory up to date with the disk, so several threads and processes can share one file:
@@ -16,14 +15,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from .._json_format import JSONState
-from .._serializers import Serializer, check_serializer
 from .._status import TaskStatus
-from .._store_api import TaskRecord
-from .._store_io import AsyncFileLock, AsyncFiles, Identity
-from .._store_records import (
+from .._store._api import TaskRecord
+from .._store._io import AsyncFileLock, AsyncFiles, Identity
+from .._store._json_format import JSONState
+from .._store._records import (
     check_argument_status,
     check_folder,
     check_task_name,
@@ -33,7 +32,9 @@ from .._store_records import (
     public_state,
     store_vanished,
 )
-from .._store_records import store_path as as_path
+from .._store._records import store_path as as_path
+from .._store._serializers import Serializer, check_serializer
+from .._store._sessions import blocking_form
 from ._store_base import AsyncBaseStateStore
 
 
@@ -75,6 +76,18 @@ class AsyncJSONStateStore(AsyncBaseStateStore):
         self.pretty_print = bool(pretty_print)
         self.serializer = check_serializer(serializer)
         self._state = JSONState(self._path, self.serializer)
+
+    def _run_form(self) -> Any:
+        """A run writes through the blocking twin of this store (see ``_sessions``)."""
+        return blocking_form(self)
+
+    def _twin_settings(self) -> dict[str, Any]:
+        return dict(
+            store_path=self.store_path, pretty_print=self.pretty_print, serializer=self.serializer
+        )
+
+    def _lease_file(self) -> Path:
+        return self._path
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.store_path!r})"

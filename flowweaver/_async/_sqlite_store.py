@@ -1,11 +1,10 @@
-# unasync: generate
 """The SQLite state store: the reference's table, keyed by workflow and task name.
 
 ``flowweaver/_async/_sqlite_store.py`` is written by hand
 (``flowweaver.aio.SQLiteStateStore``, on aiosqlite); ``scripts/unasync.py`` generates
 ``flowweaver/_sync/_sqlite_store.py`` (``flowweaver.SQLiteStateStore``). The schema and the
-statements are in ``flowweaver/_sqlite_schema.py``; each form's connection is in
-``flowweaver/_store_io.py``.
+statements are in ``flowweaver/_store/_sqlite_schema.py``; each form's connection is in
+``flowweaver/_store/_io.py``.
 
 Every write is one ``BEGIN IMMEDIATE`` ... ``COMMIT`` transaction. SQLite itself lets
 several processes share the database: a writer waits for the one before it (up to
@@ -20,8 +19,24 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .._serializers import Serializer, check_serializer
-from .._sqlite_schema import (
+from .._status import TaskStatus
+from .._store._api import TaskRecord
+from .._store._db import AsyncDatabase
+from .._store._io import AsyncShield
+from .._store._records import (
+    check_argument_status,
+    check_folder,
+    check_same_file,
+    check_task_name,
+    check_workflow,
+    error_text,
+    file_id,
+    public_state,
+)
+from .._store._records import store_path as as_path
+from .._store._serializers import Serializer, check_serializer
+from .._store._sessions import blocking_form
+from .._store._sqlite_schema import (
     BUSY_TIMEOUT,
     CHECKPOINT,
     CREATE_INDEXES,
@@ -43,21 +58,6 @@ from .._sqlite_schema import (
     select_one,
     translate_errors,
 )
-from .._status import TaskStatus
-from .._store_api import TaskRecord
-from .._store_db import AsyncDatabase
-from .._store_io import AsyncShield
-from .._store_records import (
-    check_argument_status,
-    check_folder,
-    check_same_file,
-    check_task_name,
-    check_workflow,
-    error_text,
-    file_id,
-    public_state,
-)
-from .._store_records import store_path as as_path
 from ._store_base import AsyncBaseStateStore
 
 
@@ -99,6 +99,21 @@ class AsyncSQLiteStateStore(AsyncBaseStateStore):
         self.serializer = check_serializer(serializer)
         self._rows = Rows(self._path, self.serializer)
         self._collected = False
+
+    def _run_form(self) -> Any:
+        """A run writes through the blocking twin of this store (see ``_sessions``)."""
+        return blocking_form(self)
+
+    def _twin_settings(self) -> dict[str, Any]:
+        return dict(
+            db_path=self.db_path,
+            enable_gc=self.enable_gc,
+            gc_days=self.gc_days,
+            serializer=self.serializer,
+        )
+
+    def _lease_file(self) -> Path:
+        return self._path
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.db_path!r})"

@@ -1,4 +1,3 @@
-# unasync: generate
 """The base class of state stores, and how a run uses a store that only has its methods.
 
 ``flowweaver/_async/_store_base.py`` is written by hand; ``scripts/unasync.py`` turns it
@@ -18,12 +17,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from .._errors import FlowWeaverError
 from .._status import TaskStatus
-from .._store_api import StateStoreError, TaskRecord
-from .._store_records import record_from_state
+from .._store._api import AsyncStoreSession, StateStoreError, TaskRecord
+from .._store._records import record_from_state
 
 
 class AsyncBaseStateStore(ABC):
@@ -72,6 +72,16 @@ class AsyncBaseStateStore(ABC):
     @abstractmethod
     async def clear_all_states(self) -> None:
         """Remove every saved state."""
+
+    # -- the session protocol (see flowweaver._store._sessions.open_session) -----------
+
+    async def _open_session(self) -> AsyncStoreSession:
+        """How a run reaches this store: a session over the five methods."""
+        return AsyncUserStoreSession(self)
+
+    def _lease_file(self) -> Path | None:
+        """A store of five methods has no file to hold a run lease beside."""
+        return None
 
 
 class AsyncUserStoreSession:

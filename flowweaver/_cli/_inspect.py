@@ -13,7 +13,7 @@ from datetime import datetime
 
 import click
 
-from .._store_api import StateStoreError, TaskRecord
+from .._store._api import StateStoreError, TaskRecord
 from ._errors import DECLINED, OK, BadInput
 from ._output import Output, one_line, stdout_is_terminal
 from ._stores import CliStore, existing_store, read_records, workflows_of

@@ -26,7 +26,7 @@ import flowweaver
 from .._errors import WorkflowExecutionError, WorkflowValidationError
 from .._executor import BaseExecutor
 from .._status import TaskStatus
-from .._store_api import StateStoreError
+from .._store._api import StateStoreError
 from .._workflow import Workflow
 from ._errors import INTERRUPTED, OK, TASK_FAILED, TERMINATED, BadInput
 from ._load import load_workflow

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from .._store_api import StateStoreError, TaskRecord
+from .._store._api import StateStoreError, TaskRecord
 from .._sync._json_store import JSONStateStore
 from .._sync._sqlite_store import SQLiteStateStore
 from ._errors import BadInput

@@ -16,7 +16,7 @@ from flowweaver import (
     TaskStatus,
     WorkflowValidationError,
 )
-from flowweaver._store_db import AsyncDatabase
+from flowweaver._store._db import AsyncDatabase
 from flowweaver.aio import SQLiteStateStore
 from tests.store_helpers import (
     AWKWARD_NAMES,

@@ -16,6 +16,9 @@ import pytest
 from flowweaver.aio import JSONStateStore, SQLiteStateStore
 from tests.store_helpers import load_json, run_and_kill
 
+# subprocesses and signals: not in the quick `-m "not slow"` run
+pytestmark = pytest.mark.slow
+
 KILLS = 4
 
 

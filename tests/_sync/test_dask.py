@@ -23,9 +23,9 @@ from flowweaver import (  # noqa: E402
     WorkflowExecutionError,
     WorkflowStatus,
 )
-from flowweaver._dask import DaskRunner  # noqa: E402
-from flowweaver._dask_worker import ResultNotPicklableError  # noqa: E402
-from flowweaver._remote import RemoteResult  # noqa: E402
+from flowweaver._dask._runner import DaskRunner  # noqa: E402
+from flowweaver._dask._worker import ResultNotPicklableError  # noqa: E402
+from flowweaver._remote._protocol import RemoteResult  # noqa: E402
 from flowweaver import DaskExecutor, SQLiteStateStore  # noqa: E402
 from tests import dask_support as sup  # noqa: E402
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-import flowweaver._json_format
+import flowweaver._store._json_format
 from flowweaver import (
     PickleSerializer,
     StateSerializationError,
@@ -362,7 +362,7 @@ def test_a_batch_is_one_journal_append_with_one_fsync(
 def test_the_journal_is_folded_into_the_file_in_the_references_format(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(flowweaver._json_format, "COMPACT_MIN_BYTES", 512)
+    monkeypatch.setattr(flowweaver._store._json_format, "COMPACT_MIN_BYTES", 512)
     store = JSONStateStore(path)
     session = store._open_session()
     sizes = []

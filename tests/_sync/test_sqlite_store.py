@@ -18,7 +18,7 @@ from flowweaver import (
     TaskStatus,
     WorkflowValidationError,
 )
-from flowweaver._store_db import Database
+from flowweaver._store._db import Database
 from flowweaver import SQLiteStateStore
 from tests.store_helpers import (
     AWKWARD_NAMES,

@@ -17,17 +17,17 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .._errors import describe_exception
-from .._lease import Lease
-from .._resume import code_fingerprint, restorable
 from .._status import TaskStatus
-from .._store_api import AsyncStoreSession, TaskRecord
-from .._store_io import give_up_after
+from .._store._api import AsyncStoreSession, TaskRecord
+from .._store._io import give_up_after
+from .._store._lease import Lease
+from .._store._resume import code_fingerprint, restorable
 from ._sigint import InlineGuard
 from ._writer import Writer
 
 if TYPE_CHECKING:
-    from .._graph import Graph
     from .._task import Task
+    from ._graph import Graph
 
 logger = logging.getLogger("flowweaver")
 
@@ -91,7 +91,7 @@ class RunStore:
         :raises StateStoreError: the store cannot be read, or holds another workflow's
             record under one of these task names; nothing has run and nothing was written.
         """
-        from ._sessions import ThreadSession, open_session, store_file
+        from .._store._sessions import ThreadSession, open_session, store_file
 
         path = store_file(self._store)
         if path is not None:

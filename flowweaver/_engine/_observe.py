@@ -9,8 +9,8 @@ from typing import Any
 
 import anyio
 
+from .._calls import is_async_callable
 from .._events import RunEvent
-from .._task import is_async_callable
 
 logger = logging.getLogger("flowweaver")
 

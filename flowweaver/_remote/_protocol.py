@@ -96,7 +96,7 @@ class RemoteResult:
             (the message says why), or it was left on the cluster and cannot be fetched.
         """
         if self._lost is not None:
-            from ._errors import FlowWeaverError
+            from .._errors import FlowWeaverError
 
             reason, cause = self._lost
             raise FlowWeaverError(reason) from cause

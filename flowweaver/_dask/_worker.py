@@ -21,7 +21,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ._errors import FlowWeaverError
+from .._errors import FlowWeaverError
 
 # Values that always pickle: spares the check for the many tasks that return these.
 _PLAIN = frozenset({type(None), bool, int, float, complex, str, bytes})

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from .._task import is_async_callable
+from .._calls import is_async_callable
 
 if TYPE_CHECKING:
     from .._task import Task

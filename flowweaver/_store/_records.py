@@ -12,9 +12,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ._errors import WorkflowValidationError, describe_exception
-from ._status import TaskStatus
-from ._store_api import StateStoreError, TaskRecord
+from .._errors import WorkflowValidationError, describe_exception
+from .._status import TaskStatus
+from ._api import StateStoreError, TaskRecord
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 

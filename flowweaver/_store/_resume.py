@@ -22,9 +22,9 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
-from ._graph import Graph
-from ._status import TaskStatus
-from ._store_api import TaskRecord
+from .._engine._graph import Graph
+from .._status import TaskStatus
+from ._api import TaskRecord
 
 
 def restorable(

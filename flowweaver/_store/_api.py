@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from ._errors import FlowWeaverError
-from ._status import TaskStatus
+from .._errors import FlowWeaverError
+from .._status import TaskStatus
 
 
 class StateStoreError(FlowWeaverError):
@@ -132,3 +132,16 @@ class AsyncStoreSession(Protocol):
 
     async def aclose(self) -> None:
         """Flush and release the store (always called, also after errors)."""
+
+
+class StoreSession(Protocol):
+    """The blocking twin of :class:`AsyncStoreSession` (a blocking store's session); a
+    run calls it in a worker thread."""
+
+    def encode(self, task_name: str, value: Any) -> Any: ...
+
+    def load(self, workflow: str, task_names: Sequence[str]) -> dict[str, TaskRecord]: ...
+
+    def save(self, workflow: str, records: Sequence[TaskRecord]) -> None: ...
+
+    def close(self) -> None: ...

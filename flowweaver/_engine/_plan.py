@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .._graph import Graph
     from .._task import Task
+    from ._graph import Graph
 
 ASYNC = 0  # awaited on a lane
 INLINE = 1  # called directly on a lane (sequential run that owns its loop)

@@ -29,7 +29,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from ._errors import FlowWeaverError
+from .._errors import FlowWeaverError
 
 logger = logging.getLogger("flowweaver")
 

@@ -21,8 +21,8 @@ import math
 import pickle
 from typing import Any, Protocol, runtime_checkable
 
-from ._errors import WorkflowValidationError, describe_exception
-from ._store_api import StateSerializationError
+from .._errors import WorkflowValidationError, describe_exception
+from ._api import StateSerializationError
 
 
 @runtime_checkable

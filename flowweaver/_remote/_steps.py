@@ -1,4 +1,4 @@
-"""A run's use of a remote runner (see ``flowweaver._remote``): submit, wait, fetch, close.
+"""A run's use of a remote runner (``_remote._protocol``): submit, wait, fetch, close.
 
 The engine owns the schedule; this object owns what is on the cluster: the handle of
 each attempt in flight (to cancel it), the values a state store needs brought back (one
@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .._engine._workers import CallSoon, threadsafe_caller
 from .._errors import TaskTimeoutError
 from .._events import RunEvent, TaskRecomputed
-from .._remote import RemoteResult, RemoteRunner
-from ._workers import CallSoon, threadsafe_caller
+from ._protocol import RemoteResult, RemoteRunner
 
 if TYPE_CHECKING:
     from .._task import Task

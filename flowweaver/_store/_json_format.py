@@ -31,11 +31,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._status import TaskStatus
+from ._api import StateStoreError, TaskRecord
+from ._io import Identity
+from ._records import format_timestamp, parse_timestamp, to_status
 from ._serializers import JSONSerializer, Serializer, encode, encode_json_copy
-from ._status import TaskStatus
-from ._store_api import StateStoreError, TaskRecord
-from ._store_io import Identity
-from ._store_records import format_timestamp, parse_timestamp, to_status
 
 Raw = dict[str, Any]
 _TEXT_KEYS = ("workflow", "version", "fingerprint", "token")

@@ -20,87 +20,83 @@ so a batch is either durable or not written, never half-written by a thread left
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 import anyio.to_thread
 
+from .._calls import is_async_callable
 from .._errors import WorkflowValidationError
-from .._store_api import AsyncStoreSession, TaskRecord
-from .._sync._json_store import JSONStateStore
-from .._sync._sqlite_store import SQLiteStateStore
-from .._sync._store_base import BaseStateStore, UserStoreSession
-from ._json_store import AsyncJSONStateStore
-from ._sqlite_store import AsyncSQLiteStateStore
-from ._store_base import AsyncBaseStateStore, AsyncUserStoreSession
-
-
-class BlockingSession(Protocol):
-    """The blocking twin of :class:`~flowweaver._store_api.AsyncStoreSession`."""
-
-    def encode(self, task_name: str, value: Any) -> Any: ...
-
-    def load(self, workflow: str, task_names: Sequence[str]) -> dict[str, TaskRecord]: ...
-
-    def save(self, workflow: str, records: Sequence[TaskRecord]) -> None: ...
-
-    def close(self) -> None: ...
+from ._api import AsyncStoreSession, StoreSession, TaskRecord
 
 
 async def open_session(store: object) -> AsyncStoreSession:
     """Open ``store`` for one run on the current event loop (asyncio or trio).
 
-    :raises WorkflowValidationError: when ``store`` is not a state store (naming its
-        type).
+    A store offers the session protocol with two methods:
+
+    * ``_open_session()``: a new session; ``async def`` when the store is awaitable (its
+      session is used as it is), a plain method when it blocks (called in a worker thread,
+      each call of its session too: :class:`ThreadSession`). The bases of users' stores
+      give every subclass one over its five methods (``AsyncUserStoreSession``);
+    * optionally ``_run_form()``: the store that serves a run instead. The built-in
+      awaitable stores name their blocking twin: one thread call per batch, where
+      aiosqlite and aiofiles cost one per statement, and under trio they cannot work.
+
+    :raises WorkflowValidationError: when ``store`` offers no session (naming its type).
     :raises StateStoreError: when a built-in store cannot be opened.
     """
-    if isinstance(store, (AsyncJSONStateStore, AsyncSQLiteStateStore)):
-        return await _thread_session(_blocking_form(store)._open_session)
-    if isinstance(store, (JSONStateStore, SQLiteStateStore)):
-        return await _thread_session(store._open_session)
-    if isinstance(store, BaseStateStore):
-        return ThreadSession(UserStoreSession(store), anyio.CapacityLimiter(1))
-    if isinstance(store, AsyncBaseStateStore):
-        return AsyncUserStoreSession(store)
-    raise WorkflowValidationError(
-        f"state_store must be a FlowWeaver state store, got a {type(store).__qualname__} "
-        f"({store!r}); use JSONStateStore or SQLiteStateStore, or subclass "
-        "flowweaver.BaseStateStore (plain methods) or flowweaver.aio.BaseStateStore (async "
-        "methods) and implement its five methods"
-    )
+    form = getattr(store, "_run_form", None)
+    if callable(form):
+        store = form()
+    opener = getattr(store, "_open_session", None)
+    if not callable(opener):
+        raise WorkflowValidationError(
+            f"state_store must be a FlowWeaver state store, got a {type(store).__qualname__} "
+            f"({store!r}); use JSONStateStore or SQLiteStateStore, or subclass "
+            "flowweaver.BaseStateStore (plain methods) or flowweaver.aio.BaseStateStore "
+            "(async methods) and implement its five methods"
+        )
+    if is_async_callable(opener):
+        session: AsyncStoreSession = await opener()
+        return session
+    limiter = anyio.CapacityLimiter(1)
+    blocking = await anyio.to_thread.run_sync(opener, limiter=limiter)
+    return ThreadSession(blocking, limiter)
 
 
 def store_file(store: object) -> Path | None:
-    """The file of a built-in store (its run lease lives beside it); None for a user's
-    store, which cannot be leased."""
-    if isinstance(
-        store, (AsyncJSONStateStore, AsyncSQLiteStateStore, JSONStateStore, SQLiteStateStore)
-    ):
-        path: Path = store._path
-        return path
-    return None
+    """The file a store keeps its records in (its run lease lives beside it), from its
+    ``_lease_file()``; None for a store that cannot be leased (a user's)."""
+    form = getattr(store, "_run_form", None)
+    if callable(form):
+        store = form()
+    lease_file = getattr(store, "_lease_file", None)
+    path: Path | None = lease_file() if callable(lease_file) else None
+    return path
 
 
-def _blocking_form(store: AsyncJSONStateStore | AsyncSQLiteStateStore) -> Any:
-    """The blocking store with the same settings, made once per async store."""
+def blocking_form(store: Any) -> Any:
+    """The blocking twin of a built-in awaitable store, with the same settings (made once
+    per store); a blocking store is its own.
+
+    The twin is found by the generator's naming rule: ``flowweaver._async.M.AsyncX`` has
+    ``flowweaver._sync.M.X``; its settings come from the store's ``_twin_settings()``.
+    """
+    for cls in type(store).__mro__:
+        if cls.__module__.startswith("flowweaver._async."):
+            break
+    else:
+        return store
     twin = store.__dict__.get("_blocking_twin")
     if twin is None:
-        if isinstance(store, AsyncJSONStateStore):
-            twin = JSONStateStore(store.store_path, store.pretty_print, serializer=store.serializer)
-        else:
-            twin = SQLiteStateStore(
-                store.db_path, store.enable_gc, store.gc_days, serializer=store.serializer
-            )
+        module = importlib.import_module(cls.__module__.replace("._async.", "._sync.", 1))
+        twin = getattr(module, cls.__name__.removeprefix("Async"))(**store._twin_settings())
         store.__dict__["_blocking_twin"] = twin
     return twin
-
-
-async def _thread_session(opener: Any) -> ThreadSession:
-    limiter = anyio.CapacityLimiter(1)
-    session = await anyio.to_thread.run_sync(opener, limiter=limiter)
-    return ThreadSession(session, limiter)
 
 
 class ThreadSession:
@@ -113,7 +109,7 @@ class ThreadSession:
         is written, and a thread round trip per batch would only add latency.
     """
 
-    def __init__(self, session: BlockingSession, limiter: anyio.CapacityLimiter) -> None:
+    def __init__(self, session: StoreSession, limiter: anyio.CapacityLimiter) -> None:
         self._session = session
         self._limiter = limiter
         self.inline = False

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import anyio
 
-from ._store_api import WorkflowLockedError
-from ._store_io import _release, _try_lock
-from ._store_records import os_error
+from ._api import WorkflowLockedError
+from ._io import _release, _try_lock
+from ._records import os_error
 
 _POLL = 0.05
 

@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.lowlevel
 
-from ._sqlite_schema import text_factory
-from ._store_io import (
+from ._io import (
     AsyncShield,
     StoreThread,
     check_cancelled_in_worker,
     running_on_asyncio,
     wait_deadline,
 )
+from ._sqlite_schema import text_factory
 
 if TYPE_CHECKING:
     import aiosqlite

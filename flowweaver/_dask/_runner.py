@@ -38,10 +38,10 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._dask_watch import ExecutionLog, NoWorkersError, WorkerWatch
-from ._dask_worker import run_on_worker
-from ._errors import FlowWeaverError, WorkflowValidationError
-from ._executor import BaseExecutor, _positive_int
+from .._errors import FlowWeaverError, WorkflowValidationError
+from .._executor import BaseExecutor, _positive_int
+from ._watch import ExecutionLog, NoWorkersError, WorkerWatch
+from ._worker import run_on_worker
 
 if TYPE_CHECKING:
     if sys.version_info >= (3, 11):
@@ -49,8 +49,8 @@ if TYPE_CHECKING:
     else:
         from typing_extensions import Unpack
 
-    from ._executor import ExecutorOptions
-    from ._remote import Done, Recomputed
+    from .._executor import ExecutorOptions
+    from .._remote._protocol import Done, Recomputed
 
 logger = logging.getLogger("flowweaver")
 
@@ -311,7 +311,7 @@ class DaskRunner:
         from dask._task_spec import Task
         from dask.utils import funcname
 
-        from ._async._workers import threadsafe_caller
+        from .._engine._workers import threadsafe_caller
 
         distributed = import_distributed()
         self._task_cls = Task

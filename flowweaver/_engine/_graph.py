@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping, Sequence
 
-from ._errors import CycleError, WorkflowValidationError
+from .._errors import CycleError, WorkflowValidationError
 
 
 class Graph:

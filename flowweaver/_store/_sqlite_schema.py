@@ -19,11 +19,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from ._errors import WorkflowValidationError
+from .._errors import WorkflowValidationError
+from .._status import TaskStatus
+from ._api import StateSerializationError, StateStoreError, TaskRecord
+from ._records import format_timestamp, parse_timestamp
 from ._serializers import JSONSerializer, NotJSONError, Serializer, encode, json_copy
-from ._status import TaskStatus
-from ._store_api import StateSerializationError, StateStoreError, TaskRecord
-from ._store_records import format_timestamp, parse_timestamp
 
 #: How long a statement waits for another connection's write lock before failing.
 BUSY_TIMEOUT = 30.0

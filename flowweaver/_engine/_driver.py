@@ -1,9 +1,11 @@
 """The one engine: an anyio task-group scheduler that every executor configures.
 
-Theory of operation. A run compiles the workflow into a :class:`~flowweaver._graph.Graph`
-and keeps a :class:`~flowweaver._graph.ReadySet`. A task is *admitted* the moment its last
-upstream task completes, as long as fewer than ``concurrency`` tasks are in flight; there
-are no waves, no polling and no sleeps. Admitted tasks go one of two ways:
+Theory of operation. A run compiles the workflow into a :class:`~flowweaver._engine._graph.Graph`
+and hands it to a :class:`~flowweaver._engine._scheduler.Scheduler`, which makes every
+decision about when a task runs; this module only carries them out. A task is *admitted*
+the moment its last upstream task completes, as long as fewer than ``concurrency`` tasks
+are in flight; there are no waves, no polling and no sleeps. Admitted tasks go one of two
+ways:
 
 * *lanes* are coroutines in the run's task group. They await ``async def`` functions, call
   sync functions directly when the run owns its loop and is sequential, and wait (with a
@@ -31,7 +33,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import nullcontext
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -40,7 +42,13 @@ import anyio
 import anyio.abc
 from anyio.lowlevel import checkpoint
 
-from .._errors import WorkflowValidationError, describe_exception
+from .._blocking import loop_running_in_this_thread, run_blocking
+from .._errors import (
+    TaskExecutionError,
+    WorkflowExecutionError,
+    WorkflowValidationError,
+    describe_exception,
+)
 from .._events import (
     RunFinished,
     RunStarted,
@@ -51,18 +59,19 @@ from .._events import (
     TaskSkipped,
     TaskStarted,
 )
-from .._graph import ReadySet
-from .._remote import RemoteResult
+from .._remote._protocol import RemoteResult
+from .._remote._steps import RemoteSteps
 from .._status import TaskStatus, WorkflowStatus
-from .._store_api import StateSerializationError
+from .._store._api import StateSerializationError
 from . import _gc
 from ._attempt import await_with_timeout, call_with_timeout, is_awaitable, log_retry
 from ._callbacks import SyncCall, run_callbacks
 from ._endings import bare_interrupt, execution_error, is_interruption, settle_interrupted
+from ._graph import Graph
 from ._observe import Emitter
 from ._persist import RunStore
 from ._plan import ASYNC, INLINE, POOL, REMOTE, REMOTE_TIMED, plan
-from ._remote_steps import RemoteSteps
+from ._scheduler import Failed, Scheduler
 from ._sigint import (
     InlineGuard,
     Terminated,
@@ -94,7 +103,13 @@ _RUNNING = TaskStatus.RUNNING
 class _Run:
     """One execution of one workflow."""
 
-    def __init__(self, executor: BaseExecutor, workflow: Workflow, owns_loop: bool) -> None:
+    def __init__(
+        self,
+        executor: BaseExecutor | _SoloSettings,
+        workflow: Workflow | _Solo,
+        owns_loop: bool,
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
         self.workflow = workflow
         self.graph = workflow.graph()
         by_name = workflow._tasks
@@ -117,12 +132,19 @@ class _Run:
             else None
         )
         self.kinds, self.inject = plan(self.tasks, self.graph, inline, self.remote is not None)
+        # Values given to the run as a whole (Task.execute's context) reach every task
+        # that takes them by name; a run without them keeps the plain, faster _kwargs.
+        if params:
+            self.params = [{k: v for k, v in params.items() if t.accepts(k)} for t in self.tasks]
+            self._kwargs = self._kwargs_with_params  # type: ignore[method-assign]
 
-        self.ready_set = ReadySet(self.graph)
-        self.ready: deque[int] = deque()
+        # Every decision about when a task runs is the scheduler's; this class carries
+        # them out (lanes, threads, the store, events) and tells it what happened.
+        self.sched = Scheduler(self.concurrency, self.fail_fast)
+        self.sched.add_graph(
+            self.graph.upstream, [t.retries for t in self.tasks], self.graph.downstream
+        )
         self.results: list[Any] = [None] * len(self.tasks)
-        self.unsettled = len(self.tasks)
-        self.in_flight = 0
         self.failed: list[int] = []
         self.skipped: list[int] = []
         self.finished = False
@@ -275,8 +297,11 @@ class _Run:
                     errors.append(exc)
                 else:
                     logger.exception("could not close the remote runner of %r", self.name)
-        stopped_by = self.tasks[self.failed[0]].name if self.failed and self.fail_fast else None
-        settle_interrupted(self.name, self.tasks, stopped_by, self.skipped, self.emit)
+        cancelled, skipped = self.sched.interrupt()
+        stop = self.sched.stopped_by
+        stopped_by = self.tasks[stop].name if stop is not None else None
+        self.skipped.extend(skipped)
+        settle_interrupted(self.name, self.tasks, cancelled, skipped, stopped_by, self.emit)
         workflow = self.workflow
         workflow._running = False
         failed = (
@@ -324,28 +349,27 @@ class _Run:
         if self.store is None:
             return
         found = self.store.restorable()
+        sched = self.sched
+        for i in found:  # upstream tasks first: the order _resume found them in
+            sched.restore(i)
         emit = self.emit
         for i in sorted(found):
             result = found[i].result
             t = self.tasks[i]
             t._state = (_COMPLETED, result, None)
             self.results[i] = result
-            self.ready_set.done(i)
-            self.unsettled -= 1
             if emit is not None:
                 emit(TaskRestored(self.name, time.time(), t.name))
 
     def _durable(self, indices: list[int]) -> None:
         """The writer saved these completed tasks: their dependents may start now."""
+        durable = self.sched.durable
         for i in indices:
-            self._release(i)
+            durable(i)
+        self._admit_or_finish()
 
     def _start(self) -> None:
-        ready = self.ready_set.initial()
-        self.ready.extend(ready)
-        if self.unsettled == 0:
-            self._finish()
-        self._admit()
+        self._admit_or_finish()
 
     async def _drive(self) -> None:
         """Settle what the worker threads hand back, until every task is settled."""
@@ -394,22 +418,25 @@ class _Run:
 
     # -- admission and dispatch -------------------------------------------------------------
 
+    def _admit_or_finish(self) -> None:
+        if self.sched.unsettled == 0:
+            self._finish()
+        else:
+            self._admit()
+
     def _admit(self) -> None:
-        ready = self.ready
-        limit = self.concurrency
-        while ready and self.in_flight < limit:
-            i = ready.popleft()
-            self.in_flight += 1
+        sched = self.sched
+        for i in sched.admit():
             self._dispatch(i)
-        if self.in_flight < limit and self.writer is not None:
+        if self.writer is not None and sched.waits_for_store:
             # A free slot and nothing to start: what waits is waiting for the store, so
             # save now. While every slot is busy, records pile up into a bigger batch.
             self.writer.kick()
 
     def _dispatch(self, i: int) -> None:
-        """Start one attempt of task ``i`` (its slot is already taken)."""
+        """Start the attempt of task ``i`` the scheduler just handed out."""
         t = self.tasks[i]
-        t.attempts += 1
+        t.attempts = self.sched.attempts[i]
         if t._started is None:
             t._started = time.time()
         t._state = (_RUNNING, None, None)
@@ -437,6 +464,10 @@ class _Run:
     def _kwargs(self, i: int) -> dict[str, Any]:
         results = self.results
         return {name: results[j] for j, name in self.inject[i]}
+
+    def _kwargs_with_params(self, i: int) -> dict[str, Any]:
+        results = self.results
+        return {**self.params[i], **{name: results[j] for j, name in self.inject[i]}}
 
     def _pool(self) -> WorkerPool:
         if self.pool is None:
@@ -575,23 +606,18 @@ class _Run:
         # Under a remote runner a dependent gets the handle: the data stays on the cluster.
         self.results[i] = value.handle if type(value) is RemoteResult else value
         t._state = (_COMPLETED, value, None)
-        self.in_flight -= 1
         if self.emit is not None:
             self.emit(TaskCompleted(self.name, ended, t.name, t.attempts, t.duration or 0.0))
         if t.callbacks:
             self._callbacks(t)
+        sched = self.sched
         if store is not None:
             # Dependents wait until the record is durable (see _durable); the slot is free now.
+            sched.completed(i, durable=False)
             store.completed(i, encoded)
-            self._admit()
         else:
-            self._release(i)
-
-    def _release(self, i: int) -> None:
-        """Task ``i`` is complete (and durable, with a store): its dependents may start."""
-        self.ready.extend(self.ready_set.done(i))
-        self.unsettled -= 1
-        if self.unsettled == 0:
+            sched.completed(i)
+        if sched.unsettled == 0:
             self._finish()
         else:
             self._admit()
@@ -601,7 +627,8 @@ class _Run:
 
     def _attempt_failed(self, i: int, exc: Exception, ended: float, final: bool = False) -> None:
         t = self.tasks[i]
-        if t.attempts <= t.retries and not final:
+        decision = self.sched.attempt_failed(i, final)
+        if not isinstance(decision, Failed):
             t._state = (TaskStatus.RETRYING, None, exc)
             wait = t.retry_wait(t.attempts)
             log_retry(t, exc, wait)
@@ -610,13 +637,11 @@ class _Run:
             if wait > 0 and self.work is not None:
                 self.work.start_soon(self._guarded, partial(self._retry_later, i, wait))
             else:
-                self._dispatch(i)
+                self._retry(i)
             return
         t._finished = ended
         t._state = (TaskStatus.FAILED, None, exc)
-        self.in_flight -= 1
         self.failed.append(i)
-        self.unsettled -= 1
         logger.error("task %r failed: %s", t.name, describe_exception(exc))
         emit = self.emit
         if emit is not None:
@@ -626,25 +651,26 @@ class _Run:
         store = self.store
         if store is not None:
             store.failed(i, exc)
-        for j in self.ready_set.fail(i):
+        for j in decision.skipped:
             skipped = self.tasks[j]
             skipped._state = (TaskStatus.SKIPPED, None, None)
             self.skipped.append(j)
-            self.unsettled -= 1
             if emit is not None:
                 emit(TaskSkipped(self.name, ended, skipped.name, t.name))
             if store is not None:
                 store.skipped(j, t.name)
-        if self.fail_fast and self.work is not None:
+        if decision.stop and self.work is not None:
             self._finish()
             self.work.cancel_scope.cancel()
-        elif self.unsettled == 0:
-            self._finish()
         else:
-            self._admit()
+            self._admit_or_finish()
 
     async def _retry_later(self, i: int, wait: float) -> None:
         await anyio.sleep(wait)
+        self._retry(i)
+
+    def _retry(self, i: int) -> None:
+        self.sched.retry(i)
         self._dispatch(i)
 
     def _wake_or_start_lane(self) -> None:
@@ -672,7 +698,10 @@ async def run_workflow(executor: BaseExecutor, workflow: Workflow, owns_loop: bo
     :raises Terminated: (a KeyboardInterrupt) when SIGTERM stopped a run that owns its
         loop on the main thread; the blocking caller re-delivers the signal.
     """
-    run = _Run(executor, workflow, owns_loop)
+    await _carry_out(_Run(executor, workflow, owns_loop), owns_loop)
+
+
+async def _carry_out(run: _Run, owns_loop: bool) -> None:
     if not owns_loop:  # awaited: the host program owns the signals
         await run.run()
         return
@@ -681,3 +710,58 @@ async def run_workflow(executor: BaseExecutor, workflow: Workflow, owns_loop: bo
     # stops it as Ctrl-C does (see sigterm_cancels).
     with wake_loop_on_signals(), sigterm_cancels(run.terminate, threadsafe_caller(), run.guard):
         await run.run()
+
+
+class _SoloSettings:
+    """The executor settings of a one-task run (``Task.execute``): one at a time, no store."""
+
+    concurrency = 1
+    fail_fast = False
+    _inline_sync = True
+    state_store = None
+    observer = None
+    fresh = False
+    fingerprint_code = False
+    commit_interval = 0.2  # unused without a store
+    wait_for_lock: float | None = 0.0
+
+    def _remote_runner(self) -> None:
+        return None
+
+
+class _Solo:
+    """What a one-task run needs of a workflow."""
+
+    def __init__(self, task: Task) -> None:
+        self.name = task.name
+        self._tasks = {task.name: task}
+        self._running = False
+        self._status = WorkflowStatus.IDLE
+        self._graph = Graph([task.name], {})
+
+    def graph(self) -> Graph:
+        return self._graph
+
+
+async def run_task(task: Task, context: Mapping[str, Any] | None, owns_loop: bool) -> Any:
+    """Run ``task`` alone, as a one-task run of the engine; see :meth:`Task.execute`.
+
+    :param context: upstream results by name, given to the function by the usual rule.
+    :raises TaskExecutionError: when the last attempt failed (the function's exception is
+        its ``__cause__``).
+    """
+    try:
+        await _carry_out(_Run(_SoloSettings(), _Solo(task), owns_loop, context), owns_loop)
+    except WorkflowExecutionError as exc:
+        cause = exc.__cause__
+        assert isinstance(cause, TaskExecutionError)
+        raise cause from cause.__cause__
+    return task.result
+
+
+def run_task_blocking(task: Task, context: Mapping[str, Any] | None) -> Any:
+    """Block until :func:`run_task` is done, with or without a loop in this thread."""
+    # As for a workflow: sync functions run on the loop's own thread only when that loop
+    # runs in the caller's thread (see BaseExecutor._run_blocking).
+    owns_loop = not loop_running_in_this_thread()
+    return run_blocking(run_task, task, context, owns_loop)

@@ -45,8 +45,8 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
-from ._store_api import StateStoreError
-from ._store_records import os_error
+from ._api import StateStoreError
+from ._records import os_error
 
 T = TypeVar("T")
 

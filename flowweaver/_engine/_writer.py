@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 
 import anyio
 
-from .._store_api import AsyncStoreSession, TaskRecord
+from .._store._api import AsyncStoreSession, TaskRecord
 from ._sigint import InlineGuard
 
 

@@ -49,29 +49,32 @@ def bare_interrupt(exc: BaseException) -> KeyboardInterrupt | None:
 def settle_interrupted(
     workflow: str,
     tasks: Sequence[Task],
+    cancelled: Sequence[int],
+    skipped: Sequence[int],
     stopped_by: str | None,
-    skipped: list[int],
     emit: Callable[[RunEvent], Any] | None,
 ) -> None:
-    """Tasks caught in flight by a cancellation did not finish: back to ``PENDING``.
+    """Show what the scheduler decided when the run stopped early (``interrupt``).
 
-    :param stopped_by: the failed task when ``fail_fast`` stopped the run itself; then the
-        tasks it stopped and those that never started count as skipped (their indices are
-        appended to ``skipped``), with a ``TaskSkipped`` event naming it.
+    :param cancelled: tasks caught in flight: they did not finish, back to ``PENDING``
+        (with a ``TaskCancelled`` event, unless a failure stopped the run).
+    :param skipped: tasks that will not run because ``fail_fast`` stopped the run after
+        ``stopped_by`` failed, each with a ``TaskSkipped`` event naming it.
     """
     now = time.time()
-    for j, t in enumerate(tasks):
-        status = t.status
-        if status is TaskStatus.RUNNING or status is TaskStatus.RETRYING:
-            t._state = (TaskStatus.PENDING, None, None)
-            t._finished = None
-            if emit is not None and stopped_by is None:
-                emit(TaskCancelled(workflow, now, t.name))
-        if stopped_by is not None and t.status is TaskStatus.PENDING:
-            t._state = (TaskStatus.SKIPPED, None, None)
-            skipped.append(j)
-            if emit is not None:
-                emit(TaskSkipped(workflow, now, t.name, stopped_by))
+    for j in cancelled:
+        t = tasks[j]
+        t._state = (TaskStatus.PENDING, None, None)
+        t._finished = None
+        if emit is not None and stopped_by is None:
+            emit(TaskCancelled(workflow, now, t.name))
+    if stopped_by is None:
+        return
+    for j in skipped:
+        t = tasks[j]
+        t._state = (TaskStatus.SKIPPED, None, None)
+        if emit is not None:
+            emit(TaskSkipped(workflow, now, t.name, stopped_by))
 
 
 def execution_error(

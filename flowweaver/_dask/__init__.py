@@ -1,0 +1,1 @@
+"""DaskExecutor's runner: task functions on a Dask cluster, FlowWeaver stays the scheduler."""

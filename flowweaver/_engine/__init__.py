@@ -1,0 +1,1 @@
+"""The engine: the pure scheduler (decisions) and, around it, what carries them out."""

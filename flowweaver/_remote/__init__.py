@@ -1,0 +1,1 @@
+"""Running task functions elsewhere: the remote-runner protocol and the run's steps over it."""

@@ -1,0 +1,180 @@
+"""The task options: one list, with each option's default and its check.
+
+:class:`TaskSettings` is the one place an option is declared. ``Task(...)`` and ``@task``
+build one (``@task`` keeps it on ``func.__flowweaver__``), a :class:`~flowweaver.Task`
+copies its fields onto plain attributes (read on the engine's hot path), and every other
+part of the package reads those. The TypedDicts below only tell type checkers which
+keywords ``Task`` and ``@task`` take; a test checks that they name the same options.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from ._errors import WorkflowValidationError
+
+if TYPE_CHECKING:
+    from ._task import Task
+
+Callback = Callable[["Task"], Any]
+
+
+class TaskOptions(TypedDict, total=False):
+    """The keyword-only options of ``Task(name, func, retries, timeout, callbacks, ...)``."""
+
+    retry_delay: float
+    retry_backoff: float
+    retry_jitter: float
+    version: str | None
+    max_retry_delay: float
+
+
+class DecoratorOptions(TaskOptions, total=False):
+    """The options of ``@task(...)``: all of them, by keyword."""
+
+    name: str | None
+    retries: int
+    timeout: float | None
+    callbacks: list[Callback] | None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSettings:
+    """Every task option with its default; checked when made.
+
+    :raises WorkflowValidationError: for a bad value, naming the task and the option.
+    """
+
+    name: str | None = None
+    retries: int = 0
+    timeout: float | None = None
+    callbacks: tuple[Callback, ...] = ()
+    retry_delay: float = 0.0
+    retry_backoff: float = 2.0
+    retry_jitter: float = 0.0
+    version: str | None = None
+    # A backoff grows fast (2**10 s is 17 minutes): each wait is capped, by default at 5 min.
+    max_retry_delay: float = 300.0
+
+    def __post_init__(self) -> None:
+        self.check(self.name or "<unnamed>")
+
+    @classmethod
+    def make(cls, task_name: str | None, options: dict[str, Any]) -> TaskSettings:
+        """Settings from keyword options, with a FlowWeaver error for an unknown one."""
+        unknown = sorted(set(options) - _NAMES)
+        if unknown:
+            where = f"task {task_name!r}" if task_name else "@task"
+            raise WorkflowValidationError(
+                f"{where}: unknown option {unknown[0]!r}; the options are "
+                + ", ".join(sorted(_NAMES - {"name"}))
+            )
+        callbacks = options.get("callbacks")
+        if callbacks is not None:
+            if isinstance(callbacks, (str, bytes)) or not hasattr(callbacks, "__iter__"):
+                where = f"task {task_name!r}: " if task_name else ""
+                raise WorkflowValidationError(
+                    f"{where}callbacks must be a list of callables, got {callbacks!r}"
+                )
+            options = {**options, "callbacks": tuple(callbacks)}
+        elif "callbacks" in options:
+            options = {**options, "callbacks": ()}
+        return cls(**options)
+
+    def named(self, name: str) -> TaskSettings:
+        """The same settings for the task ``name`` (checked again, naming it)."""
+        return self if self.name == name else replace(self, name=name)
+
+    def check(self, task: str) -> None:
+        """Raise :class:`WorkflowValidationError` naming ``task`` for any bad setting."""
+        where = f"task {task!r}"
+        retries = self.retries
+        if isinstance(retries, bool) or not isinstance(retries, int):
+            raise WorkflowValidationError(
+                f"{where}: retries must be a whole number, got {retries!r}"
+            )
+        if retries < 0:
+            raise WorkflowValidationError(
+                f"{where}: retries must be 0 or more, got {retries}; use 0 for a single attempt"
+            )
+        timeout = self.timeout
+        if timeout is not None:
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+                raise WorkflowValidationError(
+                    f"{where}: timeout must be a number of seconds or None, got {timeout!r}"
+                )
+            if not timeout > 0 or math.isnan(timeout):
+                raise WorkflowValidationError(
+                    f"{where}: timeout must be more than 0 seconds, got {timeout!r}; "
+                    "use None for no timeout"
+                )
+        for cb in self.callbacks:
+            if not callable(cb):
+                raise WorkflowValidationError(
+                    f"{where}: every callback must be callable, got {cb!r}"
+                )
+        for label in ("retry_delay", "retry_jitter"):
+            value = getattr(self, label)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise WorkflowValidationError(f"{where}: {label} must be 0 or more, got {value!r}")
+        if self.retry_jitter > 1:
+            raise WorkflowValidationError(
+                f"{where}: retry_jitter is a fraction of the delay from 0 to 1, "
+                f"got {self.retry_jitter!r}"
+            )
+        backoff = self.retry_backoff
+        if isinstance(backoff, bool) or not isinstance(backoff, (int, float)) or not backoff >= 1:
+            raise WorkflowValidationError(
+                f"{where}: retry_backoff must be 1 (constant delay) or more, got {backoff!r}"
+            )
+        # An infinite delay or backoff would make a failing task wait forever.
+        for label in ("retry_delay", "retry_backoff", "max_retry_delay"):
+            value = getattr(self, label)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise WorkflowValidationError(
+                    f"{where}: {label} must be a number of seconds, got {value!r}"
+                )
+            if not math.isfinite(value):
+                raise WorkflowValidationError(
+                    f"{where}: {label} must be a finite number, got {value!r}; cap the wait "
+                    "between retries with max_retry_delay (seconds)"
+                )
+        if not self.max_retry_delay > 0:
+            raise WorkflowValidationError(
+                f"{where}: max_retry_delay must be more than 0 seconds, "
+                f"got {self.max_retry_delay!r}"
+            )
+        if self.version is not None and not isinstance(self.version, str):
+            raise WorkflowValidationError(
+                f"{where}: version must be a string, got {self.version!r}"
+            )
+
+
+_NAMES = frozenset(f.name for f in fields(TaskSettings))
+
+#: The options a Task copies onto its own attributes (``name`` is the task's own).
+OPTIONS: tuple[str, ...] = tuple(f.name for f in fields(TaskSettings) if f.name != "name")
+
+DEFAULTS = TaskSettings()
+
+
+def keyword_parameters(names: tuple[str, ...]) -> list[inspect.Parameter]:
+    """Keyword-only parameters for these options, with their defaults and annotations,
+    for the runtime signatures of ``Task`` and ``@task`` (``help()``, IDEs, notebooks)."""
+    by_name = {f.name: f for f in fields(TaskSettings)}
+    out = []
+    for name in names:
+        default = getattr(DEFAULTS, name)
+        annotation = by_name[name].type
+        if name == "callbacks":  # taken as a list, kept as a tuple
+            default, annotation = None, "list[Callback] | None"
+        out.append(
+            inspect.Parameter(
+                name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+            )
+        )
+    return out

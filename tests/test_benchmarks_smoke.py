@@ -7,12 +7,16 @@ part. The suite's own pure helpers (floors, workloads, verdicts, --only) are che
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
-from benchmarks import floors, report, run, systems, workloads
+from benchmarks import floors, instructions, report, run, systems, workloads
 from benchmarks.measure import Cell
+
+# subprocesses and signals: not in the quick `-m "not slow"` run
+pytestmark = pytest.mark.slow
 
 
 def test_smoke_run_measures_every_system_and_writes_every_section(tmp_path: Path) -> None:
@@ -117,3 +121,16 @@ def test_prefect_section_says_why_when_prefect_is_missing(tmp_path: Path) -> Non
     text = out.read_text(encoding="utf-8")
     assert "## Prefect 3 (optional session)" in text
     assert "## The targets of issue 4" not in text  # nothing of them was measured
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+@pytest.mark.timeout(300)
+def test_instruction_counts_run_under_valgrind_and_measure_the_engine(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The per-task count is the difference of two whole runs: it must be positive and of
+    # the order of a task's engine work (tens of thousands of instructions), not noise.
+    instructions.main(["--n", "100"])
+    out = capsys.readouterr().out
+    value = int(out.split()[2].replace(",", ""))
+    assert 5_000 < value < 1_000_000, out

@@ -13,14 +13,16 @@ import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from ._errors import WorkflowValidationError
+from ._outcomes import TRIGGER_RULES
 
 if TYPE_CHECKING:
     from ._task import Task
 
 Callback = Callable[["Task"], Any]
+TriggerRule = Literal["all_success", "all_done", "none_failed", "one_failed", "one_success"]
 
 
 class TaskOptions(TypedDict, total=False):
@@ -30,6 +32,7 @@ class TaskOptions(TypedDict, total=False):
     retry_backoff: float
     retry_jitter: float
     version: str | None
+    trigger: TriggerRule
 
 
 class DecoratorOptions(TaskOptions, total=False):
@@ -56,6 +59,7 @@ class TaskSettings:
     retry_backoff: float = 2.0
     retry_jitter: float = 0.0
     version: str | None = None
+    trigger: TriggerRule = "all_success"
 
     def __post_init__(self) -> None:
         self.check(self.name or "<unnamed>")
@@ -131,6 +135,11 @@ class TaskSettings:
         if self.version is not None and not isinstance(self.version, str):
             raise WorkflowValidationError(
                 f"{where}: version must be a string, got {self.version!r}"
+            )
+        if self.trigger not in TRIGGER_RULES:
+            raise WorkflowValidationError(
+                f"{where}: trigger must be one of {', '.join(map(repr, TRIGGER_RULES))}, "
+                f"got {self.trigger!r}"
             )
 
 

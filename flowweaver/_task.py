@@ -58,6 +58,13 @@ class Task:
         that many tasks failing together do not retry in lockstep.
     :param version: the version of the task's code. A result saved in a state store under
         another version is not restored: the task runs again.
+    :param trigger: which outcomes of the upstream tasks let the task run:
+        ``"all_success"`` (the default: every one completed), ``"all_done"`` (every one
+        ended, however), ``"none_failed"`` (none failed; skipped ones are fine),
+        ``"one_failed"`` / ``"one_success"`` (as soon as one failed / completed). A task
+        whose rule can no longer be met is ``SKIPPED``. For an upstream task that failed
+        the function receives :class:`~flowweaver.Failed`, for one that was skipped (or
+        had not ended yet) :data:`~flowweaver.SKIPPED`.
     :raises WorkflowValidationError: for a non-callable ``func`` or a bad setting.
     """
 
@@ -82,6 +89,7 @@ class Task:
         retry_backoff: float
         retry_jitter: float
         version: str | None
+        trigger: str
 
     def __init__(
         self,
@@ -297,7 +305,8 @@ def task(func: F | None = None, /, **options: Unpack[DecoratorOptions]) -> F | C
     them each time, so one function can serve in several workflows.
 
     The options are those of :class:`Task` (``name``, ``retries``, ``timeout``,
-    ``callbacks``, ``retry_delay``, ``retry_backoff``, ``retry_jitter``, ``version``), all
+    ``callbacks``, ``retry_delay``, ``retry_backoff``, ``retry_jitter``, ``version``,
+    ``trigger``), all
     by keyword; ``name`` defaults to ``func.__name__``.
 
     :raises WorkflowValidationError: for a bad setting, at decoration time.

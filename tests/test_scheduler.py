@@ -14,7 +14,7 @@ from flowweaver._engine._scheduler import (
     RUNNING,
     SKIPPED,
     WAITING,
-    Failed,
+    Failure,
     Retry,
     Scheduler,
     SchedulerError,
@@ -121,14 +121,14 @@ def test_a_failed_attempt_with_retries_left_is_retried_keeping_its_slot() -> Non
     assert isinstance(s.attempt_failed(0), Retry)
     s.retry(0)
     assert s.attempts[0] == 3
-    assert isinstance(s.attempt_failed(0), Failed)  # retries=2: three attempts in all
+    assert isinstance(s.attempt_failed(0), Failure)  # retries=2: three attempts in all
 
 
 def test_a_final_failure_skips_the_whole_downstream_and_frees_the_slot() -> None:
     s = _diamond()
     s.admit()
     decision = s.attempt_failed(0)
-    assert isinstance(decision, Failed)
+    assert isinstance(decision, Failure)
     assert decision.skipped == [1, 2, 3]
     assert s.state == [FAILED, SKIPPED, SKIPPED, SKIPPED]
     assert s.in_flight == 0
@@ -144,7 +144,7 @@ def test_a_failure_leaves_independent_branches_and_finished_nodes_alone() -> Non
     s.completed(0)
     s.admit()  # 1
     decision = s.attempt_failed(1)
-    assert isinstance(decision, Failed)
+    assert isinstance(decision, Failure)
     assert decision.skipped == [3]
     assert s.state[4] == RUNNING
     assert s.state[2] == DONE
@@ -153,7 +153,7 @@ def test_a_failure_leaves_independent_branches_and_finished_nodes_alone() -> Non
 def test_final_refuses_a_retry() -> None:
     s = _diamond(retries=5)
     s.admit()
-    assert isinstance(s.attempt_failed(0, final=True), Failed)
+    assert isinstance(s.attempt_failed(0, final=True), Failure)
 
 
 def test_skips_reached_twice_are_counted_once() -> None:
@@ -163,8 +163,8 @@ def test_skips_reached_twice_are_counted_once() -> None:
     s.admit()
     first = s.attempt_failed(0)
     second = s.attempt_failed(1)
-    assert isinstance(first, Failed)
-    assert isinstance(second, Failed)
+    assert isinstance(first, Failure)
+    assert isinstance(second, Failure)
     assert first.skipped == [2, 3]
     assert second.skipped == []
     assert s.unsettled == 0
@@ -303,7 +303,7 @@ def test_with_fail_fast_the_first_failure_stops_the_run() -> None:
     s.admit()  # 0, 1, 2
     s.completed(0, durable=False)  # held: completed, stays so
     decision = s.attempt_failed(2)
-    assert isinstance(decision, Failed)
+    assert isinstance(decision, Failure)
     assert decision.stop
     assert s.stopped_by == 2
     cancelled, skipped = s.interrupt()
@@ -317,7 +317,7 @@ def test_without_fail_fast_a_failure_does_not_stop_the_run() -> None:
     s.add_graph([(), ()], [0, 0])
     s.admit()
     decision = s.attempt_failed(0)
-    assert isinstance(decision, Failed)
+    assert isinstance(decision, Failure)
     assert not decision.stop
     assert s.stopped_by is None
 
@@ -355,5 +355,5 @@ def test_a_long_chain_costs_no_recursion() -> None:
     s.add_graph([()] + [(i,) for i in range(n - 1)], [0] * n)
     s.admit()
     decision = s.attempt_failed(0)
-    assert isinstance(decision, Failed)
+    assert isinstance(decision, Failure)
     assert len(decision.skipped) == n - 1

@@ -35,6 +35,8 @@ class Workflow:
         self.name = name
         self.description = description
         self._tasks: dict[str, Task] = {}
+        # Tasks with a trigger rule other than the default: a run reads only these.
+        self._ruled: list[str] = []
         self._depends_on: dict[str, tuple[str, ...]] = {}
         self._graph: Graph | None = None
         self._status = WorkflowStatus.IDLE
@@ -80,6 +82,8 @@ class Workflow:
                 "task names must be unique (pass name= to tell them apart)"
             )
         self._tasks[new.name] = new
+        if new.trigger != "all_success":
+            self._ruled.append(new.name)
         self._depends_on[new.name] = deps
         self._graph = None
         return new

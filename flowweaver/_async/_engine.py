@@ -136,7 +136,7 @@ class _Run:
         self.sched.add_graph(
             self.graph.upstream,
             [t.retries for t in self.tasks],
-            {i: _RULE[t.trigger] for i, t in enumerate(self.tasks) if t.trigger != "all_success"},
+            {self.graph.index[n]: _RULE[by_name[n].trigger] for n in workflow._ruled},
         )
         # What each task passes on: its result, Failed(error) or SKIPPED. Only a task whose
         # trigger rule lets it run before every upstream task ended (one_failed,
@@ -786,6 +786,7 @@ class _Solo:
     def __init__(self, task: Task) -> None:
         self.name = task.name
         self._tasks = {task.name: task}
+        self._ruled = [task.name] if task.trigger != "all_success" else []
         self._running = False
         self._status = WorkflowStatus.IDLE
         self._graph = Graph([task.name], {})

@@ -34,6 +34,7 @@ from ._events import (
     TaskStarted,
 )
 from ._executor import BaseExecutor
+from ._outcomes import SKIPPED, Failed, Skip
 from ._status import TaskStatus, WorkflowStatus
 from ._store._api import StateSerializationError, StateStoreError, TaskRecord, WorkflowLockedError
 from ._store._serializers import JSONSerializer, PickleSerializer
@@ -55,13 +56,14 @@ __version__ = "0.3.2"
 # FlowWeaver's warnings to stderr of every script that has not configured logging.
 _logging.getLogger("flowweaver").addHandler(_logging.NullHandler())
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - plainly sorted, which tests/test_public_api.py checks
     "AsyncExecutor",
     "BaseExecutor",
     "BaseStateStore",
     "ConcurrentExecutor",
     "CycleError",
     "DaskExecutor",
+    "Failed",
     "FlowWeaverError",
     "JSONSerializer",
     "JSONStateStore",
@@ -69,8 +71,10 @@ __all__ = [
     "RunEvent",
     "RunFinished",
     "RunStarted",
+    "SKIPPED",
     "SQLiteStateStore",
     "SequentialExecutor",
+    "Skip",
     "StateSerializationError",
     "StateStoreError",
     "Task",

@@ -82,10 +82,17 @@ class TaskFailed(TaskEvent):
 
 @dataclass(frozen=True, slots=True)
 class TaskSkipped(TaskEvent):
-    """The task will not run because ``upstream`` failed (or, with ``fail_fast``, because
-    the run was stopped by that failure)."""
+    """The task will not run because ``upstream`` failed or was skipped (or, with
+    ``fail_fast``, because the run was stopped by that failure), because its trigger rule
+    can no longer be met, or because it raised ``flowweaver.Skip`` (``upstream`` is then
+    ``""``).
+
+    :ivar reason: why, in words: ``"upstream task 'load' failed"``, the text given to
+        ``Skip``, ``"no upstream task failed (trigger rule 'one_failed')"``...
+    """
 
     upstream: str
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)

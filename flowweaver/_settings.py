@@ -13,14 +13,16 @@ import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from ._errors import WorkflowValidationError
+from ._outcomes import TRIGGER_RULES
 
 if TYPE_CHECKING:
     from ._task import Task
 
 Callback = Callable[["Task"], Any]
+TriggerRule = Literal["all_success", "all_done", "none_failed", "one_failed", "one_success"]
 
 
 class TaskOptions(TypedDict, total=False):
@@ -31,6 +33,7 @@ class TaskOptions(TypedDict, total=False):
     retry_jitter: float
     version: str | None
     max_retry_delay: float
+    trigger: TriggerRule
 
 
 class DecoratorOptions(TaskOptions, total=False):
@@ -59,6 +62,7 @@ class TaskSettings:
     version: str | None = None
     # A backoff grows fast (2**10 s is 17 minutes): each wait is capped, by default at 5 min.
     max_retry_delay: float = 300.0
+    trigger: TriggerRule = "all_success"
 
     def __post_init__(self) -> None:
         self.check(self.name or "<unnamed>")
@@ -151,6 +155,11 @@ class TaskSettings:
         if self.version is not None and not isinstance(self.version, str):
             raise WorkflowValidationError(
                 f"{where}: version must be a string, got {self.version!r}"
+            )
+        if self.trigger not in TRIGGER_RULES:
+            raise WorkflowValidationError(
+                f"{where}: trigger must be one of {', '.join(map(repr, TRIGGER_RULES))}, "
+                f"got {self.trigger!r}"
             )
 
 

@@ -61,6 +61,13 @@ class Task:
         another version is not restored: the task runs again.
     :param max_retry_delay: the longest wait before a retry, in seconds (default 300),
         whatever ``retry_delay``, ``retry_backoff`` and ``retry_jitter`` make of it.
+    :param trigger: which outcomes of the upstream tasks let the task run:
+        ``"all_success"`` (the default: every one completed), ``"all_done"`` (every one
+        ended, however), ``"none_failed"`` (none failed; skipped ones are fine),
+        ``"one_failed"`` / ``"one_success"`` (as soon as one failed / completed). A task
+        whose rule can no longer be met is ``SKIPPED``. For an upstream task that failed
+        the function receives :class:`~flowweaver.Failed`, for one that was skipped (or
+        had not ended yet) :data:`~flowweaver.SKIPPED`.
     :raises WorkflowValidationError: for a non-callable ``func`` or a bad setting (a
         delay, backoff or cap that is not a finite number, say).
     """
@@ -87,6 +94,7 @@ class Task:
         retry_jitter: float
         version: str | None
         max_retry_delay: float
+        trigger: str
 
     def __init__(
         self,
@@ -307,7 +315,8 @@ def task(func: F | None = None, /, **options: Unpack[DecoratorOptions]) -> F | C
 
     The options are those of :class:`Task` (``name``, ``retries``, ``timeout``,
     ``callbacks``, ``retry_delay``, ``retry_backoff``, ``retry_jitter``, ``version``,
-    ``max_retry_delay``), all by keyword; ``name`` defaults to ``func.__name__``.
+    ``max_retry_delay``, ``trigger``), all by keyword; ``name`` defaults to
+    ``func.__name__``.
 
     :raises WorkflowValidationError: for a bad setting, at decoration time.
     """

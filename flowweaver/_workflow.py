@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from . import _export
@@ -13,6 +14,7 @@ from ._task import Task, TaskSettings
 
 if TYPE_CHECKING:
     from ._executor import BaseExecutor
+    from ._settings import TriggerRule
 
 
 class Workflow:
@@ -34,6 +36,8 @@ class Workflow:
         self.name = name
         self.description = description
         self._tasks: dict[str, Task] = {}
+        # Tasks with a trigger rule other than the default: a run reads only these.
+        self._ruled: list[str] = []
         self._depends_on: dict[str, tuple[str, ...]] = {}
         self._graph: Graph | None = None
         self._status = WorkflowStatus.IDLE
@@ -45,11 +49,15 @@ class Workflow:
         self,
         task_or_func: Task | Callable[..., Any],
         depends_on: Sequence[str | Task | Callable[..., Any]] | None = None,
+        *,
+        trigger: TriggerRule | None = None,
     ) -> Task:
         """Add a :class:`Task`, or a function (``@task``-decorated or plain and named).
 
         :param depends_on: the names of upstream tasks (a ``Task`` or a decorated function
             stands for its name).
+        :param trigger: the task's trigger rule (see :class:`Task`), replacing the one it
+            was made with.
         :returns: the task added (for a function, a new :class:`Task` made from it).
         :raises WorkflowValidationError: for a duplicate name, a task depending on itself,
             ``depends_on`` given as a bare string, or something that is neither a task nor
@@ -66,12 +74,17 @@ class Workflow:
                 f"{task_or_func!r}"
             )
         deps = self._dependency_names(new.name, depends_on)
+        if trigger is not None:
+            new.settings = replace(new.settings, trigger=trigger)  # checked, naming the task
+            new.trigger = trigger
         if new.name in self._tasks:
             raise WorkflowValidationError(
                 f"workflow {self.name!r} already has a task named {new.name!r}; "
                 "task names must be unique (pass name= to tell them apart)"
             )
         self._tasks[new.name] = new
+        if new.trigger != "all_success":
+            self._ruled.append(new.name)
         self._depends_on[new.name] = deps
         self._graph = None
         return new

@@ -17,7 +17,16 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 
-from flowweaver import RunEvent, Task, TaskStatus, Workflow, WorkflowExecutionError
+from flowweaver import (
+    SKIPPED,
+    Failed,
+    RunEvent,
+    Skip,
+    Task,
+    TaskStatus,
+    Workflow,
+    WorkflowExecutionError,
+)
 
 
 class Concurrency:
@@ -91,6 +100,15 @@ def async_sleeping(seconds: float, value: Any = None) -> Callable[..., Awaitable
         return value
 
     return sleeping
+
+
+def raising(exc: BaseException) -> Callable[..., Any]:
+    """A plain function that raises ``exc`` (the same instance each call)."""
+
+    def raises() -> Any:
+        raise exc
+
+    return raises
 
 
 def async_raising(exc: BaseException) -> Callable[..., Awaitable[Any]]:
@@ -242,12 +260,16 @@ class NodeSpec:
         two have a generous timeout, so they take the engine's deadline paths).
     :ivar failures: how many first attempts raise.
     :ivar retries: the task's ``retries``.
+    :ivar trigger: the task's trigger rule.
+    :ivar skip: the first attempt that does not raise raises ``Skip`` instead.
     """
 
     deps: tuple[int, ...]
     kind: str
     failures: int
     retries: int
+    trigger: str = "all_success"
+    skip: bool = False
 
 
 @dataclass
@@ -274,6 +296,26 @@ def node_value(i: int, upstream: dict[str, Any]) -> int:
     return acc
 
 
+# What a task that runs despite its upstream task's outcome hashes in its place.
+_FAILED_VALUE = -1
+_SKIPPED_VALUE = -2
+
+
+def _seen(spec: NodeSpec, upstream: dict[str, Any]) -> dict[str, int]:
+    # one_failed / one_success start before every upstream task ended, so what they
+    # would see of the others depends on timing: they hash none of it.
+    if spec.trigger in ("one_failed", "one_success"):
+        return {}
+    out = {}
+    for name, value in upstream.items():
+        if isinstance(value, Failed):
+            value = _FAILED_VALUE
+        elif value is SKIPPED:
+            value = _SKIPPED_VALUE
+        out[name] = value
+    return out
+
+
 def _node_func(i: int, spec: NodeSpec) -> Callable[..., Any]:
     calls = [0]
 
@@ -281,19 +323,21 @@ def _node_func(i: int, spec: NodeSpec) -> Callable[..., Any]:
         calls[0] += 1
         if calls[0] <= spec.failures:
             raise ValueError(f"n{i} attempt {calls[0]} fails")
+        if spec.skip:
+            raise Skip(f"n{i} skips")
 
     if spec.kind.startswith("async"):
 
         async def node_async(**upstream: Any) -> int:
             await anyio.lowlevel.checkpoint()
             check()
-            return node_value(i, upstream)
+            return node_value(i, _seen(spec, upstream))
 
         return node_async
 
     def node_sync(**upstream: Any) -> int:
         check()
-        return node_value(i, upstream)
+        return node_value(i, _seen(spec, upstream))
 
     return node_sync
 
@@ -306,6 +350,7 @@ def build_dag(specs: list[NodeSpec], name: str = "random_dag") -> Workflow:
         wf.add_task(
             Task(f"n{i}", _node_func(i, spec), retries=spec.retries, timeout=timeout),
             depends_on=[f"n{j}" for j in spec.deps],
+            trigger=spec.trigger,  # type: ignore[arg-type]
         )
     return wf
 
@@ -314,25 +359,54 @@ def expected_outcome(specs: list[NodeSpec]) -> Outcome:
     """What any executor must leave behind, worked out without running anything."""
     out = Outcome({}, {}, {})
     values: dict[int, int] = {}
+    # A skip that a failure caused counts as a failure for the rules below it.
+    by_failure: set[int] = set()
     for i, spec in enumerate(specs):
         name = f"n{i}"
-        if any(f"n{j}" in out.failed or f"n{j}" in out.skipped for j in spec.deps):
+        deps = set(spec.deps)
+        failed = {j for j in deps if f"n{j}" in out.failed or j in by_failure}
+        skipped = {j for j in deps if f"n{j}" in out.skipped} - failed
+        ok = deps - failed - skipped
+        runs = {
+            "all_success": not failed and not skipped,
+            "all_done": True,
+            "none_failed": not failed,
+            "one_failed": bool(failed),
+            "one_success": bool(ok),
+        }[spec.trigger]
+        if not runs:
             out.statuses[name] = "SKIPPED"
             out.results[name] = None
             out.attempts[name] = 0
             out.skipped.add(name)
+            if failed and spec.trigger != "one_failed":
+                by_failure.add(i)
         elif spec.failures > spec.retries:
             out.statuses[name] = "FAILED"
             out.results[name] = None
             out.attempts[name] = spec.retries + 1
             out.failed.add(name)
             out.errors[name] = f"n{i} attempt {spec.retries + 1} fails"
+        elif spec.skip:
+            out.statuses[name] = "SKIPPED"
+            out.results[name] = None
+            out.attempts[name] = spec.failures + 1
+            out.skipped.add(name)
         else:
-            values[i] = node_value(i, {f"n{j}": values[j] for j in set(spec.deps)})
+            seen = {f"n{j}": _model_value(j, values, out) for j in deps}
+            values[i] = node_value(i, _seen(spec, seen))
             out.statuses[name] = "COMPLETED"
             out.results[name] = values[i]
             out.attempts[name] = spec.failures + 1
+    if not out.failed:
+        out.skipped = set()  # reported by the error a run raises, and none is raised
     return out
+
+
+def _model_value(j: int, values: dict[int, int], out: Outcome) -> int:
+    if j in values:
+        return values[j]
+    return _FAILED_VALUE if f"n{j}" in out.failed else _SKIPPED_VALUE
 
 
 def observed_outcome(wf: Workflow, error: WorkflowExecutionError | None) -> Outcome:

@@ -160,7 +160,7 @@ def test_a_failed_task_exits_1_shows_retries_skips_and_its_traceback(tmp_path: P
     assert ("retrying", "validate (attempt 1 failed: ValueError: bad row count 3)") in events
     assert ("started", "validate (attempt 2)") in events
     assert ("FAILED", "validate after 2 attempts: ValueError: bad row count 3") in events
-    assert ("skipped", "load (upstream validate failed)") in events
+    assert ("skipped", "load (upstream task 'validate' failed)") in events
     assert events[-1][1].startswith("failing: FAILED in ")
     rows = summary_rows(result.stdout)
     assert rows["validate"][:2] == ["FAILED", "2"]

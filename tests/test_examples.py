@@ -132,3 +132,24 @@ def test_resume_example_fails_then_resumes_after_the_fix_with_python(tmp_path: P
     assert fixed.returncode == 0, fixed.stderr
     assert "restored download from the state store" in fixed.stdout
     assert "downloading the sales export" not in fixed.stdout
+
+
+def test_cleanup_example_cleans_up_after_a_failed_load_and_skips_on_purpose(
+    tmp_path: Path,
+) -> None:
+    result = python_file("cleanup.py", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "load failed (warehouse unreachable), publish skipped" in result.stdout
+    assert "the run failed (load), and still cleaned up" in result.stdout
+    assert "second run: COMPLETED; publish: SKIPPED" in result.stdout
+
+
+def test_cleanup_example_restores_its_skip_and_counts_it_as_skipped(tmp_path: Path) -> None:
+    example = EXAMPLES / "cleanup.py"
+    first = flowweaver_cmd("run", example, cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "skipped    check (no new rows since the last run)" in first.stdout
+    again = flowweaver_cmd("run", example, cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "restored   check" in again.stdout
+    assert "3 completed (3 restored), 0 failed, 2 skipped" in again.stdout

@@ -14,7 +14,7 @@ from flowweaver._engine._scheduler import (
     RUNNING,
     SKIPPED,
     WAITING,
-    Failed,
+    Failure,
     Retry,
     Scheduler,
     SchedulerError,
@@ -121,14 +121,14 @@ def test_a_failed_attempt_with_retries_left_is_retried_keeping_its_slot() -> Non
     assert isinstance(s.attempt_failed(0), Retry)
     s.retry(0)
     assert s.attempts[0] == 3
-    assert isinstance(s.attempt_failed(0), Failed)  # retries=2: three attempts in all
+    assert isinstance(s.attempt_failed(0), Failure)  # retries=2: three attempts in all
 
 
 def test_a_final_failure_skips_the_whole_downstream_and_frees_the_slot() -> None:
     s = _diamond()
     s.admit()
     decision = s.attempt_failed(0)
-    assert isinstance(decision, Failed)
+    assert isinstance(decision, Failure)
     assert decision.skipped == [1, 2, 3]
     assert s.state == [FAILED, SKIPPED, SKIPPED, SKIPPED]
     assert s.in_flight == 0
@@ -144,7 +144,7 @@ def test_a_failure_leaves_independent_branches_and_finished_nodes_alone() -> Non
     s.completed(0)
     s.admit()  # 1
     decision = s.attempt_failed(1)
-    assert isinstance(decision, Failed)
+    assert isinstance(decision, Failure)
     assert decision.skipped == [3]
     assert s.state[4] == RUNNING
     assert s.state[2] == DONE
@@ -153,7 +153,7 @@ def test_a_failure_leaves_independent_branches_and_finished_nodes_alone() -> Non
 def test_final_refuses_a_retry() -> None:
     s = _diamond(retries=5)
     s.admit()
-    assert isinstance(s.attempt_failed(0, final=True), Failed)
+    assert isinstance(s.attempt_failed(0, final=True), Failure)
 
 
 def test_skips_reached_twice_are_counted_once() -> None:
@@ -163,8 +163,8 @@ def test_skips_reached_twice_are_counted_once() -> None:
     s.admit()
     first = s.attempt_failed(0)
     second = s.attempt_failed(1)
-    assert isinstance(first, Failed)
-    assert isinstance(second, Failed)
+    assert isinstance(first, Failure)
+    assert isinstance(second, Failure)
     assert first.skipped == [2, 3]
     assert second.skipped == []
     assert s.unsettled == 0
@@ -303,7 +303,7 @@ def test_with_fail_fast_the_first_failure_stops_the_run() -> None:
     s.admit()  # 0, 1, 2
     s.completed(0, durable=False)  # held: completed, stays so
     decision = s.attempt_failed(2)
-    assert isinstance(decision, Failed)
+    assert isinstance(decision, Failure)
     assert decision.stop
     assert s.stopped_by == 2
     cancelled, skipped = s.interrupt()
@@ -317,7 +317,7 @@ def test_without_fail_fast_a_failure_does_not_stop_the_run() -> None:
     s.add_graph([(), ()], [0, 0])
     s.admit()
     decision = s.attempt_failed(0)
-    assert isinstance(decision, Failed)
+    assert isinstance(decision, Failure)
     assert not decision.stop
     assert s.stopped_by is None
 
@@ -355,7 +355,7 @@ def test_a_long_chain_costs_no_recursion() -> None:
     s.add_graph([()] + [(i,) for i in range(n - 1)], [0] * n)
     s.admit()
     decision = s.attempt_failed(0)
-    assert isinstance(decision, Failed)
+    assert isinstance(decision, Failure)
     assert len(decision.skipped) == n - 1
 
 
@@ -363,7 +363,7 @@ def test_adding_nodes_never_changes_the_lists_add_graph_was_given() -> None:
     upstream = [(), (0,)]
     downstream = [[1], []]
     s = Scheduler(2)
-    s.add_graph(upstream, [0, 0], downstream)
+    s.add_graph(upstream, [0, 0], downstream=downstream)
     s.add([0])
     s.add([0, 1])
     assert downstream == [[1], []]  # the caller's graph (a workflow's cached one) is intact
@@ -373,7 +373,7 @@ def test_adding_nodes_never_changes_the_lists_add_graph_was_given() -> None:
 
 def test_many_nodes_added_below_one_node_cost_constant_time_each() -> None:
     s = Scheduler(1)
-    s.add_graph([()], [0], [[]])
+    s.add_graph([()], [0], downstream=[[]])
     s.admit()
     s.completed(0)
     for _ in range(20_000):  # quadratic copying would take minutes here

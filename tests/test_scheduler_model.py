@@ -18,21 +18,28 @@ from flowweaver._engine._scheduler import (
     RETRYING,
     RUNNING,
     SKIPPED,
-    Failed,
+    Failure,
     Scheduler,
 )
+from flowweaver._outcomes import TRIGGER_RULES
 from tests.helpers import NodeSpec, expected_outcome
+
+# The default rule three times as often as each other one, as in real workflows.
+TRIGGERS = ["all_success"] * 3 + ["all_done", "none_failed", "one_failed", "one_success"]
 
 
 @st.composite
-def dags(draw: st.DrawFn) -> list[NodeSpec]:
+def dags(draw: st.DrawFn, rules: bool = True) -> list[NodeSpec]:
     n = draw(st.integers(min_value=1, max_value=30))
     specs = []
     for i in range(n):
-        deps = draw(st.lists(st.integers(0, i - 1), max_size=min(i, 4))) if i else []
+        # no repeats: add_graph takes upstream lists as Graph gives them
+        deps = draw(st.lists(st.integers(0, i - 1), max_size=min(i, 4), unique=True)) if i else []
         failures = draw(st.sampled_from([0, 0, 0, 1, 2, 9]))
         retries = draw(st.integers(0, 2))
-        specs.append(NodeSpec(tuple(deps), "sync", failures, retries))
+        trigger = draw(st.sampled_from(TRIGGERS)) if rules else "all_success"
+        skip = rules and draw(st.sampled_from([False, False, False, True]))
+        specs.append(NodeSpec(tuple(deps), "sync", failures, retries, trigger, skip))
     return specs
 
 
@@ -53,12 +60,16 @@ def test_random_dags_end_as_the_model_says(
         # Nodes added one by one, some of them while the run is under way.
         split = rng.randint(0, len(specs))
         for spec in specs[:split]:
-            s.add(spec.deps, spec.retries)
+            s.add(spec.deps, spec.retries, TRIGGER_RULES.index(spec.trigger))
     else:
         split = len(specs)
-        s.add_graph([spec.deps for spec in specs], [spec.retries for spec in specs])
+        rules = {
+            i: TRIGGER_RULES.index(spec.trigger)
+            for i, spec in enumerate(specs)
+            if spec.trigger != "all_success"
+        }
+        s.add_graph([spec.deps for spec in specs], [spec.retries for spec in specs], rules)
     failed: list[int] = []
-    skipped: set[int] = set()
     in_flight: list[int] = []
     holding: list[int] = []
     steps = 0
@@ -68,9 +79,7 @@ def test_random_dags_end_as_the_model_says(
         if split < len(specs) and rng.random() < 0.3:
             spec = specs[split]
             split += 1
-            i = s.add(spec.deps, spec.retries)
-            if s.state[i] == SKIPPED:
-                skipped.add(i)
+            i = s.add(spec.deps, spec.retries, TRIGGER_RULES.index(spec.trigger))
         in_flight.extend(s.admit())
         assert s.in_flight <= concurrency
         assert sum(1 for st_ in s.state if st_ in (RUNNING, RETRYING)) == s.in_flight
@@ -83,12 +92,13 @@ def test_random_dags_end_as_the_model_says(
         spec = specs[i]
         if s.attempts[i] <= spec.failures:
             decision = s.attempt_failed(i)
-            if isinstance(decision, Failed):
+            if isinstance(decision, Failure):
                 failed.append(i)
-                skipped.update(decision.skipped)
             else:
                 s.retry(i)
                 in_flight.append(i)
+        elif spec.skip:
+            s.skip(i)
         else:
             s.completed(i, durable=not held)
             if held:
@@ -100,3 +110,8 @@ def test_random_dags_end_as_the_model_says(
         if expected.statuses[name] != "SKIPPED":
             assert s.attempts[i] == expected.attempts[name], name
     assert {f"n{i}" for i in failed} == expected.failed
+    # every skip was reported once, with its reason, and nothing else was
+    reported = [why.node for why in s.take_skips()]
+    assert len(reported) == len(set(reported))
+    on_purpose = {i for i, spec in enumerate(specs) if spec.skip and s.attempts[i]}
+    assert set(reported) == {i for i in range(len(specs)) if s.state[i] == SKIPPED} - on_purpose

@@ -118,7 +118,8 @@ def event_line(event: RunEvent, began: float | None) -> str | None:
         tries = "1 attempt" if event.attempts == 1 else f"{event.attempts} attempts"
         return f"{stamp} FAILED     {event.task} after {tries}: {describe_error(event.error)}"
     if isinstance(event, TaskSkipped):
-        return f"{stamp} skipped    {event.task} (upstream {event.upstream} failed)"
+        why = event.reason or f"upstream task {event.upstream!r} failed"
+        return f"{stamp} skipped    {event.task} ({why})"
     if isinstance(event, TaskRestored):
         return f"{stamp} restored   {event.task} (saved result)"
     if isinstance(event, TaskCancelled):

@@ -200,7 +200,10 @@ def finish_line(
     completed = sum(t.status is TaskStatus.COMPLETED for t in tasks)
     failed = [t.name for t in tasks if t.status is TaskStatus.FAILED]
     skipped = sum(t.status is TaskStatus.SKIPPED for t in tasks)
-    restored = f" ({len(state.restored)} restored)" if state.restored else ""
+    # a task restored as skipped on purpose (flowweaver.Skip) is counted with the skipped
+    was_restored = set(state.restored)
+    n_restored = sum(t.status is TaskStatus.COMPLETED for t in tasks if t.name in was_restored)
+    restored = f" ({n_restored} restored)" if n_restored else ""
     took = format_duration(state.elapsed())
     counts = f"{completed} completed{restored}, {len(failed)} failed, {skipped} skipped"
     out.line()

@@ -59,6 +59,7 @@ from .._events import (
     TaskSkipped,
     TaskStarted,
 )
+from .._outcomes import SKIPPED, TRIGGER_RULES, Failed, Skip
 from .._remote._protocol import RemoteResult
 from .._remote._steps import RemoteSteps
 from .._status import TaskStatus, WorkflowStatus
@@ -66,12 +67,18 @@ from .._store._api import StateSerializationError
 from . import _gc
 from ._attempt import await_with_timeout, call_with_timeout, is_awaitable, log_retry
 from ._callbacks import SyncCall, run_callbacks
-from ._endings import bare_interrupt, execution_error, is_interruption, settle_interrupted
+from ._endings import (
+    bare_interrupt,
+    execution_error,
+    is_interruption,
+    settle_interrupted,
+    skip_reason,
+)
 from ._graph import Graph
 from ._observe import Emitter
 from ._persist import RunStore
 from ._plan import ASYNC, INLINE, POOL, REMOTE, REMOTE_TIMED, plan
-from ._scheduler import Failed, Scheduler
+from ._scheduler import Failure, Scheduler
 from ._sigint import (
     InlineGuard,
     Terminated,
@@ -98,6 +105,8 @@ _PLAIN = frozenset({type(None), bool, int, float, str, bytes, list, tuple, dict,
 
 _COMPLETED = TaskStatus.COMPLETED
 _RUNNING = TaskStatus.RUNNING
+_SKIPPED = TaskStatus.SKIPPED
+_RULE = {name: rule for rule, name in enumerate(TRIGGER_RULES)}
 
 
 class _Run:
@@ -142,9 +151,15 @@ class _Run:
         # them out (lanes, threads, the store, events) and tells it what happened.
         self.sched = Scheduler(self.concurrency, self.fail_fast)
         self.sched.add_graph(
-            self.graph.upstream, [t.retries for t in self.tasks], self.graph.downstream
+            self.graph.upstream,
+            [t.retries for t in self.tasks],
+            {self.graph.index[n]: _RULE[by_name[n].trigger] for n in workflow._ruled},
+            self.graph.downstream,
         )
-        self.results: list[Any] = [None] * len(self.tasks)
+        # What each task passes on: its result, Failed(error) or SKIPPED. Only a task whose
+        # trigger rule lets it run before every upstream task ended (one_failed,
+        # one_success) can read an entry not yet written: it gets SKIPPED.
+        self.results: list[Any] = [SKIPPED] * len(self.tasks)
         self.failed: list[int] = []
         self.skipped: list[int] = []
         self.finished = False
@@ -162,6 +177,7 @@ class _Run:
         self.pool: WorkerPool | None = None
         self.inbox: list[tuple[int, bool, Any, float]] = []
         self.inbox_flagged = False
+        self.epoch = 0  # a fail_fast stop starts a new one (see _clean_up)
         self.lock = threading.Lock()
         self.wake = anyio.Event()
 
@@ -248,6 +264,8 @@ class _Run:
                         except BaseException as exc:
                             self._abort(exc)
                         await self._guarded(self._drive)
+                    if self.sched.stopped_by is not None and self.fatal is None:
+                        await self._clean_up()
                     if self.writer is not None:
                         self.writer.close()
                     if emitter is not None:
@@ -308,7 +326,7 @@ class _Run:
             bool(self.failed)
             or not ok
             or bool(errors)
-            or any(t.status is not _COMPLETED for t in self.tasks)
+            or any(t.status is not _COMPLETED and t.status is not _SKIPPED for t in self.tasks)
         )
         if interrupted:
             workflow._status = WorkflowStatus.CANCELLED
@@ -344,31 +362,83 @@ class _Run:
         except BaseException as exc:
             self._abort(exc)
 
+    async def _clean_up(self) -> None:
+        """After a ``fail_fast`` stop: skip what is left, then run the ``all_done`` tasks.
+
+        The stop cancelled everything in flight; a clean-up task caught in flight runs
+        again from the start. Attempts abandoned on worker threads report to an older
+        epoch, and are ignored.
+        """
+        sched = self.sched
+        cancelled, skipped = sched.stop()
+        assert sched.stopped_by is not None
+        stopped_by = self.tasks[sched.stopped_by].name
+        self.skipped.extend(skipped)
+        settle_interrupted(self.name, self.tasks, cancelled, skipped, stopped_by, self.emit)
+        if sched.unsettled == 0:
+            return
+        self.epoch += 1
+        self.finished = False
+        self.lane_queue.clear()
+        self.idle_lanes.clear()
+        self.lanes = 0
+        self.awaiting.clear()
+        with self.lock:
+            self.inbox = []
+            self.inbox_flagged = False
+        self.wake = anyio.Event()
+        async with anyio.create_task_group() as work:
+            self.work = work
+            if self.remote is not None:
+                self.remote.restart()
+                work.start_soon(self._guarded, self.remote.fetcher)
+            self._admit_or_finish()
+            await self._guarded(self._drive)
+
     def _restore(self) -> None:
         """Mark each task with a usable saved result COMPLETED, without running it."""
         if self.store is None:
             return
         found = self.store.restorable()
         sched = self.sched
-        for i in found:  # upstream tasks first: the order _resume found them in
-            sched.restore(i)
+        restored = []
+        for i, rec in found.items():  # upstream tasks first: the order _resume found them in
+            on_purpose = rec.status is TaskStatus.SKIPPED
+            if on_purpose and rec.token is None:
+                continue  # skipped by a rule: the scheduler decides it again
+            # Only once every upstream task has ended as it did then: one that a rule now
+            # decides otherwise (it runs) makes its whole downstream run again too.
+            if sched.restorable(i):
+                sched.restore(i, skipped=on_purpose)
+                restored.append(i)
         emit = self.emit
-        for i in sorted(found):
-            result = found[i].result
+        for i in sorted(restored):
+            rec = found[i]
             t = self.tasks[i]
-            t._state = (_COMPLETED, result, None)
-            self.results[i] = result
+            if rec.status is TaskStatus.SKIPPED:  # skipped on purpose: the decision stands
+                t._state = (TaskStatus.SKIPPED, None, None)
+                self.results[i] = SKIPPED
+                self.skipped.append(i)
+            else:
+                t._state = (_COMPLETED, rec.result, None)
+                self.results[i] = rec.result
             if emit is not None:
                 emit(TaskRestored(self.name, time.time(), t.name))
+        if sched.skips:
+            self._report_skips(time.time())
 
     def _durable(self, indices: list[int]) -> None:
         """The writer saved these completed tasks: their dependents may start now."""
         durable = self.sched.durable
         for i in indices:
             durable(i)
+        if self.sched.skips:
+            self._report_skips(time.time())
         self._admit_or_finish()
 
     def _start(self) -> None:
+        if self.sched.skips:  # one_failed / one_success tasks with no upstream task
+            self._report_skips(time.time())
         self._admit_or_finish()
 
     async def _drive(self) -> None:
@@ -448,9 +518,10 @@ class _Run:
         elif kind == REMOTE:
             assert self.remote is not None
             post = self._post
+            epoch = self.epoch
 
             def done(ok: bool, value: Any) -> None:
-                post(i, ok, value)
+                post(i, ok, value, epoch)
 
             self.remote.submit(i, t, self._kwargs(i), done)
         else:
@@ -476,17 +547,18 @@ class _Run:
 
     def _submit(self, i: int, t: Task) -> None:
         post = self._post
+        epoch = self.epoch
 
         def finish(ok: bool, value: Any) -> None:
-            post(i, ok, value)
+            post(i, ok, value, epoch)
 
         self._pool().submit(Job(t.func, self._kwargs(i), finish, self.job_context.copy()))
 
-    def _post(self, i: int, ok: bool, value: Any) -> None:
+    def _post(self, i: int, ok: bool, value: Any, epoch: int) -> None:
         """Runs on a worker thread: queue an outcome; wake the loop once per batch."""
         ended = time.time()
         with self.lock:
-            if self.finished:
+            if self.finished or epoch != self.epoch:
                 return
             self.inbox.append((i, ok, value, ended))
             if self.inbox_flagged:
@@ -617,6 +689,8 @@ class _Run:
             store.completed(i, encoded)
         else:
             sched.completed(i)
+        if sched.skips:
+            self._report_skips(ended)
         if sched.unsettled == 0:
             self._finish()
         else:
@@ -626,9 +700,12 @@ class _Run:
         self._attempt_failed(i, exc, ended, final=True)
 
     def _attempt_failed(self, i: int, exc: Exception, ended: float, final: bool = False) -> None:
+        if isinstance(exc, Skip):
+            self._skipped_on_purpose(i, exc, ended)
+            return
         t = self.tasks[i]
         decision = self.sched.attempt_failed(i, final)
-        if not isinstance(decision, Failed):
+        if not isinstance(decision, Failure):
             t._state = (TaskStatus.RETRYING, None, exc)
             wait = t.retry_wait(t.attempts)
             log_retry(t, exc, wait)
@@ -641,6 +718,7 @@ class _Run:
             return
         t._finished = ended
         t._state = (TaskStatus.FAILED, None, exc)
+        self.results[i] = Failed(exc)
         self.failed.append(i)
         logger.error("task %r failed: %s", t.name, describe_exception(exc))
         emit = self.emit
@@ -648,22 +726,51 @@ class _Run:
             emit(TaskFailed(self.name, ended, t.name, t.attempts, t.duration or 0.0, exc))
         if t.callbacks:
             self._callbacks(t)
-        store = self.store
-        if store is not None:
-            store.failed(i, exc)
-        for j in decision.skipped:
-            skipped = self.tasks[j]
-            skipped._state = (TaskStatus.SKIPPED, None, None)
-            self.skipped.append(j)
-            if emit is not None:
-                emit(TaskSkipped(self.name, ended, skipped.name, t.name))
-            if store is not None:
-                store.skipped(j, t.name)
+        if self.store is not None:
+            self.store.failed(i, exc)
+        self._report_skips(ended)
         if decision.stop and self.work is not None:
             self._finish()
             self.work.cancel_scope.cancel()
         else:
             self._admit_or_finish()
+
+    def _skipped_on_purpose(self, i: int, exc: Skip, ended: float) -> None:
+        """Task ``i`` raised ``Skip``: it ends SKIPPED, not FAILED, and is not retried."""
+        t = self.tasks[i]
+        t._finished = ended
+        t._state = (TaskStatus.SKIPPED, None, None)
+        self.results[i] = SKIPPED
+        self.skipped.append(i)
+        logger.info("task %r skipped: %s", t.name, exc.reason)
+        if self.emit is not None:
+            self.emit(TaskSkipped(self.name, ended, t.name, "", exc.reason))
+        if t.callbacks:
+            self._callbacks(t)
+        if self.store is not None:
+            self.store.skipped_on_purpose(i, exc.reason)
+        self.sched.skip(i)
+        self._report_skips(ended)
+        self._admit_or_finish()
+
+    def _report_skips(self, now: float) -> None:
+        """Show the skips the scheduler decided: status, event, record."""
+        sched = self.sched
+        tasks = self.tasks
+        emit = self.emit
+        store = self.store
+        for why in sched.take_skips():
+            j = why.node
+            t = tasks[j]
+            t._state = (TaskStatus.SKIPPED, None, None)
+            self.results[j] = SKIPPED
+            self.skipped.append(j)
+            upstream = tasks[why.upstream].name if why.upstream is not None else ""
+            reason = skip_reason(why, upstream, sched.state)
+            if emit is not None:
+                emit(TaskSkipped(self.name, now, t.name, upstream, reason))
+            if store is not None:
+                store.skipped(j, reason)
 
     async def _retry_later(self, i: int, wait: float) -> None:
         await anyio.sleep(wait)
@@ -735,6 +842,7 @@ class _Solo:
     def __init__(self, task: Task) -> None:
         self.name = task.name
         self._tasks = {task.name: task}
+        self._ruled = [task.name] if task.trigger != "all_success" else []
         self._running = False
         self._status = WorkflowStatus.IDLE
         self._graph = Graph([task.name], {})

@@ -11,7 +11,10 @@ import anyio
 
 from .._errors import TaskExecutionError, WorkflowExecutionError
 from .._events import RunEvent, TaskCancelled, TaskSkipped
+from .._outcomes import TRIGGER_RULES
 from .._status import TaskStatus
+from ._rules import ALL_SUCCESS, ONE_FAILED, ONE_SUCCESS
+from ._scheduler import FAILED, Skipped
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -75,6 +78,24 @@ def settle_interrupted(
         t._state = (TaskStatus.SKIPPED, None, None)
         if emit is not None:
             emit(TaskSkipped(workflow, now, t.name, stopped_by))
+
+
+def skip_reason(why: Skipped, upstream: str, states: Sequence[int]) -> str:
+    """The text of a skip's reason (for its ``TaskSkipped`` event and its record).
+
+    :param upstream: the name of the task ``why.upstream`` ("" for none).
+    """
+    rule = TRIGGER_RULES[why.rule]
+    if why.stop:
+        return f"the run stopped after task {upstream!r} failed (fail_fast)"
+    if why.rule == ONE_FAILED:
+        return "no upstream task failed (trigger rule 'one_failed')"
+    if why.rule == ONE_SUCCESS:
+        return "no upstream task completed (trigger rule 'one_success')"
+    assert why.upstream is not None
+    how = "failed" if states[why.upstream] == FAILED else "was skipped"
+    text = f"upstream task {upstream!r} {how}"
+    return text if why.rule == ALL_SUCCESS else f"{text} (trigger rule {rule!r})"
 
 
 def execution_error(

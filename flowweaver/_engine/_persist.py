@@ -147,6 +147,14 @@ class RunStore:
 
     def completed(self, i: int, encoded: Any) -> None:
         """Queue task ``i``'s COMPLETED record; its dependents wait until it is durable."""
+        self._outcome(i, TaskStatus.COMPLETED, encoded, None)
+
+    def skipped_on_purpose(self, i: int, reason: str) -> None:
+        """Queue task ``i``'s record of a ``Skip``: SKIPPED, with a token like a result's
+        (which is how a resumed run tells it from a skip by an upstream failure)."""
+        self._outcome(i, TaskStatus.SKIPPED, None, reason)
+
+    def _outcome(self, i: int, status: TaskStatus, encoded: Any, error: str | None) -> None:
         assert self.writer is not None
         t = self._tasks[i]
         token = self._run_id
@@ -161,9 +169,9 @@ class RunStore:
             i,
             TaskRecord(
                 t.name,
-                TaskStatus.COMPLETED,
+                status,
                 encoded,
-                None,
+                error,
                 _STAMPED_BY_WRITER,
                 self._workflow,
                 t.version,
@@ -176,8 +184,8 @@ class RunStore:
     def failed(self, i: int, exc: BaseException) -> None:
         self._final(i, TaskStatus.FAILED, describe_exception(exc))
 
-    def skipped(self, i: int, upstream: str) -> None:
-        self._final(i, TaskStatus.SKIPPED, f"upstream task {upstream!r} failed")
+    def skipped(self, i: int, reason: str) -> None:
+        self._final(i, TaskStatus.SKIPPED, reason)
 
     def _final(self, i: int, status: TaskStatus, error: str) -> None:
         assert self.writer is not None

@@ -15,8 +15,29 @@ asked ``get_ready``, and h11's state machine is fed events:
 * :meth:`~Scheduler.attempt_failed` decides between another attempt (the node stays
   ``RETRYING`` and keeps its slot until :meth:`~Scheduler.retry` hands it out again) and a
   final failure, which skips every node downstream that has not ended.
+* :meth:`~Scheduler.skip` ends a node ``SKIPPED`` on purpose (its function raised
+  ``flowweaver.Skip``); like a failure, it is an outcome its dependents' rules weigh.
 * :meth:`~Scheduler.interrupt` ends a run early: nodes in flight go back to waiting (or,
-  when a failure stopped the run, everything unfinished is skipped).
+  when a failure stopped the run, everything unfinished is skipped); :meth:`~Scheduler.stop`
+  is the ``fail_fast`` stop, which leaves ``all_done`` nodes to run.
+
+Trigger rules. A node's *rule* says which upstream outcomes let it run: ``ALL_SUCCESS``
+(the default), ``ALL_DONE``, ``NONE_FAILED``, ``ONE_FAILED``, ``ONE_SUCCESS``
+(``_rules.decide``). Default nodes take the fast path: a count of upstream nodes not yet
+released; a failure upstream skips them at once. A node with another rule, or a default
+node below a skip, is *counted* instead: three counters (upstream nodes that completed,
+failed, were skipped), and a decision each time an upstream node ends: ready, skipped
+(its rule can no longer be met), or waiting. Only releases of nodes that feed a counted
+node take that slower path, so a run without rules or skips pays one check per release.
+
+A skip caused by a failure (the node's rule failed because of a failure, or the run
+stopped) counts as a *failure* for the rules below it, as Airflow's ``upstream_failed``
+does: ``none_failed`` below ``a (fails) -> b (skipped)`` is skipped. A default node below
+a skip waits for its other upstream nodes before it is skipped, so that whether a failure
+caused its skip never depends on which upstream node ended first.
+``ONE_FAILED`` and ``ONE_SUCCESS`` fire as soon as their condition holds; upstream nodes
+still running go on, and their outcomes no longer change the node. Every skip comes with
+its reason as data (:class:`Skipped`): which upstream node decided it, under which rule.
 
 Nodes can be added at any time (:meth:`~Scheduler.add`), also while a run is under way; a
 node whose upstream nodes are all released is ready at once. Each node and edge is touched
@@ -31,9 +52,10 @@ on the engine's hot path. :data:`PUBLIC_STATUS` maps each to the task's public s
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 
 from .._status import TaskStatus
+from ._rules import ALL_DONE, ALL_SUCCESS, NONE_FAILED, RUN, SKIP_BY_FAILURE, WAIT, decide
 
 #: Some upstream node has not been released yet.
 WAITING = 0
@@ -51,6 +73,11 @@ DONE = 5
 FAILED = 6
 #: Will not run: an upstream node failed or was skipped, or a failure stopped the run.
 SKIPPED = 7
+
+# An upstream outcome, as a ruled node counts it (an index into its counters).
+_OK = 0
+_FAIL = 1
+_SKIP = 2
 
 _NAMES = ("WAITING", "READY", "RUNNING", "RETRYING", "HELD", "DONE", "FAILED", "SKIPPED")
 
@@ -90,11 +117,42 @@ class Retry:
         return f"Retry(attempt={self.attempt})"
 
 
-class Failed:
+class Skipped:
+    """Why a node was skipped (data for the driver's events and records).
+
+    :ivar node: the node skipped.
+    :ivar upstream: the node whose outcome decided it: the failure or the on-purpose skip
+        a chain of skips started from, the last upstream node to end when a ``ONE_*``
+        rule can no longer be met, the failure that stopped the run; None for a node
+        skipped on purpose (:meth:`Scheduler.skip`) or a ``ONE_*`` node with no upstream.
+    :ivar rule: the node's trigger rule.
+    :ivar by_failure: a failure caused it (rules below count it as a failure).
+    :ivar stop: the run stopped (``fail_fast``) before the node could run.
+    """
+
+    __slots__ = ("by_failure", "node", "rule", "stop", "upstream")
+
+    def __init__(
+        self, node: int, upstream: int | None, rule: int, by_failure: bool, stop: bool = False
+    ) -> None:
+        self.node = node
+        self.upstream = upstream
+        self.rule = rule
+        self.by_failure = by_failure
+        self.stop = stop
+
+    def __repr__(self) -> str:
+        return (
+            f"Skipped({self.node}, upstream={self.upstream}, rule={self.rule}, "
+            f"by_failure={self.by_failure}, stop={self.stop})"
+        )
+
+
+class Failure:
     """Decision: the node failed for good.
 
     :ivar skipped: the nodes downstream that will not run because of it, in the order the
-        skip reached them.
+        skip reached them (their reasons are in :attr:`Scheduler.skips`).
     :ivar stop: the run stops here (``fail_fast``): cancel what is in flight, then
         :meth:`Scheduler.interrupt`.
     """
@@ -106,7 +164,7 @@ class Failed:
         self.stop = stop
 
     def __repr__(self) -> str:
-        return f"Failed(skipped={self.skipped}, stop={self.stop})"
+        return f"Failure(skipped={self.skipped}, stop={self.stop})"
 
 
 class Scheduler:
@@ -114,27 +172,35 @@ class Scheduler:
 
     :param concurrency: the most nodes that hold a slot at once (``RUNNING`` or
         ``RETRYING``).
-    :param fail_fast: the first node that fails for good stops the run (see ``Failed``).
+    :param fail_fast: the first node that fails for good stops the run (see ``Failure``).
 
     :ivar state: each node's state (``WAITING`` ... ``SKIPPED``).
+    :ivar rule: each node's trigger rule (``ALL_SUCCESS`` ...).
     :ivar attempts: how many attempts of each node were handed out.
     :ivar in_flight: how many nodes hold a slot now.
     :ivar unsettled: how many nodes have not ended (``HELD`` nodes have not: their release
         is still to come).
     :ivar stopped_by: the node whose failure stopped the run (``fail_fast``), or None.
+    :ivar reasons: why each skipped node was skipped.
+    :ivar skips: the skips decided since the driver last called :meth:`take_skips`.
     """
 
     __slots__ = (
+        "_counts",
         "_n_ready",
         "_owned",
         "_pending",
         "_ready",
+        "_watch",
         "attempts",
         "concurrency",
         "downstream",
         "fail_fast",
         "in_flight",
+        "reasons",
         "retries",
+        "rule",
+        "skips",
         "state",
         "stopped_by",
         "unsettled",
@@ -150,6 +216,7 @@ class Scheduler:
         self.upstream: list[tuple[int, ...]] = []
         self.downstream: list[list[int]] = []
         self.retries: list[int] = []
+        self.rule: list[int] = []
         self.state: list[int] = []
         self.attempts: list[int] = []
         self._pending: list[int] = []
@@ -161,30 +228,30 @@ class Scheduler:
         self._owned = bytearray()
         self.in_flight = 0
         self.unsettled = 0
+        # Ruled nodes only: [completed, failed, skipped] upstream counts. _watch holds the
+        # nodes that feed a ruled node: only their releases take the slower path.
+        self._counts: dict[int, list[int]] = {}
+        self._watch: set[int] = set()
+        self.reasons: dict[int, Skipped] = {}
+        self.skips: list[Skipped] = []
 
     # -- the node table ----------------------------------------------------------------
 
-    def add(self, upstream: Iterable[int] = (), retries: int = 0) -> int:
-        """Add a node that runs after ``upstream``, with ``retries`` extra attempts.
+    def add(self, upstream: Iterable[int] = (), retries: int = 0, rule: int = ALL_SUCCESS) -> int:
+        """Add a node that runs after ``upstream``, with ``retries`` extra attempts, when
+        its trigger ``rule`` allows.
 
-        :returns: the new node's id (ids count up from 0). A node added below one that
-            failed or was skipped is ``SKIPPED`` at once, as it would have been had it
-            been there when that happened.
+        :returns: the new node's id (ids count up from 0). A node whose rule can no longer
+            be met given the upstream nodes that already ended is ``SKIPPED`` at once (see
+            :attr:`skips`), as it would have been had it been there when they ended.
         :raises SchedulerError: for an unknown upstream node.
         """
         i = len(self.state)
         ups = tuple(dict.fromkeys(upstream))
-        pending = 0
-        dead = False
         state = self.state
         for j in ups:
             if not 0 <= j < i:
                 raise SchedulerError(f"node {i}: upstream node {j} does not exist")
-            s = state[j]
-            if s >= FAILED:
-                dead = True
-            elif s != DONE:
-                pending += 1
         downstream = self.downstream
         owned = self._owned
         for j in ups:
@@ -197,15 +264,42 @@ class Scheduler:
         self.upstream.append(ups)
         self.downstream.append([])
         self.retries.append(retries)
+        self.rule.append(rule)
         self.attempts.append(0)
+        self.unsettled += 1
+        if rule != ALL_SUCCESS:
+            self._pending.append(len(ups) + 1)  # never released by the fast path
+            counts = [0, 0, 0]
+            last = None
+            for j in ups:
+                self._watch.add(j)
+                if state[j] == DONE or state[j] >= FAILED:
+                    counts[self._outcome(j)] += 1
+                    last = j
+            self._counts[i] = counts
+            state.append(WAITING)
+            self._decide(i, last)
+            return i
+        pending = 0
+        dead = None
+        for j in ups:
+            s = state[j]
+            if s >= FAILED:
+                if dead is None or self._outcome(j) == _FAIL:
+                    dead = j
+            elif s != DONE:
+                pending += 1
         self._pending.append(pending)
-        if dead:
-            state.append(SKIPPED)
+        if dead is not None:
+            state.append(WAITING)
+            if self._outcome(dead) == _FAIL:
+                self._skip(i, self._origin(dead), True)
+            else:
+                self._count(i)
+                self._decide(i, dead)
         elif pending:
-            self.unsettled += 1
             state.append(WAITING)
         else:
-            self.unsettled += 1
             state.append(READY)
             self._ready.append(i)
             self._n_ready += 1
@@ -215,21 +309,26 @@ class Scheduler:
         self,
         upstream: Sequence[tuple[int, ...]],
         retries: Sequence[int],
+        rules: Mapping[int, int] | None = None,
         downstream: Sequence[list[int]] | None = None,
     ) -> None:
         """Add a whole workflow to an empty table; node ids follow the sequence.
 
         :param upstream: each node's upstream nodes, without repeats; the graph was
-            validated (no cycle) by its builder.
+            validated (no cycle, no repeats: ``Graph``) by its builder.
         :param downstream: the inverse of ``upstream``, when the caller has it: its lists
             are shared, not copied (a node added later copies the list it extends), so a
             run does not build the graph a second time.
+        :param rules: the trigger rule of each node (by its position in ``upstream``) whose
+            rule is not the default. Nodes skipped at once (a ``ONE_*`` rule with no
+            upstream) are in :attr:`skips`.
 
         Ready nodes queue in declaration order.
         """
-        if self.state:
-            for ups, r in zip(upstream, retries, strict=True):
-                self.add(ups, r)
+        if rules or self.state:
+            rules = rules or {}
+            for k, (ups, r) in enumerate(zip(upstream, retries, strict=True)):
+                self.add(ups, r, rules.get(k, ALL_SUCCESS))
             return
         n = len(upstream)
         if downstream is None:
@@ -249,6 +348,7 @@ class Scheduler:
         self._ready.extend(ready)
         self._n_ready = len(ready)
         self.retries = list(retries)
+        self.rule = [ALL_SUCCESS] * n
         self.attempts = [0] * n
         self.unsettled = n
 
@@ -257,47 +357,66 @@ class Scheduler:
 
     # -- before a run: saved results ---------------------------------------------------
 
-    def restore(self, i: int) -> list[int]:
-        """Node ``i`` ended ``COMPLETED`` earlier (its saved result is used); release it.
+    def restore(self, i: int, skipped: bool = False) -> list[int]:
+        """Node ``i`` ended earlier (its saved outcome is used); release it.
+
+        :param skipped: it ended ``SKIPPED`` on purpose (see :meth:`skip`), not
+            ``COMPLETED``; its dependents follow their rules as they did then.
 
         Only a node that has not been handed out can be restored: restoring happens before
         anything runs, upstream nodes first.
 
-        :returns: its dependents that are now ready.
+        :returns: its dependents that are now ready; skips it caused are in :attr:`skips`.
         """
         s = self.state[i]
         if s != WAITING and s != READY:
             raise SchedulerError(f"node {i} is {_NAMES[s]}; only a node not started is restored")
-        if self._pending[i]:
+        if not self.restorable(i):
             raise SchedulerError(f"node {i} waits for upstream nodes; restore them first")
         if s == READY:
             self._n_ready -= 1  # its entry in the queue is dropped when reached
+        if skipped:
+            self.unsettled -= 1
+            self.state[i] = SKIPPED
+            self.reasons[i] = Skipped(i, None, self.rule[i], False)
+            self._spread(i)
+            return [j for j in self.downstream[i] if self.state[j] == READY]
         self.state[i] = HELD
         return self._release(i)
+
+    def restorable(self, i: int) -> bool:
+        """Node ``i`` has not started and every upstream node has ended (and been
+        released): its saved outcome may stand in for running it."""
+        state = self.state
+        if state[i] != WAITING and state[i] != READY:
+            return False
+        if i not in self._counts:
+            return self._pending[i] == 0
+        # a counted node's counters stop once it is decided: ask its upstream nodes
+        return all(state[j] == DONE or state[j] >= FAILED for j in self.upstream[i])
 
     # -- admission ---------------------------------------------------------------------
 
     def admit(self) -> list[int]:
         """Hand out ready nodes while a slot is free: each is now ``RUNNING``, one more
         attempt. The driver starts exactly these."""
-        n = self._n_ready
         free = self.concurrency - self.in_flight
-        if not n or free <= 0:
+        if not self._n_ready or free <= 0:
             return _NONE
         ready = self._ready
+        out = []
         state = self.state
         attempts = self.attempts
-        out = []
         while ready and free:
             i = ready.popleft()
-            if state[i] == READY:  # else restored or skipped while queued
-                state[i] = RUNNING
-                attempts[i] += 1
-                out.append(i)
-                free -= 1
-        taken = len(out)
-        self._n_ready = n - taken
-        self.in_flight += taken
+            if state[i] != READY:
+                continue  # restored or skipped while queued
+            state[i] = RUNNING
+            attempts[i] += 1
+            out.append(i)
+            free -= 1
+        self._n_ready -= len(out)
+        self.in_flight = self.concurrency - free
         return out
 
     @property
@@ -318,7 +437,9 @@ class Scheduler:
 
         :param durable: False when its record still has to be saved: the node is ``HELD``
             and its dependents wait for :meth:`durable`.
-        :returns: its dependents that are now ready (none while held).
+        :returns: its dependents with the default rule that are now ready (none while
+            held); ruled dependents it decided are queued too, and skips go to
+            :attr:`skips`.
         """
         state = self.state
         if state[i] != RUNNING:
@@ -341,6 +462,8 @@ class Scheduler:
         if out:
             self._ready.extend(out)
             self._n_ready += len(out)
+        if self._watch and i in self._watch:
+            self._tell_ruled(i)
         return out
 
     def durable(self, i: int) -> list[int]:
@@ -367,15 +490,17 @@ class Scheduler:
         if out:
             self._ready.extend(out)
             self._n_ready += len(out)
+        if self._watch and i in self._watch:
+            self._tell_ruled(i)
         return out
 
-    def attempt_failed(self, i: int, final: bool = False) -> Retry | Failed:
+    def attempt_failed(self, i: int, final: bool = False) -> Retry | Failure:
         """An attempt of node ``i`` failed: decide whether another one comes.
 
         :param final: no other attempt may help (the result cannot be stored, say).
         :returns: :class:`Retry` (the node is ``RETRYING`` and keeps its slot) or
-            :class:`Failed` (the node is ``FAILED``, its slot free, and every node
-            downstream that has not ended is ``SKIPPED``).
+            :class:`Failure` (the node is ``FAILED``, its slot free; each node downstream
+            that has not ended is decided by its rule: skipped, ready, or still waiting).
         """
         state = self.state
         if state[i] != RUNNING:
@@ -390,7 +515,7 @@ class Scheduler:
         stop = self.fail_fast and self.stopped_by is None
         if stop:
             self.stopped_by = i
-        return Failed(self._skip_downstream(i), stop)
+        return Failure(self._spread(i), stop)
 
     def retry(self, i: int) -> None:
         """Hand node ``i`` out again (its retry delay, if any, is over): one more attempt."""
@@ -399,25 +524,207 @@ class Scheduler:
         self.state[i] = RUNNING
         self.attempts[i] += 1
 
-    def _skip_downstream(self, i: int) -> list[int]:
-        # Only WAITING nodes can be reached: a node downstream of one that never got
-        # released cannot be ready. The walk stops at nodes that ended: a node skipped
-        # earlier had its whole downstream skipped then, so many failures still cost
-        # O(nodes + edges) in all.
+    def skip(self, i: int) -> list[int]:
+        """Node ``i``'s attempt ended it ``SKIPPED`` on purpose; its slot is free.
+
+        Not a failure: no retry, and rules below count it as skipped (``NONE_FAILED`` and
+        ``ALL_DONE`` nodes still run).
+
+        :returns: the nodes downstream skipped because of it (reasons in :attr:`skips`).
+        """
+        if self.state[i] != RUNNING:
+            raise SchedulerError(f"node {i} is {_NAMES[self.state[i]]}, not RUNNING")
+        self.in_flight -= 1
+        self.unsettled -= 1
+        self.state[i] = SKIPPED
+        self.reasons[i] = Skipped(i, None, self.rule[i], False)
+        return self._spread(i)
+
+    def take_skips(self) -> list[Skipped]:
+        """The skips decided since the last call (the driver reports each once)."""
+        out, self.skips = self.skips, []
+        return out
+
+    # -- rules -------------------------------------------------------------------------
+
+    def _outcome(self, j: int) -> int:
+        """How rules below count ended node ``j``: completed, failed or skipped."""
+        s = self.state[j]
+        if s == DONE:
+            return _OK
+        if s == FAILED or self.reasons[j].by_failure:
+            return _FAIL
+        return _SKIP
+
+    def _origin(self, j: int) -> int:
+        """The node a chain of skips through ``j`` started from (what a skip names)."""
+        if self.state[j] == SKIPPED:
+            why = self.reasons[j]
+            if (
+                why.upstream is not None
+                and not why.stop
+                and why.rule
+                in (
+                    ALL_SUCCESS,
+                    NONE_FAILED,
+                )
+            ):
+                return why.upstream
+        return j
+
+    def _skip(self, i: int, upstream: int | None, by_failure: bool, stop: bool = False) -> None:
+        why = Skipped(i, upstream, self.rule[i], by_failure, stop)
+        self.state[i] = SKIPPED
+        self.unsettled -= 1
+        self.reasons[i] = why
+        self.skips.append(why)
+
+    def _count(self, i: int, undelivered: Container[int] = ()) -> list[int]:
+        """Start counting node ``i``'s upstream outcomes (a default-rule node below a skip
+        waits to see whether a failure comes too); the fast path no longer releases it.
+
+        :param undelivered: nodes that ended but whose outcome is still on its way down
+            (a walk's stack): they are counted when it arrives.
+        """
+        state = self.state
+        counts = [0, 0, 0]
+        for j in self.upstream[i]:
+            if (state[j] == DONE or state[j] >= FAILED) and j not in undelivered:
+                counts[self._outcome(j)] += 1
+            self._watch.add(j)
+        self._counts[i] = counts
+        self._pending[i] += 1
+        return counts
+
+    def _culprit(self, i: int, by_failure: bool) -> int | None:
+        """The upstream node a skip of ``i`` names: the first that failed (or, when no
+        failure is to blame, was skipped), traced to where its chain of skips started."""
+        for j in self.upstream[i]:
+            if self.state[j] >= FAILED and (self._outcome(j) == _FAIL) == by_failure:
+                return self._origin(j)
+        return None
+
+    def _decide(self, i: int, last: int | None) -> bool:
+        """Decide WAITING counted node ``i`` after ``last`` ended; True when it was skipped."""
+        ok, failed, skipped = self._counts[i]
+        rule = self.rule[i]
+        verdict = decide(rule, ok, failed, skipped, len(self.upstream[i]))
+        if verdict == WAIT:
+            return False
+        if verdict == RUN:
+            self.state[i] = READY
+            self._ready.append(i)
+            self._n_ready += 1
+            return False
+        # ALL_SUCCESS and NONE_FAILED nodes name the failure (or skip) a chain started
+        # from; a ONE_* node, whose condition no single upstream node broke, the last one
+        # to end.
+        by_failure = verdict == SKIP_BY_FAILURE
+        upstream = last
+        if rule in (ALL_SUCCESS, NONE_FAILED):
+            upstream = self._culprit(i, by_failure)
+        self._skip(i, upstream, by_failure)
+        return True
+
+    def _tell_ruled(self, i: int) -> None:
+        """Released node ``i`` feeds counted nodes: count it and decide them."""
+        state = self.state
+        counts = self._counts
+        walk = []
+        for j in self.downstream[i]:
+            if state[j] == WAITING and j in counts:
+                counts[j][_OK] += 1
+                if self._decide(j, i):
+                    walk.append(j)
+        if walk:
+            self._spread(*walk)
+
+    def _spread(self, *ended: int) -> list[int]:
+        """These nodes failed or were skipped: decide the nodes below them that wait.
+
+        Only WAITING nodes can be reached: a node downstream of one that never got
+        released is never ready under the default rule, and a ruled node that is ready or
+        ran already is no longer changed by its upstream nodes. The walk stops at nodes
+        that ended, so many failures still cost O(nodes + edges) in all.
+        """
         state = self.state
         downstream = self.downstream
+        counts = self._counts
         skipped: list[int] = []
-        stack = [i]
+        stack = list(ended)
+        undelivered = set(ended)
         while stack:
-            for j in downstream[stack.pop()]:
-                if state[j] == WAITING:
-                    state[j] = SKIPPED
-                    skipped.append(j)
-                    stack.append(j)
-        self.unsettled -= len(skipped)
+            u = stack.pop()
+            undelivered.discard(u)
+            outcome = self._outcome(u)
+            origin = self._origin(u)
+            for j in downstream[u]:
+                if state[j] != WAITING:
+                    continue
+                c = counts.get(j)
+                if c is not None:
+                    c[outcome] += 1
+                    if not self._decide(j, u):
+                        continue
+                elif outcome == _FAIL:  # the default rule: a failure above decides at once
+                    self._skip(j, origin, True)
+                else:  # a skip above: count from here on (u is counted already)
+                    self._count(j, undelivered)
+                    if not self._decide(j, u):
+                        continue
+                skipped.append(j)
+                stack.append(j)
+                undelivered.add(j)
         return skipped
 
     # -- the end of a run --------------------------------------------------------------
+
+    def stop(self) -> tuple[list[int], list[int]]:
+        """``fail_fast``: the failure of :attr:`stopped_by` stops the run, but its
+        ``ALL_DONE`` nodes (clean-up) still run.
+
+        Every node that has not ended, in flight or not, is ``SKIPPED`` (a skip by failure,
+        ``stop`` set on its reason), except ``ALL_DONE`` nodes: one in flight goes back
+        to be handed out again (its attempt is cancelled), and each is decided afresh.
+        After this only ``ALL_DONE`` nodes are handed out; the driver runs them as usual.
+
+        :returns: ``(cancelled, skipped)``: nodes taken out of flight, nodes skipped.
+        """
+        by = self.stopped_by
+        if by is None:
+            raise SchedulerError("stop() without a failure that stopped the run")
+        state = self.state
+        rule = self.rule
+        cancelled: list[int] = []
+        skipped: list[int] = []
+        clean_up: list[int] = []
+        for i, s in enumerate(state):
+            if s in (RUNNING, RETRYING):
+                cancelled.append(i)
+            elif s not in (WAITING, READY):
+                continue
+            if rule[i] == ALL_DONE:
+                state[i] = WAITING
+                clean_up.append(i)
+            else:
+                state[i] = SKIPPED
+                why = Skipped(i, by, rule[i], True, stop=True)
+                self.reasons[i] = why
+                skipped.append(i)
+        self._ready.clear()
+        self._n_ready = 0
+        self.in_flight = 0
+        self.unsettled -= len(skipped)
+        for i in clean_up:
+            counts = [0, 0, 0]
+            for j in self.upstream[i]:
+                if state[j] == DONE or state[j] >= FAILED:
+                    counts[self._outcome(j)] += 1
+                self._watch.add(j)
+            self._counts[i] = counts
+            self._pending[i] = len(self.upstream[i]) + 1
+            self._decide(i, None)
+        return cancelled, skipped
 
     def interrupt(self) -> tuple[list[int], list[int]]:
         """The run stops before every node ended.

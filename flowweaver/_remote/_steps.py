@@ -146,6 +146,12 @@ class RemoteSteps:
         if self._more is not None:
             self._more.set()
 
+    def restart(self) -> None:
+        """A ``fail_fast`` stop cancelled what was in flight: forget the values still to
+        fetch (their tasks were skipped) and fetch again for the clean-up tasks."""
+        self._queue = []
+        self._closing = False
+
     async def fetcher(self) -> None:
         """Bring back the values a state store must save, one round trip per batch."""
         if self._more is None:

@@ -1,6 +1,9 @@
 """Which saved results a run may restore instead of running the task again. No I/O.
 
-A saved ``COMPLETED`` record is restored only when it is not stale:
+A saved ``COMPLETED`` record, or the ``SKIPPED`` record of a task that raised ``Skip``
+(it has a token; a skip by a trigger rule has none), is restored only when it is not
+stale (a skip by a rule is never restored: the run decides it again, and the engine
+restores a task only once every upstream task has ended, see ``_engine._restore``):
 
 * it belongs to this workflow (records of a user's store, which cannot tell, are taken
   by name as the reference says);
@@ -39,7 +42,18 @@ def restorable(
     out: dict[int, TaskRecord] = {}
     for i in graph.topological_order():
         rec = records.get(names[i])
-        if rec is None or rec.status is not TaskStatus.COMPLETED:
+        if rec is None:
+            continue
+        ups = graph.upstream[i]
+        if rec.status is TaskStatus.SKIPPED and rec.token is None:
+            # Skipped by a trigger rule: the run decides it again from its upstream
+            # outcomes; listed (when they are all restored) so that its downstream may be.
+            if all(j in out for j in ups):
+                out[i] = rec
+            continue
+        # A task skipped on purpose (it raised Skip) is restored like a completed one; its
+        # record, unlike a skip by a rule, carries a token.
+        if rec.status is not TaskStatus.COMPLETED and rec.status is not TaskStatus.SKIPPED:
             continue
         if rec.workflow is not None and rec.workflow != workflow:
             continue
@@ -47,7 +61,6 @@ def restorable(
             continue
         if fingerprints is not None and rec.fingerprint != fingerprints[i]:
             continue
-        ups = graph.upstream[i]
         if any(j not in out for j in ups):
             continue
         if rec.inputs is not None and ups:

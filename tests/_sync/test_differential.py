@@ -24,15 +24,23 @@ from tests.helpers import NodeSpec, build_dag, expected_outcome, observed_outcom
 KINDS = ["sync", "async", "sync_timed", "async_timed"]
 
 
+# The default rule three times as often as each other one, as in real workflows.
+TRIGGERS = ["all_success"] * 3 + ["all_done", "none_failed", "one_failed", "one_success"]
+
+
 @st.composite
-def dags(draw: st.DrawFn) -> list[NodeSpec]:
+def dags(draw: st.DrawFn, rules: bool = True) -> list[NodeSpec]:
     n = draw(st.integers(min_value=1, max_value=25))
     specs = []
     for i in range(n):
         deps = draw(st.lists(st.integers(0, i - 1), max_size=min(i, 4))) if i else []
         failures = draw(st.sampled_from([0, 0, 0, 1, 2, 9]))
         retries = draw(st.integers(0, 2))
-        specs.append(NodeSpec(tuple(deps), draw(st.sampled_from(KINDS)), failures, retries))
+        trigger = draw(st.sampled_from(TRIGGERS)) if rules else "all_success"
+        skip = rules and draw(st.sampled_from([False, False, False, True]))
+        specs.append(
+            NodeSpec(tuple(deps), draw(st.sampled_from(KINDS)), failures, retries, trigger, skip)
+        )
     return specs
 
 

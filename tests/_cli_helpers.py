@@ -130,3 +130,30 @@ def run_and_interrupt(
         finally:
             if proc.poll() is None:
                 proc.kill()
+
+
+def waiting_workflow(name: str) -> str:
+    """A workflow file: ``first`` returns 1; ``second`` prints "second is running" and
+    waits until a file ``go`` appears beside the workflow file (a run to interrupt in
+    the middle of a task, then resume)."""
+    return f"""
+    import pathlib, time
+    from flowweaver import Workflow, task
+
+    HERE = pathlib.Path(__file__).parent
+
+    @task()
+    def first():
+        return 1
+
+    @task()
+    def second(first):
+        print("second is running", flush=True)
+        while not (HERE / "go").exists():
+            time.sleep(0.02)
+        return first + 1
+
+    workflow = Workflow({name!r})
+    workflow.add_task(first)
+    workflow.add_task(second, depends_on=["first"])
+"""

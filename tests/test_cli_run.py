@@ -18,6 +18,7 @@ from tests._cli_helpers import (
     command_env,
     flowweaver_cmd,
     run_and_interrupt,
+    waiting_workflow,
     write,
 )
 
@@ -408,27 +409,7 @@ def test_version_and_help(tmp_path: Path) -> None:
         assert option in helptext.stdout
 
 
-SLOW = """
-    import pathlib, time
-    from flowweaver import Workflow, task
-
-    HERE = pathlib.Path(__file__).parent
-
-    @task()
-    def first():
-        return 1
-
-    @task()
-    def second(first):
-        print("second is running", flush=True)
-        while not (HERE / "go").exists():
-            time.sleep(0.02)
-        return first + 1
-
-    workflow = Workflow("slow")
-    workflow.add_task(first)
-    workflow.add_task(second, depends_on=["first"])
-"""
+SLOW = waiting_workflow("slow")
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")

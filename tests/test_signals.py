@@ -18,7 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from tests._cli_helpers import LineReader, flowweaver_cmd, run_and_interrupt, write
+from tests._cli_helpers import (
+    LineReader,
+    flowweaver_cmd,
+    run_and_interrupt,
+    waiting_workflow,
+    write,
+)
 from tests.store_helpers import load_json
 
 CHILD = str(Path(__file__).with_name("signal_child.py"))
@@ -205,27 +211,7 @@ def test_sigterm_calls_the_programs_own_handler_after_the_cleanup(
     assert "RAISED SystemExit 143 CANCELLED restored=True" in out
 
 
-SLOW_COMMAND = """
-    import pathlib, time
-    from flowweaver import Workflow, task
-
-    HERE = pathlib.Path(__file__).parent
-
-    @task()
-    def first():
-        return 1
-
-    @task()
-    def second(first):
-        print("second is running", flush=True)
-        while not (HERE / "go").exists():
-            time.sleep(0.02)
-        return first + 1
-
-    workflow = Workflow("terminated")
-    workflow.add_task(first)
-    workflow.add_task(second, depends_on=["first"])
-"""
+SLOW_COMMAND = waiting_workflow("terminated")
 
 
 @pytest.mark.timeout(120)

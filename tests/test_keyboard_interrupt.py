@@ -214,3 +214,59 @@ def test_a_blocking_run_raises_a_bare_keyboard_interrupt(
     wf, kwargs = _setup(where, blocking=True)
     _expect_bare_interrupt(lambda: executor_cls(backend=backend, **kwargs).execute(wf))
     _check_cleaned_up(wf)
+
+
+class _Probe:
+    """Stands in for an anyio Event: records whether Ctrl-C could land inside its wait."""
+
+    def __init__(self) -> None:
+        self.protected: list[bool] = []
+
+    async def wait(self) -> None:
+        import trio
+
+        self.protected.append(trio.lowlevel.currently_ki_protected())
+
+
+def test_ctrl_c_cannot_land_halfway_into_an_engine_wait_under_trio(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """trio's Event.wait registers the task before it blocks, unprotected in between: a
+    KeyboardInterrupt there left a finished task registered, and the set() that came
+    later crashed trio (TrioInternalError, once in about fifty real Ctrl-Cs). A run marks
+    the engine's waits protected, so that trio hands the interrupt to the main task at a
+    checkpoint instead."""
+    import trio
+
+    from flowweaver._engine import _sigint
+
+    marked: list[object] = []
+    real = trio.lowlevel.enable_ki_protection
+
+    def record(f: Any) -> Any:
+        marked.append(f)
+        return real(f)
+
+    monkeypatch.setattr(_sigint, "_protected", False)
+    monkeypatch.setattr(trio.lowlevel, "enable_ki_protection", record)
+    wf = Workflow("one")
+    wf.add_task(Task("a", lambda: 1))
+    probe = _Probe()
+
+    async def main() -> None:
+        await flowweaver.aio.AsyncExecutor().execute(wf)
+        await _sigint.wait_event(probe)  # type: ignore[arg-type]
+
+    trio.run(main)
+    assert marked == [_sigint.wait_event]
+    assert probe.protected == [True]
+    # while user code called from a run's tasks stays interruptible, as trio promises
+    seen: list[bool] = []
+
+    async def user_task() -> None:
+        seen.append(trio.lowlevel.currently_ki_protected())
+
+    wf2 = Workflow("two")
+    wf2.add_task(Task("b", user_task))
+    trio.run(flowweaver.aio.AsyncExecutor().execute, wf2)
+    assert seen == [False]

@@ -83,7 +83,9 @@ from ._sigint import (
     InlineGuard,
     Terminated,
     interrupt_inline_calls,
+    protect_waits_under_trio,
     sigterm_cancels,
+    wait_event,
     wake_loop_on_signals,
 )
 from ._workers import Job, WorkerPool, thread_context, threadsafe_caller
@@ -232,6 +234,7 @@ class _Run:
                     await self.remote.runner.aclose()
                 raise
         workflow._status = WorkflowStatus.RUNNING
+        protect_waits_under_trio()
         for t in self.tasks:
             t._reset()
         self.call_soon = threadsafe_caller()
@@ -444,7 +447,7 @@ class _Run:
     async def _drive(self) -> None:
         """Settle what the worker threads hand back, until every task is settled."""
         while not self.finished:
-            await self.wake.wait()
+            await wait_event(self.wake)
             self.wake = anyio.Event()
             with self.lock:
                 batch, self.inbox = self.inbox, []
@@ -625,7 +628,7 @@ class _Run:
             else:
                 event = anyio.Event()
                 self.idle_lanes.append(event)
-                await event.wait()
+                await wait_event(event)
 
     async def _run_on_lane(self, i: int) -> None:
         """Run one attempt of task ``i`` that must be awaited, and settle it."""

@@ -11,6 +11,7 @@ import anyio
 
 from .._calls import is_async_callable
 from .._events import RunEvent
+from ._sigint import wait_event
 
 logger = logging.getLogger("flowweaver")
 
@@ -57,4 +58,4 @@ class Emitter:
                 return
             self._more = anyio.Event()
             if not queue and not self._closed:
-                await self._more.wait()
+                await wait_event(self._more)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import sys
 import threading
 
 try:
@@ -27,6 +28,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
+
+import anyio
 
 
 class InlineGuard:
@@ -119,6 +122,38 @@ def _drain(reader: socket.socket) -> None:
             pass
     except (BlockingIOError, InterruptedError):
         pass
+
+
+async def wait_event(event: anyio.Event) -> None:
+    """``await event.wait()``, except that under trio Ctrl-C cannot land halfway into it.
+
+    trio's ``Event.wait`` registers the task, then blocks, with KeyboardInterrupt
+    protection off in between (trio 0.35). Ctrl-C in that gap ends the task while it is
+    still registered, and the ``set()`` that comes later reschedules a finished task:
+    ``TrioInternalError`` instead of a KeyboardInterrupt (seen by test_signals, about one
+    Ctrl-C in fifty). Marked protected (see :func:`protect_waits_under_trio`), the
+    KeyboardInterrupt goes to the main task at its next checkpoint instead, as a
+    cancellation would. Every wait of the engine's own tasks goes through here.
+    """
+    await event.wait()
+
+
+_protected = False
+
+
+def protect_waits_under_trio() -> None:
+    """Mark :func:`wait_event` KeyboardInterrupt-protected, once trio has been imported.
+
+    Called as a run starts: a run on trio has imported it, and a program that never uses
+    trio does not pay for importing it.
+    """
+    global _protected
+    if _protected:
+        return
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        trio.lowlevel.enable_ki_protection(wait_event)
+        _protected = True
 
 
 class Terminated(KeyboardInterrupt):

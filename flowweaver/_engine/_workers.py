@@ -28,6 +28,8 @@ from typing import Any, cast
 import anyio
 import anyio.lowlevel
 
+from ._sigint import wait_event
+
 Finish = Callable[[bool, Any], None]
 CallSoon = Callable[[Callable[[], object]], object]
 
@@ -147,7 +149,7 @@ class WorkerPool:
         job = Job(func, kwargs, finish, thread_context())
         self.submit(job)
         try:
-            await done.wait()
+            await wait_event(done)
         except BaseException:
             self.abandon(job)
             raise

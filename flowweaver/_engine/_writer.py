@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 import anyio
 
 from .._store._api import AsyncStoreSession, TaskRecord
-from ._sigint import InlineGuard
+from ._sigint import InlineGuard, wait_event
 
 
 class Writer:
@@ -116,12 +116,12 @@ class Writer:
             else:
                 self._more = anyio.Event()
                 if not self._queue:
-                    await self._more.wait()
+                    await wait_event(self._more)
                     continue
                 # Clamped: a wall clock set back must not stretch the wait.
                 wait = min(max(self.due_at - time.time(), 0.0), self._interval)
                 with anyio.move_on_after(wait) as timer:
-                    await self._more.wait()
+                    await wait_event(self._more)
                 if timer.cancelled_caught:
                     self._due = True
 

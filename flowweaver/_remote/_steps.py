@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .._engine._sigint import wait_event
 from .._engine._workers import CallSoon, threadsafe_caller
 from .._errors import TaskTimeoutError
 from .._events import RunEvent, TaskRecomputed
@@ -118,7 +119,7 @@ class RemoteSteps:
         self.submit(i, t, kwargs, done)
         try:
             with anyio.move_on_after(t.timeout):
-                await finished.wait()
+                await wait_event(finished)
         except BaseException:
             self.runner.cancel(self._live.pop(i))
             raise
@@ -161,7 +162,7 @@ class RemoteSteps:
                 if self._closing:
                     return
                 self._more = anyio.Event()
-                await self._more.wait()
+                await wait_event(self._more)
                 continue
             batch, self._queue = self._queue, []
             try:

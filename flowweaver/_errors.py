@@ -131,3 +131,38 @@ def check_name_text(kind: str, name: str) -> None:
             f"a {kind} name must be text that UTF-8 can hold; {name!r} has a lone surrogate "
             f"({name[exc.start]!r} at position {exc.start}): rename it"
         ) from None
+
+
+class MapError(FlowWeaverError):
+    """A mapped task could not be expanded into items: the upstream result it maps over
+    is not a list (nor any iterable), or its ``map_key`` failed or gave two elements the
+    same key. The task is ``FAILED`` with this error; no item ran.
+
+    :ivar task_name: the mapped task's name.
+    """
+
+    def __init__(self, task_name: str, message: str) -> None:
+        self.task_name = task_name
+        super().__init__(f"task {task_name!r}: {message}")
+
+
+class ItemsFailedError(FlowWeaverError):
+    """Items of a mapped task failed (with ``on_item_failure="fail"``, the default): the
+    mapped task is ``FAILED`` with this error once its other items ended.
+
+    :ivar task_name: the mapped task's name.
+    :ivar errors: each failed item's name (``"process_file[3]"``) mapped to its exception,
+        in element order.
+    :ivar total: how many items the task had.
+    """
+
+    _SHOWN = 3
+
+    def __init__(self, task_name: str, errors: Mapping[str, BaseException], total: int) -> None:
+        self.task_name = task_name
+        self.errors = dict(errors)
+        self.total = total
+        shown = [f"{name} ({describe_exception(e)})" for name, e in list(errors.items())[:3]]
+        more = len(errors) - len(shown)
+        listed = ", ".join(shown) + (f" and {more} more" if more else "")
+        super().__init__(f"{len(errors)} of {total} items of task {task_name!r} failed: {listed}")

@@ -7,7 +7,7 @@ one that raises is logged to the ``flowweaver`` logger and never breaks the run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +41,14 @@ class RunFinished(RunEvent):
 class TaskEvent(RunEvent):
     """Something happened to one task.
 
-    :ivar task: the task's name.
+    :ivar task: the task's name; for an item of a mapped task, the item's
+        (``"process_file[3]"``).
+    :ivar item: for an item of a mapped task, its key (its index, or what ``map_key``
+        returned); None for any other task.
     """
 
     task: str
+    item: str | int | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)

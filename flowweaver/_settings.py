@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 Callback = Callable[["Task"], Any]
 TriggerRule = Literal["all_success", "all_done", "none_failed", "one_failed", "one_success"]
+ItemFailure = Literal["fail", "skip"]
+MapKey = Callable[[Any], str]
 
 
 class TaskOptions(TypedDict, total=False):
@@ -34,6 +36,10 @@ class TaskOptions(TypedDict, total=False):
     version: str | None
     max_retry_delay: float
     trigger: TriggerRule
+    map_over: str | None
+    map_key: MapKey | None
+    max_concurrent: int | None
+    on_item_failure: ItemFailure
 
 
 class DecoratorOptions(TaskOptions, total=False):
@@ -63,6 +69,11 @@ class TaskSettings:
     # A backoff grows fast (2**10 s is 17 minutes): each wait is capped, by default at 5 min.
     max_retry_delay: float = 300.0
     trigger: TriggerRule = "all_success"
+    # A map: one item per element of the upstream task map_over's result (see Task).
+    map_over: str | None = None
+    map_key: MapKey | None = None
+    max_concurrent: int | None = None
+    on_item_failure: ItemFailure = "fail"
 
     def __post_init__(self) -> None:
         self.check(self.name or "<unnamed>")
@@ -161,6 +172,46 @@ class TaskSettings:
                 f"{where}: trigger must be one of {', '.join(map(repr, TRIGGER_RULES))}, "
                 f"got {self.trigger!r}"
             )
+        self._check_map(where)
+
+    def _check_map(self, where: str) -> None:
+        over = self.map_over
+        if over is not None and (not isinstance(over, str) or not over):
+            raise WorkflowValidationError(
+                f"{where}: map_over must be the name of an upstream task, got {over!r}"
+            )
+        if over is not None and over == self.name:
+            raise WorkflowValidationError(f"{where}: a task cannot map over itself")
+        if self.map_key is not None and not callable(self.map_key):
+            raise WorkflowValidationError(
+                f"{where}: map_key must be a function of one element returning a str, "
+                f"got {self.map_key!r}"
+            )
+        limit = self.max_concurrent
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+            raise WorkflowValidationError(
+                f"{where}: max_concurrent must be a whole number or None, got {limit!r}"
+            )
+        if limit is not None and limit < 1:
+            raise WorkflowValidationError(
+                f"{where}: max_concurrent must be 1 or more, got {limit}; use None for no "
+                "bound beyond the executor's own"
+            )
+        if self.on_item_failure not in ("fail", "skip"):
+            raise WorkflowValidationError(
+                f"{where}: on_item_failure must be 'fail' or 'skip', got {self.on_item_failure!r}"
+            )
+        if over is None:
+            for label, default in (
+                ("map_key", None),
+                ("max_concurrent", None),
+                ("on_item_failure", "fail"),
+            ):
+                if getattr(self, label) != default:
+                    raise WorkflowValidationError(
+                        f"{where}: {label} applies to the items of a map; give the task "
+                        "map_over='<upstream task>' too"
+                    )
 
 
 _NAMES = frozenset(f.name for f in fields(TaskSettings))

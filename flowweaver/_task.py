@@ -35,6 +35,8 @@ else:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+_PENDING_STATE: tuple[TaskStatus, Any, BaseException | None] = (TaskStatus.PENDING, None, None)
+
 __all__ = ["Callback", "Task", "TaskSettings", "task"]
 
 
@@ -68,18 +70,37 @@ class Task:
         whose rule can no longer be met is ``SKIPPED``. For an upstream task that failed
         the function receives :class:`~flowweaver.Failed`, for one that was skipped (or
         had not ended yet) :data:`~flowweaver.SKIPPED`.
+    :param map_over: the name of an upstream task whose result (a list, or any iterable)
+        this task maps over: when it completes, the task runs once per element, as items
+        named ``name[0]``, ``name[1]``... Each item receives its element as the keyword
+        argument ``map_over`` (other upstream results arrive whole) and has its own
+        status, attempts, retries, timeout, callbacks and events. The task's result is
+        the list of its items' results, in element order. The upstream task is added to
+        the task's dependencies if it is not among them.
+    :param map_key: names each item after its element: ``map_key(element)`` returns a
+        str, unique within the map (``name[<key>]``). A resumed run matches saved items
+        by key, so a list that changes order or grows reruns only new or changed items.
+    :param max_concurrent: the most items in flight at once (within the executor's own
+        bound); None: only the executor's.
+    :param on_item_failure: ``"fail"`` (the default): the other items finish, then the
+        task is ``FAILED`` and its downstream skipped. ``"skip"``: failed items are left
+        out of the result list and the task completes with the rest. Either way
+        :attr:`failed_items` names the items that failed.
     :raises WorkflowValidationError: for a non-callable ``func`` or a bad setting (a
         delay, backoff or cap that is not a finite number, say).
     """
 
     __slots__ = (
+        "_failed_items",
         "_finished",
         "_is_async",
+        "_items",
         "_keywords",
         "_started",
         "_state",
         "attempts",
         "func",
+        "item",
         "name",
         "settings",
         *OPTIONS,
@@ -95,6 +116,10 @@ class Task:
         version: str | None
         max_retry_delay: float
         trigger: str
+        map_over: str | None
+        map_key: Callable[[Any], str] | None
+        max_concurrent: int | None
+        on_item_failure: str
 
     def __init__(
         self,
@@ -142,6 +167,29 @@ class Task:
         self.attempts = 0
         self._started: float | None = None
         self._finished: float | None = None
+        #: For an item of a mapped task, its key (its index, or what ``map_key`` returned).
+        self.item: str | int | None = None
+        self._items: list[Task] = []
+        self._failed_items: list[str] = []
+
+    def _item(self, key: str | int) -> Task:
+        """A new item of this mapped task: the same function and settings, its own state."""
+        new = Task.__new__(Task)
+        new.name = f"{self.name}[{key}]"
+        new.func = self.func
+        new.settings = self.settings
+        for option in OPTIONS:
+            setattr(new, option, getattr(self, option))
+        new._state = _PENDING_STATE
+        new._keywords = self._keywords
+        new._is_async = self._is_async
+        new.attempts = 0
+        new._started = None
+        new._finished = None
+        new.item = key
+        new._items = []
+        new._failed_items = []
+        return new
 
     # -- state ---------------------------------------------------------------------------
 
@@ -196,10 +244,23 @@ class Task:
         self._state = (status, result, error)
 
     def _reset(self) -> None:
-        self._state = (TaskStatus.PENDING, None, None)
+        self._state = _PENDING_STATE
         self.attempts = 0
         self._started = None
         self._finished = None
+        self._items = []
+        self._failed_items = []
+
+    @property
+    def items(self) -> list[Task]:
+        """The items of a mapped task's latest run, in element order (a new list each
+        time; empty for a task that is not mapped, or was restored whole)."""
+        return list(self._items)
+
+    @property
+    def failed_items(self) -> list[str]:
+        """The names of the items that failed in a mapped task's latest run."""
+        return list(self._failed_items)
 
     # -- calling the function --------------------------------------------------------------
 
@@ -315,7 +376,8 @@ def task(func: F | None = None, /, **options: Unpack[DecoratorOptions]) -> F | C
 
     The options are those of :class:`Task` (``name``, ``retries``, ``timeout``,
     ``callbacks``, ``retry_delay``, ``retry_backoff``, ``retry_jitter``, ``version``,
-    ``max_retry_delay``, ``trigger``), all by keyword; ``name`` defaults to
+    ``max_retry_delay``, ``trigger``, ``map_over``, ``map_key``, ``max_concurrent``,
+    ``on_item_failure``), all by keyword; ``name`` defaults to
     ``func.__name__``.
 
     :raises WorkflowValidationError: for a bad setting, at decoration time.

@@ -14,7 +14,7 @@ from ._task import Task, TaskSettings
 
 if TYPE_CHECKING:
     from ._executor import BaseExecutor
-    from ._settings import TriggerRule
+    from ._settings import ItemFailure, TriggerRule
 
 
 class Workflow:
@@ -38,6 +38,8 @@ class Workflow:
         self._tasks: dict[str, Task] = {}
         # Tasks with a trigger rule other than the default: a run reads only these.
         self._ruled: list[str] = []
+        # Mapped tasks (map_over): likewise.
+        self._mapped: list[str] = []
         self._depends_on: dict[str, tuple[str, ...]] = {}
         self._graph: Graph | None = None
         self._status = WorkflowStatus.IDLE
@@ -51,6 +53,10 @@ class Workflow:
         depends_on: Sequence[str | Task | Callable[..., Any]] | None = None,
         *,
         trigger: TriggerRule | None = None,
+        map_over: str | Task | Callable[..., Any] | None = None,
+        map_key: Callable[[Any], str] | None = None,
+        max_concurrent: int | None = None,
+        on_item_failure: ItemFailure | None = None,
     ) -> Task:
         """Add a :class:`Task`, or a function (``@task``-decorated or plain and named).
 
@@ -58,6 +64,9 @@ class Workflow:
             stands for its name).
         :param trigger: the task's trigger rule (see :class:`Task`), replacing the one it
             was made with.
+        :param map_over: run the task once per element of this upstream task's result
+            (see :class:`Task`); ``map_key``, ``max_concurrent`` and ``on_item_failure``
+            set the map's other options. Each replaces the one the task was made with.
         :returns: the task added (for a function, a new :class:`Task` made from it).
         :raises WorkflowValidationError: for a duplicate name, a task depending on itself,
             ``depends_on`` given as a bare string, or something that is neither a task nor
@@ -74,9 +83,32 @@ class Workflow:
                 f"{task_or_func!r}"
             )
         deps = self._dependency_names(new.name, depends_on)
+        changes: dict[str, Any] = {}
         if trigger is not None:
-            new.settings = replace(new.settings, trigger=trigger)  # checked, naming the task
-            new.trigger = trigger
+            changes["trigger"] = trigger
+        if map_over is not None:
+            changes["map_over"] = self._dependency_names(new.name, [map_over])[0]
+        for label, value in (
+            ("map_key", map_key),
+            ("max_concurrent", max_concurrent),
+            ("on_item_failure", on_item_failure),
+        ):
+            if value is not None:
+                changes[label] = value
+        if changes:
+            new.settings = replace(new.settings, **changes)  # checked, naming the task
+            for label, value in changes.items():
+                setattr(new, label, value)
+        over = new.map_over
+        if over is not None:
+            if over not in deps:
+                deps = (*deps, over)  # mapping over a task depends on it
+            if not new.accepts(over):
+                raise WorkflowValidationError(
+                    f"task {new.name!r} maps over {over!r} but its function takes no "
+                    f"parameter named {over!r}; each item receives its element under that "
+                    "name: add the parameter (or **kwargs)"
+                )
         if new.name in self._tasks:
             raise WorkflowValidationError(
                 f"workflow {self.name!r} already has a task named {new.name!r}; "
@@ -85,6 +117,8 @@ class Workflow:
         self._tasks[new.name] = new
         if new.trigger != "all_success":
             self._ruled.append(new.name)
+        if over is not None:
+            self._mapped.append(new.name)
         self._depends_on[new.name] = deps
         self._graph = None
         return new
@@ -139,8 +173,21 @@ class Workflow:
         return self._status
 
     def get_task(self, name: str) -> Task | None:
-        """The task called ``name``, or ``None``."""
-        return self._tasks.get(name)
+        """The task called ``name``, or ``None``. An item of a mapped task's latest run is
+        found by its name too: ``"process_file[3]"``, ``"process_file[<key>]"``."""
+        found = self._tasks.get(name)
+        if found is not None or not name.endswith("]"):
+            return found
+        for base in self._mapped:
+            if name.startswith(base + "["):
+                items = self._tasks[base]._items
+                key = name[len(base) + 1 : -1]
+                if key.isdigit() and int(key) < len(items) and items[int(key)].name == name:
+                    return items[int(key)]
+                for item in items:
+                    if item.name == name:
+                        return item
+        return None
 
     def dependencies(self, name: str) -> tuple[str, ...]:
         """The names ``name`` depends on, as given to :meth:`add_task`.

@@ -44,6 +44,7 @@ from anyio.lowlevel import checkpoint
 
 from .._blocking import loop_running_in_this_thread, run_blocking
 from .._errors import (
+    MapError,
     TaskExecutionError,
     WorkflowExecutionError,
     WorkflowValidationError,
@@ -75,10 +76,11 @@ from ._endings import (
     skip_reason,
 )
 from ._graph import Graph
+from ._maps import MapSource, elements, items_failed, keys
 from ._observe import Emitter
 from ._persist import RunStore
-from ._plan import ASYNC, INLINE, POOL, REMOTE, REMOTE_TIMED, plan
-from ._scheduler import Failure, Scheduler
+from ._plan import ASYNC, INLINE, MAP, POOL, REMOTE, REMOTE_TIMED, plan
+from ._scheduler import DONE, FAILED, Failure, Scheduler
 from ._sigint import (
     InlineGuard,
     Terminated,
@@ -143,8 +145,24 @@ class _Run:
             else None
         )
         self.kinds, self.inject = plan(self.tasks, self.graph, inline, self.remote is not None)
+        # Maps: items are appended to the run's lists (tasks, kinds, inject, results) as
+        # their task expands; the workflow's own tasks are the first n_static.
+        self.n_static = len(self.tasks)
+        self.maps: dict[int, MapSource] = {}
+        for name in workflow._mapped:
+            if self.remote is not None:
+                raise WorkflowValidationError(
+                    f"task {name!r} maps over {by_name[name].map_over!r}, and maps do not run "
+                    "on a remote executor (Dask) yet; use ThreadedExecutor or AsyncExecutor"
+                )
+            p = self.graph.index[name]
+            over = by_name[name].map_over
+            assert over is not None
+            self.maps[p] = MapSource(self.graph.index[over], self.kinds[p])
+            self.kinds[p] = MAP
         # Values given to the run as a whole (Task.execute's context) reach every task
         # that takes them by name; a run without them keeps the plain, faster _kwargs.
+        self.params: list[dict[str, Any]] = []
         if params:
             self.params = [{k: v for k, v in params.items() if t.accepts(k)} for t in self.tasks]
             self._kwargs = self._kwargs_with_params  # type: ignore[method-assign]
@@ -329,7 +347,10 @@ class _Run:
             bool(self.failed)
             or not ok
             or bool(errors)
-            or any(t.status is not _COMPLETED and t.status is not _SKIPPED for t in self.tasks)
+            or any(
+                t.status is not _COMPLETED and t.status is not _SKIPPED
+                for t in self.tasks[: self.n_static]
+            )
         )
         if interrupted:
             workflow._status = WorkflowStatus.CANCELLED
@@ -437,6 +458,8 @@ class _Run:
             durable(i)
         if self.sched.skips:
             self._report_skips(time.time())
+        if self.sched.gathered:
+            self._gather(time.time())
         self._admit_or_finish()
 
     def _start(self) -> None:
@@ -498,6 +521,8 @@ class _Run:
             self._admit()
 
     def _admit(self) -> None:
+        if self.finished:
+            return  # stopped (fail_fast, a fatal error): nothing new starts
         sched = self.sched
         for i in sched.admit():
             self._dispatch(i)
@@ -514,10 +539,12 @@ class _Run:
             t._started = time.time()
         t._state = (_RUNNING, None, None)
         if self.emit is not None:
-            self.emit(TaskStarted(self.name, time.time(), t.name, t.attempts))
+            self.emit(TaskStarted(self.name, time.time(), t.name, t.attempts, item=t.item))
         kind = self.kinds[i]
         if kind == POOL:
             self._submit(i, t)
+        elif kind == MAP:
+            self._expand(i, t)
         elif kind == REMOTE:
             assert self.remote is not None
             post = self._post
@@ -682,7 +709,9 @@ class _Run:
         self.results[i] = value.handle if type(value) is RemoteResult else value
         t._state = (_COMPLETED, value, None)
         if self.emit is not None:
-            self.emit(TaskCompleted(self.name, ended, t.name, t.attempts, t.duration or 0.0))
+            self.emit(
+                TaskCompleted(self.name, ended, t.name, t.attempts, t.duration or 0.0, item=t.item)
+            )
         if t.callbacks:
             self._callbacks(t)
         sched = self.sched
@@ -694,6 +723,8 @@ class _Run:
             sched.completed(i)
         if sched.skips:
             self._report_skips(ended)
+        if sched.gathered:
+            self._gather(ended)
         if sched.unsettled == 0:
             self._finish()
         else:
@@ -713,25 +744,39 @@ class _Run:
             wait = t.retry_wait(t.attempts)
             log_retry(t, exc, wait)
             if self.emit is not None:
-                self.emit(TaskRetrying(self.name, ended, t.name, t.attempts, wait, exc))
+                self.emit(
+                    TaskRetrying(self.name, ended, t.name, t.attempts, wait, exc, item=t.item)
+                )
             if wait > 0 and self.work is not None:
                 self.work.start_soon(self._guarded, partial(self._retry_later, i, wait))
             else:
                 self._retry(i)
             return
+        self._publish_failure(i, t, exc, ended, decision)
+
+    def _publish_failure(
+        self, i: int, t: Task, exc: BaseException, ended: float, decision: Failure
+    ) -> None:
         t._finished = ended
         t._state = (TaskStatus.FAILED, None, exc)
         self.results[i] = Failed(exc)
-        self.failed.append(i)
+        if i < self.n_static:  # an item's failure is its mapped task's to report
+            self.failed.append(i)
         logger.error("task %r failed: %s", t.name, describe_exception(exc))
         emit = self.emit
         if emit is not None:
-            emit(TaskFailed(self.name, ended, t.name, t.attempts, t.duration or 0.0, exc))
+            emit(
+                TaskFailed(
+                    self.name, ended, t.name, t.attempts, t.duration or 0.0, exc, item=t.item
+                )
+            )
         if t.callbacks:
             self._callbacks(t)
         if self.store is not None:
             self.store.failed(i, exc)
         self._report_skips(ended)
+        if self.sched.gathered:
+            self._gather(ended)
         if decision.stop and self.work is not None:
             self._finish()
             self.work.cancel_scope.cancel()
@@ -747,13 +792,15 @@ class _Run:
         self.skipped.append(i)
         logger.info("task %r skipped: %s", t.name, exc.reason)
         if self.emit is not None:
-            self.emit(TaskSkipped(self.name, ended, t.name, "", exc.reason))
+            self.emit(TaskSkipped(self.name, ended, t.name, "", exc.reason, item=t.item))
         if t.callbacks:
             self._callbacks(t)
         if self.store is not None:
             self.store.skipped_on_purpose(i, exc.reason)
         self.sched.skip(i)
         self._report_skips(ended)
+        if self.sched.gathered:
+            self._gather(ended)
         self._admit_or_finish()
 
     def _report_skips(self, now: float) -> None:
@@ -771,9 +818,128 @@ class _Run:
             upstream = tasks[why.upstream].name if why.upstream is not None else ""
             reason = skip_reason(why, upstream, sched.state)
             if emit is not None:
-                emit(TaskSkipped(self.name, now, t.name, upstream, reason))
+                emit(TaskSkipped(self.name, now, t.name, upstream, reason, item=t.item))
             if store is not None:
                 store.skipped(j, reason)
+
+    # -- maps ---------------------------------------------------------------------------------
+
+    def _expand(self, p: int, t: Task) -> None:
+        """Mapped task ``p`` was handed out: add an item per element of what it maps over."""
+        m = self.maps[p]
+        src = m.source
+        value = self.results[src]
+        now = time.time()
+        if value is SKIPPED or type(value) is Failed:
+            # Only a trigger rule lets a map run after its source did not complete.
+            what = "was skipped" if value is SKIPPED else "failed"
+            reason = f"nothing to map over: upstream task {self.tasks[src].name!r} {what}"
+            self._skipped_on_purpose(p, Skip(reason), now)
+            return
+        source = self.maps.get(src)
+        try:
+            values = elements(t, self.tasks[src].name, value)
+            names = keys(t, values, source.keys if source is not None else None)
+        except MapError as exc:
+            self._attempt_failed(p, exc, now, final=True)
+            return
+        first = len(self.tasks)
+        items = [t._item(k) for k in names]
+        t._items = items
+        n = len(items)
+        self.tasks.extend(items)
+        self.kinds.extend([m.kind] * n)
+        source_name = self.tasks[src].name
+        others = tuple(pair for pair in self.inject[p] if pair[0] != src)
+        # Each item reads its element where its result will go: results[item].
+        self.inject.extend(((k, source_name), *others) for k in range(first, first + n))
+        self.results.extend(values)
+        if self.params:
+            self.params.extend([self.params[p]] * n)
+        sched = self.sched
+        ids = sched.expand(p, n, t.retries, t.max_concurrent)
+        assert ids.start == first
+        if self.store is not None:
+            self._restore_items(self.store.add_items(p, ids, values, names))
+        if sched.gathered:
+            self._gather(now)
+        self._admit_or_finish()
+
+    def _restore_items(self, found: Mapping[int, Any]) -> None:
+        """Restore the items whose saved records still stand (see RunStore.add_items)."""
+        sched = self.sched
+        emit = self.emit
+        now = time.time()
+        for k, rec in found.items():
+            if not sched.restorable(k):
+                continue
+            t = self.tasks[k]
+            if rec.status is TaskStatus.SKIPPED:
+                sched.restore(k, skipped=True)
+                t._state = (TaskStatus.SKIPPED, None, None)
+                self.results[k] = SKIPPED
+            else:
+                sched.restore(k)
+                t._state = (_COMPLETED, rec.result, None)
+                self.results[k] = rec.result
+            if emit is not None:
+                emit(TaskRestored(self.name, now, t.name, item=t.item))
+
+    def _gather(self, ended: float) -> None:
+        """Mapped tasks whose items all ended: complete (or fail) each with their results."""
+        sched = self.sched
+        state = sched.state
+        tasks = self.tasks
+        results = self.results
+        for p in sched.take_gathered():
+            t = tasks[p]
+            values: list[Any] = []
+            names: list[str | int] = []
+            failed: list[Task] = []
+            ids = sched.items(p)
+            for k in ids:
+                s = state[k]
+                if s == DONE:
+                    values.append(results[k])
+                    item = tasks[k].item
+                    assert item is not None
+                    names.append(item)
+                elif s == FAILED:
+                    failed.append(tasks[k])
+                # an item skipped on purpose (it raised Skip) is left out
+            t._failed_items = [f.name for f in failed]
+            if failed and t.on_item_failure == "fail":
+                error = items_failed(t, failed, len(ids))
+                self._publish_failure(p, t, error, ended, sched.fail_map(p))
+                continue
+            self.maps[p].keys = names
+            self._map_completed(p, t, values, ended)
+
+    def _map_completed(self, p: int, t: Task, values: list[Any], ended: float) -> None:
+        sched = self.sched
+        store = self.store
+        if store is not None:
+            try:
+                encoded = store.encode(t.name, values)
+            except Exception as exc:
+                if not isinstance(exc, StateSerializationError):
+                    exc = StateSerializationError(t.name, values, describe_exception(exc))
+                self._publish_failure(p, t, exc, ended, sched.fail_map(p))
+                return
+        t._finished = ended
+        self.results[p] = values
+        t._state = (_COMPLETED, values, None)
+        if self.emit is not None:
+            self.emit(TaskCompleted(self.name, ended, t.name, t.attempts, t.duration or 0.0))
+        if t.callbacks:
+            self._callbacks(t)
+        if store is not None:
+            sched.finish_map(p, durable=False)
+            store.completed(p, encoded)
+        else:
+            sched.finish_map(p)
+        if sched.skips:
+            self._report_skips(ended)
 
     async def _retry_later(self, i: int, wait: float) -> None:
         await anyio.sleep(wait)
@@ -846,6 +1012,8 @@ class _Solo:
         self.name = task.name
         self._tasks = {task.name: task}
         self._ruled = [task.name] if task.trigger != "all_success" else []
+        # A mapped task run alone runs once, on the context as given (one element, say).
+        self._mapped: list[str] = []
         self._running = False
         self._status = WorkflowStatus.IDLE
         self._graph = Graph([task.name], {})

@@ -75,6 +75,7 @@ class RunStore:
         # dependent is recognised next time (see _resume).
         self._tokens: list[str | None] = [None] * len(tasks)
         self._run_id = uuid.uuid4().hex[:16]
+        self._item_of: dict[int, int] = {}  # each item's mapped task
         self.writer: Writer | None = None
 
     async def open(
@@ -140,6 +141,19 @@ class RunStore:
             self._tokens[i] = rec.token
         return found
 
+    def add_items(
+        self, p: int, ids: range, values: Sequence[Any], keys: Sequence[str | int]
+    ) -> dict[int, TaskRecord]:
+        """Mapped task ``p`` expanded into items ``ids`` (appended to the run's tasks).
+
+        :returns: the items whose saved records this run may restore, by index.
+        """
+        self._tokens.extend([None] * len(ids))
+        if self._fingerprints is not None:
+            self._fingerprints.extend([self._fingerprints[p]] * len(ids))
+        self._item_of.update(dict.fromkeys(ids, p))
+        return {}
+
     def encode(self, name: str, value: Any) -> Any:
         """Serialise a result on the loop thread; raises StateSerializationError."""
         assert self._session is not None
@@ -160,7 +174,7 @@ class RunStore:
         token = self._run_id
         tokens = self._tokens
         tokens[i] = token
-        ups = self._graph.upstream[i]
+        ups = self._graph.upstream[i if i < len(self._graph.names) else self._item_of[i]]
         # Usually every upstream result is from this run: then the run id says it all.
         used = {tokens[j] or "" for j in ups}
         inputs = token if used == {token} else ",".join(sorted(used))

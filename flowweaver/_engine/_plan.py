@@ -21,6 +21,7 @@ POOL = 2  # sync, no timeout: fire-and-forget on the worker pool
 TIMED = 3  # sync with a timeout: a lane waits for the pool with a deadline
 REMOTE = 4  # on a remote runner (Dask), no timeout: fire-and-forget, outcome via the inbox
 REMOTE_TIMED = 5  # on a remote runner with a timeout: a lane waits with a deadline
+MAP = 6  # a mapped task: expanded into items (each of the kind the task would have had)
 
 Inject = tuple[tuple[int, str], ...]  # (upstream index, keyword) pairs
 

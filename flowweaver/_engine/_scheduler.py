@@ -65,21 +65,33 @@ READY = 1
 RUNNING = 2
 #: An attempt failed and another will be handed out; the node keeps its slot.
 RETRYING = 3
+#: A mapped node whose items run (see :meth:`Scheduler.expand`); it holds no slot.
+MAPPED = 4
 #: Completed; its dependents wait until its record is durable.
-HELD = 4
+HELD = 5
 #: Completed and released.
-DONE = 5
+DONE = 6
 #: Failed for good.
-FAILED = 6
+FAILED = 7
 #: Will not run: an upstream node failed or was skipped, or a failure stopped the run.
-SKIPPED = 7
+SKIPPED = 8
 
 # An upstream outcome, as a ruled node counts it (an index into its counters).
 _OK = 0
 _FAIL = 1
 _SKIP = 2
 
-_NAMES = ("WAITING", "READY", "RUNNING", "RETRYING", "HELD", "DONE", "FAILED", "SKIPPED")
+_NAMES = (
+    "WAITING",
+    "READY",
+    "RUNNING",
+    "RETRYING",
+    "MAPPED",
+    "HELD",
+    "DONE",
+    "FAILED",
+    "SKIPPED",
+)
 
 #: The task status each scheduler state shows to users.
 PUBLIC_STATUS = (
@@ -87,6 +99,7 @@ PUBLIC_STATUS = (
     TaskStatus.PENDING,
     TaskStatus.RUNNING,
     TaskStatus.RETRYING,
+    TaskStatus.RUNNING,
     TaskStatus.COMPLETED,
     TaskStatus.COMPLETED,
     TaskStatus.FAILED,
@@ -167,6 +180,26 @@ class Failure:
         return f"Failure(skipped={self.skipped}, stop={self.stop})"
 
 
+class _Map:
+    """The items of one mapped node: ids ``first`` to ``end - 1``.
+
+    :ivar next: the first item not yet let into the ready queue (items wait behind the
+        node's ``limit``, so a map of 100,000 never queues 100,000 at once).
+    :ivar active: items let in that hold or wait for a slot (READY, RUNNING, RETRYING).
+    :ivar left: items that have not ended (a HELD item has not: its record is unsaved).
+    """
+
+    __slots__ = ("active", "end", "first", "left", "limit", "next")
+
+    def __init__(self, first: int, end: int, limit: int | None) -> None:
+        self.first = first
+        self.end = end
+        self.limit = end - first if limit is None else limit
+        self.next = first
+        self.active = 0
+        self.left = end - first
+
+
 class Scheduler:
     """The decisions of one run over a growable table of nodes.
 
@@ -187,6 +220,8 @@ class Scheduler:
 
     __slots__ = (
         "_counts",
+        "_group",
+        "_maps",
         "_n_ready",
         "_owned",
         "_pending",
@@ -196,6 +231,7 @@ class Scheduler:
         "concurrency",
         "downstream",
         "fail_fast",
+        "gathered",
         "in_flight",
         "reasons",
         "retries",
@@ -234,6 +270,10 @@ class Scheduler:
         self._watch: set[int] = set()
         self.reasons: dict[int, Skipped] = {}
         self.skips: list[Skipped] = []
+        # Maps: each item's mapped node, and each mapped node's items (see expand).
+        self._group: dict[int, int] = {}
+        self._maps: dict[int, _Map] = {}
+        self.gathered: list[int] = []
 
     # -- the node table ----------------------------------------------------------------
 
@@ -375,10 +415,15 @@ class Scheduler:
             raise SchedulerError(f"node {i} waits for upstream nodes; restore them first")
         if s == READY:
             self._n_ready -= 1  # its entry in the queue is dropped when reached
+            if self._group and i in self._group:
+                self._item_freed(i)
         if skipped:
             self.unsettled -= 1
             self.state[i] = SKIPPED
             self.reasons[i] = Skipped(i, None, self.rule[i], False)
+            if self._group and i in self._group:
+                self._item_ended(i)
+                return _NONE
             self._spread(i)
             return [j for j in self.downstream[i] if self.state[j] == READY]
         self.state[i] = HELD
@@ -445,6 +490,8 @@ class Scheduler:
         if state[i] != RUNNING:
             raise SchedulerError(f"node {i} is {_NAMES[state[i]]}, not RUNNING")
         self.in_flight -= 1
+        if self._group and i in self._group:
+            return self._item_completed(i, durable)
         if not durable:
             state[i] = HELD
             return _NONE
@@ -478,6 +525,9 @@ class Scheduler:
     def _release(self, i: int) -> list[int]:
         self.state[i] = DONE
         self.unsettled -= 1
+        if self._group and i in self._group:
+            self._item_ended(i)
+            return _NONE  # an item has no dependents
         pending = self._pending
         state = self.state
         out = []
@@ -512,6 +562,12 @@ class Scheduler:
         state[i] = FAILED
         self.in_flight -= 1
         self.unsettled -= 1
+        if self._group and i in self._group:
+            # An item has no dependents, and never stops the run itself: its mapped node
+            # fails (and may stop it) once every item ended.
+            self._item_freed(i)
+            self._item_ended(i)
+            return Failure([], False)
         stop = self.fail_fast and self.stopped_by is None
         if stop:
             self.stopped_by = i
@@ -538,6 +594,10 @@ class Scheduler:
         self.unsettled -= 1
         self.state[i] = SKIPPED
         self.reasons[i] = Skipped(i, None, self.rule[i], False)
+        if self._group and i in self._group:
+            self._item_freed(i)
+            self._item_ended(i)
+            return _NONE
         return self._spread(i)
 
     def take_skips(self) -> list[Skipped]:
@@ -677,6 +737,119 @@ class Scheduler:
                 undelivered.add(j)
         return skipped
 
+    # -- maps --------------------------------------------------------------------------
+
+    def expand(self, p: int, n: int, retries: int = 0, limit: int | None = None) -> range:
+        """Handed-out node ``p`` is a map over ``n`` elements: add one item node for each.
+
+        ``p`` becomes ``MAPPED`` and gives its slot up (its items take slots like any
+        node; a map never waits on itself for one). Items have no upstream and no
+        dependents; at most ``limit`` of them are queued or in flight at once, the rest
+        wait their turn in order. Once every item has ended, ``p`` is in
+        :attr:`gathered`, for the driver to end it with :meth:`finish_map`.
+
+        :returns: the items' ids, in element order.
+        """
+        state = self.state
+        if state[p] != RUNNING:
+            raise SchedulerError(f"node {p} is {_NAMES[state[p]]}, not RUNNING")
+        if limit is not None and limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        self.in_flight -= 1
+        state[p] = MAPPED
+        first = len(state)
+        end = first + n
+        m = _Map(first, end, limit)
+        self._maps[p] = m
+        self.upstream.extend([()] * n)
+        self.downstream.extend([] for _ in range(n))
+        self.retries.extend([retries] * n)
+        self.rule.extend([ALL_SUCCESS] * n)
+        self.attempts.extend([0] * n)
+        self._pending.extend([0] * n)
+        state.extend([WAITING] * n)
+        self._group.update(dict.fromkeys(range(first, end), p))
+        self.unsettled += n
+        if n == 0:
+            self.gathered.append(p)
+        else:
+            self._let_in(m)
+        return range(first, end)
+
+    def items(self, p: int) -> range:
+        """The ids of mapped node ``p``'s items (empty when it was not expanded)."""
+        m = self._maps.get(p)
+        return range(0) if m is None else range(m.first, m.end)
+
+    def finish_map(self, p: int, durable: bool = True) -> list[int]:
+        """Gathered node ``p`` (see :attr:`gathered`) completed.
+
+        :param durable: as for :meth:`completed`.
+        :returns: as :meth:`completed` does.
+        """
+        state = self.state
+        if state[p] != MAPPED:
+            raise SchedulerError(f"node {p} is {_NAMES[state[p]]}, not MAPPED")
+        if not durable:
+            state[p] = HELD
+            return _NONE
+        state[p] = HELD
+        return self._release(p)
+
+    def fail_map(self, p: int) -> Failure:
+        """Gathered node ``p`` failed (its items did): as a final :meth:`attempt_failed`."""
+        state = self.state
+        if state[p] != MAPPED:
+            raise SchedulerError(f"node {p} is {_NAMES[state[p]]}, not MAPPED")
+        state[p] = FAILED
+        self.unsettled -= 1
+        stop = self.fail_fast and self.stopped_by is None
+        if stop:
+            self.stopped_by = p
+        return Failure(self._spread(p), stop)
+
+    def take_gathered(self) -> list[int]:
+        """Mapped nodes whose items all ended since the last call."""
+        out, self.gathered = self.gathered, []
+        return out
+
+    def _let_in(self, m: _Map) -> None:
+        """Queue the map's waiting items while it is under its limit."""
+        state = self.state
+        k = m.next
+        out = []
+        while m.active < m.limit and k < m.end:
+            if state[k] == WAITING:
+                state[k] = READY
+                out.append(k)
+                m.active += 1
+            k += 1
+        m.next = k
+        if out:
+            self._ready.extend(out)
+            self._n_ready += len(out)
+
+    def _item_completed(self, i: int, durable: bool) -> list[int]:
+        self._item_freed(i)
+        self.state[i] = HELD
+        if durable:
+            self._release(i)
+        return _NONE
+
+    def _item_freed(self, i: int) -> None:
+        """Item ``i`` no longer holds or waits for a slot: let the next one in."""
+        m = self._maps[self._group[i]]
+        m.active -= 1
+        if m.next < m.end:
+            self._let_in(m)
+
+    def _item_ended(self, i: int) -> None:
+        p = self._group[i]
+        m = self._maps[p]
+        m.left -= 1
+        if m.left == 0 and self.state[p] == MAPPED:
+            self.gathered.append(p)
+
     # -- the end of a run --------------------------------------------------------------
 
     def stop(self) -> tuple[list[int], list[int]]:
@@ -699,7 +872,7 @@ class Scheduler:
         skipped: list[int] = []
         clean_up: list[int] = []
         for i, s in enumerate(state):
-            if s in (RUNNING, RETRYING):
+            if s in (RUNNING, RETRYING, MAPPED):
                 cancelled.append(i)
             elif s not in (WAITING, READY):
                 continue
@@ -741,7 +914,7 @@ class Scheduler:
         cancelled: list[int] = []
         skipped: list[int] = []
         for i, s in enumerate(state):
-            if s in (RUNNING, RETRYING):
+            if s in (RUNNING, RETRYING, MAPPED):
                 cancelled.append(i)
                 state[i] = SKIPPED if skip_rest else WAITING
                 if skip_rest:

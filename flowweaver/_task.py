@@ -85,7 +85,10 @@ class Task:
     :param on_item_failure: ``"fail"`` (the default): the other items finish, then the
         task is ``FAILED`` and its downstream skipped. ``"skip"``: failed items are left
         out of the result list and the task completes with the rest. Either way
-        :attr:`failed_items` names the items that failed.
+        :attr:`failed_items` names the items that failed. Items that raise
+        :class:`~flowweaver.Skip` are left out too. The task's callbacks are called for
+        each item (with the item, whose ``item`` attribute is its key) and once for the
+        task itself when it ends.
     :raises WorkflowValidationError: for a non-callable ``func`` or a bad setting (a
         delay, backoff or cap that is not a finite number, say).
     """
@@ -304,7 +307,8 @@ class Task:
         one, on a helper thread).
 
         :param context: upstream results by task name, passed to the function by the same
-            rule as in a workflow.
+            rule as in a workflow. A mapped task runs once, on the context as given: pass
+            one element under its source's name to try one item.
         :returns: the function's result; the task is then ``COMPLETED``.
         :raises TaskExecutionError: when the last attempt fails; the function's exception
             is its ``__cause__`` and the task is ``FAILED``.

@@ -89,6 +89,16 @@ def keys(task: Task, values: Sequence[Any], inherited: Sequence[Key] | None) -> 
                 f"map_key must return a non-empty str, got {_short(key)} for element {n} "
                 f"({_short(value)})",
             )
+        if not key.isascii():
+            try:
+                key.encode("utf-8")
+            except UnicodeEncodeError:
+                # no store could save the item's name, nor a log line show it
+                raise MapError(
+                    task.name,
+                    f"map_key gave element {n} the key {key!r}, which UTF-8 cannot hold "
+                    "(a lone surrogate, say from a file name); return text without it",
+                ) from None
         if key in seen:
             raise MapError(
                 task.name,

@@ -182,6 +182,13 @@ class TaskSettings:
             )
         if over is not None and over == self.name:
             raise WorkflowValidationError(f"{where}: a task cannot map over itself")
+        if over is not None and self.trigger in ("one_failed", "one_success"):
+            # Such a rule could start the task before the result it maps over exists.
+            raise WorkflowValidationError(
+                f"{where}: a mapped task needs the result it maps over, so its trigger "
+                f"cannot be {self.trigger!r}; use 'all_success', 'all_done' or "
+                "'none_failed', or put the rule on a task between them"
+            )
         if self.map_key is not None and not callable(self.map_key):
             raise WorkflowValidationError(
                 f"{where}: map_key must be a function of one element returning a str, "

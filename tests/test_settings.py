@@ -51,3 +51,17 @@ def test_a_decorated_function_gives_its_settings_to_each_task_made_from_it() -> 
 def test_an_unknown_option_is_named_with_the_known_ones(make) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(WorkflowValidationError, match=r"unknown option 'colour'.*retry_delay"):
         make()
+
+
+@pytest.mark.parametrize("rule", ["one_failed", "one_success"])
+def test_a_mapped_task_refuses_a_rule_that_could_start_it_before_its_source(rule: str) -> None:
+    from flowweaver import Workflow
+
+    def proc(src: int) -> int:
+        return src
+
+    with pytest.raises(WorkflowValidationError, match="needs the result it maps over"):
+        Task("proc", proc, map_over="src", trigger=rule)  # type: ignore[arg-type]
+    wf = Workflow("w")
+    with pytest.raises(WorkflowValidationError, match=f"cannot be '{rule}'"):
+        wf.add_task(Task("proc", proc, map_over="src"), trigger=rule)  # type: ignore[arg-type]

@@ -27,6 +27,15 @@ from flowweaver import (
     Workflow,
     WorkflowExecutionError,
 )
+from flowweaver._engine._scheduler import (
+    DONE,
+    MAPPED,
+    READY,
+    RETRYING,
+    RUNNING,
+    WAITING,
+    Scheduler,
+)
 
 
 class Concurrency:
@@ -488,3 +497,41 @@ def raising_coroutine_observer(
             raise RuntimeError("async observer broke")
 
     return observer
+
+
+# -- the scheduler's bookkeeping ---------------------------------------------------------------
+
+
+def scheduler_faults(s: Scheduler) -> list[str]:
+    """Where scheduler ``s``'s counters disagree with its table of nodes (empty: nowhere).
+
+    Counted again from the states: nodes in flight, nodes not ended, ready nodes (each
+    queued once), and for each map whose node is ``MAPPED``, its items let in (never more
+    than its limit, and in order) and not ended. Holds after every call while a run is
+    under way, and after :meth:`~Scheduler.stop`.
+    """
+    state = s.state
+    faults = []
+    in_flight = sum(1 for x in state if x in (RUNNING, RETRYING))
+    if s.in_flight != in_flight or in_flight > s.concurrency:
+        faults.append(f"in_flight {s.in_flight}, counted {in_flight} (of {s.concurrency})")
+    unsettled = sum(1 for x in state if x < DONE)
+    if s.unsettled != unsettled:
+        faults.append(f"unsettled {s.unsettled}, counted {unsettled}")
+    ready = [i for i, x in enumerate(state) if x == READY]
+    queued = sorted(i for i in s._ready if state[i] == READY)
+    if s._n_ready != len(ready) or queued != ready:
+        faults.append(f"ready {ready}, queued {queued}, _n_ready {s._n_ready}")
+    for p, m in s._maps.items():
+        if state[p] != MAPPED:
+            continue  # ended, or taken back by stop() (its next expansion counts afresh)
+        items = range(m.first, m.end)
+        active = sum(1 for k in items if READY <= state[k] <= RETRYING)
+        if m.active != active or active > m.limit:
+            faults.append(f"map {p}: active {m.active}, counted {active} (limit {m.limit})")
+        left = sum(1 for k in items if state[k] < DONE)
+        if m.left != left:
+            faults.append(f"map {p}: left {m.left}, counted {left}")
+        if any(state[k] == WAITING for k in range(m.first, m.next)):
+            faults.append(f"map {p}: an item before next={m.next} still waits")
+    return faults

@@ -12,6 +12,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flowweaver import TaskStatus
 from flowweaver._engine._rules import ALL_DONE, NONE_FAILED
@@ -599,3 +601,90 @@ def test_counters_stay_right_through_a_long_run_of_maps(seed: int) -> None:
     _ok(s)
     assert s.state[tail] >= DONE
     assert s.in_flight == 0
+
+
+# -- the limit, as a property ----------------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    maps=st.lists(
+        st.tuples(st.integers(0, 30), st.sampled_from([None, 1, 2, 3, 5]), st.integers(0, 2)),
+        min_size=1,
+        max_size=3,
+    ),
+    concurrency=st.integers(1, 6),
+    seed=st.integers(0, 2**32),
+)
+def test_a_maps_limit_holds_and_each_item_is_handed_out_once_per_attempt(
+    maps: list[tuple[int, int | None, int]], concurrency: int, seed: int
+) -> None:
+    """Random maps (size, limit, retries) end their items in a random order: completed,
+    held, failed (retried or not), skipped, or restored before being handed out."""
+    rng = random.Random(seed)
+    s = Scheduler(concurrency)
+    src = s.add()
+    nodes = [s.add([src]) for _ in maps]
+    s.admit()
+    s.completed(src)
+    limits: dict[int, tuple[range, int]] = {}
+    handed: dict[int, int] = {}
+    first_order: list[int] = []
+    restored: set[int] = set()
+    running: list[int] = []
+    held: list[int] = []
+    gathered: list[int] = []
+
+    def check() -> None:
+        assert scheduler_faults(s) == []
+        for items, limit in limits.values():
+            assert len(_active(s, items)) <= limit
+
+    while s.unsettled:
+        for i in s.admit():
+            if i in nodes:
+                n, limit, retries = maps[nodes.index(i)]
+                items = s.expand(i, n, retries, limit)
+                limits[i] = (items, n if limit is None else limit)
+            else:
+                assert i not in running
+                handed[i] = handed.get(i, 0) + 1
+                if handed[i] == 1:
+                    first_order.append(i)
+                running.append(i)
+        check()
+        for p in s.take_gathered():
+            gathered.append(p)
+            s.finish_map(p)
+        roll = rng.random()
+        waiting = [k for items, _ in limits.values() for k in items if s.restorable(k)]
+        if waiting and roll < 0.1:
+            k = rng.choice(waiting)
+            s.restore(k, skipped=rng.random() < 0.3)
+            restored.add(k)
+        elif held and (not running or roll < 0.3):
+            s.durable(held.pop(rng.randrange(len(held))))
+        elif running:
+            i = running.pop(rng.randrange(len(running)))
+            roll = rng.random()
+            if roll < 0.25:
+                if isinstance(s.attempt_failed(i, final=roll < 0.05), Retry):
+                    s.retry(i)
+                    handed[i] += 1
+                    running.append(i)
+            elif roll < 0.35:
+                s.skip(i)
+            elif roll < 0.6:
+                s.completed(i, durable=False)
+                held.append(i)
+            else:
+                s.completed(i)
+        check()
+    assert sorted(gathered) == sorted(nodes)
+    every = [k for items, _ in limits.values() for k in items]
+    assert all(handed.get(k, 0) == s.attempts[k] for k in every)
+    assert all(s.attempts[k] == 0 for k in restored)
+    for items, _ in limits.values():
+        # each map's items were first handed out in element order
+        mine = [k for k in first_order if k in items]
+        assert mine == sorted(mine)

@@ -27,6 +27,15 @@ from flowweaver import (
     Workflow,
     WorkflowExecutionError,
 )
+from flowweaver._engine._scheduler import (
+    DONE,
+    MAPPED,
+    READY,
+    RETRYING,
+    RUNNING,
+    WAITING,
+    Scheduler,
+)
 
 
 class Concurrency:
@@ -262,6 +271,12 @@ class NodeSpec:
     :ivar retries: the task's ``retries``.
     :ivar trigger: the task's trigger rule.
     :ivar skip: the first attempt that does not raise raises ``Skip`` instead.
+    :ivar items: when not None, the task is mapped over its first upstream task, with one
+        item per entry: the item's ``(failures, skip)``, as ``failures`` and ``skip`` are
+        for a task (the mapped task's own are unused: its function runs only as items).
+        Items have the task's ``retries``.
+    :ivar on_item_failure: a mapped task's ``on_item_failure``.
+    :ivar limit: a mapped task's ``max_concurrent``.
     """
 
     deps: tuple[int, ...]
@@ -270,6 +285,9 @@ class NodeSpec:
     retries: int
     trigger: str = "all_success"
     skip: bool = False
+    items: tuple[tuple[int, bool], ...] | None = None
+    on_item_failure: str = "fail"
+    limit: int | None = None
 
 
 @dataclass
@@ -381,6 +399,8 @@ def expected_outcome(specs: list[NodeSpec]) -> Outcome:
             out.skipped.add(name)
             if failed and spec.trigger != "one_failed":
                 by_failure.add(i)
+        elif spec.items is not None:
+            _expected_map(i, spec, values, out)
         elif spec.failures > spec.retries:
             out.statuses[name] = "FAILED"
             out.results[name] = None
@@ -401,6 +421,45 @@ def expected_outcome(specs: list[NodeSpec]) -> Outcome:
     if not out.failed:
         out.skipped = set()  # reported by the error a run raises, and none is raised
     return out
+
+
+def _expected_map(i: int, spec: NodeSpec, values: dict[int, int], out: Outcome) -> None:
+    """Mapped task ``i``, which its rule lets run: the driver's ``_expand`` and ``_gather``.
+
+    Its one attempt expands it, or skips it on purpose when the task it maps over did not
+    complete. Its items are named ``n{i}[k]``; its result is the list of the indices of
+    the items that completed, in order (a stand-in for their results: ``values`` holds its
+    length). Items that failed fail it with ``on_item_failure="fail"``; otherwise, and
+    for items skipped on purpose, they are left out of its result.
+    """
+    assert spec.items is not None
+    name = f"n{i}"
+    out.attempts[name] = 1
+    out.results[name] = None
+    if f"n{spec.deps[0]}" in out.failed or f"n{spec.deps[0]}" in out.skipped:
+        out.statuses[name] = "SKIPPED"  # nothing to map over: a skip, not a failure
+        out.skipped.add(name)
+        return
+    done = []
+    failed = []
+    for k, (failures, skip) in enumerate(spec.items):
+        item = f"{name}[{k}]"
+        if failures > spec.retries:
+            out.statuses[item] = "FAILED"
+            out.attempts[item] = spec.retries + 1
+            failed.append(k)
+            continue
+        out.attempts[item] = failures + 1
+        out.statuses[item] = "SKIPPED" if skip else "COMPLETED"
+        if not skip:
+            done.append(k)
+    if failed and spec.on_item_failure == "fail":
+        out.statuses[name] = "FAILED"
+        out.failed.add(name)
+        return
+    out.statuses[name] = "COMPLETED"
+    out.results[name] = done
+    values[i] = len(done)
 
 
 def _model_value(j: int, values: dict[int, int], out: Outcome) -> int:
@@ -488,3 +547,41 @@ def raising_coroutine_observer(
             raise RuntimeError("async observer broke")
 
     return observer
+
+
+# -- the scheduler's bookkeeping ---------------------------------------------------------------
+
+
+def scheduler_faults(s: Scheduler) -> list[str]:
+    """Where scheduler ``s``'s counters disagree with its table of nodes (empty: nowhere).
+
+    Counted again from the states: nodes in flight, nodes not ended, ready nodes (each
+    queued once), and for each map whose node is ``MAPPED``, its items let in (never more
+    than its limit, and in order) and not ended. Holds after every call while a run is
+    under way, and after :meth:`~Scheduler.stop`.
+    """
+    state = s.state
+    faults = []
+    in_flight = sum(1 for x in state if x in (RUNNING, RETRYING))
+    if s.in_flight != in_flight or in_flight > s.concurrency:
+        faults.append(f"in_flight {s.in_flight}, counted {in_flight} (of {s.concurrency})")
+    unsettled = sum(1 for x in state if x < DONE)
+    if s.unsettled != unsettled:
+        faults.append(f"unsettled {s.unsettled}, counted {unsettled}")
+    ready = [i for i, x in enumerate(state) if x == READY]
+    queued = sorted(i for i in s._ready if state[i] == READY)
+    if s._n_ready != len(ready) or queued != ready:
+        faults.append(f"ready {ready}, queued {queued}, _n_ready {s._n_ready}")
+    for p, m in s._maps.items():
+        if state[p] != MAPPED:
+            continue  # ended, or taken back by stop() (its next expansion counts afresh)
+        items = range(m.first, m.end)
+        active = sum(1 for k in items if READY <= state[k] <= RETRYING)
+        if m.active != active or active > m.limit:
+            faults.append(f"map {p}: active {m.active}, counted {active} (limit {m.limit})")
+        left = sum(1 for k in items if state[k] < DONE)
+        if m.left != left:
+            faults.append(f"map {p}: left {m.left}, counted {left}")
+        if any(state[k] == WAITING for k in range(m.first, m.next)):
+            faults.append(f"map {p}: an item before next={m.next} still waits")
+    return faults

@@ -826,7 +826,14 @@ class Scheduler:
             k += 1
         m.next = k
         if out:
-            self._ready.extend(out)
+            ready = self._ready
+            if len(ready) > 2 * self._n_ready + 16:
+                # Each item restored while queued (a resumed map restores its saved items
+                # one by one) left a dead entry and let the next item in: without this a
+                # map of 100,000 restored items would queue 100,000 entries despite its
+                # limit. Amortised O(1): the dead entries outnumber the live ones.
+                self._ready = ready = deque(j for j in ready if state[j] == READY)
+            ready.extend(out)
             self._n_ready += len(out)
 
     def _item_completed(self, i: int, durable: bool) -> list[int]:
@@ -846,6 +853,10 @@ class Scheduler:
     def _item_ended(self, i: int) -> None:
         p = self._group[i]
         m = self._maps[p]
+        if i < m.first:
+            # An item of an earlier expansion (stop() decided an ALL_DONE map again) whose
+            # record became durable after the stop: it is not one of the items p waits for.
+            return
         m.left -= 1
         if m.left == 0 and self.state[p] == MAPPED:
             self.gathered.append(p)

@@ -94,6 +94,11 @@ def restorable(
     return out
 
 
+# One encoder for every element: json.dumps with options builds a new one per call, which
+# cost more than the encoding itself for small elements.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+
+
 def element_digest(value: Any) -> str | None:
     """A short hash of a map element, the same in every process and Python version.
 
@@ -105,7 +110,7 @@ def element_digest(value: Any) -> str | None:
     ``{"1": x}``: an item is restored across that change only.
     """
     try:
-        data = b"j" + json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+        data = b"j" + _CANONICAL(value).encode()
     except Exception:  # not JSON (TypeError, ValueError, RecursionError...)
         try:
             data = b"p" + pickle.dumps(value, protocol=4)

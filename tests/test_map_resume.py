@@ -495,3 +495,40 @@ def test_a_json_store_refuses_a_map_whose_items_belong_to_another_workflow(
     with pytest.raises(StateStoreError, match=r"'proc\[0\]'.*'orders'.*'users'"):
         SequentialExecutor(state_store=store).execute(second)
     assert ran == []
+
+
+def test_a_map_over_a_restored_map_keeps_its_keys(store: Any) -> None:
+    run = runner(store, SequentialExecutor, False, "asyncio")
+    ran: list[str] = []
+    fail = {"B"}
+
+    def build() -> Workflow:
+        wf = Workflow("maps")
+        wf.add_task(Task("src", lambda: ["a", "b", "x", "c"]))
+
+        def upper(src: str) -> str:
+            if src == "x":
+                raise ValueError("no x")
+            return src.upper()
+
+        def twice(upper: str) -> str:
+            ran.append(upper)
+            if upper in fail:
+                raise ValueError(upper)
+            return upper * 2
+
+        wf.add_task(Task("upper", upper), map_over="src", map_key=str, on_item_failure="skip")
+        wf.add_task(Task("twice", twice), map_over="upper")  # its items take upper's keys
+        return wf
+
+    with pytest.raises(WorkflowExecutionError):
+        run(build())
+    assert ran == ["A", "B", "C"]
+    fail.clear()
+    wf = build()
+    run(wf)  # upper is restored whole: twice still knows its items as a, b and c
+    assert ran == ["A", "B", "C", "B"]
+    twice = wf.get_task("twice")
+    assert twice is not None
+    assert [t.name for t in twice.items] == ["twice[a]", "twice[b]", "twice[c]"]
+    assert twice.result == ["AA", "BB", "CC"]

@@ -200,6 +200,18 @@ class RunStore:
                 tokens[ids.start + n] = rec.token
         return found
 
+    def saved_keys(self, p: int, keys: Sequence[str | int]) -> list[str | int]:
+        """Of ``keys``, those of mapped task ``p``'s items saved ``COMPLETED``: the keys of
+        its result, in order, when ``p`` is restored whole."""
+        name = self._tasks[p].name
+        records = self._records
+        out = []
+        for key in keys:
+            rec = records.get(f"{name}[{key}]")
+            if rec is not None and rec.status is TaskStatus.COMPLETED:
+                out.append(key)
+        return out
+
     def encode(self, name: str, value: Any) -> Any:
         """Serialise a result on the loop thread; raises StateSerializationError."""
         assert self._session is not None

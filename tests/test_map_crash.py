@@ -35,7 +35,7 @@ KILL_AFTER = 400
 
 CHILD = textwrap.dedent(
     """
-    import os, sys
+    import os, sys, time
     from flowweaver import JSONStateStore, SequentialExecutor, SQLiteStateStore
     from flowweaver import ThreadedExecutor
     sys.path.insert(0, sys.argv[4])
@@ -48,6 +48,7 @@ CHILD = textwrap.dedent(
         src = list_files
         os.write(side, (src + "\\n").encode())  # one write: never torn by a kill
         os.fsync(side)
+        time.sleep(0.001)  # so that even a fast machine is killed midway
         return src.upper()
 
     store = (JSONStateStore if store_path.endswith(".json") else SQLiteStateStore)(store_path)

@@ -450,6 +450,31 @@ def test_an_element_without_a_hash_never_stands() -> None:
     assert item_stands(rec, "wf", None, None, [], digest, unchanged=False)
 
 
+def test_which_item_records_stand() -> None:
+    digest = element_digest({"id": 1})
+    inputs = item_inputs("tok-other", digest)
+    assert inputs == f"tok-other,#{digest}"
+
+    def stands(**changes: Any) -> bool:
+        status = TaskStatus.COMPLETED
+        rec = TaskRecord("p[0]", status, 1, None, NOW, "wf", "v1", "fp", "tok", inputs)
+        for name, value in changes.items():
+            setattr(rec, name, value)
+        return item_stands(rec, "wf", "v1", "fp", ["tok-other"], digest, unchanged=False)
+
+    assert stands()
+    assert stands(status=TaskStatus.SKIPPED)  # skipped on purpose: it has a token
+    assert not stands(status=TaskStatus.SKIPPED, token=None)  # skipped by a rule
+    assert not stands(status=TaskStatus.FAILED)
+    assert not stands(workflow="other")
+    assert stands(workflow=None)  # ownerless: taken by name
+    assert not stands(version="v2")
+    assert not stands(fingerprint="changed")
+    assert not stands(inputs=item_inputs("tok-older", digest))
+    assert not stands(inputs=item_inputs("tok-other", element_digest({"id": 2})))
+    assert not stands(inputs=None)  # no hash to compare, and the upstream was not restored
+
+
 def test_element_hashes_do_not_depend_on_dict_order_and_tell_types_apart() -> None:
     assert element_digest({"a": 1, "b": [1, 2]}) == element_digest({"b": [1, 2], "a": 1})
     assert element_digest(1) != element_digest("1")

@@ -6,7 +6,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -296,3 +296,55 @@ def test_the_store_names_are_exported() -> None:
     assert flowweaver.TaskRecord is TaskRecord
     plain = TaskRecord("a", TaskStatus.COMPLETED, 1, None, datetime.now(timezone.utc))
     assert plain.workflow is None
+
+
+# A mapped task's item names are known only once it expands: a run loads them by prefix.
+PREFIXED = ["p", "p[0]", "p[a b]", "p[[1]]", "p[", "p]", "p\\x", "pq[0]", "P[0]", "q[0]", "a_%[1]"]
+NEAR_MISSES = ["ab%[1]", "a_x[1]", "a_%", "a_%]"]
+
+
+@pytest.mark.anyio
+async def test_every_store_loads_the_names_that_start_with_a_prefix(store: Any) -> None:
+    session = await open_session(store)
+    names = PREFIXED + NEAR_MISSES
+    await session.save("wf", [record(n, i) for i, n in enumerate(names)])
+    found = await session.load("wf", ["p"], prefixes=["p[", "a_%["])
+    await session.aclose()
+    assert set(found) == {"p", "p[0]", "p[a b]", "p[[1]]", "p[", "a_%[1]"}
+    assert found["p[0]"].result == 1
+
+
+@pytest.mark.anyio
+async def test_an_sqlite_prefix_load_is_an_index_range_of_its_own_workflow(tmp_path: Path) -> None:
+    from flowweaver._store._sqlite_schema import select_for_run
+
+    store = SQLiteStateStore(tmp_path / "s.db")
+    session = await open_session(store)
+    await session.save("wf", [record("p[0]", 1), record("p[1]", 2)])
+    await session.save("other", [record("p[0]", -1), record("p[2]", -2)])
+    found = await session.load("wf", [], prefixes=["p["])
+    await session.aclose()
+    assert {n: r.result for n, r in found.items()} == {"p[0]": 1, "p[1]": 2}
+    ((sql, params),) = select_for_run("wf", [], ["p["])
+    with closing(sqlite3.connect(tmp_path / "s.db")) as db:
+        plan = " ".join(str(row) for row in db.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+    assert "SCAN" not in plan  # a search on the primary key, not a table scan
+    assert "task_name>? AND task_name<?" in plan.replace("=", "")
+
+
+@pytest.mark.anyio
+async def test_a_user_store_finds_prefixed_names_with_list_all_tasks() -> None:
+    user_store = DictStore()
+    session = await open_session(user_store)
+    await session.save("wf", [record(n, i) for i, n in enumerate(PREFIXED)])
+    found = await session.load("wf", ["p"], prefixes=["p["])
+    assert set(found) == {"p", "p[0]", "p[a b]", "p[[1]]", "p["}
+    assert set(await session.load("wf", ["p"])) == {"p"}  # no prefix: no listing
+
+    class Unlisted(DictStore):
+        def list_all_tasks(self) -> list[str]:
+            raise OSError("no listing today")
+
+    session = await open_session(Unlisted())
+    with pytest.raises(StateStoreError, match=r"Unlisted\.list_all_tasks\(\) raised.*listing"):
+        await session.load("wf", ["p"], prefixes=["p["])

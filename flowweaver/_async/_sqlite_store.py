@@ -291,15 +291,18 @@ class AsyncSQLiteSession:
         """
         return self._rows.encode(task_name, value)
 
-    async def load(self, workflow: str, task_names: Sequence[str]) -> dict[str, TaskRecord]:
-        """The records of ``workflow`` for these names; a record saved without a
-        workflow stands in where the workflow has none of its own.
+    async def load(
+        self, workflow: str, task_names: Sequence[str], prefixes: Sequence[str] = ()
+    ) -> dict[str, TaskRecord]:
+        """The records of ``workflow`` for these names and for the names that start with
+        one of ``prefixes`` (a mapped task's items); a record saved without a workflow
+        stands in where the workflow has none of its own.
 
         :raises StateStoreError: when the database cannot be read.
         """
         found: dict[str, TaskRecord] = {}
         with translate_errors(self._store._path, "read"):
-            for sql, params in select_for_run(workflow, list(task_names)):
+            for sql, params in select_for_run(workflow, list(task_names), prefixes):
                 for row in await self._db.execute(sql, params):
                     record = self._rows.record(row)
                     if record.workflow is not None or record.task_name not in found:

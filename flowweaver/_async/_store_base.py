@@ -100,13 +100,27 @@ class AsyncUserStoreSession:
         """The result itself: the user's store is the judge of what it can keep."""
         return value
 
-    async def load(self, workflow: str, task_names: Sequence[str]) -> dict[str, TaskRecord]:
-        """The saved state of each task, by name (the store knows no workflows).
+    async def load(
+        self, workflow: str, task_names: Sequence[str], prefixes: Sequence[str] = ()
+    ) -> dict[str, TaskRecord]:
+        """The saved state of each task, by name (the store knows no workflows), and of
+        each name in ``list_all_tasks()`` that starts with one of ``prefixes`` (a mapped
+        task's items: the five methods have no other way to find them).
 
         :raises StateStoreError: when the store fails or returns something unusable.
         """
         found = {}
-        for name in task_names:
+        names = list(task_names)
+        if prefixes:
+            try:
+                saved = await self._store.list_all_tasks()
+            except FlowWeaverError:
+                raise
+            except Exception as exc:
+                raise self._failed("list_all_tasks", None, exc) from exc
+            starts = tuple(prefixes)
+            names.extend(n for n in saved if isinstance(n, str) and n.startswith(starts))
+        for name in names:
             try:
                 state = await self._store.load_task_state(name)
             except FlowWeaverError:
@@ -135,8 +149,8 @@ class AsyncUserStoreSession:
     async def aclose(self) -> None:
         """Nothing to release: the five methods have no close."""
 
-    def _failed(self, method: str, task_name: str, exc: Exception) -> StateStoreError:
+    def _failed(self, method: str, task_name: str | None, exc: Exception) -> StateStoreError:
+        args = "" if task_name is None else repr(task_name)
         return StateStoreError(
-            f"the state store {self._name}.{method}({task_name!r}) raised "
-            f"{type(exc).__name__}: {exc}"
+            f"the state store {self._name}.{method}({args}) raised {type(exc).__name__}: {exc}"
         )

@@ -448,8 +448,29 @@ class _Run:
                 self.results[i] = rec.result
             if emit is not None:
                 emit(TaskRestored(self.name, time.time(), t.name))
+        if self.maps and restored:
+            self._restored_keys(set(restored))
         if sched.skips:
             self._report_skips(time.time())
+
+    def _restored_keys(self, restored: set[int]) -> None:
+        """Mapped tasks restored whole: the keys of the items in their results, which a map
+        over them reuses (``MapSource.keys``), worked out again from their sources, as far
+        as the store holds those items' records."""
+        assert self.store is not None
+        for p in self.graph.topological_order():  # a map over a map: the first one first
+            m = self.maps.get(p)
+            if m is None or p not in restored:
+                continue
+            t = self.tasks[p]
+            src = m.source
+            source = self.maps.get(src)
+            try:
+                values = elements(t, self.tasks[src].name, self.results[src])
+                names = keys(t, values, source.keys if source is not None else None)
+            except MapError:
+                continue
+            m.keys = self.store.saved_keys(p, names)
 
     def _durable(self, indices: list[int]) -> None:
         """The writer saved these completed tasks: their dependents may start now."""

@@ -21,7 +21,13 @@ from .._status import TaskStatus
 from .._store._api import AsyncStoreSession, TaskRecord
 from .._store._io import give_up_after
 from .._store._lease import Lease
-from .._store._resume import code_fingerprint, restorable
+from .._store._resume import (
+    code_fingerprint,
+    element_digest,
+    item_inputs,
+    item_stands,
+    restorable,
+)
 from ._sigint import InlineGuard
 from ._writer import Writer
 
@@ -75,7 +81,16 @@ class RunStore:
         # dependent is recognised next time (see _resume).
         self._tokens: list[str | None] = [None] * len(tasks)
         self._run_id = uuid.uuid4().hex[:16]
+        # Mapped tasks: what each maps over, and the prefix of its items' names, whose
+        # records are loaded with the rest (item names are known only once it expands).
+        self._sources = {
+            graph.index[t.name]: graph.index[t.map_over] for t in tasks if t.map_over is not None
+        }
         self._item_of: dict[int, int] = {}  # each item's mapped task
+        # Each expanded mapped task's first item and its items' element hashes.
+        self._digests: dict[int, tuple[int, list[str | None]]] = {}
+        # The tasks restored at the start (not run again since): see item_stands.
+        self._restored: set[int] = set()
         self.writer: Writer | None = None
 
     async def open(
@@ -111,7 +126,9 @@ class RunStore:
         try:
             # Loaded even for a fresh run: load is where a store refuses a run whose task
             # names belong to another workflow, and that must happen before anything runs.
-            records = await session.load(self._workflow, self._graph.names)
+            names = self._graph.names
+            prefixes = [names[p] + "[" for p in self._sources]
+            records = await session.load(self._workflow, names, prefixes)
             if not self._fresh:
                 self._records = records
         except BaseException:
@@ -139,20 +156,61 @@ class RunStore:
         found = restorable(self._graph, self._workflow, self._records, versions, self._fingerprints)
         for i, rec in found.items():
             self._tokens[i] = rec.token
+        self._restored = set(found)
         return found
 
     def add_items(
         self, p: int, ids: range, values: Sequence[Any], keys: Sequence[str | int]
     ) -> dict[int, TaskRecord]:
-        """Mapped task ``p`` expanded into items ``ids`` (appended to the run's tasks).
+        """Mapped task ``p`` expanded into items ``ids`` (appended to the run's tasks),
+        one per element of ``values``, named by ``keys``.
 
-        :returns: the items whose saved records this run may restore, by index.
+        Hashes every element (its item's record keeps the hash, see ``_resume``).
+
+        :returns: the items whose saved records this run may restore, by index (see
+            ``_resume.item_stands``): none for a fresh run.
         """
         self._tokens.extend([None] * len(ids))
+        fingerprint = None
         if self._fingerprints is not None:
-            self._fingerprints.extend([self._fingerprints[p]] * len(ids))
+            fingerprint = self._fingerprints[p]
+            self._fingerprints.extend([fingerprint] * len(ids))
         self._item_of.update(dict.fromkeys(ids, p))
-        return {}
+        digests = [element_digest(v) for v in values]
+        self._digests[p] = (ids.start, digests)
+        records = self._records
+        if not records:
+            return {}
+        name = self._tasks[p].name
+        src = self._sources[p]
+        ups = self._graph.upstream[p]
+        tokens = self._tokens
+        others = [tokens[j] for j in ups if j != src]
+        run_id = self._run_id
+        unchanged = all(j in self._restored and tokens[j] != run_id for j in ups)
+        version = self._tasks[p].version
+        found: dict[int, TaskRecord] = {}
+        for n, key in enumerate(keys):
+            # Popped: a record is judged once, and 10,000 of them need not stay in memory.
+            rec = records.pop(f"{name}[{key}]", None)
+            if rec is not None and item_stands(
+                rec, self._workflow, version, fingerprint, others, digests[n], unchanged
+            ):
+                found[ids.start + n] = rec
+                tokens[ids.start + n] = rec.token
+        return found
+
+    def saved_keys(self, p: int, keys: Sequence[str | int]) -> list[str | int]:
+        """Of ``keys``, those of mapped task ``p``'s items saved ``COMPLETED``: the keys of
+        its result, in order, when ``p`` is restored whole."""
+        name = self._tasks[p].name
+        records = self._records
+        out = []
+        for key in keys:
+            rec = records.get(f"{name}[{key}]")
+            if rec is not None and rec.status is TaskStatus.COMPLETED:
+                out.append(key)
+        return out
 
     def encode(self, name: str, value: Any) -> Any:
         """Serialise a result on the loop thread; raises StateSerializationError."""
@@ -174,10 +232,12 @@ class RunStore:
         token = self._run_id
         tokens = self._tokens
         tokens[i] = token
-        ups = self._graph.upstream[i if i < len(self._graph.names) else self._item_of[i]]
-        # Usually every upstream result is from this run: then the run id says it all.
-        used = {tokens[j] or "" for j in ups}
-        inputs = token if used == {token} else ",".join(sorted(used))
+        if i >= len(self._graph.names):
+            inputs = self._item_inputs(i)
+        else:
+            # Usually every upstream result is from this run: then the run id says it all.
+            used = {tokens[j] or "" for j in self._graph.upstream[i]}
+            inputs = token if used == {token} else ",".join(sorted(used))
         fingerprint = self._fingerprints[i] if self._fingerprints is not None else None
         self.writer.put(
             i,
@@ -195,6 +255,16 @@ class RunStore:
             ),
         )
 
+    def _item_inputs(self, i: int) -> str:
+        """An item's ``inputs``: the tokens of its mapped task's upstream tasks but the
+        source, and its element's hash (see ``_resume``)."""
+        p = self._item_of[i]
+        src = self._sources[p]
+        tokens = self._tokens
+        others = ",".join(sorted({tokens[j] or "" for j in self._graph.upstream[p] if j != src}))
+        first, digests = self._digests[p]
+        return item_inputs(others, digests[i - first])
+
     def failed(self, i: int, exc: BaseException) -> None:
         self._final(i, TaskStatus.FAILED, describe_exception(exc))
 
@@ -203,6 +273,9 @@ class RunStore:
 
     def _final(self, i: int, status: TaskStatus, error: str) -> None:
         assert self.writer is not None
+        # Restored at the start, then run again anyway (a rule decided otherwise): its
+        # result is no longer the saved one.
+        self._restored.discard(i)
         t = self._tasks[i]
         self.writer.put(
             i,

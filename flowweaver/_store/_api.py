@@ -120,8 +120,11 @@ class AsyncStoreSession(Protocol):
         :raises StateSerializationError: when the value cannot be stored.
         """
 
-    async def load(self, workflow: str, task_names: Sequence[str]) -> dict[str, TaskRecord]:
-        """The saved records of ``workflow`` for these names (results decoded).
+    async def load(
+        self, workflow: str, task_names: Sequence[str], prefixes: Sequence[str] = ()
+    ) -> dict[str, TaskRecord]:
+        """The saved records of ``workflow`` for these names (results decoded), and for
+        every name that starts with one of ``prefixes`` (a mapped task's items, ``"P["``).
 
         :raises StateStoreError: when the store is unreadable, or (JSON store) a record
             under one of these names belongs to another workflow.
@@ -140,7 +143,9 @@ class StoreSession(Protocol):
 
     def encode(self, task_name: str, value: Any) -> Any: ...
 
-    def load(self, workflow: str, task_names: Sequence[str]) -> dict[str, TaskRecord]: ...
+    def load(
+        self, workflow: str, task_names: Sequence[str], prefixes: Sequence[str] = ()
+    ) -> dict[str, TaskRecord]: ...
 
     def save(self, workflow: str, records: Sequence[TaskRecord]) -> None: ...
 

@@ -258,12 +258,21 @@ class JSONState:
                     "use an SQLiteStateStore (keyed by workflow and task name)"
                 )
 
-    def load(self, workflow: str, names: Iterable[str]) -> dict[str, TaskRecord]:
-        """What a run of ``workflow`` restores from: its records and ownerless ones.
+    def load(
+        self, workflow: str, names: Iterable[str], prefixes: Sequence[str] = ()
+    ) -> dict[str, TaskRecord]:
+        """What a run of ``workflow`` restores from: its records and ownerless ones, under
+        ``names`` and under every name that starts with one of ``prefixes``.
 
-        :raises StateStoreError: when a name belongs to another workflow.
+        :raises StateStoreError: when such a name belongs to another workflow. For a
+            prefix (a mapped task's items) that is any item of another workflow's task of
+            the same name, although this run's items are not known yet: the two would
+            overwrite each other as soon as a key is shared.
         """
         names = list(names)
+        if prefixes:
+            starts = tuple(prefixes)
+            names.extend(n for n in self.records if n.startswith(starts))
         self.check_owner(workflow, names)
         found = {}
         for name in names:

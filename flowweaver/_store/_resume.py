@@ -15,11 +15,34 @@ restores a task only once every upstream task has ended, see ``_engine._restore`
   the *token* of the run that produced it and the tokens of the upstream results it
   consumed. Tokens are never reused, so a dependent saved before its upstream task ran
   again (say in a run interrupted between the two) is seen to be stale.
+
+The items of a mapped task ``P`` (``P[key]``, one per element of the result it maps over)
+are judged when ``P`` expands, each against its own record (:func:`item_stands`): it
+stands when it is ``COMPLETED`` or skipped on purpose, of this workflow, of ``P``'s
+version and fingerprint, and was computed from the same element and the same results of
+``P``'s *other* upstream tasks. Its ``inputs`` are therefore the tokens of ``P``'s upstream
+tasks except the source, then ``#`` and the element's hash (:func:`element_digest`)::
+
+    "3f0c9a1b2c4d5e6f,#9d41c0a77e21f0b3"
+
+The source's token is left out on purpose: a source that runs again and returns the same
+list (or a longer one) must not make every item stale; the hash says whether an item's
+element is still the same. So a resumed map runs only the items that failed, were never
+saved, or whose element changed; keys that are new run, keys that are gone are dropped.
+Keys are the elements' indices unless ``map_key`` gives them, so without it an element
+inserted in front shifts every later element to another key (whose hash then differs:
+those items run again); with ``map_key`` the order does not matter.
+
+A record without ``inputs`` (a user's store of five methods keeps no tokens and no hash)
+cannot show which element it was computed from: it stands only when every upstream task
+of ``P`` was restored in this run rather than run again, so the list is the saved one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import pickle
 import types
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
@@ -69,6 +92,77 @@ def restorable(
                 continue
         out[i] = rec
     return out
+
+
+# One encoder for every element: json.dumps with options builds a new one per call, which
+# cost more than the encoding itself for small elements.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+
+
+def element_digest(value: Any) -> str | None:
+    """A short hash of a map element, the same in every process and Python version.
+
+    Canonical JSON (sorted keys) when the element can be written so, which covers plain
+    data and avoids pickle's traps (a set of str pickles in another order in another
+    process, hash randomisation); else pickle, protocol 4. None when neither can encode
+    it: such an element's item is never restored, it runs again each time, which is
+    safe where a guess is not. JSON does not tell a tuple from a list, or ``{1: x}`` from
+    ``{"1": x}``: an item is restored across that change only.
+    """
+    try:
+        data = b"j" + _CANONICAL(value).encode()
+    except Exception:  # not JSON (TypeError, ValueError, RecursionError...)
+        try:
+            data = b"p" + pickle.dumps(value, protocol=4)
+        except Exception:
+            return None
+    return hashlib.blake2b(data, digest_size=8).hexdigest()
+
+
+def item_inputs(others: str, digest: str | None) -> str:
+    """An item's ``inputs``: ``others`` (the tokens of its mapped task's upstream tasks
+    except the source, comma-joined) and ``#`` with its element's hash, if it has one."""
+    if digest is None:
+        return others  # no "#": it never stands
+    return f"{others},#{digest}" if others else f"#{digest}"
+
+
+def item_stands(
+    rec: TaskRecord,
+    workflow: str,
+    version: str | None,
+    fingerprint: str | None,
+    others: Sequence[str | None],
+    digest: str | None,
+    unchanged: bool,
+) -> bool:
+    """Whether an item's saved record may stand in for running it (see the module doc).
+
+    :param fingerprint: the mapped task's code fingerprint; None when they are off.
+    :param others: the tokens of the mapped task's upstream tasks except the source.
+    :param digest: the hash of the item's element now (None: it has none).
+    :param unchanged: every upstream task of the mapped task was restored in this run;
+        decides for a record without ``inputs`` (a user's store).
+    """
+    status = rec.status
+    if status is not TaskStatus.COMPLETED and (
+        status is not TaskStatus.SKIPPED or rec.token is None
+    ):
+        return False  # failed, or skipped by a rule: it runs again
+    if rec.workflow is not None and rec.workflow != workflow:
+        return False
+    if rec.version != version:
+        return False
+    if fingerprint is not None and rec.fingerprint != fingerprint:
+        return False
+    if rec.inputs is None:
+        return unchanged
+    if digest is None:
+        return False
+    consumed = rec.inputs.split(",")
+    if "#" + digest not in consumed:
+        return False
+    return all(token is not None and token in consumed for token in others)
 
 
 def code_fingerprint(func: Callable[..., Any]) -> str:

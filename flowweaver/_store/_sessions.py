@@ -118,10 +118,12 @@ class ThreadSession:
         """The blocking session's ``encode``."""
         return self._session.encode(task_name, value)
 
-    async def load(self, workflow: str, task_names: Sequence[str]) -> dict[str, TaskRecord]:
+    async def load(
+        self, workflow: str, task_names: Sequence[str], prefixes: Sequence[str] = ()
+    ) -> dict[str, TaskRecord]:
         """The blocking session's ``load``, in a worker thread."""
         return await anyio.to_thread.run_sync(
-            self._session.load, workflow, task_names, limiter=self._limiter
+            self._session.load, workflow, task_names, prefixes, limiter=self._limiter
         )
 
     async def save(self, workflow: str, records: Sequence[TaskRecord]) -> None:

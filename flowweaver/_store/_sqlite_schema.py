@@ -122,15 +122,33 @@ def delete(task_name: str | None, workflow: str | None) -> tuple[str, list[Any]]
     return f"DELETE FROM tasks{clause}", [task_name, *params]
 
 
-def select_for_run(workflow: str, names: Sequence[str]) -> list[tuple[str, list[Any]]]:
-    """What a run restores from: its records and ownerless ones, in chunks of names."""
+def select_for_run(
+    workflow: str, names: Sequence[str], prefixes: Sequence[str] = ()
+) -> list[tuple[str, list[Any]]]:
+    """What a run restores from: its records and ownerless ones, in chunks of names, and
+    for each prefix (a mapped task's items, ``"P["``) the names that start with it."""
     statements = []
     for start in range(0, len(names), _CHUNK):
         chunk = list(names[start : start + _CHUNK])
         marks = ", ".join("?" * len(chunk))
         sql = f"SELECT {_SELECT} FROM tasks WHERE workflow IN (?, '') AND task_name IN ({marks})"
         statements.append((sql, [workflow, *chunk]))
+    for prefix in prefixes:
+        # A range on the key's second column, which the primary key index serves; LIKE
+        # would scan (and '_' and '%' in task names would need escaping). Text compares
+        # byte by byte (BINARY), so the names starting with "P[" are exactly those from
+        # "P[" up to, not including, "P\\" (the prefix with its last character bumped).
+        sql = (
+            f"SELECT {_SELECT} FROM tasks WHERE workflow IN (?, '') "
+            "AND task_name >= ? AND task_name < ?"
+        )
+        statements.append((sql, [workflow, prefix, after_prefix(prefix)]))
     return statements
+
+
+def after_prefix(prefix: str) -> str:
+    """The least text greater than every text that starts with ``prefix`` (non-empty)."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 def gc_cutoff(days: int, now: datetime | None = None) -> str:

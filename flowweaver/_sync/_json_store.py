@@ -312,15 +312,19 @@ class JSONSession:
         """
         return self._state.encode(task_name, value)
 
-    def load(self, workflow: str, task_names: Sequence[str]) -> dict[str, TaskRecord]:
-        """The records a run of ``workflow`` may restore from.
+    def load(
+        self, workflow: str, task_names: Sequence[str], prefixes: Sequence[str] = ()
+    ) -> dict[str, TaskRecord]:
+        """The records a run of ``workflow`` may restore from: these names, and the names
+        that start with one of ``prefixes`` (a mapped task's items).
 
-        :raises StateStoreError: when the file is unreadable, or a task name holds a
-            record of another workflow (naming the task and both workflows).
+        :raises StateStoreError: when the file is unreadable, or a task name (or a name
+            with one of the prefixes) holds a record of another workflow (naming the task
+            and both workflows).
         """
         with self._store._locked() as files:
             self._store._refresh(files)
-            return self._state.load(workflow, task_names)
+            return self._state.load(workflow, task_names, prefixes)
 
     def save(self, workflow: str, records: Sequence[TaskRecord]) -> None:
         """Make ``records`` durable as one journal line; returns once it is fsynced.

@@ -36,6 +36,8 @@ else:
 F = TypeVar("F", bound=Callable[..., Any])
 
 _PENDING_STATE: tuple[TaskStatus, Any, BaseException | None] = (TaskStatus.PENDING, None, None)
+_NO_ITEMS: list[Task] = []
+_NO_FAILED_ITEMS: list[str] = []
 
 __all__ = ["Callback", "Task", "TaskSettings", "task"]
 
@@ -202,8 +204,10 @@ class Task:
         new._started = None
         new._finished = None
         new.item = key
-        new._items = []
-        new._failed_items = []
+        # An item never expands: it shares one empty list for each of these instead of
+        # making two per element (both are only ever replaced whole, never appended to).
+        new._items = _NO_ITEMS
+        new._failed_items = _NO_FAILED_ITEMS
         return new
 
     # -- state ---------------------------------------------------------------------------

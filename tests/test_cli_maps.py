@@ -67,6 +67,12 @@ def test_summary_counts_items_and_skipped_failures_are_no_failed_task(tmp_path: 
         r"^files: COMPLETED in .*: 3 completed, 0 failed, 0 skipped\.$", result.stdout, re.M
     )
     assert "(failed:" not in result.stdout
+    # the mapped task's own progress line counts its items
+    assert re.search(
+        r"^\[\s*[\d.]+s\] completed  process_file \([\d.]+ m?s\): 10 items done, 2 failed$",
+        result.stdout,
+        re.M,
+    )
     assert "Traceback" not in result.stderr
 
 

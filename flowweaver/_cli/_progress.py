@@ -206,10 +206,16 @@ class PlainProgress:
         self.state = state
 
     def __call__(self, event: RunEvent) -> None:
-        self.state.apply(event)
-        line = event_line(event, self.state.began)
-        if line is not None:
-            write_line(line)
+        state = self.state
+        state.apply(event)
+        line = event_line(event, state.began)
+        if line is None:
+            return
+        if isinstance(event, (TaskCompleted, TaskFailed)) and event.task in state.items:
+            # a mapped task ended: its items, counted (each had a line of its own)
+            c = state.items[event.task]
+            line += f": {c.done + c.restored} items done, {len(c.failed)} failed"
+        write_line(line)
 
     def __enter__(self) -> PlainProgress:
         return self

@@ -1,6 +1,7 @@
 """Instructions per task, counted by valgrind: an A/B gate that a busy machine cannot blur.
 
-    python benchmarks/instructions.py [--n 2000] [--executor seq] [--store none] [REPO ...]
+    python benchmarks/instructions.py [--n 2000] [--executor seq] [--store none]
+                                      [--workload layered|fan_out|map] [REPO ...]
 
 Wall-clock ratios need a quiet machine; on a shared one (other builds, other tests) they
 move by 20% from run to run. callgrind counts the instructions the interpreter executes,
@@ -9,6 +10,10 @@ layered DAG of no-op tasks once under ``valgrind --tool=callgrind`` and once mor
 the workflow without running it, and prints (run - build) / n: the engine's instructions
 per task. Threads make the threaded executor's count vary a little between runs; the
 sequential and async ones repeat exactly. Needs valgrind (Debian's ``valgrind`` package).
+
+``--workload map`` counts a map of n items instead (a source, the mapped task, one task
+taking its list), and ``--workload fan_out`` its static twin (a source, n tasks depending
+on it, one depending on all of them), so per item and per task compare exactly.
 """
 
 from __future__ import annotations
@@ -26,12 +31,19 @@ HERE = Path(__file__).resolve().parent.parent
 # outside the difference), then the measured run, or only its build.
 CHILD = """
 import os, sys, tempfile
-repo, executor, store, n, mode = sys.argv[1:6]
+repo, executor, store, n, mode, workload = sys.argv[1:7]
 sys.path.insert(0, repo)
 import anyio
 import flowweaver, flowweaver.aio
 from benchmarks.workloads import make, noop, anoop
-from benchmarks.systems import build_workflow
+from benchmarks import systems
+
+def build(size, func):
+    if workload == "map":
+        return systems.build_map_workflow(size, func)
+    if workload == "fan_out":
+        return systems.build_fan_out_workflow(size, func)
+    return systems.build_workflow(make(workload, size), func)
 
 def new_store():
     folder = tempfile.mkdtemp()
@@ -41,11 +53,9 @@ def new_store():
         return flowweaver.JSONStateStore(os.path.join(folder, "s.json"))
     return None
 
-flowweaver.SequentialExecutor(state_store=new_store()).execute(
-    build_workflow(make("layered", 50), noop)
-)
+flowweaver.SequentialExecutor(state_store=new_store()).execute(build(50, noop))
 is_async = executor in ("async", "async-trio")
-wf = build_workflow(make("layered", int(n)), anoop if is_async else noop)
+wf = build(int(n), anoop if is_async else noop)
 st = new_store()
 if mode == "run":
     if executor == "seq":
@@ -60,9 +70,12 @@ if mode == "run":
 
 EXECUTORS = ("seq", "threaded", "async", "async-trio")
 STORES = ("none", "sqlite", "json")
+WORKLOADS = ("layered", "wide", "chain", "fan_out", "map")
 
 
-def count(repo: Path, executor: str, store: str, n: int, mode: str) -> int:
+def count(
+    repo: Path, executor: str, store: str, n: int, mode: str, workload: str = "layered"
+) -> int:
     """Instructions of one child process (the whole interpreter, start to exit)."""
     done = subprocess.run(
         [
@@ -77,6 +90,7 @@ def count(repo: Path, executor: str, store: str, n: int, mode: str) -> int:
             store,
             str(n),
             mode,
+            workload,
         ],
         capture_output=True,
         text=True,
@@ -88,8 +102,9 @@ def count(repo: Path, executor: str, store: str, n: int, mode: str) -> int:
     return int(found.group(1))
 
 
-def per_task(repo: Path, executor: str, store: str, n: int) -> float:
-    return (count(repo, executor, store, n, "run") - count(repo, executor, store, n, "build")) / n
+def per_task(repo: Path, executor: str, store: str, n: int, workload: str = "layered") -> float:
+    run = count(repo, executor, store, n, "run", workload)
+    return (run - count(repo, executor, store, n, "build", workload)) / n
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -98,15 +113,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--n", type=int, default=2000, help="tasks in the layered DAG")
     p.add_argument("--executor", choices=EXECUTORS, default="seq")
     p.add_argument("--store", choices=STORES, default="none")
+    p.add_argument("--workload", choices=WORKLOADS, default="layered")
     args = p.parse_args(argv)
     if shutil.which("valgrind") is None:
         p.exit(2, "valgrind is not installed (Debian: apt-get install valgrind)\n")
     first: float | None = None
     for repo in args.repos:
-        value = per_task(repo.resolve(), args.executor, args.store, args.n)
+        value = per_task(repo.resolve(), args.executor, args.store, args.n, args.workload)
         ratio = "" if first is None else f"  {value / first:.3f}x the first"
         first = value if first is None else first
-        print(f"{args.executor:10} {args.store:6} {value:>10,.0f} instructions/task  {repo}{ratio}")
+        print(
+            f"{args.executor:10} {args.store:6} {args.workload:8} {value:>10,.0f} "
+            f"instructions/task  {repo}{ratio}"
+        )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from importlib import metadata
 from typing import Any
 
 from . import systems as S
+from .maps import MapResult
 from .measure import ROOT, Cell, MemoryResult, StoreResult
 
 PACKAGES = ("flowweaver", "anyio", "trio", "sniffio", "dask", "prefect")
@@ -36,6 +37,7 @@ class Results:
     systems: list[S.System] = field(default_factory=list)
     cells: dict[tuple[str, str, int], Cell] = field(default_factory=dict)
     stores: list[StoreResult] = field(default_factory=list)
+    maps: list[MapResult] = field(default_factory=list)
     memory: list[MemoryResult] = field(default_factory=list)
     fixed: dict[str, float] = field(default_factory=dict)
     fixed_rounds: int = 0
@@ -268,6 +270,33 @@ def store_table(res: Results) -> list[str]:
     return lines
 
 
+def map_table(res: Results) -> list[str]:
+    if not res.maps:
+        return []
+    n = res.maps[0].n
+    lines = [
+        f"## Maps: cost per item of a map of {n:,} against per task of {n:,} static tasks",
+        "",
+        f"A source task, a task mapped over its {n:,} numbers, one task taking the list, "
+        f"against a source task, {n:,} no-op tasks depending on it and one depending on all "
+        "of them; same executor, same process, taking turns. Issue 11's bar: a ratio of at "
+        "most 1.",
+        "",
+        "| executor | static, per task | map, per item | map / static |",
+        "|---|---:|---:|---:|",
+    ]
+    for r in res.maps:
+        if r.error:
+            lines.append(f"| {r.executor} | failed: {r.error} | - | - |")
+            continue
+        lines.append(
+            f"| {r.executor} | {us(r.us_per_task('static'))} us | {us(r.us_per_task('map'))} us "
+            f"| {x(r.ratio())} |"
+        )
+    lines.append("")
+    return lines
+
+
 def memory_table(res: Results) -> list[str]:
     if not res.memory:
         return []
@@ -457,6 +486,16 @@ def targets(res: Results) -> list[Target]:
                     note="no such class in this tree yet" if "not available" in why else "",
                 )
             )
+    for m in res.maps:
+        out.append(
+            Target(
+                f"map of {m.n:,} items / {m.n:,} static tasks, per item, {m.executor} (issue 11)",
+                m.ratio(),
+                x(m.ratio()),
+                1,
+                1,
+            )
+        )
     fw = [s.name for s in res.systems if s.group == "flowweaver"]
     scaled = [(name, scaling(res, name, wl)) for name in fw]
     what = f"{BIG_N:,} tasks: us per task / us per task at {TARGET_N:,}"
@@ -536,6 +575,7 @@ def render(res: Results) -> str:
         *target_table(res),
         *matrix_tables(res),
         *store_table(res),
+        *map_table(res),
         *memory_table(res),
         *fixed_table(res),
         *import_table(res),

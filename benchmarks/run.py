@@ -5,7 +5,8 @@ and import time), so the ratios to the floors hold on a noisy machine. The repor
 printed and written to ``benchmarks/RESULTS.md`` (``RESULTS-quick.md`` with ``--quick``;
 with ``--only`` nothing is written unless ``--output`` says where).
 
-Sections: ``executors`` (every system on every workload and size), ``stores``, ``memory``,
+Sections: ``executors`` (every system on every workload and size), ``stores``, ``maps``
+(a map of 10,000 items against 10,000 static tasks), ``memory``,
 ``fixed`` (one blocking execute of a 1-task workflow), ``import``, and ``prefect``
 (only when asked for, with ``--only prefect`` or ``--prefect``). ``--only`` takes section
 names and/or parts of system names (``--only ThreadedExecutor,dask``: those systems, their
@@ -26,11 +27,11 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import measure, report, workloads
+from benchmarks import maps, measure, report, workloads
 from benchmarks.systems import System, all_systems
 
 HERE = Path(__file__).resolve().parent
-SECTIONS = ("executors", "stores", "memory", "fixed", "import", "prefect")
+SECTIONS = ("executors", "stores", "maps", "memory", "fixed", "import", "prefect")
 DEFAULT_SECTIONS = SECTIONS[:-1]
 
 
@@ -42,6 +43,8 @@ class Config:
     repeats: dict[int, int]
     store_n: int = 10_000
     store_rounds: int = 5
+    map_n: int = 10_000
+    map_rounds: int = 5
     memory_n: int = 100_000
     memory_rounds: int = 3
     memory_trace: bool = True
@@ -58,6 +61,7 @@ QUICK = Config(
     sizes=[1_000, 10_000],
     repeats={1_000: 5, 10_000: 3},
     store_rounds=3,
+    map_rounds=3,
     memory_rounds=1,
     memory_trace=False,
     peer_repeats=1,
@@ -71,6 +75,8 @@ SMOKE = Config(
     repeats={60: 1},
     store_n=200,
     store_rounds=1,
+    map_n=200,
+    map_rounds=1,
     memory_n=500,
     memory_rounds=1,
     fixed_rounds=3,
@@ -182,6 +188,9 @@ def main(argv: Sequence[str] | None = None) -> report.Results:
     if "stores" in sections:
         progress(f"stores: {cfg.store_n:,} tasks")
         res.stores = measure.store_costs(cfg.store_n, cfg.store_rounds, progress)
+    if "maps" in sections:
+        progress(f"maps: {cfg.map_n:,} items against {cfg.map_n:,} static tasks")
+        res.maps = maps.map_costs(cfg.map_n, cfg.map_rounds, progress)
     if "memory" in sections:
         progress(f"memory: {cfg.memory_n:,} tasks")
         res.memory = measure.memory(

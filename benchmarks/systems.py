@@ -22,7 +22,7 @@ from typing import Any
 
 import anyio
 
-from . import floors
+from . import floors, workloads
 from .workloads import Dag, anoop, noop
 
 # The matching floor of each FlowWeaver system, by the floor's system name.
@@ -67,6 +67,39 @@ def build_workflow(dag: Dag, func: Callable[..., Any]) -> Any:
     names = dag.names
     for name, ups in zip(names, dag.deps, strict=True):
         wf.add_task(Task(name, func), depends_on=[names[j] for j in ups])
+    return wf
+
+
+def numbers(n: int) -> Callable[[], list[int]]:
+    """The source task of the maps section: returns ``n`` numbers."""
+
+    def t0() -> list[int]:
+        return list(range(n))
+
+    return t0
+
+
+def build_map_workflow(n: int, func: Callable[..., Any]) -> Any:
+    """The map twin of ``workloads.fan_out(n)``: ``t0`` returns ``n`` numbers, ``t1`` maps
+    ``func`` over them (``n`` items), ``t2`` takes ``t1``'s list (not timed)."""
+    from flowweaver import Task, Workflow
+
+    wf = Workflow(f"bench-map-{n}")
+    wf.add_task(Task("t0", numbers(n)))
+    wf.add_task(Task("t1", func), map_over="t0")
+    wf.add_task(Task("t2", func), depends_on=["t1"])
+    return wf
+
+
+def build_fan_out_workflow(n: int, func: Callable[..., Any]) -> Any:
+    """``workloads.fan_out(n)``, its source returning ``n`` numbers as the map's does."""
+    from flowweaver import Task, Workflow
+
+    dag = workloads.fan_out(n)
+    wf = Workflow(f"bench-fan_out-{n}")
+    wf.add_task(Task("t0", numbers(n)))
+    for name, ups in zip(dag.names[1:], dag.deps[1:], strict=True):
+        wf.add_task(Task(name, func), depends_on=[dag.names[j] for j in ups])
     return wf
 
 

@@ -88,6 +88,17 @@ def layered(n: int, width: int = LAYER_WIDTH, seed: int = SEED) -> Dag:
     return Dag("layered", _names(n), tuple(deps))
 
 
+def fan_out(n: int) -> Dag:
+    """A source task, ``n`` tasks that each depend on it, and one task that depends on all
+    of them (``n + 2`` tasks): the static twin of a map of ``n`` items (see
+    ``systems.build_map_workflow``). Not in :data:`WORKLOADS`: only the maps section runs it.
+    """
+    deps: list[tuple[int, ...]] = [()]
+    deps += [(0,)] * n
+    deps.append(tuple(range(1, n + 1)))
+    return Dag("fan_out", _names(n + 2), tuple(deps))
+
+
 WORKLOADS: dict[str, Callable[[int], Dag]] = {"wide": wide, "chain": chain, "layered": layered}
 
 

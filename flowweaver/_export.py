@@ -6,6 +6,11 @@ can change the structure of the output: quotes, ``#``, ``<``, line breaks and th
 format reserves (Mermaid's ``end``, DOT's ``node``) are all harmless in a label. Edges
 point from an upstream task to the task that depends on it. Once the workflow has run
 (its status is no longer ``IDLE``), each node is coloured by its task's status.
+
+A mapped task (``map_over``) is one node, never one per item: its label says what it maps
+over before it expands (``process_file [map over list_files]``) and how many items it had
+after (``process_file (120 items, 2 failed)``), so a map of 100,000 elements draws as
+small as a map of three.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import TYPE_CHECKING
 from ._status import TaskStatus, WorkflowStatus
 
 if TYPE_CHECKING:
+    from ._task import Task
     from ._workflow import Workflow
 
 # status -> (fill, stroke, text); readable on light and dark backgrounds alike.
@@ -37,6 +43,30 @@ def _statuses(workflow: Workflow) -> list[TaskStatus] | None:
     if workflow.status is WorkflowStatus.IDLE:
         return None
     return [t.status for t in workflow.tasks]
+
+
+def _labels(workflow: Workflow, names: list[str]) -> list[str]:
+    """Each task's label in graph order: its name, plus what a mapped task maps over or,
+    once it expanded, its item count."""
+    ran = workflow.status is not WorkflowStatus.IDLE
+    by_name = {t.name: t for t in workflow.tasks}
+    return [_label(by_name[name], ran) for name in names]
+
+
+def _label(task: Task, ran: bool) -> str:
+    over = task.map_over
+    if over is None:
+        return task.name
+    items = task.items
+    n = len(items) if items else None
+    if n is None and ran and task.status is TaskStatus.COMPLETED and type(task.result) is list:
+        n = len(task.result)  # restored whole: no items this run, its saved list counts them
+    if n is None:
+        # never run, skipped, or its source gave no list: say what it maps over
+        return f"{task.name} [map over {over}]"
+    count = f"{n} item" if n == 1 else f"{n} items"
+    failed = len(task.failed_items)
+    return f"{task.name} ({count}, {failed} failed)" if failed else f"{task.name} ({count})"
 
 
 def mermaid_label(text: str) -> str:
@@ -63,8 +93,8 @@ def to_mermaid(workflow: Workflow) -> str:
         "---",
         "flowchart LR",
     ]
-    for i, name in enumerate(graph.names):
-        lines.append(f'    t{i}["{mermaid_label(name)}"]')
+    for i, label in enumerate(_labels(workflow, graph.names)):
+        lines.append(f'    t{i}["{mermaid_label(label)}"]')
     for i, ups in enumerate(graph.upstream):
         for j in ups:
             lines.append(f"    t{j} --> t{i}")
@@ -104,8 +134,8 @@ def to_dot(workflow: Workflow) -> str:
         "    rankdir=LR;",
         '    node [shape=box, style="rounded,filled", fillcolor="#ffffff", fontname="Helvetica"];',
     ]
-    for i, name in enumerate(graph.names):
-        attrs = [f"label={dot_string(name)}"]
+    for i, label in enumerate(_labels(workflow, graph.names)):
+        attrs = [f"label={dot_string(label)}"]
         if statuses is not None:
             fill, stroke, text = _COLOURS[statuses[i]]
             attrs += [

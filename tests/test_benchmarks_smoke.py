@@ -45,6 +45,15 @@ def test_smoke_run_measures_every_system_and_writes_every_section(tmp_path: Path
         "- Machine:",
     ):
         assert heading in text, heading
+    assert "## Maps: cost per item of a map of 200 against per task of 200 static tasks" in text
+    assert [m.executor for m in res.maps] == [
+        "SequentialExecutor",
+        "ThreadedExecutor(4)",
+        "ConcurrentExecutor",
+    ]
+    for m in res.maps:
+        assert m.error is None, m.error
+        assert m.ratio() is not None
     assert len(res.memory) == 3
     assert all(m.error is None for m in res.memory)
     assert res.fixed["SequentialExecutor"] > 0
@@ -74,6 +83,19 @@ def test_layered_workload_is_fixed_and_depends_on_two_tasks_of_the_layer_before(
     assert len(workloads.wide(10)) == 11
     assert workloads.wide(10).deps[-1] == tuple(range(10))
     assert workloads.chain(3).deps == ((), (0,), (1,))
+    assert workloads.fan_out(3).deps == ((), (0,), (0,), (0,), (1, 2, 3))
+
+
+def test_the_map_workload_and_its_static_twin_run_the_same_number_of_tasks() -> None:
+    from flowweaver import SequentialExecutor
+
+    mapped = systems.build_map_workflow(5, workloads.noop)
+    static = systems.build_fan_out_workflow(5, workloads.noop)
+    SequentialExecutor().execute(mapped)
+    SequentialExecutor().execute(static)
+    assert len(mapped.get_task("t1").items) == 5
+    assert len(static.tasks) == 5 + 2
+    assert mapped.get_task("t2").status is static.get_task("t6").status
 
 
 def test_only_picks_matching_systems_with_their_floors() -> None:
@@ -125,12 +147,14 @@ def test_prefect_section_says_why_when_prefect_is_missing(tmp_path: Path) -> Non
 
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
 @pytest.mark.timeout(300)
+@pytest.mark.parametrize("workload", ["layered", "map"])
 def test_instruction_counts_run_under_valgrind_and_measure_the_engine(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], workload: str
 ) -> None:
     # The per-task count is the difference of two whole runs: it must be positive and of
     # the order of a task's engine work (tens of thousands of instructions), not noise.
-    instructions.main(["--n", "100"])
+    instructions.main(["--n", "100", "--workload", workload])
     out = capsys.readouterr().out
-    value = int(out.split()[2].replace(",", ""))
+    assert out.split()[2] == workload
+    value = int(out.split()[3].replace(",", ""))
     assert 5_000 < value < 1_000_000, out

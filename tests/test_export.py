@@ -6,6 +6,8 @@ import json
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -13,6 +15,7 @@ from hypothesis import strategies as st
 
 from flowweaver import (
     CycleError,
+    JSONStateStore,
     SequentialExecutor,
     Task,
     Workflow,
@@ -226,3 +229,118 @@ def test_export_of_a_cycle_raises_cycle_error(method: str) -> None:
 def test_export_of_an_empty_workflow_is_a_graph_with_no_nodes() -> None:
     assert Workflow("empty").to_mermaid().endswith("flowchart LR\n")
     assert Workflow("empty").to_dot().count("label=") == 0
+
+
+# -- maps ----------------------------------------------------------------------------------------
+
+
+def mapped(
+    files: list[int], *, on_item_failure: str = "fail", source: str = "list_files"
+) -> Workflow:
+    """``source`` lists ``files``; ``process_file`` maps over it (odd numbers fail) and
+    ``report`` follows."""
+
+    def process(**kwargs: int) -> int:
+        if kwargs[source] % 2:
+            raise ValueError("odd")
+        return kwargs[source]
+
+    wf = Workflow("maps")
+    wf.add_task(Task(source, lambda: files))
+    wf.add_task(
+        Task("process_file", process),
+        map_over=source,
+        on_item_failure=on_item_failure,  # type: ignore[arg-type]
+    )
+    wf.add_task(Task("report", lambda process_file: process_file), depends_on=["process_file"])
+    return wf
+
+
+@pytest.mark.parametrize(
+    ("method", "labels"), [("to_mermaid", mermaid_labels), ("to_dot", dot_labels)]
+)
+def test_export_draws_a_mapped_task_once_marked_with_its_source_before_a_run(
+    method: str, labels: Callable[[str], list[str]]
+) -> None:
+    assert labels(getattr(mapped([0, 2]), method)()) == [
+        "list_files",
+        "process_file [map over list_files]",
+        "report",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("method", "labels"), [("to_mermaid", mermaid_labels), ("to_dot", dot_labels)]
+)
+def test_export_draws_a_mapped_task_once_with_its_item_count_after_a_run(
+    method: str, labels: Callable[[str], list[str]]
+) -> None:
+    wf = mapped(list(range(0, 240, 2)))
+    SequentialExecutor().execute(wf)
+    text = getattr(wf, method)()
+    assert labels(text) == ["list_files", "process_file (120 items)", "report"]
+    assert "process_file[" not in text  # never a node per item
+
+
+def test_export_of_a_map_with_failed_items_counts_them_and_colours_the_task_failed() -> None:
+    wf = mapped([0, 1, 2, 3, 4])
+    with pytest.raises(WorkflowExecutionError):
+        SequentialExecutor().execute(wf)
+    mermaid = wf.to_mermaid()
+    assert mermaid_labels(mermaid)[1] == "process_file (5 items, 2 failed)"
+    assert "    class t1 failed\n" in mermaid
+    assert "    class t2 skipped\n" in mermaid
+    assert re.search(
+        r't1 \[label="process_file \(5 items, 2 failed\)", .*tooltip="FAILED"\];', wf.to_dot()
+    )
+
+
+def test_export_of_a_map_that_skips_failed_items_counts_them_and_colours_it_completed() -> None:
+    wf = mapped([0, 1, 2], on_item_failure="skip")
+    SequentialExecutor().execute(wf)
+    mermaid = wf.to_mermaid()
+    assert mermaid_labels(mermaid)[1] == "process_file (3 items, 1 failed)"
+    assert "    class t0,t1,t2 completed\n" in mermaid
+    assert re.search(
+        r'label="process_file \(3 items, 1 failed\)", .*tooltip="COMPLETED"', wf.to_dot()
+    )
+
+
+@pytest.mark.parametrize(("files", "label"), [([], "0 items"), ([2], "1 item")])
+def test_export_counts_an_empty_map_and_a_single_item(files: list[int], label: str) -> None:
+    wf = mapped(files)
+    SequentialExecutor().execute(wf)
+    assert dot_labels(wf.to_dot())[1] == f"process_file ({label})"
+
+
+def test_export_of_a_map_that_never_expanded_still_names_its_source() -> None:
+    wf = Workflow("w")
+    wf.add_task(Task("list_files", lambda: 3))  # not a list: the map fails before any item
+    wf.add_task(Task("process_file", lambda list_files: list_files), map_over="list_files")
+    with pytest.raises(WorkflowExecutionError):
+        SequentialExecutor().execute(wf)
+    assert dot_labels(wf.to_dot())[1] == "process_file [map over list_files]"
+    assert "    class t1 failed\n" in wf.to_mermaid()
+
+
+def test_export_escapes_the_odd_names_of_a_mapped_task_and_its_source() -> None:
+    source = 'say "hi" <b>#1</b>\n\\end'
+    wf = mapped([0, 2], source=source)
+    expected = f"process_file [map over {source}]"
+    assert mermaid_labels(wf.to_mermaid())[1] == expected
+    assert dot_labels(wf.to_dot())[1] == expected
+    SequentialExecutor().execute(wf)
+    text = wf.to_mermaid()
+    assert mermaid_labels(text)[1] == "process_file (2 items)"
+    assert len(text.splitlines()) == 4 + 3 + 2 + 2  # header, nodes, edges, one class
+
+
+def test_export_of_a_map_restored_whole_counts_the_items_of_its_saved_result(
+    tmp_path: Path,
+) -> None:
+    store = tmp_path / "state.json"
+    for _ in range(2):
+        wf = mapped([0, 2, 4])
+        SequentialExecutor(state_store=JSONStateStore(store)).execute(wf)
+    assert wf.get_task("process_file").items == []  # type: ignore[union-attr]
+    assert dot_labels(wf.to_dot())[1] == "process_file (3 items)"

@@ -569,3 +569,37 @@ def test_execute_logs_each_retry_as_a_run_does(caplog: pytest.LogCaptureFixture)
     assert messages == [
         "task 'flaky' attempt 1 failed (RuntimeError: attempt 1 fails); retrying in 0.01 s"
     ]
+
+
+def test_an_item_of_a_mapped_task_has_every_option_of_the_task() -> None:
+    from flowweaver._settings import OPTIONS
+
+    # every option away from its default, so a forgotten one shows
+    t = Task(
+        "p",
+        lambda src: src,
+        retries=2,
+        timeout=5.0,
+        callbacks=[lambda task: None],
+        retry_delay=0.5,
+        retry_backoff=3.0,
+        retry_jitter=0.25,
+        version="7",
+        max_retry_delay=9.0,
+        trigger="all_done",
+        map_over="src",
+        map_key=str,
+        max_concurrent=3,
+        on_item_failure="skip",
+    )
+    item = t._item("k")
+    assert (item.name, item.item, item.status, item.attempts) == (
+        "p[k]",
+        "k",
+        TaskStatus.PENDING,
+        0,
+    )
+    defaults = TaskSettings()
+    for option in OPTIONS:
+        assert getattr(t, option) != getattr(defaults, option), option
+        assert getattr(item, option) == getattr(t, option), option

@@ -4,6 +4,10 @@ Both are run observers (see :mod:`flowweaver._events`). An observer is called on
 event loop thread and must be quick, so neither draws anything heavy there: the plain one
 writes a line; the live one only updates :class:`RunState` under a lock, and rich's own
 refresh thread (``Live``, a few times a second) reads it and redraws.
+
+Items of a mapped task arrive as task events with ``item`` set (``task`` is
+``process_file[3]``); they are counted per mapped task, never as tasks, so "3 of 4 tasks"
+stays true of the workflow's own tasks however many items a map has.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -25,6 +30,7 @@ from .._events import (
     RunStarted,
     TaskCancelled,
     TaskCompleted,
+    TaskEvent,
     TaskFailed,
     TaskRestored,
     TaskRetrying,
@@ -32,6 +38,9 @@ from .._events import (
     TaskStarted,
 )
 from ._output import describe_error, format_clock, format_duration, write_line
+
+if TYPE_CHECKING:
+    from .._task import Task
 
 # The live display lists at most this many running tasks, then "and N more".
 _SHOWN_RUNNING = 8
@@ -45,11 +54,32 @@ class _Running:
 
 
 @dataclass
+class ItemCounts:
+    """How one mapped task's items ended so far, counted from their events."""
+
+    done: int = 0
+    restored: int = 0
+    failed: list[str] = field(default_factory=list)
+    skipped: int = 0
+
+
+def map_task_of(event: TaskEvent) -> str:
+    """The mapped task an item event is about: ``"p"`` for ``"p[3]"``."""
+    return event.task[: -len(str(event.item)) - 2]
+
+
+@dataclass
 class RunState:
-    """What the displays know about a run, updated from its events."""
+    """What the displays know about a run, updated from its events.
+
+    :ivar mapped: the workflow's mapped tasks by name; how many items each has so far is
+        read from the task itself (it knows them all once it expanded, before they ran).
+    """
 
     workflow: str
     total: int
+    mapped: dict[str, Task] = field(default_factory=dict)
+    items: dict[str, ItemCounts] = field(default_factory=dict)
     began: float | None = None
     completed: int = 0
     restored: list[str] = field(default_factory=list)
@@ -62,7 +92,9 @@ class RunState:
 
     def apply(self, event: RunEvent) -> None:
         with self.lock:
-            if isinstance(event, RunStarted):
+            if isinstance(event, TaskEvent) and event.item is not None:
+                self._apply_item(event)
+            elif isinstance(event, RunStarted):
                 self.began = event.timestamp
                 self.total = event.total
             elif isinstance(event, TaskStarted):
@@ -88,6 +120,41 @@ class RunState:
                 self.cancelled += 1
             elif isinstance(event, RunFinished):
                 self.finished = event
+
+    def _apply_item(self, event: TaskEvent) -> None:
+        counts = self.items.setdefault(map_task_of(event), ItemCounts())
+        if isinstance(event, TaskStarted):
+            current = self.running.get(event.task)
+            since = current.since if current is not None else event.timestamp
+            self.running[event.task] = _Running(since, event.attempt)
+        elif isinstance(event, TaskRetrying):
+            current = self.running.get(event.task)
+            if current is not None:
+                current.retrying = True
+        elif isinstance(event, TaskCompleted):
+            self.running.pop(event.task, None)
+            counts.done += 1
+        elif isinstance(event, TaskFailed):
+            self.running.pop(event.task, None)
+            counts.failed.append(event.task)
+        elif isinstance(event, TaskSkipped):
+            counts.skipped += 1
+        elif isinstance(event, TaskRestored):
+            counts.restored += 1
+        elif isinstance(event, TaskCancelled):
+            self.running.pop(event.task, None)
+
+    def item_counts(self) -> list[tuple[str, int, int, int, int, int]]:
+        """Each mapped task with items so far: ``(name, known, done, restored, failed,
+        skipped)``, where ``known`` is how many items it has (ended or not). Call with the
+        lock held."""
+        out = []
+        for name, c in self.items.items():
+            task = self.mapped.get(name)
+            # its items are all known once it expanded, before they run
+            known = len(task.items) if task is not None else 0
+            out.append((name, known, c.done, c.restored, len(c.failed), c.skipped))
+        return out
 
     def elapsed(self, now: float | None = None) -> float:
         if self.began is None:
@@ -139,10 +206,16 @@ class PlainProgress:
         self.state = state
 
     def __call__(self, event: RunEvent) -> None:
-        self.state.apply(event)
-        line = event_line(event, self.state.began)
-        if line is not None:
-            write_line(line)
+        state = self.state
+        state.apply(event)
+        line = event_line(event, state.began)
+        if line is None:
+            return
+        if isinstance(event, (TaskCompleted, TaskFailed)) and event.task in state.items:
+            # a mapped task ended: its items, counted (each had a line of its own)
+            c = state.items[event.task]
+            line += f": {c.done + c.restored} items done, {len(c.failed)} failed"
+        write_line(line)
 
     def __enter__(self) -> PlainProgress:
         return self
@@ -200,6 +273,7 @@ class LiveProgress:
             running = sorted(state.running.items(), key=lambda item: item[1].since)
             elapsed = state.elapsed(now)
             total = state.total
+            maps = state.item_counts()
 
         head = Table.grid(padding=(0, 1))
         head.add_column()
@@ -221,6 +295,7 @@ class LiveProgress:
         counts.append(" · ")
         counts.append(f"{state.skipped} skipped", style="yellow" if state.skipped else "")
         parts: list[RenderableType] = [head, counts]
+        parts.extend(_item_line(*counts) for counts in maps)
         for name, info in running[:_SHOWN_RUNNING]:
             line = Text("  ▶ ", style="cyan")
             line.append(name)
@@ -232,6 +307,23 @@ class LiveProgress:
         if len(running) > _SHOWN_RUNNING:
             parts.append(Text(f"  … and {len(running) - _SHOWN_RUNNING} more", style="dim"))
         return Group(*parts)
+
+
+def _item_line(name: str, known: int, ran: int, restored: int, failed: int, skipped: int) -> Text:
+    """``  ▦ process_file  57/120 items done (3 restored) · 2 failed · 1 skipped``."""
+    done = ran + restored
+    line = Text("  ▦ ", style="cyan")
+    line.append(name)
+    line.append(f"  {done}/{max(known, done + failed + skipped)} items done", style="green")
+    if restored:
+        line.append(f" ({restored} restored)", style="green")
+    if failed:
+        line.append(" · ")
+        line.append(f"{failed} failed", style="bold red")
+    if skipped:
+        line.append(" · ")
+        line.append(f"{skipped} skipped", style="yellow")
+    return line
 
 
 def _running_for(seconds: float) -> str:

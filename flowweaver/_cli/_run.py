@@ -23,10 +23,11 @@ import click
 
 import flowweaver
 
-from .._errors import WorkflowExecutionError, WorkflowValidationError
+from .._errors import ItemsFailedError, WorkflowExecutionError, WorkflowValidationError
 from .._executor import BaseExecutor
 from .._status import TaskStatus
 from .._store._api import StateStoreError
+from .._task import Task
 from .._workflow import Workflow
 from ._errors import INTERRUPTED, OK, TASK_FAILED, TERMINATED, BadInput
 from ._load import load_workflow
@@ -35,6 +36,11 @@ from ._progress import LiveProgress, PlainProgress, RunState
 from ._stores import CliStore, run_store
 
 EXECUTORS = ("sequential", "threaded", "async")
+
+# The summary names at most this many failed items of a map, then "and N more"; the
+# tracebacks of at most _TRACED of them go to stderr.
+_LISTED_ITEMS = 5
+_TRACED_ITEMS = 3
 
 # Frames from these folders are the engine's, not the user's: a failed task's traceback
 # starts below them.
@@ -126,7 +132,8 @@ def run(options: RunOptions) -> int:
         store, store_path = run_store(options.store)
 
     out = Output(stdout_is_terminal())
-    state = RunState(workflow.name, len(workflow.tasks))
+    mapped = {t.name: t for t in workflow.tasks if t.map_over is not None}
+    state = RunState(workflow.name, len(workflow.tasks), mapped)
     # a live display on a terminal; one plain line per event in logs and pipes
     progress: LiveProgress | PlainProgress = (
         LiveProgress(state, out.console) if out.console is not None else PlainProgress(state)
@@ -171,6 +178,43 @@ def summarise(out: Output, workflow: Workflow, state: RunState) -> None:
         rows.append([t.name, status, str(t.attempts), format_duration(t.duration)])
     out.line()
     out.table(["task", "status", "attempts", "duration"], rows, status_column=1)
+    lines = [
+        (line, t)
+        for t in workflow.tasks
+        if t.map_over is not None and (line := item_summary(t, state)) is not None
+    ]
+    if lines:
+        out.line()
+    for line, t in lines:
+        out.line(line, style="red" if t.failed_items else None)
+
+
+def item_summary(task: Task, state: RunState) -> str | None:
+    """``"process_file: 118 of 120 items completed (3 restored), 2 failed: process_file[3],
+    process_file[7]"`` for a mapped task; None for one that never expanded."""
+    items = task.items
+    if not items:
+        if task.status is TaskStatus.COMPLETED and type(task.result) is list:
+            # restored whole from the store: its items did not run, nor were they restored
+            return f"{task.name}: {len(task.result)} items, restored with the task"
+        return None
+    completed = sum(i.status is TaskStatus.COMPLETED for i in items)
+    counts = state.items.get(task.name)
+    restored = counts.restored if counts is not None else 0
+    text = f"{task.name}: {completed} of {len(items)} items completed"
+    if restored:
+        text += f" ({restored} restored)"
+    failed = task.failed_items
+    skipped = sum(i.status is TaskStatus.SKIPPED for i in items)
+    if skipped:
+        text += f", {skipped} skipped"
+    if failed:
+        listed = ", ".join(failed[:_LISTED_ITEMS])
+        more = len(failed) - _LISTED_ITEMS
+        text += f", {len(failed)} failed: {listed}" + (f" and {more} more" if more > 0 else "")
+        if task.on_item_failure == "skip":
+            text += " (left out of its result: on_item_failure='skip')"
+    return text
 
 
 def show_failures(workflow: Workflow) -> None:
@@ -178,9 +222,27 @@ def show_failures(workflow: Workflow) -> None:
     for t in workflow.tasks:
         if t.status is not TaskStatus.FAILED or t.error is None:
             continue
-        tries = "1 attempt" if t.attempts == 1 else f"{t.attempts} attempts"
-        click.echo(f"\ntask {t.name!r} failed after {tries}:", err=True)
+        if isinstance(t.error, ItemsFailedError):
+            # its own traceback is the engine's; its items' say what went wrong
+            click.echo(f"\ntask {t.name!r} failed: {t.error}", err=True)
+            _show_item_failures(t)
+            continue
+        click.echo(f"\ntask {t.name!r} failed after {_tries(t)}:", err=True)
         click.echo(_task_traceback(t.error), err=True, nl=False)
+
+
+def _show_item_failures(task: Task) -> None:
+    failed = [i for i in task.items if i.status is TaskStatus.FAILED and i.error is not None]
+    for item in failed[:_TRACED_ITEMS]:
+        assert item.error is not None
+        click.echo(f"\nitem {item.name!r} failed after {_tries(item)}:", err=True)
+        click.echo(_task_traceback(item.error), err=True, nl=False)
+    if len(failed) > _TRACED_ITEMS:
+        click.echo(f"\n(and {len(failed) - _TRACED_ITEMS} more failed items)", err=True)
+
+
+def _tries(t: Task) -> str:
+    return "1 attempt" if t.attempts == 1 else f"{t.attempts} attempts"
 
 
 def _task_traceback(error: BaseException) -> str:

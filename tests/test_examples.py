@@ -186,9 +186,6 @@ def test_map_files_processes_each_file_once_and_a_second_run_restores_them(
     assert processed(again.stdout) == []
 
 
-@pytest.mark.xfail(
-    strict=True, reason="needs item records restored (branch i11-store): remove on merge"
-)
 def test_map_files_runs_only_a_new_or_changed_file(tmp_path: Path) -> None:
     env = files_folder(tmp_path, 6)
     example = EXAMPLES / "map_files.py"

@@ -305,7 +305,10 @@ class _Run:
         finally:
             await self._shutdown(ok, began, interrupted)
         if self.failed:
-            raise execution_error(self.name, self.tasks, self.failed, self.skipped)
+            # As with failures, an item's skip is its mapped task's to report (a stopped map
+            # of 100,000 items would list them all).
+            skipped = [j for j in self.skipped if j < self.n_static]
+            raise execution_error(self.name, self.tasks, self.failed, skipped)
 
     async def _shutdown(self, ok: bool, began: float, interrupted: bool = False) -> None:
         """Stop the workers, flush and close the store and the cluster, settle statuses.

@@ -36,7 +36,14 @@ from flowweaver import (
     task,
 )
 from tests.helpers import CallbackLog, Concurrency, EventLog, final_statuses
-from tests.map_helpers import Failing, async_forever, counted_item, in_form, sleeping_item
+from tests.map_helpers import (
+    Failing,
+    async_forever,
+    counted_item,
+    in_form,
+    raise_value_error,
+    sleeping_item,
+)
 
 
 def _map_workflow(
@@ -622,3 +629,53 @@ def test_under_fail_fast_a_failed_map_stops_the_run(parallel_cls: type) -> None:
     assert wf.get_task("clean_up").result == "cleaned"  # type: ignore[union-attr]
     stopped = {e.task: (e.upstream, e.item) for e in log.of(TaskSkipped) if e.upstream == "p"}
     assert stopped == {"r": ("p", None), "r[0]": ("p", 0), "r[1]": ("p", 1), "r[2]": ("p", 2)}
+
+
+def test_under_fail_fast_an_all_done_map_caught_in_flight_expands_again(
+    parallel_cls: type,
+) -> None:
+    log = EventLog()
+    wf = Workflow("clean_up_map")
+    wf.add_task(Task("src", lambda: [1, 2, 3]))
+    wf.add_task(
+        Task("bad", sleeping_item("sync", raise_value_error, lambda _: 0.1)), depends_on=["src"]
+    )
+    p = wf.add_task(
+        Task(
+            "p",
+            sleeping_item("async", lambda src: src * 2, lambda _: 0.3),
+            map_over="src",
+            trigger="all_done",
+        )
+    )
+    wf.add_task(Task("after", lambda p: p, trigger="all_done"), depends_on=["p"])
+    with pytest.raises(WorkflowExecutionError) as info:
+        parallel_cls(fail_fast=True, observer=log).execute(wf)
+    assert info.value.failed_tasks == ["bad"]
+    assert str(info.value.errors["bad"]) == "bad: [1, 2, 3]"
+    assert p.status is TaskStatus.COMPLETED
+    assert p.result == [2, 4, 6]
+    assert [(t.name, t.status) for t in p.items] == [
+        (f"p[{k}]", TaskStatus.COMPLETED) for k in range(3)
+    ]
+    assert wf.get_task("p[2]") is p.items[2]
+    assert wf.get_task("after").result == [2, 4, 6]  # type: ignore[union-attr]
+    # the first items were stopped with the run; p then ran again, with new items
+    assert [e.task for e in log.of(TaskStarted)].count("p") == 2
+    stopped = {e.task: (e.upstream, e.item) for e in log.of(TaskSkipped)}
+    assert stopped == {f"p[{k}]": ("bad", k) for k in range(3)}
+
+
+def test_a_second_run_expands_the_map_afresh(executor_cls: type) -> None:
+    lists = [[1, 2, 3], [4]]
+    wf = Workflow("twice")
+    wf.add_task(Task("src", lambda: lists.pop(0)))
+    p = wf.add_task(Task("p", lambda src: src * 10, map_over="src", map_key=str))
+    executor_cls().execute(wf)
+    first = p.items
+    assert p.result == [10, 20, 30]
+    executor_cls().execute(wf)
+    assert p.result == [40]
+    assert [t.name for t in p.items] == ["p[4]"]
+    assert wf.get_task("p[1]") is None  # the latest run's items only
+    assert first[0].result == 10  # items of the first run are left as they were

@@ -42,8 +42,8 @@ class MapSource:
 def elements(task: Task, source: str, value: Any) -> list[Any]:
     """The elements of ``value``, the result of ``source`` that ``task`` maps over.
 
-    :raises MapError: when it is not iterable, or is a string (whose characters are
-        almost never what was meant).
+    :raises MapError: when it is not iterable, is a string (whose characters are almost
+        never what was meant), or raises while it is read (a generator, say).
     """
     if isinstance(value, (str, bytes, bytearray)):
         raise MapError(
@@ -52,13 +52,21 @@ def elements(task: Task, source: str, value: Any) -> list[Any]:
             f"return a list from {source!r} (wrap a single value in one: [value])",
         )
     try:
-        return list(value)
+        iterator = iter(value)
     except TypeError:
         raise MapError(
             task.name,
             f"maps over {source!r}, which returned {type(value).__name__} "
             f"{_short(value)}, not a list or other iterable; return a list from {source!r}",
         ) from None
+    try:
+        return list(iterator)
+    except Exception as exc:  # the map fails, not the run (a TypeError included)
+        raise MapError(
+            task.name,
+            f"maps over {source!r}, whose result raised while it was read: "
+            f"{describe_exception(exc)}; return a list from {source!r}",
+        ) from exc
 
 
 def keys(task: Task, values: Sequence[Any], inherited: Sequence[Key] | None) -> list[Key]:

@@ -423,6 +423,34 @@ async def test_a_source_result_that_is_not_a_list_fails_the_map(
     assert info.value.skipped_tasks == ["down"]
 
 
+def _breaks_after_two(exc: Exception) -> Any:
+    yield 1
+    yield 2
+    raise exc
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("exc", [ValueError("disk gone"), TypeError("bad row")], ids=repr)
+async def test_a_source_result_that_breaks_while_read_fails_the_map(
+    executor_cls: type, exc: Exception
+) -> None:
+    calls: list[Any] = []
+    wf, p = _map_workflow(_breaks_after_two(exc), lambda src: calls.append(src))
+    wf.add_task(Task("other", lambda: "ran"))
+    with pytest.raises(WorkflowExecutionError) as info:
+        await executor_cls().execute(wf)
+    # the map failed, not the run: other tasks ran, and the error says what happened
+    assert calls == []
+    assert info.value.failed_tasks == ["p"]
+    assert wf.get_task("other").result == "ran"  # type: ignore[union-attr]
+    assert isinstance(p.error, MapError)
+    assert p.error.__cause__ is exc
+    assert str(p.error) == (
+        f"task 'p': maps over 'src', whose result raised while it was read: "
+        f"{type(exc).__name__}: {exc}; return a list from 'src'"
+    )
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize(
     ("map_key", "says"),

@@ -78,11 +78,6 @@ def async_forever(src: Any) -> Awaitable[None]:
     return anyio.sleep(30)
 
 
-def raise_value_error(src: Any) -> Any:
-    """A task function that raises ValueError (it takes ``src`` to serve as an item too)."""
-    raise ValueError(f"bad: {src!r}")
-
-
 class Failing:
     """An item function of ``src`` that raises ValueError for the elements in ``bad`` (every
     attempt) and in ``flaky`` (their first attempt only) and returns ``src * 10``

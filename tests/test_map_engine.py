@@ -131,6 +131,34 @@ def test_map_over_an_unknown_task_is_reported_when_the_run_starts() -> None:
     assert wf.status is WorkflowStatus.IDLE
 
 
+@pytest.mark.parametrize("name", ["p[0]", "p[x]", "p[a][b]", "p[]"])
+def test_a_task_named_as_an_item_of_a_map_is_reported_when_the_run_starts(name: str) -> None:
+    # Its record and an item's would be one (a resumed run restored it with the item's
+    # result), and wf.get_task could not tell them apart.
+    wf = Workflow("w")
+    src = wf.add_task(Task("src", lambda: ["x"]))
+    wf.add_task(Task("p", _item, map_over="src"))
+    wf.add_task(Task(name, lambda: None))
+    with pytest.raises(WorkflowValidationError) as info:
+        flowweaver.SequentialExecutor().execute(wf)
+    assert str(info.value) == (
+        f"task {name!r} is named as an item of mapped task 'p' would be (p[<key>]); "
+        "rename it, so that the two do not share a record or a name"
+    )
+    assert src.status is TaskStatus.PENDING  # nothing ran
+
+
+@pytest.mark.parametrize("name", ["p[0]x", "pp[0]", "[0]", "q[0]"])
+def test_other_names_with_brackets_stay_allowed_beside_a_map(name: str) -> None:
+    wf = Workflow("w")
+    wf.add_task(Task("src", lambda: ["x"]))
+    p = wf.add_task(Task("p", _item, map_over="src"))
+    wf.add_task(Task(name, lambda: "static"))
+    flowweaver.SequentialExecutor().execute(wf)
+    assert p.result == ["x"]
+    assert wf.get_task(name).result == "static"  # type: ignore[union-attr]
+
+
 def test_add_task_takes_map_over_as_a_task_or_a_function() -> None:
     @task
     def listing() -> list[int]:

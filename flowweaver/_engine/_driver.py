@@ -76,7 +76,7 @@ from ._endings import (
     skip_reason,
 )
 from ._graph import Graph
-from ._maps import MapSource, elements, items_failed, keys
+from ._maps import MapSource, check_item_names, elements, items_failed, keys
 from ._observe import Emitter
 from ._persist import RunStore
 from ._plan import ASYNC, INLINE, MAP, POOL, REMOTE, REMOTE_TIMED, plan
@@ -149,6 +149,7 @@ class _Run:
         # their task expands; the workflow's own tasks are the first n_static.
         self.n_static = len(self.tasks)
         self.maps: dict[int, MapSource] = {}
+        check_item_names(set(workflow._mapped), self.graph.names)
         for name in workflow._mapped:
             if self.remote is not None:
                 raise WorkflowValidationError(

@@ -11,10 +11,10 @@ task's outcome is once its items ended.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .._errors import ItemsFailedError, MapError, describe_exception
+from .._errors import ItemsFailedError, MapError, WorkflowValidationError, describe_exception
 
 if TYPE_CHECKING:
     from .._task import Task
@@ -37,6 +37,31 @@ class MapSource:
         self.source = source
         self.kind = kind
         self.keys: list[Key] | None = None
+
+
+def check_item_names(mapped: Collection[str], names: Iterable[str]) -> None:
+    """Refuse a task named as an item of a mapped task would be (``p[<key>]``).
+
+    Items are saved under their names, and ``Workflow.get_task`` finds them by name: such
+    a task and an item would share a record (a resumed run restored the task with the
+    item's result) and a name.
+
+    :raises WorkflowValidationError: naming the task and the mapped task.
+    """
+    if not mapped:
+        return
+    for name in names:
+        if not name.endswith("]"):
+            continue
+        at = name.find("[")
+        while at > 0:
+            if name[:at] in mapped:
+                raise WorkflowValidationError(
+                    f"task {name!r} is named as an item of mapped task {name[:at]!r} would be "
+                    f"({name[:at]}[<key>]); rename it, so that the two do not share a record "
+                    "or a name"
+                )
+            at = name.find("[", at + 1)
 
 
 def elements(task: Task, source: str, value: Any) -> list[Any]:

@@ -88,6 +88,8 @@ class WorkflowExecutionError(FlowWeaverError):
     :ivar failed_tasks: the names of all failed tasks, in the order they failed.
     :ivar errors: each failed task's name mapped to the exception its function raised.
     :ivar skipped_tasks: the names of the tasks that did not run because of a failure.
+        Neither list names the items of a mapped task: the mapped task stands for them
+        (see its ``failed_items`` and ``items``).
     """
 
     def __init__(

@@ -87,7 +87,12 @@ class Workflow:
         if trigger is not None:
             changes["trigger"] = trigger
         if map_over is not None:
-            changes["map_over"] = self._dependency_names(new.name, [map_over])[0]
+            # A task or a function stands for its name; a name (or a bad value) is checked
+            # with the other map settings, whose messages speak of map_over, not depends_on.
+            by_name = isinstance(map_over, Task) or callable(map_over)
+            changes["map_over"] = (
+                self._dependency_names(new.name, [map_over])[0] if by_name else map_over
+            )
         for label, value in (
             ("map_key", map_key),
             ("max_concurrent", max_concurrent),

@@ -76,7 +76,7 @@ from ._endings import (
     skip_reason,
 )
 from ._graph import Graph
-from ._maps import MapSource, elements, items_failed, keys
+from ._maps import MapSource, check_item_names, elements, items_failed, keys
 from ._observe import Emitter
 from ._persist import RunStore
 from ._plan import ASYNC, INLINE, MAP, POOL, REMOTE, REMOTE_TIMED, plan
@@ -149,6 +149,7 @@ class _Run:
         # their task expands; the workflow's own tasks are the first n_static.
         self.n_static = len(self.tasks)
         self.maps: dict[int, MapSource] = {}
+        check_item_names(set(workflow._mapped), self.graph.names)
         for name in workflow._mapped:
             if self.remote is not None:
                 raise WorkflowValidationError(
@@ -305,7 +306,10 @@ class _Run:
         finally:
             await self._shutdown(ok, began, interrupted)
         if self.failed:
-            raise execution_error(self.name, self.tasks, self.failed, self.skipped)
+            # As with failures, an item's skip is its mapped task's to report (a stopped map
+            # of 100,000 items would list them all).
+            skipped = [j for j in self.skipped if j < self.n_static]
+            raise execution_error(self.name, self.tasks, self.failed, skipped)
 
     async def _shutdown(self, ok: bool, began: float, interrupted: bool = False) -> None:
         """Stop the workers, flush and close the store and the cluster, settle statuses.

@@ -70,14 +70,14 @@ def settle_interrupted(
         t._state = (TaskStatus.PENDING, None, None)
         t._finished = None
         if emit is not None and stopped_by is None:
-            emit(TaskCancelled(workflow, now, t.name))
+            emit(TaskCancelled(workflow, now, t.name, item=t.item))
     if stopped_by is None:
         return
     for j in skipped:
         t = tasks[j]
         t._state = (TaskStatus.SKIPPED, None, None)
         if emit is not None:
-            emit(TaskSkipped(workflow, now, t.name, stopped_by))
+            emit(TaskSkipped(workflow, now, t.name, stopped_by, item=t.item))
 
 
 def skip_reason(why: Skipped, upstream: str, states: Sequence[int]) -> str:

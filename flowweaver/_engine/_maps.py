@@ -11,10 +11,10 @@ task's outcome is once its items ended.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .._errors import ItemsFailedError, MapError, describe_exception
+from .._errors import ItemsFailedError, MapError, WorkflowValidationError, describe_exception
 
 if TYPE_CHECKING:
     from .._task import Task
@@ -39,11 +39,36 @@ class MapSource:
         self.keys: list[Key] | None = None
 
 
+def check_item_names(mapped: Collection[str], names: Iterable[str]) -> None:
+    """Refuse a task named as an item of a mapped task would be (``p[<key>]``).
+
+    Items are saved under their names, and ``Workflow.get_task`` finds them by name: such
+    a task and an item would share a record (a resumed run restored the task with the
+    item's result) and a name.
+
+    :raises WorkflowValidationError: naming the task and the mapped task.
+    """
+    if not mapped:
+        return
+    for name in names:
+        if not name.endswith("]"):
+            continue
+        at = name.find("[")
+        while at > 0:
+            if name[:at] in mapped:
+                raise WorkflowValidationError(
+                    f"task {name!r} is named as an item of mapped task {name[:at]!r} would be "
+                    f"({name[:at]}[<key>]); rename it, so that the two do not share a record "
+                    "or a name"
+                )
+            at = name.find("[", at + 1)
+
+
 def elements(task: Task, source: str, value: Any) -> list[Any]:
     """The elements of ``value``, the result of ``source`` that ``task`` maps over.
 
-    :raises MapError: when it is not iterable, or is a string (whose characters are
-        almost never what was meant).
+    :raises MapError: when it is not iterable, is a string (whose characters are almost
+        never what was meant), or raises while it is read (a generator, say).
     """
     if isinstance(value, (str, bytes, bytearray)):
         raise MapError(
@@ -52,13 +77,21 @@ def elements(task: Task, source: str, value: Any) -> list[Any]:
             f"return a list from {source!r} (wrap a single value in one: [value])",
         )
     try:
-        return list(value)
+        iterator = iter(value)
     except TypeError:
         raise MapError(
             task.name,
             f"maps over {source!r}, which returned {type(value).__name__} "
             f"{_short(value)}, not a list or other iterable; return a list from {source!r}",
         ) from None
+    try:
+        return list(iterator)
+    except Exception as exc:  # the map fails, not the run (a TypeError included)
+        raise MapError(
+            task.name,
+            f"maps over {source!r}, whose result raised while it was read: "
+            f"{describe_exception(exc)}; return a list from {source!r}",
+        ) from exc
 
 
 def keys(task: Task, values: Sequence[Any], inherited: Sequence[Key] | None) -> list[Key]:

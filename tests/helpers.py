@@ -565,7 +565,8 @@ def _expected_items(i: int, spec: NodeSpec, values: dict[int, Any], out: Outcome
         return
     others = {f"n{j}": _model_value(j, values, out) for j in spec.deps if j != src}
     done = []
-    failed: list[str] = []
+    failed: list[str] = []  # the failed items' names, then how ItemsFailedError shows them
+    described: list[str] = []
     for element in values[src]:
         k = element[0]
         item = f"{name}[{k}]"
@@ -574,7 +575,8 @@ def _expected_items(i: int, spec: NodeSpec, values: dict[int, Any], out: Outcome
         if failures > spec.retries:
             out.statuses[item] = "FAILED"
             out.attempts[item] = spec.retries + 1
-            failed.append(f"{item} (ValueError: {item} attempt {spec.retries + 1} fails)")
+            failed.append(item)
+            described.append(f"{item} (ValueError: {item} attempt {spec.retries + 1} fails)")
             continue
         out.attempts[item] = failures + 1
         if skip:
@@ -584,11 +586,12 @@ def _expected_items(i: int, spec: NodeSpec, values: dict[int, Any], out: Outcome
         out.results[item] = (k, node_value(i, _seen(spec, {**others, f"n{src}": element})))
         done.append(out.results[item])
     if failed:
-        out.failed_items[name] = [text.split(" ", 1)[0] for text in failed]
+        out.failed_items[name] = failed
     if failed and spec.on_item_failure == "fail":
         out.statuses[name] = "FAILED"
         out.failed.add(name)
-        shown = ", ".join(failed[:3]) + (f" and {len(failed) - 3} more" if len(failed) > 3 else "")
+        more = len(failed) - 3
+        shown = ", ".join(described[:3]) + (f" and {more} more" if more > 0 else "")
         total = len(values[src])
         out.errors[name] = f"{len(failed)} of {total} items of task {name!r} failed: {shown}"
         return

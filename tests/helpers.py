@@ -277,6 +277,11 @@ class NodeSpec:
         Items have the task's ``retries``.
     :ivar on_item_failure: a mapped task's ``on_item_failure``.
     :ivar limit: a mapped task's ``max_concurrent``.
+    :ivar size: when not None, the task (a map's source, not itself mapped) returns a list
+        of ``size`` elements ``(k, value)``. For the engine (``expected_outcome(...,
+        engine=True)``), a map's items are its source's elements, keyed by ``k``: ``items``
+        then holds an entry per key the source can give (``size``, or the length of a
+        mapped source's own ``items``).
     """
 
     deps: tuple[int, ...]
@@ -288,6 +293,7 @@ class NodeSpec:
     items: tuple[tuple[int, bool], ...] | None = None
     on_item_failure: str = "fail"
     limit: int | None = None
+    size: int | None = None
 
 
 @dataclass
@@ -301,6 +307,7 @@ class Outcome:
     skipped: set[str] = field(default_factory=set)
     first_failed: str | None = None
     errors: dict[str, str] = field(default_factory=dict)
+    failed_items: dict[str, list[str]] = field(default_factory=dict)
 
 
 _PRIME = (1 << 61) - 1
@@ -310,7 +317,22 @@ def node_value(i: int, upstream: dict[str, Any]) -> int:
     """A task's result: a hash of its index and its upstream results (by name)."""
     acc = i * 1_000_003 + 17
     for name in sorted(upstream):
-        acc = (acc * 31 + int(name[1:]) * 7 + upstream[name]) % _PRIME
+        acc = (acc * 31 + int(name[1:]) * 7 + _digest(upstream[name])) % _PRIME
+    return acc
+
+
+def _digest(value: Any) -> int:
+    """An int for a task's result: itself, or a hash of an element ``(k, value)`` or of a
+    list of them (a map's source, a mapped task), in order, so that the list's length,
+    its keys and its values all count."""
+    if isinstance(value, int):
+        return value
+    if isinstance(value, tuple):
+        k, v = value
+        return (k * 8191 + _digest(v) * 131 + 5) % _PRIME
+    acc = len(value) + 3
+    for element in value:
+        acc = (acc * 1009 + _digest(element)) % _PRIME
     return acc
 
 
@@ -335,6 +357,8 @@ def _seen(spec: NodeSpec, upstream: dict[str, Any]) -> dict[str, int]:
 
 
 def _node_func(i: int, spec: NodeSpec) -> Callable[..., Any]:
+    if spec.items is not None:
+        return _item_func(i, spec)
     calls = [0]
 
     def check() -> None:
@@ -346,18 +370,59 @@ def _node_func(i: int, spec: NodeSpec) -> Callable[..., Any]:
 
     if spec.kind.startswith("async"):
 
-        async def node_async(**upstream: Any) -> int:
+        async def node_async(**upstream: Any) -> Any:
             await anyio.lowlevel.checkpoint()
             check()
-            return node_value(i, _seen(spec, upstream))
+            return _listed(spec, node_value(i, _seen(spec, upstream)))
 
         return node_async
 
-    def node_sync(**upstream: Any) -> int:
+    def node_sync(**upstream: Any) -> Any:
         check()
-        return node_value(i, _seen(spec, upstream))
+        return _listed(spec, node_value(i, _seen(spec, upstream)))
 
     return node_sync
+
+
+def _listed(spec: NodeSpec, value: int) -> Any:
+    """A task's result: ``value``, or for a map's source its list of elements."""
+    return value if spec.size is None else [(k, value) for k in range(spec.size)]
+
+
+def _item_func(i: int, spec: NodeSpec) -> Callable[..., Any]:
+    """The function of mapped task ``i``, which runs only as its items: the item that
+    receives the element ``(k, value)`` acts as ``spec.items[k]`` says, counting its own
+    attempts, and returns ``(k, its value)`` (a map over it keys its items the same)."""
+    assert spec.items is not None
+    items = spec.items
+    source = f"n{spec.deps[0]}"
+    # Each key's attempts run one at a time, so each entry has one writer.
+    calls: dict[int, int] = {}
+
+    def check(k: int) -> None:
+        calls[k] = calls.get(k, 0) + 1
+        failures, skip = items[k]
+        if calls[k] <= failures:
+            raise ValueError(f"n{i}[{k}] attempt {calls[k]} fails")
+        if skip:
+            raise Skip(f"n{i}[{k}] skips")
+
+    if spec.kind.startswith("async"):
+
+        async def item_async(**upstream: Any) -> tuple[int, int]:
+            await anyio.lowlevel.checkpoint()
+            k = upstream[source][0]
+            check(k)
+            return k, node_value(i, _seen(spec, upstream))
+
+        return item_async
+
+    def item_sync(**upstream: Any) -> tuple[int, int]:
+        k = upstream[source][0]
+        check(k)
+        return k, node_value(i, _seen(spec, upstream))
+
+    return item_sync
 
 
 def build_dag(specs: list[NodeSpec], name: str = "random_dag") -> Workflow:
@@ -365,18 +430,31 @@ def build_dag(specs: list[NodeSpec], name: str = "random_dag") -> Workflow:
     wf = Workflow(name)
     for i, spec in enumerate(specs):
         timeout = 30.0 if spec.kind.endswith("timed") else None
+        mapped: dict[str, Any] = {}
+        if spec.items is not None:
+            mapped = {
+                "map_over": f"n{spec.deps[0]}",
+                "on_item_failure": spec.on_item_failure,
+                "max_concurrent": spec.limit,
+            }
         wf.add_task(
-            Task(f"n{i}", _node_func(i, spec), retries=spec.retries, timeout=timeout),
+            Task(f"n{i}", _node_func(i, spec), retries=spec.retries, timeout=timeout, **mapped),
             depends_on=[f"n{j}" for j in spec.deps],
             trigger=spec.trigger,  # type: ignore[arg-type]
         )
     return wf
 
 
-def expected_outcome(specs: list[NodeSpec]) -> Outcome:
-    """What any executor must leave behind, worked out without running anything."""
+def expected_outcome(specs: list[NodeSpec], engine: bool = False) -> Outcome:
+    """What any executor must leave behind, worked out without running anything.
+
+    :param engine: work out maps as the engine runs them (results, item keys from the
+        source's elements, errors: :func:`_expected_items`), not as the scheduler test
+        drives them (``len(items)`` items each, whatever the source left:
+        :func:`_expected_map`).
+    """
     out = Outcome({}, {}, {})
-    values: dict[int, int] = {}
+    values: dict[int, Any] = {}
     # A skip that a failure caused counts as a failure for the rules below it.
     by_failure: set[int] = set()
     for i, spec in enumerate(specs):
@@ -399,6 +477,8 @@ def expected_outcome(specs: list[NodeSpec]) -> Outcome:
             out.skipped.add(name)
             if failed and spec.trigger != "one_failed":
                 by_failure.add(i)
+        elif spec.items is not None and engine:
+            _expected_items(i, spec, values, out)
         elif spec.items is not None:
             _expected_map(i, spec, values, out)
         elif spec.failures > spec.retries:
@@ -414,7 +494,7 @@ def expected_outcome(specs: list[NodeSpec]) -> Outcome:
             out.skipped.add(name)
         else:
             seen = {f"n{j}": _model_value(j, values, out) for j in deps}
-            values[i] = node_value(i, _seen(spec, seen))
+            values[i] = _listed(spec, node_value(i, _seen(spec, seen)))
             out.statuses[name] = "COMPLETED"
             out.results[name] = values[i]
             out.attempts[name] = spec.failures + 1
@@ -423,7 +503,7 @@ def expected_outcome(specs: list[NodeSpec]) -> Outcome:
     return out
 
 
-def _expected_map(i: int, spec: NodeSpec, values: dict[int, int], out: Outcome) -> None:
+def _expected_map(i: int, spec: NodeSpec, values: dict[int, Any], out: Outcome) -> None:
     """Mapped task ``i``, which its rule lets run: the driver's ``_expand`` and ``_gather``.
 
     Its one attempt expands it, or skips it on purpose when the task it maps over did not
@@ -462,18 +542,77 @@ def _expected_map(i: int, spec: NodeSpec, values: dict[int, int], out: Outcome) 
     values[i] = len(done)
 
 
-def _model_value(j: int, values: dict[int, int], out: Outcome) -> int:
+def _expected_items(i: int, spec: NodeSpec, values: dict[int, Any], out: Outcome) -> None:
+    """Mapped task ``i``, which its rule lets run, as the engine's ``_expand`` and
+    ``_gather`` end it.
+
+    Its one attempt skips it on purpose when its source did not complete, else expands it:
+    an item ``n{i}[k]`` per element ``(k, value)`` of its source's result (so a map over a
+    map has an item per completed item of it, under the same keys). Each item sees that
+    element and the other upstream results whole; its result is ``(k, its value)``. The
+    task's result is the list of its completed items' results, in order; items that failed
+    fail it with ``on_item_failure="fail"`` (one ``ItemsFailedError``); otherwise, and for
+    items skipped on purpose, they are left out.
+    """
+    assert spec.items is not None
+    name = f"n{i}"
+    src = spec.deps[0]
+    out.attempts[name] = 1
+    out.results[name] = None
+    if f"n{src}" in out.failed or f"n{src}" in out.skipped:
+        out.statuses[name] = "SKIPPED"  # nothing to map over: a skip, not a failure
+        out.skipped.add(name)
+        return
+    others = {f"n{j}": _model_value(j, values, out) for j in spec.deps if j != src}
+    done = []
+    failed: list[str] = []  # the failed items' names, then how ItemsFailedError shows them
+    described: list[str] = []
+    for element in values[src]:
+        k = element[0]
+        item = f"{name}[{k}]"
+        failures, skip = spec.items[k]
+        out.results[item] = None
+        if failures > spec.retries:
+            out.statuses[item] = "FAILED"
+            out.attempts[item] = spec.retries + 1
+            failed.append(item)
+            described.append(f"{item} (ValueError: {item} attempt {spec.retries + 1} fails)")
+            continue
+        out.attempts[item] = failures + 1
+        if skip:
+            out.statuses[item] = "SKIPPED"
+            continue
+        out.statuses[item] = "COMPLETED"
+        out.results[item] = (k, node_value(i, _seen(spec, {**others, f"n{src}": element})))
+        done.append(out.results[item])
+    if failed:
+        out.failed_items[name] = failed
+    if failed and spec.on_item_failure == "fail":
+        out.statuses[name] = "FAILED"
+        out.failed.add(name)
+        more = len(failed) - 3
+        shown = ", ".join(described[:3]) + (f" and {more} more" if more > 0 else "")
+        total = len(values[src])
+        out.errors[name] = f"{len(failed)} of {total} items of task {name!r} failed: {shown}"
+        return
+    out.statuses[name] = "COMPLETED"
+    out.results[name] = values[i] = done
+
+
+def _model_value(j: int, values: dict[int, Any], out: Outcome) -> Any:
     if j in values:
         return values[j]
     return _FAILED_VALUE if f"n{j}" in out.failed else _SKIPPED_VALUE
 
 
 def observed_outcome(wf: Workflow, error: WorkflowExecutionError | None) -> Outcome:
+    tasks = [*wf.tasks, *(item for t in wf.tasks for item in t.items)]
     out = Outcome(
-        {t.name: t.status.value for t in wf.tasks},
-        {t.name: t.result for t in wf.tasks},
-        {t.name: t.attempts for t in wf.tasks},
+        {t.name: t.status.value for t in tasks},
+        {t.name: t.result for t in tasks},
+        {t.name: t.attempts for t in tasks},
     )
+    out.failed_items = {t.name: t.failed_items for t in wf.tasks if t.failed_items}
     if error is not None:
         out.failed = set(error.failed_tasks)
         out.skipped = set(error.skipped_tasks)

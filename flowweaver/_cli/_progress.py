@@ -92,37 +92,20 @@ class RunState:
 
     def apply(self, event: RunEvent) -> None:
         with self.lock:
-            if isinstance(event, TaskEvent) and event.item is not None:
-                self._apply_item(event)
+            if isinstance(event, TaskEvent):
+                self._track(event)
+                if event.item is not None:
+                    self._count_item(event)
+                else:
+                    self._count_task(event)
             elif isinstance(event, RunStarted):
                 self.began = event.timestamp
                 self.total = event.total
-            elif isinstance(event, TaskStarted):
-                current = self.running.get(event.task)
-                since = current.since if current is not None else event.timestamp
-                self.running[event.task] = _Running(since, event.attempt)
-            elif isinstance(event, TaskRetrying):
-                current = self.running.get(event.task)
-                if current is not None:
-                    current.retrying = True
-            elif isinstance(event, TaskCompleted):
-                self.running.pop(event.task, None)
-                self.completed += 1
-            elif isinstance(event, TaskFailed):
-                self.running.pop(event.task, None)
-                self.failed.append(event.task)
-            elif isinstance(event, TaskSkipped):
-                self.skipped += 1
-            elif isinstance(event, TaskRestored):
-                self.restored.append(event.task)
-            elif isinstance(event, TaskCancelled):
-                self.running.pop(event.task, None)
-                self.cancelled += 1
             elif isinstance(event, RunFinished):
                 self.finished = event
 
-    def _apply_item(self, event: TaskEvent) -> None:
-        counts = self.items.setdefault(map_task_of(event), ItemCounts())
+    def _track(self, event: TaskEvent) -> None:
+        """What is running now: tasks and items alike."""
         if isinstance(event, TaskStarted):
             current = self.running.get(event.task)
             since = current.since if current is not None else event.timestamp
@@ -131,18 +114,32 @@ class RunState:
             current = self.running.get(event.task)
             if current is not None:
                 current.retrying = True
-        elif isinstance(event, TaskCompleted):
+        elif isinstance(event, (TaskCompleted, TaskFailed, TaskCancelled)):
             self.running.pop(event.task, None)
+
+    def _count_task(self, event: TaskEvent) -> None:
+        if isinstance(event, TaskCompleted):
+            self.completed += 1
+        elif isinstance(event, TaskFailed):
+            self.failed.append(event.task)
+        elif isinstance(event, TaskSkipped):
+            self.skipped += 1
+        elif isinstance(event, TaskRestored):
+            self.restored.append(event.task)
+        elif isinstance(event, TaskCancelled):
+            self.cancelled += 1
+
+    def _count_item(self, event: TaskEvent) -> None:
+        """Items count per mapped task, never as tasks."""
+        counts = self.items.setdefault(map_task_of(event), ItemCounts())
+        if isinstance(event, TaskCompleted):
             counts.done += 1
         elif isinstance(event, TaskFailed):
-            self.running.pop(event.task, None)
             counts.failed.append(event.task)
         elif isinstance(event, TaskSkipped):
             counts.skipped += 1
         elif isinstance(event, TaskRestored):
             counts.restored += 1
-        elif isinstance(event, TaskCancelled):
-            self.running.pop(event.task, None)
 
     def item_counts(self) -> list[tuple[str, int, int, int, int, int]]:
         """Each mapped task with items so far: ``(name, known, done, restored, failed,

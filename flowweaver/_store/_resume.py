@@ -74,15 +74,8 @@ def restorable(
             if all(j in out for j in ups):
                 out[i] = rec
             continue
-        # A task skipped on purpose (it raised Skip) is restored like a completed one; its
-        # record, unlike a skip by a rule, carries a token.
-        if rec.status is not TaskStatus.COMPLETED and rec.status is not TaskStatus.SKIPPED:
-            continue
-        if rec.workflow is not None and rec.workflow != workflow:
-            continue
-        if rec.version != versions[i]:
-            continue
-        if fingerprints is not None and rec.fingerprint != fingerprints[i]:
+        fingerprint = fingerprints[i] if fingerprints is not None else None
+        if not _outcome_stands(rec, workflow, versions[i], fingerprint):
             continue
         if any(j not in out for j in ups):
             continue
@@ -144,16 +137,7 @@ def item_stands(
     :param unchanged: every upstream task of the mapped task was restored in this run;
         decides for a record without ``inputs`` (a user's store).
     """
-    status = rec.status
-    if status is not TaskStatus.COMPLETED and (
-        status is not TaskStatus.SKIPPED or rec.token is None
-    ):
-        return False  # failed, or skipped by a rule: it runs again
-    if rec.workflow is not None and rec.workflow != workflow:
-        return False
-    if rec.version != version:
-        return False
-    if fingerprint is not None and rec.fingerprint != fingerprint:
+    if not _outcome_stands(rec, workflow, version, fingerprint):
         return False
     if rec.inputs is None:
         return unchanged
@@ -163,6 +147,25 @@ def item_stands(
     if "#" + digest not in consumed:
         return False
     return all(token is not None and token in consumed for token in others)
+
+
+def _outcome_stands(
+    rec: TaskRecord, workflow: str, version: str | None, fingerprint: str | None
+) -> bool:
+    """The checks a task's and an item's record share: an outcome that may be restored
+    (completed, or skipped on purpose: that record, unlike a skip by a rule, carries a
+    token), of this workflow, made by this version (and code, when ``fingerprint`` is
+    given: fingerprints are on)."""
+    status = rec.status
+    if status is not TaskStatus.COMPLETED and (
+        status is not TaskStatus.SKIPPED or rec.token is None
+    ):
+        return False  # failed, or skipped by a rule: it is decided or run again
+    if rec.workflow is not None and rec.workflow != workflow:
+        return False
+    if rec.version != version:
+        return False
+    return fingerprint is None or rec.fingerprint == fingerprint
 
 
 def code_fingerprint(func: Callable[..., Any]) -> str:

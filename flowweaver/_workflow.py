@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from . import _export
-from ._engine._graph import Graph
+from ._engine._graph import Graph, unknown_dependency
 from ._errors import WorkflowValidationError, check_name_text
 from ._status import WorkflowStatus
 from ._task import Task, TaskSettings
@@ -236,6 +236,14 @@ class Workflow:
         :raises WorkflowValidationError: for unknown dependencies or cycles.
         """
         if self._graph is None:
+            for name in self._mapped:
+                over = self._tasks[name].map_over
+                if over not in self._tasks:
+                    # The dependency came from map_over, not from depends_on: say so.
+                    raise WorkflowValidationError(
+                        f"{unknown_dependency(name, over, list(self._tasks))} (it is what "
+                        f"task {name!r} maps over: map_over={over!r})"
+                    )
             self._graph = Graph(list(self._tasks), self._depends_on)
         return self._graph
 

@@ -125,8 +125,11 @@ def test_map_over_an_unknown_task_is_reported_when_the_run_starts() -> None:
     wf = Workflow("w")
     p = wf.add_task(Task("p", lambda nope: nope, map_over="nope"))  # the task may be added later
     assert wf.dependencies("p") == ("nope",)
-    with pytest.raises(WorkflowValidationError, match="task 'p' depends on 'nope', which is not"):
+    with pytest.raises(
+        WorkflowValidationError, match="task 'p' depends on 'nope', which is not"
+    ) as e:
         flowweaver.SequentialExecutor().execute(wf)
+    assert "it is what task 'p' maps over: map_over='nope'" in str(e.value)
     assert p.status is TaskStatus.PENDING
     assert wf.status is WorkflowStatus.IDLE
 

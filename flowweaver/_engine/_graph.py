@@ -49,7 +49,7 @@ class Graph:
             for dep in depends_on.get(name, ()):
                 j = self.index.get(dep)
                 if j is None:
-                    raise WorkflowValidationError(_unknown_dependency(name, dep, self.names))
+                    raise WorkflowValidationError(unknown_dependency(name, dep, self.names))
                 if j == i:
                     raise WorkflowValidationError(
                         f"task {name!r} depends on itself; remove {name!r} from its depends_on"
@@ -164,7 +164,7 @@ class ReadySet:
         return skipped
 
 
-def _unknown_dependency(task: str, dep: object, names: Sequence[str]) -> str:
+def unknown_dependency(task: str, dep: object, names: Sequence[str]) -> str:
     message = f"task {task!r} depends on {dep!r}, which is not a task of this workflow"
     if isinstance(dep, str):
         close = difflib.get_close_matches(dep, names, n=1, cutoff=0.6)

@@ -35,7 +35,8 @@ from ._events import (
     TaskSkipped,
     TaskStarted,
 )
-from ._executor import BaseExecutor
+from ._executor import BaseExecutor, RunOptions
+from ._explain import Plan, PlannedTask
 from ._outcomes import SKIPPED, Failed, Skip
 from ._status import TaskStatus, WorkflowStatus
 from ._store._api import StateSerializationError, StateStoreError, TaskRecord, WorkflowLockedError
@@ -72,8 +73,11 @@ __all__ = [  # noqa: RUF022 - plainly sorted, which tests/test_public_api.py che
     "JSONStateStore",
     "MapError",
     "PickleSerializer",
+    "Plan",
+    "PlannedTask",
     "RunEvent",
     "RunFinished",
+    "RunOptions",
     "RunStarted",
     "SKIPPED",
     "SQLiteStateStore",

@@ -16,10 +16,13 @@ class RunEvent:
 
     :ivar workflow: the workflow's name.
     :ivar timestamp: ``time.time()`` when it happened.
+    :ivar run_id: the id of the run (16 hex digits), the one its history record has
+        (``flowweaver history``); ``""`` for an event made outside a run.
     """
 
     workflow: str
     timestamp: float
+    run_id: str = field(default="", kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)

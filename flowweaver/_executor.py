@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from ._errors import WorkflowValidationError
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         from typing_extensions import Unpack
 
     from ._events import RunEvent
+    from ._explain import Plan
     from ._remote._protocol import RemoteRunner
     from ._workflow import Workflow
 
@@ -43,6 +44,20 @@ class ExecutorOptions(TypedDict, total=False):
     fingerprint_code: bool
     commit_interval: float
     wait_for_lock: float | None
+
+
+class RunOptions(TypedDict, total=False):
+    """What one run (``execute``, ``plan``) takes besides the workflow.
+
+    ``params``: run parameters, injected by parameter name into every task that takes
+    them. ``targets``: run only these tasks and what they need upstream. ``from_tasks``:
+    run these tasks and everything downstream of them, the results they need from
+    upstream taken from the state store.
+    """
+
+    params: Mapping[str, Any] | None
+    targets: Iterable[str] | None
+    from_tasks: Iterable[str] | None
 
 
 class BaseExecutor(ABC):
@@ -115,7 +130,7 @@ class BaseExecutor(ABC):
         """The most tasks this executor has in flight at once."""
 
     @abstractmethod
-    def execute(self, workflow: Workflow) -> Any:
+    def execute(self, workflow: Workflow, **options: Unpack[RunOptions]) -> Any:
         """Run ``workflow``; blocking or awaitable depending on the executor's form."""
 
     def _remote_runner(self) -> RemoteRunner | None:
@@ -125,7 +140,7 @@ class BaseExecutor(ABC):
         """
         return None
 
-    def _run_blocking(self, workflow: Workflow) -> None:
+    def _run_blocking(self, workflow: Workflow, options: RunOptions) -> None:
         from ._blocking import loop_running_in_this_thread, run_blocking
         from ._engine._driver import run_workflow
 
@@ -133,12 +148,23 @@ class BaseExecutor(ABC):
         # caller's thread: on the helper thread (a loop already runs here) they could not
         # be interrupted by Ctrl-C, so they go to worker threads like everywhere else.
         owns_loop = not loop_running_in_this_thread()
-        run_blocking(run_workflow, self, workflow, owns_loop, backend=self.backend)
+        run_blocking(run_workflow, self, workflow, owns_loop, options, backend=self.backend)
 
-    async def _run_async(self, workflow: Workflow) -> None:
+    async def _run_async(self, workflow: Workflow, options: RunOptions) -> None:
         from ._engine._driver import run_workflow
 
-        await run_workflow(self, workflow, False)
+        await run_workflow(self, workflow, False, options)
+
+    def _plan_blocking(self, workflow: Workflow, options: RunOptions) -> Plan:
+        from ._blocking import run_blocking
+        from ._engine._planner import plan_workflow
+
+        return run_blocking(plan_workflow, self, workflow, options, backend=self.backend)
+
+    async def _plan_async(self, workflow: Workflow, options: RunOptions) -> Plan:
+        from ._engine._planner import plan_workflow
+
+        return await plan_workflow(self, workflow, options)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(concurrency={self.concurrency})"

@@ -13,6 +13,7 @@ import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from ._errors import WorkflowValidationError
@@ -25,6 +26,7 @@ Callback = Callable[["Task"], Any]
 TriggerRule = Literal["all_success", "all_done", "none_failed", "one_failed", "one_success"]
 ItemFailure = Literal["fail", "skip"]
 MapKey = Callable[[Any], str]
+CacheKey = Callable[..., str]
 
 
 class TaskOptions(TypedDict, total=False):
@@ -40,6 +42,8 @@ class TaskOptions(TypedDict, total=False):
     map_key: MapKey | None
     max_concurrent: int | None
     on_item_failure: ItemFailure
+    cache_ttl: float | timedelta | None
+    cache_key: CacheKey | None
 
 
 class DecoratorOptions(TaskOptions, total=False):
@@ -74,6 +78,10 @@ class TaskSettings:
     map_key: MapKey | None = None
     max_concurrent: int | None = None
     on_item_failure: ItemFailure = "fail"
+    # Input-aware resume: a saved result older than cache_ttl seconds is stale; cache_key
+    # (called with the task's keyword arguments) replaces the hash of its inputs.
+    cache_ttl: float | timedelta | None = None
+    cache_key: CacheKey | None = None
 
     def __post_init__(self) -> None:
         self.check(self.name or "<unnamed>")
@@ -173,6 +181,26 @@ class TaskSettings:
                 f"got {self.trigger!r}"
             )
         self._check_map(where)
+        self._check_cache(where)
+
+    def _check_cache(self, where: str) -> None:
+        ttl = self.cache_ttl
+        if ttl is not None:
+            seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else ttl
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+                raise WorkflowValidationError(
+                    f"{where}: cache_ttl must be a number of seconds or a timedelta, got {ttl!r}"
+                )
+            if not (seconds > 0 and math.isfinite(seconds)):
+                raise WorkflowValidationError(
+                    f"{where}: cache_ttl must be more than 0 seconds and finite, got {ttl!r}; "
+                    "use None for a saved result that never expires"
+                )
+        if self.cache_key is not None and not callable(self.cache_key):
+            raise WorkflowValidationError(
+                f"{where}: cache_key must be a function of the task's keyword arguments "
+                f"returning a str, got {self.cache_key!r}"
+            )
 
     def _check_map(self, where: str) -> None:
         over = self.map_over

@@ -12,7 +12,7 @@ import math
 import random
 import sys
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._calls import accepted_keywords, is_async_callable
@@ -91,6 +91,13 @@ class Task:
         :class:`~flowweaver.Skip` are left out too. The task's callbacks are called for
         each item (with the item, whose ``item`` attribute is its key) and once for the
         task itself when it ends.
+    :param cache_ttl: with a state store, a saved result older than this (seconds, or a
+        ``timedelta``) is stale: the task runs again. None (the default): it never
+        expires by age.
+    :param cache_key: with a state store, a function called with the task's keyword
+        arguments that returns a str; the saved result is restored while the key is the
+        one it was saved under, instead of while the task's inputs hash the same (for
+        inputs that do not hash well: open files, clients, big frames).
     :raises WorkflowValidationError: for a non-callable ``func`` or a bad setting (a
         delay, backoff or cap that is not a finite number, say).
     """
@@ -125,6 +132,8 @@ class Task:
         map_key: Callable[[Any], str] | None
         max_concurrent: int | None
         on_item_failure: str
+        cache_ttl: float | timedelta | None
+        cache_key: Callable[..., str] | None
 
     def __init__(
         self,
@@ -200,6 +209,8 @@ class Task:
         new.map_key = self.map_key
         new.max_concurrent = self.max_concurrent
         new.on_item_failure = self.on_item_failure
+        new.cache_ttl = self.cache_ttl
+        new.cache_key = self.cache_key
         new._state = _PENDING_STATE
         new._keywords = self._keywords
         new._is_async = self._is_async
@@ -400,7 +411,7 @@ def task(func: F | None = None, /, **options: Unpack[DecoratorOptions]) -> F | C
     The options are those of :class:`Task` (``name``, ``retries``, ``timeout``,
     ``callbacks``, ``retry_delay``, ``retry_backoff``, ``retry_jitter``, ``version``,
     ``max_retry_delay``, ``trigger``, ``map_over``, ``map_key``, ``max_concurrent``,
-    ``on_item_failure``), all by keyword; ``name`` defaults to
+    ``on_item_failure``, ``cache_ttl``, ``cache_key``), all by keyword; ``name`` defaults to
     ``func.__name__``.
 
     :raises WorkflowValidationError: for a bad setting, at decoration time.

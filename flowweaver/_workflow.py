@@ -13,7 +13,14 @@ from ._status import WorkflowStatus
 from ._task import Task, TaskSettings
 
 if TYPE_CHECKING:
-    from ._executor import BaseExecutor
+    import sys
+
+    if sys.version_info >= (3, 11):
+        from typing import Unpack
+    else:
+        from typing_extensions import Unpack
+
+    from ._executor import BaseExecutor, RunOptions
     from ._settings import ItemFailure, TriggerRule
 
 
@@ -212,12 +219,15 @@ class Workflow:
 
     # -- running -------------------------------------------------------------------------------
 
-    def execute(self, executor: BaseExecutor) -> None:
+    def execute(self, executor: BaseExecutor, **options: Unpack[RunOptions]) -> None:
         """Run the workflow with ``executor`` and block until it ends, for every executor.
 
         ``AsyncExecutor`` included: its scheduling runs on an event loop of its own (or on
         a helper thread when this thread already runs one). In async code, ``await
         executor.execute(workflow)`` instead.
+
+        :param options: ``params`` (run parameters, injected by name), ``targets`` and
+            ``from_tasks`` (run part of the workflow), as ``executor.execute`` takes them.
 
         :raises WorkflowValidationError: before anything runs, when the graph is invalid.
         :raises WorkflowExecutionError: when any task failed.
@@ -228,7 +238,7 @@ class Workflow:
             raise WorkflowValidationError(
                 f"execute needs an executor such as SequentialExecutor(), got {executor!r}"
             )
-        executor._run_blocking(self)
+        executor._run_blocking(self, options)
 
     def graph(self) -> Graph:
         """The validated graph (cached until a task is added).

@@ -35,6 +35,7 @@ RENAMES = {
     # the one name whose twin is not the name without "Async"
     "AsyncExecutor": "ConcurrentExecutor",
     "_run_async": "_run_blocking",
+    "_plan_async": "_plan_blocking",
     "aclose": "close",
     "__aenter__": "__enter__",
     "__aexit__": "__exit__",

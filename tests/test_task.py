@@ -591,6 +591,8 @@ def test_an_item_of_a_mapped_task_has_every_option_of_the_task() -> None:
         map_key=str,
         max_concurrent=3,
         on_item_failure="skip",
+        cache_ttl=60,
+        cache_key=repr,
     )
     item = t._item("k")
     assert (item.name, item.item, item.status, item.attempts) == (

@@ -6,16 +6,39 @@ into ``flowweaver/_sync/_executors.py``, line for line. Edit the first, then reg
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 from .._dask._runner import DaskBase
-from .._executor import ConcurrentBase, SequentialBase, ThreadedBase
+from .._executor import BaseExecutor, ConcurrentBase, RunOptions, SequentialBase, ThreadedBase
 
 if TYPE_CHECKING:
+    if sys.version_info >= (3, 11):
+        from typing import Unpack
+    else:
+        from typing_extensions import Unpack
+
+    from .._explain import Plan
     from .._workflow import Workflow
 
 
-class AsyncSequentialExecutor(SequentialBase):
+class AsyncPlanning(BaseExecutor):
+    """``plan``: what ``execute`` would do, without running anything."""
+
+    async def plan(self, workflow: Workflow, **options: Unpack[RunOptions]) -> Plan:
+        """What a run of ``workflow`` with these options would do with each task, and
+        why (see :class:`~flowweaver.Plan`). Runs nothing and writes nothing: it reads the
+        state store's saved records, as ``execute`` would.
+
+        :raises WorkflowValidationError: as ``execute`` would, before anything runs: an
+            invalid graph, a bad parameter, an unknown target, an upstream result that
+            ``from_tasks`` needs and the store does not hold.
+        :raises StateStoreError: the store cannot be read.
+        """
+        return await self._plan_async(workflow, options)
+
+
+class AsyncSequentialExecutor(AsyncPlanning, SequentialBase):
     """One task at a time, in dependency order. Best for CPU-bound work.
 
     :param state_store: where task states are saved and restored from (default: none).
@@ -24,10 +47,13 @@ class AsyncSequentialExecutor(SequentialBase):
     :param backend: the event loop a blocking ``execute`` starts.
     """
 
-    async def execute(self, workflow: Workflow) -> None:
+    async def execute(self, workflow: Workflow, **options: Unpack[RunOptions]) -> None:
         """Run ``workflow`` to the end.
 
-        :raises WorkflowValidationError: before anything runs, for an invalid graph.
+        :param options: ``params``, ``targets``, ``from_tasks`` (see
+            :class:`~flowweaver.RunOptions`).
+        :raises WorkflowValidationError: before anything runs, for an invalid graph, a bad
+            parameter or selection.
         :raises WorkflowExecutionError: when a task failed (its downstream was skipped).
 
         On cancellation (or Ctrl-C) the tasks in flight are cancelled and go back to
@@ -35,10 +61,10 @@ class AsyncSequentialExecutor(SequentialBase):
         blocking run on the main thread treats SIGTERM like Ctrl-C, then re-delivers it
         to the previous handler (``SystemExit(143)`` if that handler returns).
         """
-        await self._run_async(workflow)
+        await self._run_async(workflow, options)
 
 
-class AsyncThreadedExecutor(ThreadedBase):
+class AsyncThreadedExecutor(AsyncPlanning, ThreadedBase):
     """Up to ``max_workers`` tasks at once, sync ones on as many worker threads.
 
     Best for blocking I/O. ``async def`` tasks run on the event loop and count towards
@@ -50,20 +76,23 @@ class AsyncThreadedExecutor(ThreadedBase):
     :param backend: the event loop a blocking ``execute`` starts.
     """
 
-    async def execute(self, workflow: Workflow) -> None:
+    async def execute(self, workflow: Workflow, **options: Unpack[RunOptions]) -> None:
         """Run ``workflow`` to the end.
 
-        :raises WorkflowValidationError: before anything runs, for an invalid graph.
+        :param options: ``params``, ``targets``, ``from_tasks`` (see
+            :class:`~flowweaver.RunOptions`).
+        :raises WorkflowValidationError: before anything runs, for an invalid graph, a bad
+            parameter or selection.
         :raises WorkflowExecutionError: when a task failed (its downstream was skipped).
 
         On cancellation (or Ctrl-C) the tasks in flight are cancelled and go back to
         ``PENDING``, and the cancellation propagates; a sync function already running
         on a worker thread runs on to its end in the background.
         """
-        await self._run_async(workflow)
+        await self._run_async(workflow, options)
 
 
-class AsyncConcurrentExecutor(ConcurrentBase):
+class AsyncConcurrentExecutor(AsyncPlanning, ConcurrentBase):
     """Up to ``max_concurrent`` tasks at once on the event loop. Best for async I/O.
 
     Sync functions go to worker threads (at most ``max_concurrent``) so they never
@@ -75,10 +104,13 @@ class AsyncConcurrentExecutor(ConcurrentBase):
     :param backend: the event loop a blocking ``execute`` starts.
     """
 
-    async def execute(self, workflow: Workflow) -> None:
+    async def execute(self, workflow: Workflow, **options: Unpack[RunOptions]) -> None:
         """Run ``workflow`` to the end.
 
-        :raises WorkflowValidationError: before anything runs, for an invalid graph.
+        :param options: ``params``, ``targets``, ``from_tasks`` (see
+            :class:`~flowweaver.RunOptions`).
+        :raises WorkflowValidationError: before anything runs, for an invalid graph, a bad
+            parameter or selection.
         :raises WorkflowExecutionError: when a task failed (its downstream was skipped).
 
         On cancellation (or Ctrl-C) the tasks in flight are cancelled and go back to
@@ -86,10 +118,10 @@ class AsyncConcurrentExecutor(ConcurrentBase):
         blocking run on the main thread treats SIGTERM like Ctrl-C, then re-delivers it
         to the previous handler (``SystemExit(143)`` if that handler returns).
         """
-        await self._run_async(workflow)
+        await self._run_async(workflow, options)
 
 
-class AsyncDaskExecutor(DaskBase):
+class AsyncDaskExecutor(AsyncPlanning, DaskBase):
     """Every task function runs on a Dask distributed cluster; this process schedules.
 
     ``pip install "flowweaver[dask]"``. Retries, timeouts, callbacks, events, skipping and
@@ -113,10 +145,13 @@ class AsyncDaskExecutor(DaskBase):
     :raises FlowWeaverError: ``distributed`` is not installed.
     """
 
-    async def execute(self, workflow: Workflow) -> None:
+    async def execute(self, workflow: Workflow, **options: Unpack[RunOptions]) -> None:
         """Run ``workflow`` to the end on the cluster.
 
-        :raises WorkflowValidationError: before anything runs, for an invalid graph.
+        :param options: ``params``, ``targets``, ``from_tasks`` (see
+            :class:`~flowweaver.RunOptions`).
+        :raises WorkflowValidationError: before anything runs, for an invalid graph, a bad
+            parameter or selection.
         :raises FlowWeaverError: the scheduler cannot be reached within
             ``connect_timeout``; nothing ran.
         :raises WorkflowExecutionError: when a task failed (its downstream was skipped).
@@ -125,4 +160,4 @@ class AsyncDaskExecutor(DaskBase):
         to ``PENDING``, and the cancellation propagates; a function already running on a
         worker runs on to its end there.
         """
-        await self._run_async(workflow)
+        await self._run_async(workflow, options)

@@ -94,7 +94,7 @@ from ._workers import Job, WorkerPool, thread_context, threadsafe_caller
 from ._writer import Writer
 
 if TYPE_CHECKING:
-    from .._executor import BaseExecutor
+    from .._executor import BaseExecutor, RunOptions
     from .._task import Task
     from .._workflow import Workflow
 
@@ -989,7 +989,12 @@ class _Run:
         return None if self.inline else self._pool().call
 
 
-async def run_workflow(executor: BaseExecutor, workflow: Workflow, owns_loop: bool) -> None:
+async def run_workflow(
+    executor: BaseExecutor,
+    workflow: Workflow,
+    owns_loop: bool,
+    options: RunOptions | None = None,
+) -> None:
     """Run ``workflow`` on the current event loop with ``executor``'s settings.
 
     :param owns_loop: True when the loop was started for this run (a blocking
@@ -999,7 +1004,8 @@ async def run_workflow(executor: BaseExecutor, workflow: Workflow, owns_loop: bo
     :raises Terminated: (a KeyboardInterrupt) when SIGTERM stopped a run that owns its
         loop on the main thread; the blocking caller re-delivers the signal.
     """
-    await _carry_out(_Run(executor, workflow, owns_loop), owns_loop)
+    params = options.get("params") if options else None
+    await _carry_out(_Run(executor, workflow, owns_loop, params), owns_loop)
 
 
 async def _carry_out(run: _Run, owns_loop: bool) -> None:

@@ -8,16 +8,39 @@ into ``flowweaver/_sync/_executors.py``, line for line. Edit the first, then reg
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 from .._dask._runner import DaskBase
-from .._executor import ConcurrentBase, SequentialBase, ThreadedBase
+from .._executor import BaseExecutor, ConcurrentBase, RunOptions, SequentialBase, ThreadedBase
 
 if TYPE_CHECKING:
+    if sys.version_info >= (3, 11):
+        from typing import Unpack
+    else:
+        from typing_extensions import Unpack
+
+    from .._explain import Plan
     from .._workflow import Workflow
 
 
-class SequentialExecutor(SequentialBase):
+class Planning(BaseExecutor):
+    """``plan``: what ``execute`` would do, without running anything."""
+
+    def plan(self, workflow: Workflow, **options: Unpack[RunOptions]) -> Plan:
+        """What a run of ``workflow`` with these options would do with each task, and
+        why (see :class:`~flowweaver.Plan`). Runs nothing and writes nothing: it reads the
+        state store's saved records, as ``execute`` would.
+
+        :raises WorkflowValidationError: as ``execute`` would, before anything runs: an
+            invalid graph, a bad parameter, an unknown target, an upstream result that
+            ``from_tasks`` needs and the store does not hold.
+        :raises StateStoreError: the store cannot be read.
+        """
+        return self._plan_blocking(workflow, options)
+
+
+class SequentialExecutor(Planning, SequentialBase):
     """One task at a time, in dependency order. Best for CPU-bound work.
 
     :param state_store: where task states are saved and restored from (default: none).
@@ -26,10 +49,13 @@ class SequentialExecutor(SequentialBase):
     :param backend: the event loop a blocking ``execute`` starts.
     """
 
-    def execute(self, workflow: Workflow) -> None:
+    def execute(self, workflow: Workflow, **options: Unpack[RunOptions]) -> None:
         """Run ``workflow`` to the end.
 
-        :raises WorkflowValidationError: before anything runs, for an invalid graph.
+        :param options: ``params``, ``targets``, ``from_tasks`` (see
+            :class:`~flowweaver.RunOptions`).
+        :raises WorkflowValidationError: before anything runs, for an invalid graph, a bad
+            parameter or selection.
         :raises WorkflowExecutionError: when a task failed (its downstream was skipped).
 
         On cancellation (or Ctrl-C) the tasks in flight are cancelled and go back to
@@ -37,10 +63,10 @@ class SequentialExecutor(SequentialBase):
         blocking run on the main thread treats SIGTERM like Ctrl-C, then re-delivers it
         to the previous handler (``SystemExit(143)`` if that handler returns).
         """
-        self._run_blocking(workflow)
+        self._run_blocking(workflow, options)
 
 
-class ThreadedExecutor(ThreadedBase):
+class ThreadedExecutor(Planning, ThreadedBase):
     """Up to ``max_workers`` tasks at once, sync ones on as many worker threads.
 
     Best for blocking I/O. ``async def`` tasks run on the event loop and count towards
@@ -52,20 +78,23 @@ class ThreadedExecutor(ThreadedBase):
     :param backend: the event loop a blocking ``execute`` starts.
     """
 
-    def execute(self, workflow: Workflow) -> None:
+    def execute(self, workflow: Workflow, **options: Unpack[RunOptions]) -> None:
         """Run ``workflow`` to the end.
 
-        :raises WorkflowValidationError: before anything runs, for an invalid graph.
+        :param options: ``params``, ``targets``, ``from_tasks`` (see
+            :class:`~flowweaver.RunOptions`).
+        :raises WorkflowValidationError: before anything runs, for an invalid graph, a bad
+            parameter or selection.
         :raises WorkflowExecutionError: when a task failed (its downstream was skipped).
 
         On cancellation (or Ctrl-C) the tasks in flight are cancelled and go back to
         ``PENDING``, and the cancellation propagates; a sync function already running
         on a worker thread runs on to its end in the background.
         """
-        self._run_blocking(workflow)
+        self._run_blocking(workflow, options)
 
 
-class ConcurrentExecutor(ConcurrentBase):
+class ConcurrentExecutor(Planning, ConcurrentBase):
     """Up to ``max_concurrent`` tasks at once on the event loop. Best for async I/O.
 
     Sync functions go to worker threads (at most ``max_concurrent``) so they never
@@ -77,10 +106,13 @@ class ConcurrentExecutor(ConcurrentBase):
     :param backend: the event loop a blocking ``execute`` starts.
     """
 
-    def execute(self, workflow: Workflow) -> None:
+    def execute(self, workflow: Workflow, **options: Unpack[RunOptions]) -> None:
         """Run ``workflow`` to the end.
 
-        :raises WorkflowValidationError: before anything runs, for an invalid graph.
+        :param options: ``params``, ``targets``, ``from_tasks`` (see
+            :class:`~flowweaver.RunOptions`).
+        :raises WorkflowValidationError: before anything runs, for an invalid graph, a bad
+            parameter or selection.
         :raises WorkflowExecutionError: when a task failed (its downstream was skipped).
 
         On cancellation (or Ctrl-C) the tasks in flight are cancelled and go back to
@@ -88,10 +120,10 @@ class ConcurrentExecutor(ConcurrentBase):
         blocking run on the main thread treats SIGTERM like Ctrl-C, then re-delivers it
         to the previous handler (``SystemExit(143)`` if that handler returns).
         """
-        self._run_blocking(workflow)
+        self._run_blocking(workflow, options)
 
 
-class DaskExecutor(DaskBase):
+class DaskExecutor(Planning, DaskBase):
     """Every task function runs on a Dask distributed cluster; this process schedules.
 
     ``pip install "flowweaver[dask]"``. Retries, timeouts, callbacks, events, skipping and
@@ -115,10 +147,13 @@ class DaskExecutor(DaskBase):
     :raises FlowWeaverError: ``distributed`` is not installed.
     """
 
-    def execute(self, workflow: Workflow) -> None:
+    def execute(self, workflow: Workflow, **options: Unpack[RunOptions]) -> None:
         """Run ``workflow`` to the end on the cluster.
 
-        :raises WorkflowValidationError: before anything runs, for an invalid graph.
+        :param options: ``params``, ``targets``, ``from_tasks`` (see
+            :class:`~flowweaver.RunOptions`).
+        :raises WorkflowValidationError: before anything runs, for an invalid graph, a bad
+            parameter or selection.
         :raises FlowWeaverError: the scheduler cannot be reached within
             ``connect_timeout``; nothing ran.
         :raises WorkflowExecutionError: when a task failed (its downstream was skipped).
@@ -127,4 +162,4 @@ class DaskExecutor(DaskBase):
         to ``PENDING``, and the cancellation propagates; a function already running on a
         worker runs on to its end there.
         """
-        self._run_blocking(workflow)
+        self._run_blocking(workflow, options)

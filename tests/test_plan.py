@@ -1,0 +1,516 @@
+"""``executor.plan``: what a run would do with each task, and why, without running or
+writing anything; and the property that the run that follows does what the plan said, on
+random DAGs with random changes (params, versions, deleted records).
+"""
+
+from __future__ import annotations
+
+import inspect
+import tempfile
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio.lowlevel
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from flowweaver import (
+    AsyncExecutor,
+    Plan,
+    PlannedTask,
+    SequentialExecutor,
+    Task,
+    TaskRestored,
+    TaskStarted,
+    Workflow,
+    WorkflowValidationError,
+)
+from tests.helpers import EventLog
+from tests.run_helpers import (
+    BUILT_IN,
+    FORM_IDS,
+    FORMS,
+    Runner,
+    age_records,
+    form_named,
+    store_files,
+)
+from tests.test_input_resume import A, B, Daily
+
+ALL = ["extract", "rows", "report", "stamp", "publish", "config", "other"]
+
+
+@pytest.fixture(params=FORM_IDS)
+def form(request: pytest.FixtureRequest) -> tuple[type, bool]:
+    return form_named(request.param)
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(params=[name for name, _ in BUILT_IN])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    return dict(BUILT_IN)[request.param](tmp_path)
+
+
+@pytest.fixture
+def runner(store: Any, form: tuple[type, bool], backend: str) -> Runner:
+    return Runner(store, *form, backend)
+
+
+def actions(plan: Plan) -> dict[str, tuple[str, bool]]:
+    return {name: (p.action, p.unless_unchanged) for name, p in plan.items()}
+
+
+def reasons(plan: Plan) -> dict[str, str]:
+    return {name: p.reason for name, p in plan.items()}
+
+
+def saved_once(runner: Runner, d: Daily, **options: Any) -> None:
+    """Run ``d``'s workflow once with ``A`` (and ``options``), forgetting its calls."""
+    runner.run(d.workflow(), params=A, **options)
+    d.take()
+
+
+# -- what a plan is --------------------------------------------------------------------------
+
+
+def test_a_plan_on_an_empty_store_runs_everything_for_want_of_a_saved_result(
+    runner: Runner,
+) -> None:
+    d = Daily()
+    wf = d.workflow()
+    plan = runner.plan(wf, params=A)
+    assert isinstance(plan, Plan)
+    assert plan.workflow == "daily"
+    assert plan.params == A
+    assert list(plan) == ALL  # every task, in an order where each follows its upstream
+    assert all(isinstance(p, PlannedTask) and p.name == n for n, p in plan.items())
+    assert set(actions(plan).values()) == {("run", False)}
+    assert set(reasons(plan).values()) == {"no saved result"}
+    assert plan.counts() == {"run": 7, "restore": 0, "skip": 0}
+    assert d.take() == set()  # nothing ran
+    assert all(t.result is None for t in wf.tasks)
+
+
+def test_a_plan_without_a_store_runs_everything(form: tuple[type, bool], backend: str) -> None:
+    d = Daily()
+    plan = Runner(None, *form, backend).plan(d.workflow(), params=A)
+    assert set(actions(plan).values()) == {("run", False)}
+    assert d.take() == set()
+
+
+def test_the_order_of_a_plan_is_topological() -> None:
+    wf = Workflow("order")
+    wf.add_task(Task("late", lambda early, middle: 1), depends_on=["early", "middle"])
+    wf.add_task(Task("middle", lambda early: 1), depends_on=["early"])
+    wf.add_task(Task("early", lambda: 1))
+    assert list(SequentialExecutor().plan(wf)) == ["early", "middle", "late"]
+
+
+def test_saved_results_that_stand_are_planned_restore(runner: Runner) -> None:
+    d = Daily()
+    saved_once(runner, d)
+    plan = runner.plan(d.workflow(), params=A)
+    assert set(actions(plan).values()) == {("restore", False)}
+    assert set(reasons(plan).values()) == {"saved result stands"}
+    assert plan.counts() == {"run": 0, "restore": 7, "skip": 0}
+
+
+# -- a reason for each rule ------------------------------------------------------------------
+
+
+def test_a_changed_param_and_the_upstream_that_will_run(runner: Runner) -> None:
+    d = Daily()
+    saved_once(runner, d)
+    plan = runner.plan(d.workflow(), params=B)
+    assert actions(plan) == {
+        "extract": ("run", False),
+        "rows": ("run", True),
+        "report": ("run", True),
+        "stamp": ("run", True),
+        "publish": ("run", True),
+        "config": ("restore", False),
+        "other": ("restore", False),
+    }
+    assert reasons(plan)["extract"] == "parameter `date` changed"
+    assert reasons(plan)["rows"] == "upstream `extract` will run"
+    assert reasons(plan)["stamp"] == "upstream `extract` will run"
+    assert reasons(plan)["report"] == "upstream `rows` will run"
+    assert reasons(plan)["publish"] == "upstream `stamp` will run"
+    assert plan.params == B
+
+
+def test_a_param_removed_or_added_is_a_changed_param(runner: Runner) -> None:
+    d = Daily()
+    saved_once(runner, d)
+    plan = runner.plan(d.workflow(), params={"date": A["date"]})
+    assert actions(plan)["config"] == ("run", False)
+    assert reasons(plan)["config"] == "parameter `limit` changed"
+    assert plan.counts() == {"run": 1, "restore": 6, "skip": 0}
+
+
+def test_a_deleted_record_is_no_saved_result(runner: Runner, store: Any) -> None:
+    d = Daily()
+    saved_once(runner, d)
+    store.delete_task_state("stamp", workflow="daily")
+    plan = runner.plan(d.workflow(), params=A)
+    assert reasons(plan)["stamp"] == "no saved result"
+    assert actions(plan)["stamp"] == ("run", False)
+    assert actions(plan)["publish"] == ("run", True)
+    assert reasons(plan)["publish"] == "upstream `stamp` will run"
+    assert plan.counts() == {"run": 2, "restore": 5, "skip": 0}
+
+
+def test_a_new_version(runner: Runner) -> None:
+    d = Daily()
+    d.versions["rows"] = "1"
+    saved_once(runner, d)
+    d.versions["rows"] = "2"
+    plan = runner.plan(d.workflow(), params=A)
+    assert actions(plan)["rows"] == ("run", False)
+    assert reasons(plan)["rows"] == "version '2' != '1'"
+    assert actions(plan)["report"] == ("run", True)
+
+
+def test_changed_code_with_fingerprints_on(runner: Runner) -> None:
+    d = Daily()
+    saved_once(runner, d, fingerprint_code=True)
+
+    def stamp(extract: dict[str, Any]) -> str:
+        return "something else"
+
+    plan = runner.plan(d.workflow(stamp=stamp), params=A, fingerprint_code=True)
+    assert actions(plan)["stamp"] == ("run", False)
+    assert reasons(plan)["stamp"] == "code changed"
+    assert plan.counts() == {"run": 2, "restore": 5, "skip": 0}
+    # without fingerprints, the code is not looked at
+    plan = runner.plan(d.workflow(stamp=stamp), params=A)
+    assert plan.counts()["restore"] == 7
+
+
+def test_a_record_older_than_cache_ttl(runner: Runner, store: Any) -> None:
+    d = Daily()
+    d.settings["other"] = {"cache_ttl": timedelta(hours=1)}
+    saved_once(runner, d)
+    age_records(store, "daily", ["other"], timedelta(hours=2))
+    plan = runner.plan(d.workflow(), params=A)
+    assert actions(plan)["other"] == ("run", False)
+    assert reasons(plan)["other"] == "older than cache_ttl"
+
+
+def test_a_fresh_run(runner: Runner) -> None:
+    d = Daily()
+    saved_once(runner, d)
+    plan = runner.plan(d.workflow(), params=A, fresh=True)
+    assert set(actions(plan).values()) == {("run", False)}
+    assert set(reasons(plan).values()) == {"fresh run"}
+
+
+def test_a_cache_key_is_decided_when_the_task_is_ready(runner: Runner) -> None:
+    d = Daily()
+    d.settings["publish"] = {"cache_key": lambda **kw: str(kw["stamp"])[:7]}
+    saved_once(runner, d)
+    plan = runner.plan(d.workflow(), params=B)
+    assert actions(plan)["publish"] == ("run", True)
+    assert plan.counts() == {"run": 5, "restore": 2, "skip": 0}
+
+
+def test_tasks_outside_the_selection_are_not_selected(runner: Runner) -> None:
+    d = Daily()
+    saved_once(runner, d)
+    plan = runner.plan(d.workflow(), params=B, targets=["rows"])
+    assert actions(plan) == {
+        "extract": ("run", False),
+        "rows": ("run", True),
+        "report": ("skip", False),
+        "stamp": ("skip", False),
+        "publish": ("skip", False),
+        "config": ("skip", False),
+        "other": ("skip", False),
+    }
+    assert {reasons(plan)[n] for n in ("report", "stamp", "publish", "config", "other")} == {
+        "not selected"
+    }
+    assert plan.counts() == {"run": 2, "restore": 0, "skip": 5}
+
+
+def test_upstream_taken_from_the_store_by_from_tasks_is_skipped(runner: Runner) -> None:
+    d = Daily()
+    saved_once(runner, d)
+    plan = runner.plan(d.workflow(), params=A, from_tasks=["stamp"])
+    for name in ("extract", "rows", "report", "config", "other"):
+        assert plan[name].action == "skip", name
+    assert plan["stamp"].action == "run"
+    assert plan["publish"].action in ("run", "restore")
+
+
+# -- errors, and nothing written -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"params": {**A, "rows": 1}}, "'rows'"),
+        ({"params": {**A, "nobody": 1}}, "'nobody'"),
+        ({"params": {**A, "limit": {1}}}, "'limit'"),
+        ({"targets": ["zz"]}, "'zz'"),
+        ({"from_tasks": ["rows"]}, "'extract'"),
+    ],
+    ids=["like-a-task", "unused", "unserializable", "unknown-target", "missing-upstream"],
+)
+def test_a_plan_refuses_what_a_run_refuses(
+    runner: Runner, tmp_path: Path, options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(WorkflowValidationError, match=message):
+        runner.plan(Daily().workflow(), **{"params": A, **options})
+    assert kept(tmp_path) == {}
+
+
+def kept(directory: Path) -> dict[str, bytes]:
+    """The store's files, without the lease and lock files that only coordinate runs."""
+    return {
+        name: data
+        for name, data in store_files(directory).items()
+        if ".lease-" not in name and not name.endswith(".lock")
+    }
+
+
+def test_a_plan_writes_nothing(runner: Runner, store: Any, tmp_path: Path) -> None:
+    d = Daily()
+    d.settings["other"] = {"cache_ttl": 3600}
+    saved_once(runner, d)
+    store.delete_task_state("stamp", workflow="daily")
+    age_records(store, "daily", ["other"], timedelta(hours=2))
+    before = kept(tmp_path)
+    assert before
+    for options in ({}, {"fresh": True}, {"targets": ["rows"]}, {"fingerprint_code": True}):
+        runner.plan(d.workflow(), params=B, **options)
+        assert kept(tmp_path) == before, options
+    assert d.take() == set()
+
+
+def test_a_plan_creates_no_store_file(runner: Runner, tmp_path: Path) -> None:
+    runner.plan(Daily().workflow(), params=A)
+    assert kept(tmp_path) == {}
+
+
+@pytest.mark.anyio
+async def test_an_awaitable_executor_plans_on_the_callers_loop(tmp_path: Path) -> None:
+    d = Daily()
+    store = dict(BUILT_IN)["json"](tmp_path)
+    await AsyncExecutor(state_store=store).execute(d.workflow(), params=A)
+    d.take()
+    plan = await AsyncExecutor(state_store=store).plan(d.workflow(), params=B)
+    assert plan.counts() == {"run": 5, "restore": 2, "skip": 0}
+    assert d.take() == set()
+
+
+def test_a_plan_prints_as_a_table(tmp_path: Path) -> None:
+    d = Daily()
+    store = dict(BUILT_IN)["sqlite"](tmp_path)
+    SequentialExecutor(store).execute(d.workflow(), params=A)
+    text = str(SequentialExecutor(store).plan(d.workflow(), params=B))
+    assert "parameter `date` changed" in text
+    for name in ALL:
+        assert name in text
+    assert "5 run" in text
+    assert "2 restore" in text
+
+
+# -- plan == run on random DAGs --------------------------------------------------------------
+
+PARAMS = ("p0", "p1", "p2")
+_PRIME = (1 << 61) - 1
+
+
+@dataclass(frozen=True)
+class Node:
+    """One task of a random DAG: ``n{i}``, taking its upstream results and ``takes``
+    (each with a default of 0), returning a hash of them modulo ``modulus`` (a small one
+    makes equal results, so early cut-off, frequent)."""
+
+    deps: tuple[int, ...]
+    takes: tuple[str, ...]
+    modulus: int
+    is_async: bool
+
+
+def node_value(i: int, node: Node, upstream: dict[str, int], params: dict[str, int]) -> int:
+    acc = i * 7919 + 1
+    for name in sorted(upstream):
+        acc = (acc * 31 + upstream[name] + 1) % _PRIME
+    for p in node.takes:
+        acc = (acc * 37 + params.get(p, 0) + 1) % _PRIME
+    return acc % node.modulus
+
+
+class NodeCall:
+    """A sync task function with exactly the keywords of its node (read from
+    ``__signature__``), logging its calls."""
+
+    def __init__(self, i: int, node: Node, calls: list[str]) -> None:
+        self.i = i
+        self.node = node
+        self.calls = calls
+        keywords = [f"n{j}" for j in node.deps] + list(node.takes)
+        self.__signature__ = inspect.Signature(
+            [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=0) for k in keywords]
+        )
+
+    def compute(self, kwargs: dict[str, Any]) -> int:
+        self.calls.append(f"n{self.i}")
+        upstream = {k: v for k, v in kwargs.items() if k.startswith("n")}
+        params = {k: v for k, v in kwargs.items() if k.startswith("p")}
+        return node_value(self.i, self.node, upstream, params)
+
+    def __call__(self, **kwargs: Any) -> int:
+        return self.compute(kwargs)
+
+
+class AsyncNodeCall(NodeCall):
+    async def __call__(self, **kwargs: Any) -> int:  # type: ignore[override]
+        await anyio.lowlevel.checkpoint()
+        return self.compute(kwargs)
+
+
+def build(nodes: list[Node], versions: dict[int, str], calls: list[str]) -> Workflow:
+    wf = Workflow("random_plan")
+    for i, node in enumerate(nodes):
+        func = (AsyncNodeCall if node.is_async else NodeCall)(i, node, calls)
+        wf.add_task(
+            Task(f"n{i}", func, version=versions.get(i, "1")),
+            depends_on=[f"n{j}" for j in node.deps],
+        )
+    return wf
+
+
+def expected_values(nodes: list[Node], params: dict[str, int]) -> dict[str, int]:
+    values: dict[str, int] = {}
+    for i, node in enumerate(nodes):
+        upstream = {f"n{j}": values[f"n{j}"] for j in node.deps}
+        values[f"n{i}"] = node_value(i, node, upstream, params)
+    return values
+
+
+@st.composite
+def random_dags(draw: st.DrawFn) -> list[Node]:
+    n = draw(st.integers(1, 10))
+    nodes = []
+    for i in range(n):
+        deps = draw(st.lists(st.integers(0, i - 1), max_size=min(i, 3), unique=True)) if i else []
+        takes = draw(st.lists(st.sampled_from(PARAMS), max_size=2, unique=True))
+        modulus = draw(st.sampled_from([2, 3, 1_000_003]))
+        nodes.append(Node(tuple(deps), tuple(takes), modulus, draw(st.booleans())))
+    return nodes
+
+
+def given_params(draw: st.DrawFn, nodes: list[Node]) -> dict[str, int]:
+    """Params for some of those the tasks take (a param no task takes is an error)."""
+    taken = sorted({p for node in nodes for p in node.takes})
+    chosen = draw(st.lists(st.sampled_from(taken), unique=True)) if taken else []
+    return {p: draw(st.integers(0, 2)) for p in chosen}
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> tuple[list[Node], dict[str, int], dict[str, int], Any]:
+    nodes = draw(random_dags())
+    first = given_params(draw, nodes)
+    second = given_params(draw, nodes)
+    indices = st.sets(st.integers(0, len(nodes) - 1), max_size=3)
+    changes = {"bumped": draw(indices), "deleted": draw(indices)}
+    return nodes, first, second, changes
+
+
+def own_reasons(
+    i: int, node: Node, first: dict[str, int], second: dict[str, int], changes: Any
+) -> list[str]:
+    """What makes task ``i`` run whatever its upstream tasks return (empty: nothing)."""
+    found = []
+    if i in changes["deleted"]:
+        found.append("no saved result")
+    if i in changes["bumped"]:
+        found.append("version '2' != '1'")
+    found += [f"parameter `{p}` changed" for p in node.takes if first.get(p) != second.get(p)]
+    return found
+
+
+def check_plan(plan: Plan, nodes: list[Node], first: Any, second: Any, changes: Any) -> None:
+    """The plan says what the rules say of each task."""
+    for i, node in enumerate(nodes):
+        name = f"n{i}"
+        own = own_reasons(i, node, first, second, changes)
+        upstream_runs = [f"n{j}" for j in node.deps if plan[f"n{j}"].action == "run"]
+        if own:
+            assert actions(plan)[name] == ("run", False), name
+            assert plan[name].reason in own, name
+        elif upstream_runs:
+            assert actions(plan)[name] == ("run", True), name
+            assert plan[name].reason in {f"upstream `{u}` will run" for u in upstream_runs}
+        else:
+            assert actions(plan)[name] == ("restore", False), name
+
+
+def check_run(
+    plan: Plan, nodes: list[Node], log: EventLog, before: dict[str, int], after: dict[str, int]
+) -> None:
+    """The run did what the plan said of each task."""
+    ran = {e.task for e in log.of(TaskStarted)}
+    restored = {e.task for e in log.of(TaskRestored)}
+    for name, planned in plan.items():
+        did = (name in ran, name in restored)
+        if planned.action == "restore":
+            assert did == (False, True), name
+        elif planned.action == "skip":
+            assert did == (False, False), name
+        elif not planned.unless_unchanged:
+            assert did == (True, False), name
+        else:  # restored exactly when every upstream result came out as saved
+            same = all(after[f"n{j}"] == before[f"n{j}"] for j in nodes[int(name[1:])].deps)
+            assert did == (not same, same), name
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    scenario=scenarios(),
+    form=st.sampled_from(FORMS),
+    backend=st.sampled_from(["asyncio", "trio"]),
+    kind=st.sampled_from([name for name, _ in BUILT_IN]),
+)
+def test_the_run_does_what_the_plan_says_on_random_dags(
+    scenario: Any, form: Any, backend: str, kind: str
+) -> None:
+    nodes, first, second, changes = scenario
+    calls: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        store = dict(BUILT_IN)[kind](Path(tmp))
+        runner = Runner(store, form[1], form[2], backend)
+        runner.run(build(nodes, {}, calls), params=first)
+        for i in changes["deleted"]:
+            store.delete_task_state(f"n{i}", workflow="random_plan")
+        versions = dict.fromkeys(changes["bumped"], "2")
+
+        plan = runner.plan(build(nodes, versions, calls), params=second)
+        check_plan(plan, nodes, first, second, changes)
+
+        calls.clear()
+        log = EventLog()
+        wf = build(nodes, versions, calls)
+        runner.run(wf, params=second, observer=log)
+        after = expected_values(nodes, second)
+        assert {t.name: t.result for t in wf.tasks} == after  # nothing stale
+        assert sorted(calls) == sorted(e.task for e in log.of(TaskStarted))  # each once
+        check_run(plan, nodes, log, expected_values(nodes, first), after)
+
+        # and a plan right after that run: everything stands
+        plan = runner.plan(build(nodes, versions, calls), params=second)
+        assert plan.counts() == {"run": 0, "restore": len(nodes), "skip": 0}

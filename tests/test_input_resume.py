@@ -220,6 +220,47 @@ def test_a_param_that_changes_type_but_not_json_text_is_a_change(runner: Runner)
     assert results(wf)["config"] == "1"
 
 
+def test_equal_params_restore_whatever_order_their_keys_came_in(runner: Runner) -> None:
+    wf = Workflow("ordered")
+    ran: list[str] = []
+
+    def use(cfg: dict[str, Any]) -> int:
+        ran.append("use")
+        return len(cfg)
+
+    wf.add_task(Task("use", use))
+    runner.run(wf, params={"cfg": {"a": 1, "b": [1, 2]}})
+    runner.run(wf, params={"cfg": {"b": [1, 2], "a": 1}})
+    assert ran == ["use"]
+    runner.run(wf, params={"cfg": {"b": [2, 1], "a": 1}})
+    assert ran == ["use", "use"]
+
+
+def test_a_run_with_new_params_interrupted_midway_resumes_with_nothing_stale(
+    store: Any, backend: str
+) -> None:
+    runner = Runner(store, SequentialExecutor, False, backend)
+    d = Daily()
+    runner.run(d.workflow(), params=A)
+    d.take()
+
+    def stamp_interrupted(extract: dict[str, Any]) -> str:
+        d.called("stamp")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(d.workflow(stamp=stamp_interrupted), params=B)
+    d.take()
+    wf = d.workflow()
+    runner.run(wf, params=B)
+    # extract's new result was saved before the interrupt; stamp was not, and publish's
+    # saved result was computed from the old stamp
+    assert {"stamp", "publish"} <= d.take() <= {"rows", "report", "stamp", "publish"}
+    assert results(wf)["publish"] == "published 2026-12-01"
+    runner.run(d.workflow(), params=B)
+    assert d.take() == set()
+
+
 # -- early cut-off ---------------------------------------------------------------------------
 
 

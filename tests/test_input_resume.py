@@ -11,6 +11,9 @@ both built-in stores, asyncio and trio.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -259,6 +262,43 @@ def test_a_run_with_new_params_interrupted_midway_resumes_with_nothing_stale(
     assert results(wf)["publish"] == "published 2026-12-01"
     runner.run(d.workflow(), params=B)
     assert d.take() == set()
+
+
+CHILD = """
+import sys
+from flowweaver import JSONStateStore, SequentialExecutor, SQLiteStateStore, Task, Workflow
+
+ran = []
+wf = Workflow("processes")
+wf.add_task(Task("use", lambda cfg, who: ran.append(who) or len(cfg)))
+wf.add_task(Task("after", lambda use: ran.append("after") or use + 1), depends_on=["use"])
+store = (JSONStateStore if sys.argv[1].endswith(".json") else SQLiteStateStore)(sys.argv[1])
+params = {"cfg": {"x": [1, "\u00e9", 2.5], "y": None, "z": {"b": 1, "a": True}}, "who": "\u00fc"}
+SequentialExecutor(store).execute(wf, params=params)
+print(len(ran))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("name", ["state.json", "state.db"])
+def test_params_hash_the_same_in_another_process(tmp_path: Path, name: str) -> None:
+    # A hash of a param must not depend on the process (str hashing is randomised)
+    script = tmp_path / "child.py"
+    script.write_text(CHILD, encoding="utf-8")
+    outputs = []
+    for seed in ("1", "2"):
+        done = subprocess.run(
+            [sys.executable, str(script), str(tmp_path / name)],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        outputs.append(done.stdout.strip())
+    assert outputs == ["2", "0"]
 
 
 # -- early cut-off ---------------------------------------------------------------------------

@@ -9,7 +9,7 @@ asserts; the tests do.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from functools import partial
@@ -43,6 +43,25 @@ BUILT_IN: list[tuple[str, Callable[[Path], Any]]] = [
     ("json", lambda p: JSONStateStore(p / "state.json")),
     ("sqlite", lambda p: SQLiteStateStore(p / "state.db")),
 ]
+BUILT_IN_KINDS = [name for name, _ in BUILT_IN]
+
+
+def make_store(kind: str, directory: Path) -> Any:
+    """A built-in store in ``directory`` (``"json"``, ``"sqlite"``), or None (``"none"``)."""
+    return None if kind == "none" else dict(BUILT_IN)[kind](directory)
+
+
+def pairwise(stores: Sequence[str]) -> list[tuple[str, str, str]]:
+    """``(form, store, backend)``: every form with every store, and with both backends
+    when there are two stores or more; every store with both backends. Half the full
+    product, which costs minutes on a small machine and finds nothing more: the backend
+    is chosen apart from the store (a run reaches every store through its blocking twin)."""
+    backends = ("asyncio", "trio")
+    return [
+        (form, store, backends[(i + j) % 2])
+        for i, form in enumerate(FORM_IDS)
+        for j, store in enumerate(stores)
+    ]
 
 
 def form_named(name: str) -> tuple[type, bool]:

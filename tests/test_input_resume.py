@@ -35,31 +35,20 @@ from flowweaver import (
     WorkflowExecutionError,
 )
 from tests.helpers import EventLog
-from tests.run_helpers import BUILT_IN, FORM_IDS, Runner, age_records, form_named
+from tests.run_helpers import (
+    BUILT_IN,
+    Runner,
+    age_records,
+)
 from tests.test_store_sessions import DictStore
 
 A = {"date": "2026-11-30", "limit": 1}
 B = {"date": "2026-12-01", "limit": 1}
 
 
-@pytest.fixture(params=FORM_IDS)
-def form(request: pytest.FixtureRequest) -> tuple[type, bool]:
-    return form_named(request.param)
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture(params=[name for name, _ in BUILT_IN])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    return dict(BUILT_IN)[request.param](tmp_path)
-
-
 @pytest.fixture
-def runner(store: Any, form: tuple[type, bool], backend: str) -> Runner:
-    return Runner(store, *form, backend)
+def store(stored: Runner) -> Any:
+    return stored.store
 
 
 class Daily:
@@ -163,13 +152,13 @@ def restored_after(log: EventLog, name: str, upstream: str) -> bool:
 # -- parameters ------------------------------------------------------------------------------
 
 
-def test_a_changed_param_runs_exactly_the_tasks_it_changes(runner: Runner) -> None:
+def test_a_changed_param_runs_exactly_the_tasks_it_changes(stored: Runner) -> None:
     d = Daily()
-    runner.run(d.workflow(), params=A)
+    stored.run(d.workflow(), params=A)
     assert d.take() == {"extract", "rows", "report", "stamp", "publish", "config", "other"}
     log = EventLog()
     wf = d.workflow()
-    runner.run(wf, params=B, observer=log)
+    stored.run(wf, params=B, observer=log)
     # extract takes date; rows and stamp received its new result; rows returned what it
     # did (report is cut off), stamp did not (publish runs)
     assert d.take() == {"extract", "rows", "stamp", "publish"}
@@ -181,13 +170,13 @@ def test_a_changed_param_runs_exactly_the_tasks_it_changes(runner: Runner) -> No
     assert results(wf)["report"] == "3 rows"
 
 
-def test_unchanged_params_restore_everything(runner: Runner) -> None:
+def test_unchanged_params_restore_everything(stored: Runner) -> None:
     d = Daily()
-    runner.run(d.workflow(), params=A)
+    stored.run(d.workflow(), params=A)
     d.take()
     log = EventLog()
     wf = d.workflow()
-    runner.run(wf, params=dict(A), observer=log)
+    stored.run(wf, params=dict(A), observer=log)
     assert d.take() == set()
     assert started(log) == set()
     assert restored(log) == {t.name for t in wf.tasks}
@@ -196,34 +185,34 @@ def test_unchanged_params_restore_everything(runner: Runner) -> None:
     assert results(wf)["config"] == 1
 
 
-def test_a_param_given_then_removed_runs_the_task_that_took_it(runner: Runner) -> None:
+def test_a_param_given_then_removed_runs_the_task_that_took_it(stored: Runner) -> None:
     d = Daily()
-    runner.run(d.workflow(), params=A)
+    stored.run(d.workflow(), params=A)
     d.take()
     wf = d.workflow()
-    runner.run(wf, params={"date": A["date"]})
+    stored.run(wf, params={"date": A["date"]})
     assert d.take() == {"config"}  # back to its default
     assert results(wf)["config"] == 5
-    runner.run(d.workflow(), params={"date": A["date"]})
+    stored.run(d.workflow(), params={"date": A["date"]})
     assert d.take() == set()  # saved without the param: stands without it
     wf = d.workflow()
-    runner.run(wf, params=A)
+    stored.run(wf, params=A)
     assert d.take() == {"config"}  # and a param given again counts as changed
     assert results(wf)["config"] == 1
 
 
-def test_a_param_that_changes_type_but_not_json_text_is_a_change(runner: Runner) -> None:
+def test_a_param_that_changes_type_but_not_json_text_is_a_change(stored: Runner) -> None:
     # 1 and "1" (or 1 and 1.0 as text) must not share a hash: a task may see the difference
     d = Daily()
-    runner.run(d.workflow(), params={"date": A["date"], "limit": 1})
+    stored.run(d.workflow(), params={"date": A["date"], "limit": 1})
     d.take()
     wf = d.workflow()
-    runner.run(wf, params={"date": A["date"], "limit": "1"})
+    stored.run(wf, params={"date": A["date"], "limit": "1"})
     assert d.take() == {"config"}
     assert results(wf)["config"] == "1"
 
 
-def test_equal_params_restore_whatever_order_their_keys_came_in(runner: Runner) -> None:
+def test_equal_params_restore_whatever_order_their_keys_came_in(stored: Runner) -> None:
     wf = Workflow("ordered")
     ran: list[str] = []
 
@@ -232,19 +221,19 @@ def test_equal_params_restore_whatever_order_their_keys_came_in(runner: Runner) 
         return len(cfg)
 
     wf.add_task(Task("use", use))
-    runner.run(wf, params={"cfg": {"a": 1, "b": [1, 2]}})
-    runner.run(wf, params={"cfg": {"b": [1, 2], "a": 1}})
+    stored.run(wf, params={"cfg": {"a": 1, "b": [1, 2]}})
+    stored.run(wf, params={"cfg": {"b": [1, 2], "a": 1}})
     assert ran == ["use"]
-    runner.run(wf, params={"cfg": {"b": [2, 1], "a": 1}})
+    stored.run(wf, params={"cfg": {"b": [2, 1], "a": 1}})
     assert ran == ["use", "use"]
 
 
 def test_a_run_with_new_params_interrupted_midway_resumes_with_nothing_stale(
-    store: Any, backend: str
+    stored: Runner,
 ) -> None:
-    runner = Runner(store, SequentialExecutor, False, backend)
+    stored = Runner(stored.store, SequentialExecutor, False, stored.backend)
     d = Daily()
-    runner.run(d.workflow(), params=A)
+    stored.run(d.workflow(), params=A)
     d.take()
 
     def stamp_interrupted(extract: dict[str, Any]) -> str:
@@ -252,15 +241,15 @@ def test_a_run_with_new_params_interrupted_midway_resumes_with_nothing_stale(
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        runner.run(d.workflow(stamp=stamp_interrupted), params=B)
+        stored.run(d.workflow(stamp=stamp_interrupted), params=B)
     d.take()
     wf = d.workflow()
-    runner.run(wf, params=B)
+    stored.run(wf, params=B)
     # extract's new result was saved before the interrupt; stamp was not, and publish's
     # saved result was computed from the old stamp
     assert {"stamp", "publish"} <= d.take() <= {"rows", "report", "stamp", "publish"}
     assert results(wf)["publish"] == "published 2026-12-01"
-    runner.run(d.workflow(), params=B)
+    stored.run(d.workflow(), params=B)
     assert d.take() == set()
 
 
@@ -305,15 +294,15 @@ def test_params_hash_the_same_in_another_process(tmp_path: Path, name: str) -> N
 
 
 def test_an_upstream_whose_record_is_gone_runs_and_an_equal_result_cuts_off(
-    runner: Runner, store: Any
+    stored: Runner, store: Any
 ) -> None:
     d = Daily()
-    runner.run(d.workflow(), params=A)
+    stored.run(d.workflow(), params=A)
     d.take()
     store.delete_task_state("extract", workflow="daily")
     log = EventLog()
     wf = d.workflow()
-    runner.run(wf, params=A, observer=log)
+    stored.run(wf, params=A, observer=log)
     assert d.take() == {"extract"}
     assert started(log) == {"extract"}
     assert restored(log) == {"rows", "report", "stamp", "publish", "config", "other"}
@@ -323,36 +312,36 @@ def test_an_upstream_whose_record_is_gone_runs_and_an_equal_result_cuts_off(
     assert results(wf)["publish"] == "published 2026-11-30"
 
 
-def test_an_upstream_with_a_new_version_and_an_equal_result_cuts_off(runner: Runner) -> None:
+def test_an_upstream_with_a_new_version_and_an_equal_result_cuts_off(stored: Runner) -> None:
     d = Daily()
-    runner.run(d.workflow(), params=A)
+    stored.run(d.workflow(), params=A)
     d.take()
     d.versions["extract"] = "2"
     log = EventLog()
-    runner.run(d.workflow(), params=A, observer=log)
+    stored.run(d.workflow(), params=A, observer=log)
     assert d.take() == {"extract"}
     assert restored(log) == {"rows", "report", "stamp", "publish", "config", "other"}
     d.versions["extract"] = "2"
-    runner.run(d.workflow(), params=A)
+    stored.run(d.workflow(), params=A)
     assert d.take() == set()  # saved with version 2 now
 
 
 def test_a_different_result_runs_its_dependents_and_an_equal_one_further_down_cuts_off(
-    runner: Runner,
+    stored: Runner,
 ) -> None:
     d = Daily()
-    runner.run(d.workflow(), params=A)
+    stored.run(d.workflow(), params=A)
     d.take()
     d.versions["extract"] = "2"
     d.extra_rows = 1  # extract's result differs; stamp still returns the same date
     log = EventLog()
     wf = d.workflow()
-    runner.run(wf, params=A, observer=log)
+    stored.run(wf, params=A, observer=log)
     assert d.take() == {"extract", "rows", "report", "stamp"}
     assert restored(log) == {"publish", "config", "other"}
     assert restored_after(log, "publish", "stamp")
     assert results(wf)["report"] == "4 rows"
-    runner.run(d.workflow(), params=A)
+    stored.run(d.workflow(), params=A)
     assert d.take() == set()
 
 
@@ -360,31 +349,31 @@ def test_a_different_result_runs_its_dependents_and_an_equal_one_further_down_cu
 
 
 @pytest.mark.parametrize("ttl", [3600, 3600.0, timedelta(hours=1)], ids=["int", "float", "td"])
-def test_a_record_older_than_cache_ttl_is_stale(runner: Runner, store: Any, ttl: Any) -> None:
+def test_a_record_older_than_cache_ttl_is_stale(stored: Runner, store: Any, ttl: Any) -> None:
     d = Daily()
     d.settings["extract"] = {"cache_ttl": ttl}
     d.settings["other"] = {"cache_ttl": ttl}
-    runner.run(d.workflow(), params=A)
+    stored.run(d.workflow(), params=A)
     d.take()
     age_records(store, "daily", ["extract", "other"], timedelta(minutes=30))
-    runner.run(d.workflow(), params=A)
+    stored.run(d.workflow(), params=A)
     assert d.take() == set()  # younger than the ttl: they stand
     age_records(store, "daily", ["extract", "other"], timedelta(minutes=31))
     log = EventLog()
-    runner.run(d.workflow(), params=A, observer=log)
+    stored.run(d.workflow(), params=A, observer=log)
     # both are over an hour old now; extract returned what it did: its dependents stand
     assert d.take() == {"extract", "other"}
     assert restored(log) == {"rows", "report", "stamp", "publish", "config"}
-    runner.run(d.workflow(), params=A)
+    stored.run(d.workflow(), params=A)
     assert d.take() == set()  # saved anew
 
 
-def test_a_record_without_cache_ttl_never_expires_by_age(runner: Runner, store: Any) -> None:
+def test_a_record_without_cache_ttl_never_expires_by_age(stored: Runner, store: Any) -> None:
     d = Daily()
-    runner.run(d.workflow(), params=A)
+    stored.run(d.workflow(), params=A)
     d.take()
     age_records(store, "daily", ["extract", "other"], timedelta(days=20))
-    runner.run(d.workflow(), params=A)
+    stored.run(d.workflow(), params=A)
     assert d.take() == set()
 
 
@@ -406,25 +395,25 @@ def month(**kwargs: Any) -> str:
     return str(kwargs["stamp"])[:7]
 
 
-def test_a_cache_key_restores_while_the_key_is_the_same(runner: Runner) -> None:
+def test_a_cache_key_restores_while_the_key_is_the_same(stored: Runner) -> None:
     d = Daily()
     d.settings["publish"] = {"cache_key": month}
-    runner.run(d.workflow(), params={"date": "2026-11-01", "limit": 1})
+    stored.run(d.workflow(), params={"date": "2026-11-01", "limit": 1})
     d.take()
     log = EventLog()
     wf = d.workflow()
-    runner.run(wf, params={"date": "2026-11-30", "limit": 1}, observer=log)
+    stored.run(wf, params={"date": "2026-11-30", "limit": 1}, observer=log)
     # stamp's result changed, but publish's key (the month) did not
     assert d.take() == {"extract", "rows", "stamp"}
     assert "publish" in restored(log)
     assert results(wf)["publish"] == "published 2026-11-01"
     wf = d.workflow()
-    runner.run(wf, params={"date": "2026-12-01", "limit": 1})
+    stored.run(wf, params={"date": "2026-12-01", "limit": 1})
     assert d.take() == {"extract", "rows", "stamp", "publish"}
     assert results(wf)["publish"] == "published 2026-12-01"
 
 
-def test_a_cache_key_is_called_with_the_tasks_keyword_arguments(runner: Runner) -> None:
+def test_a_cache_key_is_called_with_the_tasks_keyword_arguments(stored: Runner) -> None:
     seen: list[dict[str, Any]] = []
 
     def key(**kwargs: Any) -> str:
@@ -434,7 +423,7 @@ def test_a_cache_key_is_called_with_the_tasks_keyword_arguments(runner: Runner) 
     wf = Workflow("keyed")
     wf.add_task(Task("up", lambda: 2))
     wf.add_task(Task("use", lambda up, factor: up * factor, cache_key=key), depends_on=["up"])
-    runner.run(wf, params={"factor": 3})
+    stored.run(wf, params={"factor": 3})
     assert seen
     assert all(kw == {"up": 2, "factor": 3} for kw in seen)
 
@@ -444,12 +433,12 @@ def test_a_cache_key_is_called_with_the_tasks_keyword_arguments(runner: Runner) 
     [lambda **kw: 1 / 0, lambda **kw: 42],
     ids=["raises", "not-a-str"],
 )
-def test_a_bad_cache_key_fails_its_task_naming_it(runner: Runner, key: Callable[..., Any]) -> None:
+def test_a_bad_cache_key_fails_its_task_naming_it(stored: Runner, key: Callable[..., Any]) -> None:
     d = Daily()
     d.settings["publish"] = {"cache_key": key}
     wf = d.workflow()
     with pytest.raises(WorkflowExecutionError) as info:
-        runner.run(wf, params=A)
+        stored.run(wf, params=A)
     assert info.value.failed_tasks == ["publish"]
     assert "cache_key" in f"{info.value} {info.value.errors['publish']}"
     assert {t.name for t in wf.tasks if t.status is TaskStatus.COMPLETED} == {
@@ -465,20 +454,20 @@ def test_a_bad_cache_key_fails_its_task_naming_it(runner: Runner, key: Callable[
 # -- the rules that were there before ---------------------------------------------------------
 
 
-def test_a_new_version_runs_the_task_and_an_equal_result_cuts_off(runner: Runner) -> None:
+def test_a_new_version_runs_the_task_and_an_equal_result_cuts_off(stored: Runner) -> None:
     d = Daily()
-    runner.run(d.workflow(), params=A)
+    stored.run(d.workflow(), params=A)
     d.take()
     d.versions["rows"] = "2"
     log = EventLog()
-    runner.run(d.workflow(), params=A, observer=log)
+    stored.run(d.workflow(), params=A, observer=log)
     assert d.take() == {"rows"}
     assert "report" in restored(log)
 
 
-def test_changed_code_runs_the_task_with_fingerprints_on(runner: Runner) -> None:
+def test_changed_code_runs_the_task_with_fingerprints_on(stored: Runner) -> None:
     d = Daily()
-    runner.run(d.workflow(), params=A, fingerprint_code=True)
+    stored.run(d.workflow(), params=A, fingerprint_code=True)
     d.take()
 
     def stamp_upper(extract: dict[str, Any]) -> str:
@@ -486,20 +475,20 @@ def test_changed_code_runs_the_task_with_fingerprints_on(runner: Runner) -> None
         return str(extract["date"]).upper() + "!"
 
     wf = d.workflow(stamp=stamp_upper)
-    runner.run(wf, params=A, fingerprint_code=True)
+    stored.run(wf, params=A, fingerprint_code=True)
     assert d.take() == {"stamp", "publish"}
     assert results(wf)["publish"] == "published 2026-11-30!"
-    runner.run(d.workflow(stamp=stamp_upper), params=A, fingerprint_code=True)
+    stored.run(d.workflow(stamp=stamp_upper), params=A, fingerprint_code=True)
     assert d.take() == set()
 
 
-def test_a_fresh_run_runs_everything_and_saves_it(runner: Runner) -> None:
+def test_a_fresh_run_runs_everything_and_saves_it(stored: Runner) -> None:
     d = Daily()
-    runner.run(d.workflow(), params=A)
+    stored.run(d.workflow(), params=A)
     d.take()
-    runner.run(d.workflow(), params=A, fresh=True)
+    stored.run(d.workflow(), params=A, fresh=True)
     assert d.take() == {"extract", "rows", "report", "stamp", "publish", "config", "other"}
-    runner.run(d.workflow(), params=A)
+    stored.run(d.workflow(), params=A)
     assert d.take() == set()
 
 
@@ -520,20 +509,20 @@ def mapped(ran: list[int]) -> Workflow:
 
 
 def test_map_items_stand_while_their_params_do_and_run_when_one_changes(
-    runner: Runner,
+    stored: Runner,
 ) -> None:
     ran: list[int] = []
-    runner.run(mapped(ran), params={"factor": 2, "date": "a"})
+    stored.run(mapped(ran), params={"factor": 2, "date": "a"})
     assert sorted(ran) == [1, 2, 3]
     ran.clear()
-    runner.run(mapped(ran), params={"factor": 2, "date": "a"})
+    stored.run(mapped(ran), params={"factor": 2, "date": "a"})
     assert ran == []
     wf = mapped(ran)
-    runner.run(wf, params={"factor": 2, "date": "b"})
+    stored.run(wf, params={"factor": 2, "date": "b"})
     assert ran == []  # the items do not take date
     assert results(wf)["label"] == "on b"
     wf = mapped(ran)
-    runner.run(wf, params={"factor": 3, "date": "b"})
+    stored.run(wf, params={"factor": 3, "date": "b"})
     assert sorted(ran) == [1, 2, 3]
     assert results(wf)["total"] == 18
 
@@ -546,12 +535,12 @@ def test_a_users_store_never_restores_a_result_computed_from_another_param(
 ) -> None:
     # The reference's five methods keep no inputs: what a task received cannot be checked,
     # so it must not be restored across a change of its parameter.
-    runner = Runner(DictStore(), *form, backend)
+    stored = Runner(DictStore(), *form, backend)
     d = Daily()
-    runner.run(d.workflow(), params=A)
+    stored.run(d.workflow(), params=A)
     d.take()
     wf = d.workflow()
-    runner.run(wf, params=B)
+    stored.run(wf, params=B)
     assert {"extract", "stamp", "publish"} <= d.take()
     assert results(wf)["publish"] == "published 2026-12-01"
 
@@ -559,14 +548,14 @@ def test_a_users_store_never_restores_a_result_computed_from_another_param(
 # -- the run history's reasons ---------------------------------------------------------------
 
 
-def test_the_run_history_says_why_each_task_ran(runner: Runner, store: Any) -> None:
+def test_the_run_history_says_why_each_task_ran(stored: Runner, store: Any) -> None:
     if not hasattr(flowweaver, "RunRecord") or not hasattr(store, "runs"):
         pytest.skip("run history is not merged on this branch yet")
     d = Daily()
-    runner.run(d.workflow(), params=A)
+    stored.run(d.workflow(), params=A)
     d.take()
     d.versions["other"] = "2"
-    runner.run(d.workflow(), params=B)
+    stored.run(d.workflow(), params=B)
     last = max(store.runs(), key=lambda r: r.started)
     assert last.params == B
     assert set(last.ran) == {"extract", "rows", "stamp", "publish", "other"}

@@ -35,7 +35,7 @@ from flowweaver import (
 )
 from flowweaver._store._resume import element_digest, item_inputs, item_stands
 from tests.helpers import EventLog
-from tests.run_helpers import FORM_IDS, Runner, form_named
+from tests.run_helpers import Runner
 from tests.store_helpers import NOW
 from tests.test_store_resume import STORES
 from tests.test_store_sessions import DictStore
@@ -51,16 +51,6 @@ def runner(store: Any, executor_cls: type, awaited: bool, backend: str) -> Run:
 @pytest.fixture(params=STORES, ids=[name for name, _ in STORES])
 def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     return request.param[1](tmp_path)
-
-
-@pytest.fixture(params=FORM_IDS)
-def form(request: pytest.FixtureRequest) -> tuple[type, bool]:
-    return form_named(request.param)
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 # The built-in stores and a user's, each in its blocking form: the scenario tests.

@@ -24,17 +24,10 @@ from flowweaver import (
     WorkflowValidationError,
 )
 from tests.helpers import EventLog
-from tests.run_helpers import BUILT_IN, FORM_IDS, Runner, form_named, store_files
-
-
-@pytest.fixture(params=FORM_IDS)
-def form(request: pytest.FixtureRequest) -> tuple[type, bool]:
-    return form_named(request.param)
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+from tests.run_helpers import (
+    Runner,
+    store_files,
+)
 
 
 def pipeline(calls: list[str]) -> Workflow:
@@ -145,32 +138,24 @@ BAD_PARAMS: list[tuple[str, Any, str]] = [
 @pytest.mark.parametrize(
     ("params", "names"), [(p, m) for _, p, m in BAD_PARAMS], ids=[i for i, _, _ in BAD_PARAMS]
 )
-@pytest.mark.parametrize("kind", [name for name, _ in BUILT_IN])
 def test_bad_params_are_refused_before_anything_runs(
-    form: tuple[type, bool], backend: str, tmp_path: Path, kind: str, params: Any, names: str
+    stored: Runner, tmp_path: Path, params: Any, names: str
 ) -> None:
-    store = dict(BUILT_IN)[kind](tmp_path)
     calls: list[str] = []
     log = EventLog()
     with pytest.raises(WorkflowValidationError) as info:
-        Runner(store, *form, backend).run(pipeline(calls), params=params, observer=log)
+        stored.run(pipeline(calls), params=params, observer=log)
     assert re.search(names, str(info.value)), str(info.value)
     assert calls == []
     assert log.events == []  # not even RunStarted
     assert store_files(tmp_path) == {}  # nothing saved: no store file was even created
 
 
-@pytest.mark.parametrize("kind", [name for name, _ in BUILT_IN])
-def test_a_param_the_store_cannot_keep_is_refused_naming_it(
-    form: tuple[type, bool], backend: str, tmp_path: Path, kind: str
-) -> None:
-    store = dict(BUILT_IN)[kind](tmp_path)
+def test_a_param_the_store_cannot_keep_is_refused_naming_it(stored: Runner, tmp_path: Path) -> None:
     calls: list[str] = []
     log = EventLog()
     with pytest.raises(WorkflowValidationError, match=r"'limit'.*set") as info:
-        Runner(store, *form, backend).run(
-            pipeline(calls), params={"date": "2026-11-30", "limit": {1, 2}}, observer=log
-        )
+        stored.run(pipeline(calls), params={"date": "2026-11-30", "limit": {1, 2}}, observer=log)
     assert "'date'" not in str(info.value)
     assert calls == []
     assert log.events == []

@@ -24,34 +24,10 @@ from flowweaver import (
     WorkflowValidationError,
 )
 from tests.helpers import EventLog
-from tests.run_helpers import BUILT_IN, FORM_IDS, Runner, form_named, store_files
+from tests.run_helpers import BUILT_IN, Runner, store_files
 
 STORES = ["none", *(name for name, _ in BUILT_IN)]
 ALL = {"a", "b", "c", "d", "e", "f"}
-
-
-@pytest.fixture(params=FORM_IDS)
-def form(request: pytest.FixtureRequest) -> tuple[type, bool]:
-    return form_named(request.param)
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-def make_store(kind: str, tmp_path: Path) -> Any:
-    return None if kind == "none" else dict(BUILT_IN)[kind](tmp_path)
-
-
-@pytest.fixture(params=STORES)
-def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    return make_store(request.param, tmp_path)
-
-
-@pytest.fixture(params=[name for name, _ in BUILT_IN])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    return make_store(request.param, tmp_path)
 
 
 class Chain:
@@ -122,12 +98,12 @@ def only(wf: Workflow, done: set[str]) -> None:
 
 
 def test_targets_run_what_they_need_and_leave_the_rest_alone(
-    any_store: Any, form: tuple[type, bool], backend: str
+    runner: Runner,
 ) -> None:
     ch = Chain()
     log = EventLog()
     wf = ch.workflow()
-    Runner(any_store, *form, backend).run(wf, targets=["c"], observer=log)
+    runner.run(wf, targets=["c"], observer=log)
     assert ch.take() == {"a", "b", "c"}
     only(wf, {"a", "b", "c"})
     c = wf.get_task("c")
@@ -136,24 +112,25 @@ def test_targets_run_what_they_need_and_leave_the_rest_alone(
     assert reported(log) == {"a", "b", "c"}
     assert [e.total for e in log.of(RunStarted)] == [3]
     assert [e.status for e in log.of(RunFinished)] == ["COMPLETED"]
-    if any_store is not None:
-        assert saved(any_store) == {"a", "b", "c"}
+    if runner.store is not None:
+        assert saved(runner.store) == {"a", "b", "c"}
 
 
 def test_several_targets_share_their_upstream(
-    any_store: Any, form: tuple[type, bool], backend: str
+    runner: Runner,
 ) -> None:
     ch = Chain()
     log = EventLog()
     wf = ch.workflow()
-    Runner(any_store, *form, backend).run(wf, targets=("e", "b", "f"), observer=log)
+    runner.run(wf, targets=("e", "b", "f"), observer=log)
     assert ch.take() == {"a", "b", "e", "f"}
     only(wf, {"a", "b", "e", "f"})
     assert [e.total for e in log.of(RunStarted)] == [4]
 
 
-def test_targets_restore_what_they_can(store: Any, form: tuple[type, bool], backend: str) -> None:
-    run = Runner(store, *form, backend).run
+def test_targets_restore_what_they_can(stored: Runner) -> None:
+    run = stored.run
+    store = stored.store
     ch = Chain()
     run(ch.workflow(), targets=["c"])
     ch.take()
@@ -177,9 +154,10 @@ def test_targets_restore_what_they_can(store: Any, form: tuple[type, bool], back
 
 
 def test_from_tasks_take_saved_upstream_results_from_the_store(
-    store: Any, form: tuple[type, bool], backend: str
+    stored: Runner,
 ) -> None:
-    run = Runner(store, *form, backend).run
+    run = stored.run
+    store = stored.store
     ch = Chain()
     run(ch.workflow(), targets=["b", "f"])
     ch.take()
@@ -199,10 +177,10 @@ def test_from_tasks_take_saved_upstream_results_from_the_store(
 
 
 def test_from_tasks_run_the_named_tasks_even_when_their_saved_results_stand(
-    store: Any, form: tuple[type, bool], backend: str
+    stored: Runner,
 ) -> None:
     # `--from transform` after editing transform: the user asks for it to run again
-    run = Runner(store, *form, backend).run
+    run = stored.run
     ch = Chain()
     run(ch.workflow())
     ch.take()
@@ -215,24 +193,24 @@ def test_from_tasks_run_the_named_tasks_even_when_their_saved_results_stand(
 
 
 def test_from_a_task_without_upstream_needs_no_store(
-    any_store: Any, form: tuple[type, bool], backend: str
+    runner: Runner,
 ) -> None:
     ch = Chain()
     log = EventLog()
     wf = ch.workflow()
-    Runner(any_store, *form, backend).run(wf, from_tasks=["a"], observer=log)
+    runner.run(wf, from_tasks=["a"], observer=log)
     assert ch.take() == {"a", "b", "c", "d", "e"}
     only(wf, {"a", "b", "c", "d", "e"})
     assert [e.total for e in log.of(RunStarted)] == [5]
 
 
 def test_from_tasks_without_the_upstream_results_saved_is_refused_before_anything_runs(
-    any_store: Any, form: tuple[type, bool], backend: str, tmp_path: Path
+    runner: Runner, tmp_path: Path
 ) -> None:
     ch = Chain()
     log = EventLog()
     with pytest.raises(WorkflowValidationError, match=r"'b'") as info:
-        Runner(any_store, *form, backend).run(ch.workflow(), from_tasks=["c"], observer=log)
+        runner.run(ch.workflow(), from_tasks=["c"], observer=log)
     assert "'a'" not in str(info.value)  # c needs b's result only
     assert ch.take() == set()
     assert log.events == []
@@ -240,9 +218,9 @@ def test_from_tasks_without_the_upstream_results_saved_is_refused_before_anythin
 
 
 def test_a_failed_upstream_record_is_no_result_for_from_tasks(
-    store: Any, form: tuple[type, bool], backend: str
+    stored: Runner,
 ) -> None:
-    run = Runner(store, *form, backend).run
+    run = stored.run
     ch = Chain()
     ch.fail = {"b"}
     with pytest.raises(WorkflowExecutionError):
@@ -260,9 +238,10 @@ def test_a_failed_upstream_record_is_no_result_for_from_tasks(
 
 
 def test_targets_and_from_tasks_together_run_what_lies_between(
-    store: Any, form: tuple[type, bool], backend: str
+    stored: Runner,
 ) -> None:
-    run = Runner(store, *form, backend).run
+    run = stored.run
+    store = stored.store
     ch = Chain()
     run(ch.workflow(), targets=["a"])
     ch.take()
@@ -286,9 +265,7 @@ def test_targets_and_from_tasks_together_run_what_lies_between(
     ids=["target", "from", "both"],
 )
 def test_unknown_names_are_refused_naming_them(
-    any_store: Any,
-    form: tuple[type, bool],
-    backend: str,
+    runner: Runner,
     tmp_path: Path,
     selection: dict[str, Any],
     names: list[str],
@@ -296,7 +273,7 @@ def test_unknown_names_are_refused_naming_them(
     ch = Chain()
     log = EventLog()
     with pytest.raises(WorkflowValidationError) as info:
-        Runner(any_store, *form, backend).run(ch.workflow(), observer=log, **selection)
+        runner.run(ch.workflow(), observer=log, **selection)
     for name in names:
         assert f"'{name}'" in str(info.value)
     assert ch.take() == set()
@@ -308,7 +285,7 @@ def test_unknown_names_are_refused_naming_them(
 
 
 def test_a_subset_is_a_workflow_of_the_same_tasks_that_runs_the_same(
-    any_store: Any, form: tuple[type, bool], backend: str
+    runner: Runner,
 ) -> None:
     ch = Chain()
     wf = ch.workflow()
@@ -320,7 +297,7 @@ def test_a_subset_is_a_workflow_of_the_same_tasks_that_runs_the_same(
     assert all(t is wf.get_task(t.name) for t in sub.tasks)
     assert len(wf.tasks) == 6  # the workflow itself is unchanged
     log = EventLog()
-    Runner(any_store, *form, backend).run(sub, observer=log)
+    runner.run(sub, observer=log)
     assert ch.take() == {"a", "b", "c"}
     c = sub.get_task("c")
     assert c is not None
@@ -329,9 +306,9 @@ def test_a_subset_is_a_workflow_of_the_same_tasks_that_runs_the_same(
 
 
 def test_a_subset_from_tasks_takes_saved_upstream_results(
-    store: Any, form: tuple[type, bool], backend: str
+    stored: Runner,
 ) -> None:
-    run = Runner(store, *form, backend).run
+    run = stored.run
     ch = Chain()
     run(ch.workflow(), targets=["b"])
     ch.take()
@@ -372,12 +349,12 @@ def mapped(ran: list[int]) -> Workflow:
 
 
 def test_a_map_inside_a_selection_runs_its_items(
-    any_store: Any, form: tuple[type, bool], backend: str
+    runner: Runner,
 ) -> None:
     ran: list[int] = []
     wf = mapped(ran)
     log = EventLog()
-    Runner(any_store, *form, backend).run(wf, targets=["proc"], observer=log)
+    runner.run(wf, targets=["proc"], observer=log)
     assert sorted(ran) == [1, 2, 3]
     assert statuses(wf) == {
         "src": TaskStatus.COMPLETED,
@@ -386,11 +363,11 @@ def test_a_map_inside_a_selection_runs_its_items(
         "side": TaskStatus.PENDING,
     }
     assert reported(log) <= {"src", "proc", "proc[0]", "proc[1]", "proc[2]"}
-    if any_store is None:
+    if runner.store is None:
         return
     ran.clear()
     wf = mapped(ran)
-    Runner(any_store, *form, backend).run(wf, from_tasks=["total"])
+    runner.run(wf, from_tasks=["total"])
     assert ran == []
     total = wf.get_task("total")
     assert total is not None
@@ -398,7 +375,7 @@ def test_a_map_inside_a_selection_runs_its_items(
 
 
 def test_trigger_rules_inside_a_selection_and_none_outside_it(
-    any_store: Any, form: tuple[type, bool], backend: str
+    runner: Runner,
 ) -> None:
     def broken() -> None:
         raise ValueError("a broke")
@@ -410,7 +387,7 @@ def test_trigger_rules_inside_a_selection_and_none_outside_it(
     wf.add_task(Task("cleanup", lambda: "clean", trigger="all_done"), depends_on=["a"])
     log = EventLog()
     with pytest.raises(WorkflowExecutionError) as info:
-        Runner(any_store, *form, backend).run(wf, targets=["cleanup"], observer=log)
+        runner.run(wf, targets=["cleanup"], observer=log)
     assert info.value.failed_task == "a"
     assert info.value.skipped_tasks == []
     assert statuses(wf) == {

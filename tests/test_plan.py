@@ -31,11 +31,9 @@ from flowweaver import (
 from tests.helpers import EventLog
 from tests.run_helpers import (
     BUILT_IN,
-    FORM_IDS,
     FORMS,
     Runner,
     age_records,
-    form_named,
     store_files,
 )
 from tests.test_input_resume import A, B, Daily
@@ -43,24 +41,9 @@ from tests.test_input_resume import A, B, Daily
 ALL = ["extract", "rows", "report", "stamp", "publish", "config", "other"]
 
 
-@pytest.fixture(params=FORM_IDS)
-def form(request: pytest.FixtureRequest) -> tuple[type, bool]:
-    return form_named(request.param)
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture(params=[name for name, _ in BUILT_IN])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    return dict(BUILT_IN)[request.param](tmp_path)
-
-
 @pytest.fixture
-def runner(store: Any, form: tuple[type, bool], backend: str) -> Runner:
-    return Runner(store, *form, backend)
+def store(stored: Runner) -> Any:
+    return stored.store
 
 
 def actions(plan: Plan) -> dict[str, tuple[str, bool]]:
@@ -71,9 +54,9 @@ def reasons(plan: Plan) -> dict[str, str]:
     return {name: p.reason for name, p in plan.items()}
 
 
-def saved_once(runner: Runner, d: Daily, **options: Any) -> None:
+def saved_once(stored: Runner, d: Daily, **options: Any) -> None:
     """Run ``d``'s workflow once with ``A`` (and ``options``), forgetting its calls."""
-    runner.run(d.workflow(), params=A, **options)
+    stored.run(d.workflow(), params=A, **options)
     d.take()
 
 
@@ -81,11 +64,11 @@ def saved_once(runner: Runner, d: Daily, **options: Any) -> None:
 
 
 def test_a_plan_on_an_empty_store_runs_everything_for_want_of_a_saved_result(
-    runner: Runner,
+    stored: Runner,
 ) -> None:
     d = Daily()
     wf = d.workflow()
-    plan = runner.plan(wf, params=A)
+    plan = stored.plan(wf, params=A)
     assert isinstance(plan, Plan)
     assert plan.workflow == "daily"
     assert plan.params == A
@@ -113,10 +96,10 @@ def test_the_order_of_a_plan_is_topological() -> None:
     assert list(SequentialExecutor().plan(wf)) == ["early", "middle", "late"]
 
 
-def test_saved_results_that_stand_are_planned_restore(runner: Runner) -> None:
+def test_saved_results_that_stand_are_planned_restore(stored: Runner) -> None:
     d = Daily()
-    saved_once(runner, d)
-    plan = runner.plan(d.workflow(), params=A)
+    saved_once(stored, d)
+    plan = stored.plan(d.workflow(), params=A)
     assert set(actions(plan).values()) == {("restore", False)}
     assert set(reasons(plan).values()) == {"saved result stands"}
     assert plan.counts() == {"run": 0, "restore": 7, "skip": 0}
@@ -125,10 +108,10 @@ def test_saved_results_that_stand_are_planned_restore(runner: Runner) -> None:
 # -- a reason for each rule ------------------------------------------------------------------
 
 
-def test_a_changed_param_and_the_upstream_that_will_run(runner: Runner) -> None:
+def test_a_changed_param_and_the_upstream_that_will_run(stored: Runner) -> None:
     d = Daily()
-    saved_once(runner, d)
-    plan = runner.plan(d.workflow(), params=B)
+    saved_once(stored, d)
+    plan = stored.plan(d.workflow(), params=B)
     assert actions(plan) == {
         "extract": ("run", False),
         "rows": ("run", True),
@@ -146,20 +129,20 @@ def test_a_changed_param_and_the_upstream_that_will_run(runner: Runner) -> None:
     assert plan.params == B
 
 
-def test_a_param_removed_or_added_is_a_changed_param(runner: Runner) -> None:
+def test_a_param_removed_or_added_is_a_changed_param(stored: Runner) -> None:
     d = Daily()
-    saved_once(runner, d)
-    plan = runner.plan(d.workflow(), params={"date": A["date"]})
+    saved_once(stored, d)
+    plan = stored.plan(d.workflow(), params={"date": A["date"]})
     assert actions(plan)["config"] == ("run", False)
     assert reasons(plan)["config"] == "parameter `limit` changed"
     assert plan.counts() == {"run": 1, "restore": 6, "skip": 0}
 
 
-def test_a_deleted_record_is_no_saved_result(runner: Runner, store: Any) -> None:
+def test_a_deleted_record_is_no_saved_result(stored: Runner, store: Any) -> None:
     d = Daily()
-    saved_once(runner, d)
+    saved_once(stored, d)
     store.delete_task_state("stamp", workflow="daily")
-    plan = runner.plan(d.workflow(), params=A)
+    plan = stored.plan(d.workflow(), params=A)
     assert reasons(plan)["stamp"] == "no saved result"
     assert actions(plan)["stamp"] == ("run", False)
     assert actions(plan)["publish"] == ("run", True)
@@ -167,64 +150,64 @@ def test_a_deleted_record_is_no_saved_result(runner: Runner, store: Any) -> None
     assert plan.counts() == {"run": 2, "restore": 5, "skip": 0}
 
 
-def test_a_new_version(runner: Runner) -> None:
+def test_a_new_version(stored: Runner) -> None:
     d = Daily()
     d.versions["rows"] = "1"
-    saved_once(runner, d)
+    saved_once(stored, d)
     d.versions["rows"] = "2"
-    plan = runner.plan(d.workflow(), params=A)
+    plan = stored.plan(d.workflow(), params=A)
     assert actions(plan)["rows"] == ("run", False)
     assert reasons(plan)["rows"] == "version '2' != '1'"
     assert actions(plan)["report"] == ("run", True)
 
 
-def test_changed_code_with_fingerprints_on(runner: Runner) -> None:
+def test_changed_code_with_fingerprints_on(stored: Runner) -> None:
     d = Daily()
-    saved_once(runner, d, fingerprint_code=True)
+    saved_once(stored, d, fingerprint_code=True)
 
     def stamp(extract: dict[str, Any]) -> str:
         return "something else"
 
-    plan = runner.plan(d.workflow(stamp=stamp), params=A, fingerprint_code=True)
+    plan = stored.plan(d.workflow(stamp=stamp), params=A, fingerprint_code=True)
     assert actions(plan)["stamp"] == ("run", False)
     assert reasons(plan)["stamp"] == "code changed"
     assert plan.counts() == {"run": 2, "restore": 5, "skip": 0}
     # without fingerprints, the code is not looked at
-    plan = runner.plan(d.workflow(stamp=stamp), params=A)
+    plan = stored.plan(d.workflow(stamp=stamp), params=A)
     assert plan.counts()["restore"] == 7
 
 
-def test_a_record_older_than_cache_ttl(runner: Runner, store: Any) -> None:
+def test_a_record_older_than_cache_ttl(stored: Runner, store: Any) -> None:
     d = Daily()
     d.settings["other"] = {"cache_ttl": timedelta(hours=1)}
-    saved_once(runner, d)
+    saved_once(stored, d)
     age_records(store, "daily", ["other"], timedelta(hours=2))
-    plan = runner.plan(d.workflow(), params=A)
+    plan = stored.plan(d.workflow(), params=A)
     assert actions(plan)["other"] == ("run", False)
     assert reasons(plan)["other"] == "older than cache_ttl"
 
 
-def test_a_fresh_run(runner: Runner) -> None:
+def test_a_fresh_run(stored: Runner) -> None:
     d = Daily()
-    saved_once(runner, d)
-    plan = runner.plan(d.workflow(), params=A, fresh=True)
+    saved_once(stored, d)
+    plan = stored.plan(d.workflow(), params=A, fresh=True)
     assert set(actions(plan).values()) == {("run", False)}
     assert set(reasons(plan).values()) == {"fresh run"}
 
 
-def test_a_cache_key_is_decided_when_the_task_is_ready(runner: Runner) -> None:
+def test_a_cache_key_is_decided_when_the_task_is_ready(stored: Runner) -> None:
     d = Daily()
     d.settings["publish"] = {"cache_key": lambda **kw: str(kw["stamp"])[:7]}
-    saved_once(runner, d)
-    plan = runner.plan(d.workflow(), params=B)
+    saved_once(stored, d)
+    plan = stored.plan(d.workflow(), params=B)
     assert actions(plan)["publish"] == ("run", True)
     assert plan.counts() == {"run": 5, "restore": 2, "skip": 0}
 
 
-def test_tasks_outside_the_selection_are_not_selected(runner: Runner) -> None:
+def test_tasks_outside_the_selection_are_not_selected(stored: Runner) -> None:
     d = Daily()
-    saved_once(runner, d)
-    plan = runner.plan(d.workflow(), params=B, targets=["rows"])
+    saved_once(stored, d)
+    plan = stored.plan(d.workflow(), params=B, targets=["rows"])
     assert actions(plan) == {
         "extract": ("run", False),
         "rows": ("run", True),
@@ -240,10 +223,10 @@ def test_tasks_outside_the_selection_are_not_selected(runner: Runner) -> None:
     assert plan.counts() == {"run": 2, "restore": 0, "skip": 5}
 
 
-def test_upstream_taken_from_the_store_by_from_tasks_is_skipped(runner: Runner) -> None:
+def test_upstream_taken_from_the_store_by_from_tasks_is_skipped(stored: Runner) -> None:
     d = Daily()
-    saved_once(runner, d)
-    plan = runner.plan(d.workflow(), params=A, from_tasks=["stamp"])
+    saved_once(stored, d)
+    plan = stored.plan(d.workflow(), params=A, from_tasks=["stamp"])
     for name in ("extract", "rows", "report", "config", "other"):
         assert plan[name].action == "skip", name
     assert plan["stamp"].action == "run"
@@ -265,10 +248,10 @@ def test_upstream_taken_from_the_store_by_from_tasks_is_skipped(runner: Runner) 
     ids=["like-a-task", "unused", "unserializable", "unknown-target", "missing-upstream"],
 )
 def test_a_plan_refuses_what_a_run_refuses(
-    runner: Runner, tmp_path: Path, options: dict[str, Any], message: str
+    stored: Runner, tmp_path: Path, options: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(WorkflowValidationError, match=message):
-        runner.plan(Daily().workflow(), **{"params": A, **options})
+        stored.plan(Daily().workflow(), **{"params": A, **options})
     assert kept(tmp_path) == {}
 
 
@@ -281,22 +264,22 @@ def kept(directory: Path) -> dict[str, bytes]:
     }
 
 
-def test_a_plan_writes_nothing(runner: Runner, store: Any, tmp_path: Path) -> None:
+def test_a_plan_writes_nothing(stored: Runner, store: Any, tmp_path: Path) -> None:
     d = Daily()
     d.settings["other"] = {"cache_ttl": 3600}
-    saved_once(runner, d)
+    saved_once(stored, d)
     store.delete_task_state("stamp", workflow="daily")
     age_records(store, "daily", ["other"], timedelta(hours=2))
     before = kept(tmp_path)
     assert before
     for options in ({}, {"fresh": True}, {"targets": ["rows"]}, {"fingerprint_code": True}):
-        runner.plan(d.workflow(), params=B, **options)
+        stored.plan(d.workflow(), params=B, **options)
         assert kept(tmp_path) == before, options
     assert d.take() == set()
 
 
-def test_a_plan_creates_no_store_file(runner: Runner, tmp_path: Path) -> None:
-    runner.plan(Daily().workflow(), params=A)
+def test_a_plan_creates_no_store_file(stored: Runner, tmp_path: Path) -> None:
+    stored.plan(Daily().workflow(), params=A)
     assert kept(tmp_path) == {}
 
 
@@ -493,24 +476,24 @@ def test_the_run_does_what_the_plan_says_on_random_dags(
     calls: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         store = dict(BUILT_IN)[kind](Path(tmp))
-        runner = Runner(store, form[1], form[2], backend)
-        runner.run(build(nodes, {}, calls), params=first)
+        stored = Runner(store, form[1], form[2], backend)
+        stored.run(build(nodes, {}, calls), params=first)
         for i in changes["deleted"]:
             store.delete_task_state(f"n{i}", workflow="random_plan")
         versions = dict.fromkeys(changes["bumped"], "2")
 
-        plan = runner.plan(build(nodes, versions, calls), params=second)
+        plan = stored.plan(build(nodes, versions, calls), params=second)
         check_plan(plan, nodes, first, second, changes)
 
         calls.clear()
         log = EventLog()
         wf = build(nodes, versions, calls)
-        runner.run(wf, params=second, observer=log)
+        stored.run(wf, params=second, observer=log)
         after = expected_values(nodes, second)
         assert {t.name: t.result for t in wf.tasks} == after  # nothing stale
         assert sorted(calls) == sorted(e.task for e in log.of(TaskStarted))  # each once
         check_run(plan, nodes, log, expected_values(nodes, first), after)
 
         # and a plan right after that run: everything stands
-        plan = runner.plan(build(nodes, versions, calls), params=second)
+        plan = stored.plan(build(nodes, versions, calls), params=second)
         assert plan.counts() == {"run": 0, "restore": len(nodes), "skip": 0}

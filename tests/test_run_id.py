@@ -12,13 +12,12 @@ import pytest
 
 from flowweaver import RunStarted, Task, TaskStarted, Workflow
 from tests.helpers import EventLog
-from tests.run_helpers import FORM_IDS, Runner, form_named
-from tests.test_partial_runs import STORES, make_store
+from tests.run_helpers import Runner, form_named, make_store, pairwise
+
+STORES = ["none", "json", "sqlite"]
 
 
-@pytest.mark.parametrize("kind", STORES)
-@pytest.mark.parametrize("form", FORM_IDS)
-@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize(("form", "kind", "backend"), pairwise(STORES), ids="-".join)
 def test_every_event_of_a_run_carries_its_id(
     tmp_path: Path, kind: str, form: str, backend: str
 ) -> None:

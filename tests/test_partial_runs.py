@@ -205,7 +205,7 @@ def test_from_a_task_without_upstream_needs_no_store(
 
 
 def test_from_tasks_without_the_upstream_results_saved_is_refused_before_anything_runs(
-    runner: Runner, tmp_path: Path
+    runner: Runner,
 ) -> None:
     ch = Chain()
     log = EventLog()
@@ -214,7 +214,7 @@ def test_from_tasks_without_the_upstream_results_saved_is_refused_before_anythin
     assert "'a'" not in str(info.value)  # c needs b's result only
     assert ch.take() == set()
     assert log.events == []
-    assert store_files(tmp_path) == {}
+    assert saved(runner.store) == set()  # known once the store is read: nothing saved
 
 
 def test_a_failed_upstream_record_is_no_result_for_from_tasks(
@@ -260,7 +260,7 @@ def test_targets_and_from_tasks_together_run_what_lies_between(
     [
         ({"targets": ["nope"]}, ["nope"]),
         ({"from_tasks": ["nope"]}, ["nope"]),
-        ({"targets": ["c", "zz"], "from_tasks": ["b", "yy"]}, ["zz", "yy"]),
+        ({"targets": ["c", "zz"], "from_tasks": ["b"]}, ["zz"]),
     ],
     ids=["target", "from", "both"],
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Container, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -34,6 +35,7 @@ from .._store._resume import (
     result_token,
     skip_token,
 )
+from .._store._serializers import Serializer, encode
 from ._sigint import InlineGuard
 from ._writer import Writer
 
@@ -102,8 +104,12 @@ class RunStore:
         self._given: dict[int, TaskRecord] = {}
         # Mapped tasks: what each maps over, and the prefix of its items' names, whose
         # records are loaded with the rest (item names are known only once it expands).
+        # (A mapped task given to a from_tasks selection is not run: what it maps over may
+        # be outside the selection, and its saved result is taken whole.)
         self._sources = {
-            graph.index[t.name]: graph.index[t.map_over] for t in tasks if t.map_over is not None
+            graph.index[t.name]: graph.index[t.map_over]
+            for t in tasks
+            if t.map_over is not None and t.map_over in graph.index
         }
         self._item_of: dict[int, int] = {}  # each item's mapped task
         # Each expanded mapped task's first item and its items' element hashes.
@@ -160,7 +166,7 @@ class RunStore:
             prefixes = [names[p] + "[" for p in self._sources]
             # Kept by a fresh run too: from_tasks takes upstream results from them.
             self._records = await session.load(self._workflow, names, prefixes)
-            self._check_params(session)
+            self._check_params(session.encode)
         except BaseException:
             try:
                 with anyio.CancelScope(shield=True):
@@ -196,18 +202,21 @@ class RunStore:
                 names = self._graph.names
                 prefixes = [names[p] + "[" for p in self._sources]
                 self._records = await session.load(self._workflow, names, prefixes)
-                self._check_params(session)
+                self._check_params(session.encode)
+            elif isinstance(getattr(self._store, "serializer", None), Serializer):
+                # No file yet, but its serializer still refuses what the run would refuse.
+                self._check_params(partial(encode, self._store.serializer))
         finally:
             if session is not None:
                 with anyio.CancelScope(shield=True):
                     await session.aclose()
 
-    def _check_params(self, session: AsyncStoreSession) -> None:
+    def _check_params(self, encoder: Callable[[str, Any], Any]) -> None:
         """Refuse, before anything runs, a run parameter the store could not save with the
         run's history (the serializer's own check, as for a task's result)."""
         for name, value in self._params.items():
             try:
-                session.encode(name, value)
+                encoder(name, value)
             except Exception as exc:
                 why = exc.reason if isinstance(exc, StateSerializationError) else None
                 raise WorkflowValidationError(

@@ -76,7 +76,9 @@ async def plan_workflow(executor: BaseExecutor, workflow: Workflow, options: Run
         rec = judged.restore.get(i)
         if i in found:
             restored[i] = _passed_on(found[i])
-            out[i] = PlannedTask(names[i], "restore", "taken from the store for the selection")
+            # Outside the selection: the run neither restores nor reports it (it stays
+            # PENDING), so "restore" would promise a TaskRestored that never comes.
+            out[i] = PlannedTask(names[i], "skip", "taken from the store for the selection")
         elif rec is not None:
             out[i] = _restored(names[i], rec)
             restored[i] = _passed_on(rec)
@@ -132,10 +134,13 @@ def _later(
 def _plan(
     workflow: Workflow, params: dict[str, Any], names: list[str], planned: dict[int, PlannedTask]
 ) -> Plan:
-    """Every task of the workflow, in the run's order; those outside the selection last."""
+    """Every task of the workflow, in the workflow's topological order (a selection's
+    given tasks may come before tasks upstream of them in the run's own order)."""
     by_name = {names[i]: planned[i] for i in planned}
     action: Action = "skip"
-    for name in workflow._tasks:
-        if name not in by_name:
-            by_name[name] = PlannedTask(name, action, "not selected")
-    return Plan(workflow.name, params, by_name)
+    graph = workflow.graph()
+    ordered = {}
+    for i in graph.topological_order():
+        name = graph.names[i]
+        ordered[name] = by_name.get(name) or PlannedTask(name, action, "not selected")
+    return Plan(workflow.name, params, ordered)

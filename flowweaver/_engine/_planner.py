@@ -82,11 +82,11 @@ async def plan_workflow(executor: BaseExecutor, workflow: Workflow, options: Run
             restored[i] = _passed_on(rec)
         elif i in judged.later:
             saved = judged.later[i]
-            out[i] = _later(store, i, tasks[i], saved, judged.reasons[i], restored, params)
+            out[i] = _later(store, i, tasks[i], saved, judged.reason(i), restored, params)
             if out[i].action == "restore":
                 restored[i] = _passed_on(saved)
         else:
-            out[i] = PlannedTask(names[i], "run", judged.reasons[i])
+            out[i] = PlannedTask(names[i], "run", judged.reason(i))
     return _plan(workflow, params, names, out)
 
 

@@ -513,6 +513,8 @@ class _Run:
             if sched.restorable(i):
                 sched.restore(i, skipped=on_purpose)
                 restored.append(i)
+            else:
+                judged.reasons[i] = "an upstream task ends otherwise than when it was saved"
         emit = self.emit
         for i in sorted(restored):
             rec = found[i]

@@ -78,10 +78,12 @@ def test_a_subset_is_a_workflow_of_the_same_tasks() -> None:
     assert [t.name for t in sub.tasks] == ["a", "b", "c", "d", "e"]
     assert sub.get_task("b") is wf.get_task("b")
     assert sub._given == {"a", "c"}
+    assert sub._forced == {"b"}
     assert sub.dependencies("a") == ()
     # A subset of a subset keeps what the first one takes from the store.
     again = sub.subset(targets=["d"])
     assert again._given == {"a", "c"}
+    assert again._forced == {"b"}
     assert [t.name for t in wf.subset().tasks] == [t.name for t in wf.tasks]
 
 

@@ -138,7 +138,8 @@ class _Run:
         # at the start, never run, never reported (they stay PENDING).
         given = selection.given if selection is not None else workflow._given
         self.given = sorted(index[n] for n in given)
-        self.forced = [index[n] for n in selection.forced] if selection is not None else []
+        forced = selection.forced if selection is not None else workflow._forced
+        self.forced = [index[n] for n in forced]
         self.concurrency = executor.concurrency
         self.fail_fast = executor.fail_fast
         inline = owns_loop and executor._inline_sync
@@ -1226,6 +1227,7 @@ class _Solo:
         self._tasks = {task.name: task}
         self._ruled = [task.name] if task.trigger != "all_success" else []
         self._given: frozenset[str] = frozenset()
+        self._forced: frozenset[str] = frozenset()
         # A mapped task run alone runs once, on the context as given (one element, say).
         self._mapped: list[str] = []
         self._running = False

@@ -97,9 +97,7 @@ class RunStore:
         entries = {name: param_entry(name, value) for name, value in self._params.items()}
         # Each task's entries (none without parameters: the common case costs nothing).
         self._takes: list[dict[str, str]] | None = (
-            [{n: e for n, e in entries.items() if t.accepts(n)} for t in tasks]
-            if entries
-            else None
+            [{n: e for n, e in entries.items() if t.accepts(n)} for t in tasks] if entries else None
         )
         # What the checks of each task's record need: made only when there are records.
         self._facts: list[TaskFacts] = []

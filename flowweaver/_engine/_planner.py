@@ -39,7 +39,8 @@ async def plan_workflow(executor: BaseExecutor, workflow: Workflow, options: Run
     tasks = [workflow._tasks[n] for n in names]
     given = selection.given if selection is not None else workflow._given
     given_ids = sorted(graph.index[n] for n in given)
-    forced = [graph.index[n] for n in selection.forced] if selection is not None else []
+    forced_names = selection.forced if selection is not None else workflow._forced
+    forced = [graph.index[n] for n in forced_names]
     out: dict[int, PlannedTask] = {}
     if executor.state_store is None:
         if given_ids:

@@ -40,6 +40,7 @@ from tests.run_helpers import (
     Runner,
     age_records,
 )
+from tests.store_helpers import record
 from tests.test_store_sessions import DictStore
 
 A = {"date": "2026-11-30", "limit": 1}
@@ -525,6 +526,62 @@ def test_map_items_stand_while_their_params_do_and_run_when_one_changes(
     stored.run(wf, params={"factor": 3, "date": "b"})
     assert sorted(ran) == [1, 2, 3]
     assert results(wf)["total"] == 18
+
+
+def test_map_items_older_than_cache_ttl_run_again(stored: Runner, store: Any) -> None:
+    ran: list[int] = []
+    wf = mapped(ran)
+    wf.get_task("proc").cache_ttl = 3600  # type: ignore[union-attr]
+    stored.run(wf, params={"factor": 2, "date": "a"})
+    ran.clear()
+    items = ["proc", "proc[0]", "proc[1]", "proc[2]"]
+    age_records(store, "mapped", items, timedelta(minutes=30))
+    wf = mapped(ran)
+    wf.get_task("proc").cache_ttl = 3600  # type: ignore[union-attr]
+    stored.run(wf, params={"factor": 2, "date": "a"})
+    assert ran == []
+    age_records(store, "mapped", items, timedelta(minutes=31))
+    wf = mapped(ran)
+    wf.get_task("proc").cache_ttl = 3600  # type: ignore[union-attr]
+    stored.run(wf, params={"factor": 2, "date": "a"})
+    assert sorted(ran) == [1, 2, 3]
+
+
+# -- a store written before records were input-aware -------------------------------------------
+
+
+def test_a_store_whose_tokens_are_run_ids_resumes(stored: Runner, store: Any) -> None:
+    # Before issue 12 a record's token was its run's id, and its inputs its upstream
+    # tasks' run ids; such a store resumes: a record stands for a task that takes no
+    # parameter and whose upstream tasks all stand.
+    session = store._open_session()
+    old = "0123456789abcdef"
+    try:
+        session.save(
+            "daily",
+            [
+                record(name, session.encode(name, value), workflow="daily", token=old, inputs=ins)
+                for name, value, ins in [
+                    ("extract", {"date": A["date"], "rows": 3}, ""),
+                    ("rows", 3, old),
+                    ("report", "3 rows", old),
+                    ("other", "other", ""),
+                ]
+            ],
+        )
+    finally:
+        session.close()
+    d = Daily()
+    log = EventLog()
+    wf = d.workflow()
+    stored.run(wf, params=A, observer=log)
+    # extract takes date: saved without it, it runs. Its new token is a hash of its
+    # result, which an old record never holds: what is below it runs once too.
+    assert d.take() == {"extract", "rows", "report", "stamp", "publish", "config"}
+    assert restored(log) == {"other"}
+    everything_completed(wf)
+    stored.run(d.workflow(), params=A)
+    assert d.take() == set()
 
 
 # -- a user's store of five methods ----------------------------------------------------------

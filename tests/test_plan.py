@@ -38,9 +38,9 @@ from tests.run_helpers import (
     age_records,
     store_files,
 )
-from tests.test_input_resume import A, B, Daily
+from tests.test_input_resume import ALL_TASKS, A, B, Daily
 
-ALL = ["extract", "rows", "report", "stamp", "publish", "config", "other"]
+ALL = ALL_TASKS
 REMOVED = "a parameter it was saved with is no longer given"
 
 

@@ -331,11 +331,6 @@ def journaled(path: Path, keep_main: bool) -> None:
         path.unlink()
 
 
-# Core bug (RunStore.peek, flowweaver/_engine/_persist.py): a plan skips a JSON store
-# whose file does not exist yet though its journal holds records (it plans "no saved
-# result"; the run restores), and a plan's session folds a journal into the file when it
-# closes (a plan writes). Strict: the day it is fixed, this marker must go.
-@pytest.mark.xfail(strict=True, reason="RunStore.peek: a JSON journal is skipped or folded")
 @pytest.mark.parametrize("keep_main", [False, True], ids=["journal-only", "file-and-journal"])
 def test_a_plan_reads_a_json_journal_and_leaves_it_as_it_is(
     form: tuple[type, bool], backend: str, tmp_path: Path, keep_main: bool

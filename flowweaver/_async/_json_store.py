@@ -13,7 +13,7 @@ writers take turns, and each merges what the others wrote, so no record is dropp
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -190,6 +190,17 @@ class AsyncJSONStateStore(AsyncBaseStateStore):
         async with self._locked() as files:
             await self._refresh(files)
             return self._state.workflows()
+
+    async def _plan_reader(
+        self, workflow: str
+    ) -> tuple[Callable[[str, Any], Any], list[TaskRecord]]:
+        """What ``executor.plan`` reads: how a run would encode a value, and the records of
+        ``workflow``. Not through a session: closing one folds the journal into the file,
+        which a plan must never do (a run of the workflow may be writing that journal)."""
+        state = self._state
+        if not self._path.exists() and not state.journal.exists():
+            return state.encode, []  # nothing saved yet: create nothing
+        return state.encode, await self.list_records(workflow)
 
     # -- a run's session -------------------------------------------------------------------------
 

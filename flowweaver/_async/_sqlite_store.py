@@ -14,7 +14,7 @@ several processes share the database: a writer waits for the one before it (up t
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -189,6 +189,15 @@ class AsyncSQLiteStateStore(AsyncBaseStateStore):
         """Every saved record (of one workflow), oldest first, results decoded."""
         rows = await self._query(*select_all(check_workflow(workflow)))
         return [self._rows.record(row) for row in rows]
+
+    async def _plan_reader(
+        self, workflow: str
+    ) -> tuple[Callable[[str, Any], Any], list[TaskRecord]]:
+        """What ``executor.plan`` reads: how a run would encode a value, and the records of
+        ``workflow`` (none, and no database created, when the file does not exist)."""
+        if not self._path.exists():
+            return self._rows.encode, []
+        return self._rows.encode, await self.list_records(workflow)
 
     async def list_workflows(self) -> list[str]:
         """The names of the workflows with records in this database."""

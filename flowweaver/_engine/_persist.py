@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Container, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -35,7 +34,6 @@ from .._store._resume import (
     result_token,
     skip_token,
 )
-from .._store._serializers import Serializer, encode
 from ._sigint import InlineGuard
 from ._writer import Writer
 
@@ -191,38 +189,41 @@ class RunStore:
         )
 
     async def peek(self) -> None:
-        """Load this workflow's records for a plan: no lease, no writer, nothing written
-        (a store file that does not exist is not created: it holds nothing).
+        """Load this workflow's records for a plan: no lease, no writer, nothing written.
+
+        A built-in store reads through ``_plan_reader`` (its blocking form, in a thread):
+        a file that does not exist is not created, and a JSON store's journal is read,
+        never folded (a run may be writing it). A user's store is read through a session.
 
         :raises StateStoreError: the store cannot be read.
         :raises WorkflowValidationError: a parameter the store could not save.
         """
-        from .._store._sessions import open_session, store_file
+        from .._store._sessions import open_session
 
-        path = store_file(self._store)
-        session = None
-        if path is None or path.exists():
-            session = await open_session(self._store)
+        form = getattr(self._store, "_run_form", None)
+        store = form() if callable(form) else self._store
+        reader = getattr(store, "_plan_reader", None)
+        if callable(reader):
+            encode, records = await anyio.to_thread.run_sync(reader, self._workflow)
+            self._records = {r.task_name: r for r in records}
+            self._check_params(encode)
+            return
+        session = await open_session(self._store)
         try:
-            if session is not None:
-                names = self._graph.names
-                prefixes = [names[p] + "[" for p in self._sources]
-                self._records = await session.load(self._workflow, names, prefixes)
-                self._check_params(session.encode)
-            elif isinstance(getattr(self._store, "serializer", None), Serializer):
-                # No file yet, but its serializer still refuses what the run would refuse.
-                self._check_params(partial(encode, self._store.serializer))
+            names = self._graph.names
+            prefixes = [names[p] + "[" for p in self._sources]
+            self._records = await session.load(self._workflow, names, prefixes)
+            self._check_params(session.encode)
         finally:
-            if session is not None:
-                with anyio.CancelScope(shield=True):
-                    await session.aclose()
+            with anyio.CancelScope(shield=True):
+                await session.aclose()
 
-    def _check_params(self, encoder: Callable[[str, Any], Any]) -> None:
+    def _check_params(self, encode: Callable[[str, Any], Any]) -> None:
         """Refuse, before anything runs, a run parameter the store could not save with the
         run's history (the serializer's own check, as for a task's result)."""
         for name, value in self._params.items():
             try:
-                encoder(name, value)
+                encode(name, value)
             except Exception as exc:
                 why = exc.reason if isinstance(exc, StateSerializationError) else None
                 raise WorkflowValidationError(

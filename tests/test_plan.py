@@ -1,6 +1,8 @@
 """``executor.plan``: what a run would do with each task, and why, without running or
 writing anything; and the property that the run that follows does what the plan said, on
-random DAGs with random changes (params, versions, deleted records).
+random DAGs (sync and async tasks, some with a ``cache_key``) with random changes (params
+changed, given or removed, versions bumped, records deleted or older than ``cache_ttl``),
+checked against a model of the run: nothing stale is restored.
 """
 
 from __future__ import annotations
@@ -465,6 +467,7 @@ def build(nodes: list[Node], versions: dict[int, str], calls: list[str]) -> Work
                 func,
                 version=versions.get(i, "1"),
                 cache_key=cache_key if node.keyed else None,
+                cache_ttl=3600,  # stale only where a test ages the record by hours
             ),
             depends_on=[f"n{j}" for j in node.deps],
         )
@@ -543,7 +546,7 @@ def scenarios(draw: st.DrawFn) -> tuple[list[Node], dict[str, int], dict[str, in
     first = given_params(draw, nodes)
     second = given_params(draw, nodes)
     indices = st.sets(st.integers(0, len(nodes) - 1), max_size=3)
-    changes = {"bumped": draw(indices), "deleted": draw(indices)}
+    changes = {"bumped": draw(indices), "deleted": draw(indices), "aged": draw(indices)}
     return nodes, first, second, changes
 
 
@@ -557,6 +560,8 @@ def own_reasons(
         found.append("no saved result")
     if i in changes["bumped"]:
         found += ["version '2' != '1'", "version 2 != 1"]
+    if i in changes["aged"]:
+        found.append("older than cache_ttl")
     for p in node.takes if node is not None else ():
         if p in first and p not in second:
             found.append(REMOVED)
@@ -632,6 +637,8 @@ def test_the_run_does_what_the_plan_says_on_random_dags(
         saved = model_run(nodes, first, None)
         for i in changes["deleted"]:
             store.delete_task_state(f"n{i}", workflow="random_plan")
+        aged = [f"n{i}" for i in changes["aged"]]
+        age_records(store, "random_plan", aged, timedelta(hours=2))
         versions = dict.fromkeys(changes["bumped"], "2")
 
         plan = runner.plan(build(nodes, versions, calls), params=second)

@@ -255,6 +255,22 @@ def test_targets_and_from_tasks_together_run_what_lies_between(
     assert saved(store) == {"a", "b", "c"}
 
 
+def test_a_from_task_outside_the_targets_upstream_is_left_out(runner: Runner) -> None:
+    # targets=["a"], from_tasks=["a", "f"]: f is not upstream of a, so not in the run
+    ch = Chain()
+    log = EventLog()
+    wf = ch.workflow()
+    runner.run(wf, targets=["a"], from_tasks=["a", "f"], observer=log)
+    assert ch.take() == {"a"}
+    only(wf, {"a"})
+    assert [e.total for e in log.of(RunStarted)] == [1]
+    plan = runner.plan(ch.workflow(), targets=["a"], from_tasks=["a", "f"])
+    assert {n: p.action for n, p in plan.items()} == {
+        "a": "run",
+        **dict.fromkeys(["b", "c", "d", "e", "f"], "skip"),
+    }
+
+
 @pytest.mark.parametrize(
     ("selection", "names"),
     [

@@ -30,6 +30,7 @@ from flowweaver import (
     Task,
     TaskRestored,
     TaskStarted,
+    TaskStatus,
     Workflow,
     WorkflowValidationError,
 )
@@ -492,15 +493,61 @@ def kwargs_of(node: Node, values: dict[str, int], params: dict[str, int]) -> dic
     return out
 
 
+@dataclass(frozen=True)
+class Part:
+    """The part of a random DAG a run holds: ``selected`` tasks run or are restored,
+    ``given`` ones (upstream of ``from_tasks``) pass on their saved results, ``forced``
+    ones (``from_tasks``) run whatever they saved."""
+
+    selected: frozenset[int]
+    given: frozenset[int] = frozenset()
+    forced: frozenset[int] = frozenset()
+
+
+def part_of(nodes: list[Node], selection: dict[str, list[int]]) -> Part:
+    """What ``targets`` / ``from_tasks`` (task indices) select, as the issue says."""
+    down: list[list[int]] = [[] for _ in nodes]
+    for i, node in enumerate(nodes):
+        for j in node.deps:
+            down[j].append(i)
+
+    def closure(start: list[int], edges: Any) -> set[int]:
+        seen, stack = set(start), list(start)
+        while stack:
+            for j in edges(stack.pop()):
+                if j not in seen:
+                    seen.add(j)
+                    stack.append(j)
+        return seen
+
+    chosen = set(range(len(nodes)))
+    if "targets" in selection:
+        chosen &= closure(selection["targets"], lambda i: nodes[i].deps)
+    start = selection.get("from_tasks", [])
+    if start:
+        chosen &= closure(start, lambda i: down[i])
+    given = {j for i in chosen for j in nodes[i].deps if j not in chosen}
+    return Part(frozenset(chosen), frozenset(given), frozenset(start))
+
+
 def model_run(
-    nodes: list[Node], params: dict[str, int], saved: Model | None, own: Any = None
+    nodes: list[Node],
+    params: dict[str, int],
+    saved: Model | None,
+    own: Any = None,
+    part: Part | None = None,
 ) -> Model:
     """A run with ``params`` over what ``saved`` left (None: an empty store). ``own(i)``
     says why task ``i`` runs whatever it receives (a deleted record, a new version, a
-    changed param); a keyed task's params are in its key instead."""
+    changed param, from_tasks); a keyed task's params are in its key instead. Only the
+    tasks of ``part`` run or are restored; its given tasks pass on what they saved."""
     m = Model({}, {}, set(), set())
     for i, node in enumerate(nodes):
         name = f"n{i}"
+        if part is not None and i not in part.selected:
+            if i in part.given and saved is not None:
+                m.values[name] = saved.values[name]
+            continue
         kwargs = kwargs_of(node, m.values, params)
         key = cache_key(**kwargs)
         if saved is not None and not (own(i, node) if not node.keyed else own(i, None)):
@@ -547,6 +594,14 @@ def scenarios(draw: st.DrawFn) -> tuple[list[Node], dict[str, int], dict[str, in
     second = given_params(draw, nodes)
     indices = st.sets(st.integers(0, len(nodes) - 1), max_size=3)
     changes = {"bumped": draw(indices), "deleted": draw(indices), "aged": draw(indices)}
+    picks = st.lists(st.integers(0, len(nodes) - 1), min_size=1, max_size=2, unique=True)
+    kind = draw(st.sampled_from(["whole", "whole", "targets", "from_tasks", "both"]))
+    selection = {}
+    if kind in ("targets", "both"):
+        selection["targets"] = draw(picks)
+    if kind in ("from_tasks", "both"):
+        selection["from_tasks"] = draw(picks)
+    changes["selection"] = selection
     return nodes, first, second, changes
 
 
@@ -570,11 +625,17 @@ def own_reasons(
     return found
 
 
-def check_plan(plan: Plan, nodes: list[Node], saved: Model, second: Any, own: Any) -> None:
+def check_plan(
+    plan: Plan, nodes: list[Node], saved: Model, second: Any, own: Any, part: Part
+) -> None:
     """The plan says what the rules say of each task."""
     known = {f"n{i}": saved.values[f"n{i}"] for i in range(len(nodes))}
     for i, node in enumerate(nodes):
         name = f"n{i}"
+        if i not in part.selected:
+            why = "taken from the store for the selection" if i in part.given else "not selected"
+            assert (plan[name].action, plan[name].reason) == ("skip", why), name
+            continue
         reasons = own(i, None if node.keyed else node)
         upstream_runs = [f"n{j}" for j in node.deps if plan[f"n{j}"].action == "run"]
         if reasons:
@@ -625,9 +686,12 @@ def test_the_run_does_what_the_plan_says_on_random_dags(
     scenario: Any, form: Any, backend: str, kind: str
 ) -> None:
     nodes, first, second, changes = scenario
+    names = {k: [f"n{i}" for i in v] for k, v in changes["selection"].items()}
+    part = part_of(nodes, changes["selection"])
 
     def own(i: int, node: Node | None) -> list[str]:
-        return own_reasons(i, node, first, second, changes)
+        forced = ["selected with from_tasks"] if i in part.forced else []
+        return own_reasons(i, node, first, second, changes) + forced
 
     calls: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -641,18 +705,31 @@ def test_the_run_does_what_the_plan_says_on_random_dags(
         age_records(store, "random_plan", aged, timedelta(hours=2))
         versions = dict.fromkeys(changes["bumped"], "2")
 
-        plan = runner.plan(build(nodes, versions, calls), params=second)
-        check_plan(plan, nodes, saved, second, own)
-
         calls.clear()
+        if not part.selected or part.given & changes["deleted"]:
+            # nothing between the names, or an upstream result from_tasks needs is gone
+            with pytest.raises(WorkflowValidationError):
+                runner.plan(build(nodes, versions, calls), params=second, **names)
+            with pytest.raises(WorkflowValidationError):
+                runner.run(build(nodes, versions, calls), params=second, **names)
+            assert calls == []
+            return
+        plan = runner.plan(build(nodes, versions, calls), params=second, **names)
+        check_plan(plan, nodes, saved, second, own, part)
+
         log = EventLog()
         wf = build(nodes, versions, calls)
-        runner.run(wf, params=second, observer=log)
-        model = model_run(nodes, second, saved, own)
-        assert {t.name: t.result for t in wf.tasks} == model.values  # nothing stale
+        runner.run(wf, params=second, observer=log, **names)
+        model = model_run(nodes, second, saved, own, part)
+        results = {t.name: t.result for t in wf.tasks if int(t.name[1:]) in part.selected}
+        assert results == {n: v for n, v in model.values.items() if int(n[1:]) in part.selected}
+        left = {t.name for t in wf.tasks if t.status is TaskStatus.PENDING}
+        assert left == {f"n{i}" for i in range(len(nodes)) if i not in part.selected}
         assert sorted(calls) == sorted(e.task for e in log.of(TaskStarted))  # each once
         check_run(plan, log, model)
+        if changes["selection"]:
+            return
 
-        # and a plan right after that run: everything stands
+        # and a plan right after a whole run: everything stands
         plan = runner.plan(build(nodes, versions, calls), params=second)
         assert plan.counts() == {"run": 0, "restore": len(nodes), "skip": 0}

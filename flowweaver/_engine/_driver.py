@@ -396,6 +396,7 @@ class _Run:
         settle_interrupted(self.name, self.tasks, cancelled, skipped, stopped_by, self.emit)
         workflow = self.workflow
         workflow._running = False
+        given = {self.tasks[i].name for i in self.given} if self.given else ()
         failed = (
             bool(self.failed)
             or not ok
@@ -403,6 +404,7 @@ class _Run:
             or any(
                 t.status is not _COMPLETED and t.status is not _SKIPPED
                 for t in self.tasks[: self.n_static]
+                if t.name not in given  # taken from the store: they stay PENDING
             )
         )
         if interrupted:

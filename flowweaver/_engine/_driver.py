@@ -220,6 +220,7 @@ class _Run:
                 fingerprint_code=executor.fingerprint_code,
                 commit_interval=executor.commit_interval,
                 wait_for_lock=executor.wait_for_lock,
+                params=params,
             )
         self.writer: Writer | None = None
 
@@ -329,7 +330,7 @@ class _Run:
         errors: list[BaseException] = []
         if self.store is not None:
             try:
-                await self.store.close(ok)
+                await self.store.close(ok, interrupted)
             except BaseException as exc:
                 errors.append(exc)
         if self.remote is not None:
@@ -450,6 +451,7 @@ class _Run:
             else:
                 t._state = (_COMPLETED, rec.result, None)
                 self.results[i] = rec.result
+            self.store.restored_task(i)
             if emit is not None:
                 emit(TaskRestored(self.name, time.time(), t.name))
         if self.maps and restored:
@@ -565,6 +567,8 @@ class _Run:
         t._state = (_RUNNING, None, None)
         if self.emit is not None:
             self.emit(TaskStarted(self.name, time.time(), t.name, t.attempts, item=t.item))
+        if self.store is not None:
+            self.store.started(i)
         kind = self.kinds[i]
         if kind == POOL:
             self._submit(i, t)

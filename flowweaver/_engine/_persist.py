@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ from .._store._resume import (
     item_stands,
     restorable,
 )
+from ._history import RunLog, outcome
 from ._sigint import InlineGuard
 from ._writer import Writer
 
@@ -62,7 +63,10 @@ class RunStore:
         fingerprint_code: bool,
         commit_interval: float = 0.2,
         wait_for_lock: float | None = 0,
+        params: Mapping[str, Any] | None = None,
     ) -> None:
+        self._params = params
+        self.history: RunLog | None = None
         self._store = store
         self._wait_for_lock = wait_for_lock
         self._lease: Lease | None = None
@@ -131,6 +135,8 @@ class RunStore:
             records = await session.load(self._workflow, names, prefixes)
             if not self._fresh:
                 self._records = records
+            self.history = RunLog(session, self._run_id, self._workflow, self._params)
+            await self.history.begin()
         except BaseException:
             try:
                 with anyio.CancelScope(shield=True):
@@ -282,20 +288,23 @@ class RunStore:
             TaskRecord(t.name, status, None, error, _STAMPED_BY_WRITER, self._workflow, t.version),
         )
 
-    async def close(self, ok: bool) -> None:
+    async def close(self, ok: bool, interrupted: bool = False) -> None:
         """Save what is still queued and close the session, even after a cancellation.
 
         A failure to save is raised when the run was otherwise fine. When an interrupt,
         a cancellation or an error is already on its way out (``ok`` false), a store held
         locked by another process gets :data:`INTERRUPTED_PATIENCE` seconds; then the run
         gives up, logs (error level) which task records were not saved (those tasks run
-        again next time) and lets the original exception go on.
+        again next time) and lets the original exception go on. The run's end is then
+        recorded in the history (``FAILED`` when its last records could not be saved).
+
+        :param interrupted: the run was cancelled or interrupted (history: ``CANCELLED``).
         """
         session = self._session
         if session is None:
             return
         try:
-            await self._close(session, ok)
+            await self._close(session, ok, interrupted)
         finally:
             self._release()
 
@@ -304,12 +313,17 @@ class RunStore:
         if lease is not None:
             lease.release()
 
-    async def _close(self, session: AsyncStoreSession, ok: bool) -> None:
+    async def _close(self, session: AsyncStoreSession, ok: bool, interrupted: bool) -> None:
         with anyio.CancelScope(shield=True):
             if ok:
                 try:
                     if self.writer is not None:
                         await self.writer.flush()
+                except BaseException:
+                    await self._end_history(False, interrupted)
+                    raise
+                else:
+                    await self._end_history(True, interrupted)
                 finally:
                     await session.aclose()
                 return
@@ -319,10 +333,42 @@ class RunStore:
                         await self.writer.flush()
                 except Exception as exc:
                     self._log_unsaved(exc)
+                await self._end_history(False, interrupted)
                 try:
                     await session.aclose()
                 except Exception:
                     logger.exception("could not close the state store of %r", self._workflow)
+
+    async def _end_history(self, ok: bool, interrupted: bool) -> None:
+        history = self.history
+        if history is not None:
+            static = self._tasks[: len(self._graph.names)]
+            status, counts = outcome(static, set(history.run.restored), ok, interrupted)
+            await history.end(status, counts)
+
+    def started(self, i: int) -> None:
+        """Task ``i`` starts an attempt: the history notes, once, that it ran and why."""
+        history = self.history
+        if history is not None and i < len(self._graph.names):
+            name = self._tasks[i].name
+            if name not in history.run.ran:
+                history.ran(name, self.why(i))
+
+    def restored_task(self, i: int) -> None:
+        """Task ``i`` took its saved result: the history notes it."""
+        if self.history is not None and i < len(self._graph.names):
+            self.history.restored(self._tasks[i].name)
+
+    def why(self, i: int) -> str:
+        """Why task ``i`` runs, for the history (until the plan's reasons reach the run)."""
+        if self._fresh:
+            return "fresh run"
+        rec = self._records.get(self._tasks[i].name)
+        if rec is None:
+            return "no saved result"
+        if rec.status is not TaskStatus.COMPLETED:
+            return f"saved as {rec.status.value}"
+        return "saved result does not stand"
 
     def _log_unsaved(self, exc: Exception) -> None:
         names = self.writer.unsaved() if self.writer is not None else []

@@ -203,3 +203,23 @@ def test_a_damaged_history_line_is_skipped_and_the_state_file_left_alone(
     newest, oldest = store.runs()
     assert (oldest, newest.status) == (first, "COMPLETED")
     assert b"torn" not in history.read_bytes()
+
+
+def test_a_line_torn_by_another_writer_during_a_run_is_cut_before_its_end(
+    tmp_path: Path, make_executor: Any
+) -> None:
+    path = tmp_path / "state.json"
+    history = tmp_path / "state.json.runs.jsonl"
+
+    def crash_elsewhere() -> int:
+        # another process killed mid-append while this run runs
+        write(history, history.read_bytes() + b'{"run_id": "torn", "workf')
+        return 1
+
+    wf = Workflow("elsewhere")
+    wf.add_task(Task("crash_elsewhere", crash_elsewhere))
+    store = JSONStateStore(path)
+    make_executor(state_store=store).execute(wf)
+    [run] = store.runs()
+    assert (run.status, run.counts["completed"]) == ("COMPLETED", 1)
+    assert b"torn" not in history.read_bytes()

@@ -105,17 +105,20 @@ def _runs(
 
 
 def _find(store: CliStore, path: object, run_id: str, workflow: str | None) -> RunRecord:
+    if not run_id:
+        raise BadInput("--run needs a run id; `flowweaver history` lists them")
     try:
         run = store.get_run(run_id)
     except StateStoreError as exc:
         raise BadInput(str(exc)) from exc
     if run is None:
         # A prefix, as people copy the first characters of an id (as with git).
-        matches = [r for r in _runs(store, path, None, None) if r.run_id.startswith(run_id)]
+        runs = _runs(store, path, workflow, None)
+        matches = [r for r in runs if r.run_id.startswith(run_id)]
         if len(matches) > 1:
             ids = ", ".join(r.run_id for r in matches[:5])
             raise BadInput(f"{run_id!r} starts several run ids in {path} ({ids}); give more of it")
-        run = matches[0] if matches and run_id else None
+        run = matches[0] if matches else None
     if run is None or (workflow is not None and run.workflow != workflow):
         of = f" of workflow {workflow!r}" if workflow is not None else ""
         raise BadInput(

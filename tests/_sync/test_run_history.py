@@ -25,7 +25,7 @@ from flowweaver import (
     WorkflowValidationError,
 )
 from flowweaver import JSONStateStore, SQLiteStateStore
-from tests.helpers import raising
+from tests.helpers import EventLog, raising
 from tests.store_helpers import holding_lease, recorded_runs, snapshot, write
 
 ZERO = {"completed": 0, "failed": 0, "skipped": 0, "restored": 0, "pending": 0}
@@ -94,6 +94,24 @@ def test_a_completed_run_records_every_field(path: Path, make_executor: Any) -> 
     assert newest.status == "COMPLETED"
     assert newest.counts == {**ZERO, "restored": 3}
     assert (newest.ran, newest.restored) == ({}, ["extract", "check", "report"])
+
+
+def test_a_changed_parameter_is_why_a_task_ran_and_an_early_cut_off_is_restored(
+    path: Path, make_executor: Any
+) -> None:
+    store = open_store(path)
+    wf = Workflow("daily")
+    wf.add_task(Task("extract", lambda day: "the same rows every day"))
+    wf.add_task(Task("check", lambda extract: len(extract)), depends_on=["extract"])
+    make_executor(state_store=store).execute(wf, params={"day": "1"})
+    events = EventLog()
+    make_executor(state_store=store, observer=events).execute(wf, params={"day": "2"})
+    newest, _ = store.runs()
+    assert newest.params == {"day": "2"}
+    assert newest.ran == {"extract": "parameter `day` changed"}
+    assert newest.restored == ["check"]  # restored mid-run: extract returned the same
+    assert newest.counts == {**ZERO, "completed": 1, "restored": 1}
+    assert {e.run_id for e in events.events} == {newest.run_id}  # the events' run id
 
 
 def test_a_failed_run_records_what_failed_and_what_was_skipped(

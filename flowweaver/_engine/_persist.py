@@ -480,7 +480,12 @@ class RunStore:
     async def _end_history(self, ok: bool, interrupted: bool) -> None:
         history = self.history
         if history is not None:
-            static = self._tasks[: len(self._graph.names)]
+            # The selection's tasks: those outside it whose saved results it took
+            # (from_tasks) were neither run nor restored by this run.
+            given = self._given
+            static = [
+                t for i, t in enumerate(self._tasks[: len(self._graph.names)]) if i not in given
+            ]
             status, counts = outcome(static, set(history.run.restored), ok, interrupted)
             await history.end(status, counts)
 

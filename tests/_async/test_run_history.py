@@ -115,6 +115,20 @@ async def test_a_changed_parameter_is_why_a_task_ran_and_an_early_cut_off_is_res
 
 
 @pytest.mark.anyio
+async def test_a_partial_run_counts_its_selection_only(path: Path, make_executor: Any) -> None:
+    store = open_store(path)
+    wf = daily()
+    wf.add_task(Task("other", lambda: 1))
+    await make_executor(state_store=store).execute(wf, params={"day": "1"})
+    await make_executor(state_store=store).execute(wf, params={"day": "1"}, from_tasks=["check"])
+    newest, _ = await store.runs()
+    # extract's saved result was taken as it is: neither run nor restored by this run
+    assert newest.ran == {"check": "selected with from_tasks"}
+    assert newest.restored == ["report"]  # check returned what it did
+    assert newest.counts == {**ZERO, "completed": 1, "restored": 1}
+
+
+@pytest.mark.anyio
 async def test_a_failed_run_records_what_failed_and_what_was_skipped(
     path: Path, make_executor: Any
 ) -> None:

@@ -114,6 +114,19 @@ def test_a_changed_parameter_is_why_a_task_ran_and_an_early_cut_off_is_restored(
     assert {e.run_id for e in events.events} == {newest.run_id}  # the events' run id
 
 
+def test_a_partial_run_counts_its_selection_only(path: Path, make_executor: Any) -> None:
+    store = open_store(path)
+    wf = daily()
+    wf.add_task(Task("other", lambda: 1))
+    make_executor(state_store=store).execute(wf, params={"day": "1"})
+    make_executor(state_store=store).execute(wf, params={"day": "1"}, from_tasks=["check"])
+    newest, _ = store.runs()
+    # extract's saved result was taken as it is: neither run nor restored by this run
+    assert newest.ran == {"check": "selected with from_tasks"}
+    assert newest.restored == ["report"]  # check returned what it did
+    assert newest.counts == {**ZERO, "completed": 1, "restored": 1}
+
+
 def test_a_failed_run_records_what_failed_and_what_was_skipped(
     path: Path, make_executor: Any
 ) -> None:

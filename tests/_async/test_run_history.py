@@ -129,6 +129,15 @@ async def test_a_partial_run_counts_its_selection_only(path: Path, make_executor
 
 
 @pytest.mark.anyio
+async def test_a_plan_is_not_a_run_and_records_none(path: Path, make_executor: Any) -> None:
+    store = open_store(path)
+    await make_executor(state_store=store).execute(daily(), params={"day": "1"})
+    plan = await make_executor(state_store=store).plan(daily(), params={"day": "2"})
+    assert plan["extract"].action == "run"
+    assert len(await store.runs()) == 1
+
+
+@pytest.mark.anyio
 async def test_a_failed_run_records_what_failed_and_what_was_skipped(
     path: Path, make_executor: Any
 ) -> None:

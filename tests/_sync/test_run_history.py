@@ -127,6 +127,14 @@ def test_a_partial_run_counts_its_selection_only(path: Path, make_executor: Any)
     assert newest.counts == {**ZERO, "completed": 1, "restored": 1}
 
 
+def test_a_plan_is_not_a_run_and_records_none(path: Path, make_executor: Any) -> None:
+    store = open_store(path)
+    make_executor(state_store=store).execute(daily(), params={"day": "1"})
+    plan = make_executor(state_store=store).plan(daily(), params={"day": "2"})
+    assert plan["extract"].action == "run"
+    assert len(store.runs()) == 1
+
+
 def test_a_failed_run_records_what_failed_and_what_was_skipped(
     path: Path, make_executor: Any
 ) -> None:

@@ -179,3 +179,21 @@ def test_history_survives_a_sigkill_mid_run_and_shows_the_run_interrupted(
     assert newest.status == "COMPLETED"
     assert set(newest.restored) == saved
     assert newest.counts == {**ZERO, "completed": TOTAL - len(saved), "restored": len(saved)}
+
+
+@pytest.mark.parametrize("kind", ["json", "sqlite"])
+def test_a_task_whose_cache_key_raises_is_recorded_as_run_and_failed(
+    tmp_path: Path, kind: str
+) -> None:
+    store = STORES[kind][0](store_file(tmp_path, kind))
+
+    def bad_key(**kwargs: Any) -> str:
+        raise KeyError("no key")
+
+    wf = Workflow("keyed")
+    wf.add_task(Task("keyed", lambda: 1, cache_key=bad_key))
+    with pytest.raises(WorkflowExecutionError):
+        SequentialExecutor(state_store=store).execute(wf)
+    [run] = store.runs()
+    assert (run.status, run.ran) == ("FAILED", {"keyed": "no saved result"})
+    assert run.counts == {**ZERO, "failed": 1}

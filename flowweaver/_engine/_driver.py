@@ -286,6 +286,7 @@ class _Run:
                 # batches; an awaited run must never block its caller's loop.
                 await self.store.open(self._durable, self.guard if self.owns_loop else None)
                 self.given_records = await self._check_given(self.store)
+                await self.store.begin()
             except BaseException:
                 workflow._running = False
                 raise
@@ -378,7 +379,7 @@ class _Run:
         errors: list[BaseException] = []
         if self.store is not None:
             try:
-                await self.store.close(ok)
+                await self.store.close(ok, interrupted)
             except BaseException as exc:
                 errors.append(exc)
         if self.remote is not None:
@@ -529,6 +530,7 @@ class _Run:
             else:
                 t._state = (_COMPLETED, rec.result, None)
                 self.results[i] = rec.result
+            self.store.restored_task(i)
             if emit is not None:
                 emit(TaskRestored(self.name, time.time(), t.name))
         if self.maps and restored:
@@ -648,6 +650,8 @@ class _Run:
         t._state = (_RUNNING, None, None)
         if self.emit is not None:
             self.emit(TaskStarted(self.name, time.time(), t.name, t.attempts, item=t.item))
+        if self.store is not None:
+            self.store.started(i, self.judged.reason(i))
         kind = self.kinds[i]
         if kind == POOL:
             self._submit(i, t)
@@ -682,6 +686,8 @@ class _Run:
             t._state = (_RUNNING, None, None)
             if self.emit is not None:
                 self.emit(TaskStarted(self.name, t._started, t.name, t.attempts, item=t.item))
+            assert self.store is not None
+            self.store.started(i, self.judged.reason(i))
             self._attempt_failed(i, decided, time.time(), final=True)
         return True
 

@@ -39,7 +39,13 @@ from ._executor import BaseExecutor, RunOptions
 from ._explain import Plan, PlannedTask
 from ._outcomes import SKIPPED, Failed, Skip
 from ._status import TaskStatus, WorkflowStatus
-from ._store._api import StateSerializationError, StateStoreError, TaskRecord, WorkflowLockedError
+from ._store._api import (
+    RunRecord,
+    StateSerializationError,
+    StateStoreError,
+    TaskRecord,
+    WorkflowLockedError,
+)
 from ._store._serializers import JSONSerializer, PickleSerializer
 from ._sync._executors import (
     ConcurrentExecutor,
@@ -78,6 +84,7 @@ __all__ = [  # noqa: RUF022 - plainly sorted, which tests/test_public_api.py che
     "RunEvent",
     "RunFinished",
     "RunOptions",
+    "RunRecord",
     "RunStarted",
     "SKIPPED",
     "SQLiteStateStore",

@@ -8,7 +8,8 @@ import random
 import sqlite3
 import subprocess
 import sys
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -176,3 +177,34 @@ def completed(store: Path) -> set[str]:
     with closing(sqlite3.connect(store)) as db:
         rows = db.execute("SELECT task_name FROM tasks WHERE status = 'COMPLETED'").fetchall()
     return {name for (name,) in rows}
+
+
+def recorded_runs(store: Path) -> dict[str, str]:
+    """Each run's status as the store recorded it (run id -> status), read without
+    FlowWeaver: the ``runs`` table, or the JSON store's history file (last line wins)."""
+    if store.suffix == ".json":
+        history = store.with_name(store.name + ".runs.jsonl")
+        found = {}
+        for line in history.read_text().splitlines() if history.exists() else []:
+            try:
+                raw = json.loads(line)
+            except ValueError:
+                continue  # a torn or damaged line
+            found[raw["run_id"]] = raw["status"]
+        return found
+    with closing(sqlite3.connect(store)) as db:
+        return dict(db.execute("SELECT run_id, status FROM runs").fetchall())
+
+
+@contextmanager
+def holding_lease(store: Path, workflow: str) -> Iterator[None]:
+    """Hold ``workflow``'s run lease on ``store``, as a run of it would."""
+    from flowweaver._store._io import _release, _try_lock
+    from flowweaver._store._lease import lease_path
+
+    fd = os.open(lease_path(store, workflow), os.O_RDWR | os.O_CREAT, 0o666)
+    assert _try_lock(fd), "the lease is taken"
+    try:
+        yield
+    finally:
+        _release(fd)

@@ -69,6 +69,24 @@ def started(log: Path) -> list[str]:
     return log.read_text().split() if log.exists() else []
 
 
+def start_child(script: Path, store: Path, executor: str, log: Path) -> subprocess.Popen[str]:
+    """Run :data:`CHILD` (written to ``script``) on ``store``, logging to ``log``."""
+    return subprocess.Popen(
+        [sys.executable, str(script), str(store), executor, str(log)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_started(proc: subprocess.Popen[str], log: Path, count: int = 5) -> None:
+    """Wait until ``count`` tasks of the child's run have started (or it ended)."""
+    deadline = time.monotonic() + 20
+    while len(started(log)) < count and proc.poll() is None:
+        assert time.monotonic() < deadline, "the child never started its tasks"
+        time.sleep(0.005)
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 @pytest.mark.parametrize("executor", ["sequential", "threaded"])
 @pytest.mark.parametrize("kind", ["json", "sqlite"])
@@ -82,19 +100,11 @@ def test_runs_killed_at_random_resume_without_repeating_committed_tasks(
     before: set[str] = set()
     for attempt in range(KILLS + 1):
         log = tmp_path / f"run{attempt}.log"
-        proc = subprocess.Popen(
-            [sys.executable, str(script), str(store), executor, str(log)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = start_child(script, store, executor, log)
         last = attempt == KILLS
         if not last:
             # wait until some tasks of this run have started, then kill at a random moment
-            deadline = time.monotonic() + 20
-            while len(started(log)) < 5 and proc.poll() is None:
-                assert time.monotonic() < deadline, "the child never started its tasks"
-                time.sleep(0.005)
+            wait_started(proc, log)
             time.sleep(rng.uniform(0, 0.15))
             if proc.poll() is None:
                 os.kill(proc.pid, signal.SIGKILL)

@@ -104,3 +104,15 @@ def test_parameters_are_checked_before_anything_runs() -> None:
         check_params({"a date": 1}, wf)
     with pytest.raises(WorkflowValidationError, match="not a Python identifier"):
         check_params({1: 1}, wf)  # type: ignore[dict-item]
+
+
+def test_a_from_tasks_run_that_succeeds_leaves_the_workflow_completed(tmp_path: Any) -> None:
+    from flowweaver import SequentialExecutor, SQLiteStateStore, WorkflowStatus
+
+    wf = diamond()
+    executor = SequentialExecutor(state_store=SQLiteStateStore(str(tmp_path / "s.db")))
+    executor.execute(wf, params={"date": "d"})
+    executor.execute(wf, params={"date": "d"}, from_tasks=["d"])
+    # b and c were taken from the store and stay PENDING: the run still completed.
+    assert wf.get_task("b").status.value == "PENDING"  # type: ignore[union-attr]
+    assert wf.status is WorkflowStatus.COMPLETED

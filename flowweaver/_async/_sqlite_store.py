@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .._status import TaskStatus
-from .._store._api import TaskRecord
+from .._store._api import RunRecord, TaskRecord
 from .._store._db import AsyncDatabase
 from .._store._io import AsyncShield
 from .._store._records import (
@@ -34,6 +34,19 @@ from .._store._records import (
     public_state,
 )
 from .._store._records import store_path as as_path
+from .._store._runs import (
+    CREATE_RUNS,
+    CREATE_RUNS_INDEX,
+    GC_RUNS,
+    MARK_INTERRUPTED,
+    SELECT_RUN,
+    UPSERT_RUN,
+    check_limit,
+    from_rows,
+    select_runs,
+    settle,
+    to_row,
+)
 from .._store._serializers import Serializer, check_serializer
 from .._store._sessions import blocking_form
 from .._store._sqlite_schema import (
@@ -68,15 +81,17 @@ class AsyncSQLiteStateStore(AsyncBaseStateStore):
     ``result`` as JSON text, ``error``, ``timestamp``) and index (``idx_timestamp``), plus
     ``workflow`` (with ``task_name``, the key), ``version``, ``fingerprint``, ``token``
     and ``inputs``, so the reference's query ``SELECT task_name, timestamp FROM tasks
-    WHERE status = 'COMPLETED'`` works as it is.
+    WHERE status = 'COMPLETED'`` works as it is. Beside it, the table ``runs`` keeps the
+    run history (:meth:`runs`), one row per run.
 
     The database runs in WAL mode with ``synchronous=NORMAL``: a commit survives the
     process being killed at any moment, but a power loss or an OS crash may lose the last
     few commits (never corrupt the file); those tasks then simply run again.
 
     :param db_path: the database file. Its folder must exist (it is not created).
-    :param enable_gc: delete records older than ``gc_days`` whenever a run opens the
-        store (and the first time this object opens it).
+    :param enable_gc: delete records older than ``gc_days``, and runs that started
+        before then, whenever a run opens the store (and the first time this object
+        opens it).
     :param gc_days: how many days of history to keep (a whole number above 0).
     :param serializer: how results are stored (keyword-only): JSON by default;
         ``PickleSerializer()`` for any picklable object (never on an untrusted file); or
@@ -152,7 +167,7 @@ class AsyncSQLiteStateStore(AsyncBaseStateStore):
         db = await self._connect(gc=not self._collected)
         try:
             with translate_errors(self._path, "write"):
-                await _write(db, UPSERT, [row])
+                await _write(db, [(UPSERT, [row])])
         finally:
             await db.close()
 
@@ -203,6 +218,24 @@ class AsyncSQLiteStateStore(AsyncBaseStateStore):
         """The names of the workflows with records in this database."""
         return [row[0] for row in await self._query(WORKFLOWS, [])]
 
+    # -- the run history ------------------------------------------------------------------------
+
+    async def runs(self, workflow: str | None = None, limit: int | None = None) -> list[RunRecord]:
+        """The recorded runs (of ``workflow``), newest first, at most ``limit``.
+
+        A run recorded ``RUNNING`` whose process is gone is reported ``INTERRUPTED``.
+
+        :raises WorkflowValidationError: for a ``limit`` that is not a whole number above 0.
+        :raises StateStoreError: when the database cannot be read.
+        """
+        rows = await self._query(*select_runs(check_workflow(workflow), check_limit(limit)))
+        return settle(from_rows(rows, self._path), self._path)
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        """The run with this id (as :meth:`runs` reports it), or None."""
+        rows = await self._query(SELECT_RUN, [str(run_id)])
+        return next(iter(settle(from_rows(rows, self._path), self._path)), None)
+
     # -- a run's session -------------------------------------------------------------------------
 
     async def _open_session(self) -> AsyncSQLiteSession:
@@ -231,11 +264,12 @@ class AsyncSQLiteStateStore(AsyncBaseStateStore):
                 for pragma in PRAGMAS:
                     await db.execute(pragma)
                 if not columns:
-                    await _write(db, CREATE_TABLE)
-                for index in CREATE_INDEXES:
-                    await db.execute(index)
+                    await _write(db, [(CREATE_TABLE, None)])
+                for statement in (*CREATE_INDEXES, CREATE_RUNS, CREATE_RUNS_INDEX):
+                    await db.execute(statement)
                 if gc and self.enable_gc:
-                    await _write(db, GC, [[gc_cutoff(self.gc_days)]])
+                    cutoff = [gc_cutoff(self.gc_days)]
+                    await _write(db, [(GC, [cutoff]), (GC_RUNS, [cutoff])])
                     self._collected = True
         except BaseException:
             await db.close()
@@ -254,23 +288,27 @@ class AsyncSQLiteStateStore(AsyncBaseStateStore):
         db = await self._connect(gc=not self._collected)
         try:
             with translate_errors(self._path, "write"):
-                await _write(db, sql, [params])
+                await _write(db, [(sql, [params])])
         finally:
             await db.close()
 
 
-async def _write(db: AsyncDatabase, sql: str, rows: Sequence[Sequence[Any]] | None = None) -> None:
-    """Run ``sql`` once (no ``rows``) or once per row of parameters, in one transaction.
+async def _write(
+    db: AsyncDatabase, statements: Sequence[tuple[str, Sequence[Sequence[Any]] | None]]
+) -> None:
+    """Run each statement once (rows None) or once per row of parameters, all in one
+    transaction.
 
     If anything fails or the caller is cancelled, the transaction is rolled back
     (shielded, so the connection is never left inside one).
     """
     await db.begin()
     try:
-        if rows is None:
-            await db.execute(sql)
-        else:
-            await db.executemany(sql, rows)
+        for sql, rows in statements:
+            if rows is None:
+                await db.execute(sql)
+            else:
+                await db.executemany(sql, rows)
         await db.commit()
     except BaseException:
         with AsyncShield():
@@ -329,7 +367,29 @@ class AsyncSQLiteSession:
         check_same_file(self._store._path, self._opened)
         rows = [self._rows.row(r, workflow) for r in records]
         with translate_errors(self._store._path, "write"):
-            await _write(self._db, UPSERT, rows)
+            await _write(self._db, [(UPSERT, rows)])
+
+    async def begin_run(self, run: RunRecord) -> None:
+        """Record ``run`` (``RUNNING``) and mark the other ``RUNNING`` runs of its workflow
+        ``INTERRUPTED``, in one transaction; returns once it is committed.
+
+        :raises StateStoreError: when the database cannot be written.
+        """
+        await self._save_run(run, [(MARK_INTERRUPTED, [[run.workflow, run.run_id]])])
+
+    async def end_run(self, run: RunRecord) -> None:
+        """Record how ``run`` ended (its row replaced), in one transaction.
+
+        :raises StateStoreError: when the database cannot be written.
+        """
+        await self._save_run(run, [])
+
+    async def _save_run(
+        self, run: RunRecord, before: list[tuple[str, Sequence[Sequence[Any]] | None]]
+    ) -> None:
+        check_same_file(self._store._path, self._opened)
+        with translate_errors(self._store._path, "write"):
+            await _write(self._db, [*before, (UPSERT_RUN, [to_row(run)])])
 
     async def aclose(self) -> None:
         """Copy the log into the database as far as no reader holds it back, and close

@@ -13,6 +13,8 @@ import click
 from .. import __version__
 from .._errors import WorkflowValidationError
 from ._errors import INTERRUPTED, BadInput
+from ._history import history as show_history
+from ._history import show_run
 from ._inspect import reset as reset_store
 from ._inspect import status as show_status
 from ._load import load_workflow
@@ -28,6 +30,7 @@ def cli() -> None:
     \b
     flowweaver run pipeline.py           run (again: resume) the Workflow in pipeline.py
     flowweaver status                    what the last runs saved
+    flowweaver history                   the runs recorded, newest first
     flowweaver graph pipeline.py         the DAG as a Mermaid flowchart
     flowweaver reset --task load         forget a saved task so it runs again
     """
@@ -118,12 +121,42 @@ def run(
 @cli.command(short_help="Show the task states saved in a state store.")
 @click.argument("store", metavar="[STORE]", required=False)
 @click.option("--workflow", "-W", metavar="NAME", help="Only this workflow's tasks.")
-def status(store: str | None, workflow: str | None) -> None:
+@click.option(
+    "--run",
+    "run_id",
+    metavar="ID",
+    help="Show this run instead (an id from `flowweaver history`, or its first characters).",
+)
+def status(store: str | None, workflow: str | None, run_id: str | None) -> None:
     """Show the tasks saved in STORE: status, when, and the error of failed ones.
+
+    With --run ID: that run's parameters, times, status and counts, which tasks ran and
+    why, and which were restored.
 
     STORE defaults to .flowweaver/state.db, where `flowweaver run` saves by default.
     """
+    if run_id is not None:
+        raise SystemExit(show_run(store, run_id, workflow))
     raise SystemExit(show_status(store, workflow))
+
+
+@cli.command(short_help="List the runs recorded in a state store, newest first.")
+@click.argument("store", metavar="[STORE]", required=False)
+@click.option("--workflow", "-W", metavar="NAME", help="Only this workflow's runs.")
+@click.option(
+    "--limit",
+    "-n",
+    type=click.IntRange(min=1),
+    default=None,
+    help="At most this many runs (default 20).",
+)
+def history(store: str | None, workflow: str | None, limit: int | None) -> None:
+    """List the runs recorded in STORE, newest first: id, workflow, start, duration,
+    status and how their tasks ended. A run whose process died shows INTERRUPTED.
+
+    STORE defaults to .flowweaver/state.db. `flowweaver status --run ID` shows one run.
+    """
+    raise SystemExit(show_history(store, workflow, limit))
 
 
 @cli.command(short_help="Print a Workflow's DAG as Mermaid or DOT.")

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from .._store._api import StateStoreError, TaskRecord
+from .._store._api import RunRecord, StateStoreError, TaskRecord
 from .._sync._json_store import JSONStateStore
 from .._sync._sqlite_store import SQLiteStateStore
 from ._errors import BadInput
@@ -35,6 +35,10 @@ class CliStore(Protocol):
     def delete_task_state(self, task_name: str, workflow: str | None = None) -> None: ...
 
     def clear_all_states(self, workflow: str | None = None) -> None: ...
+
+    def runs(self, workflow: str | None = None, limit: int | None = None) -> list[RunRecord]: ...
+
+    def get_run(self, run_id: str) -> RunRecord | None: ...
 
 
 def _kind(path: Path) -> type[SQLiteStateStore] | type[JSONStateStore]:

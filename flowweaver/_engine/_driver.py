@@ -286,6 +286,7 @@ class _Run:
                 # batches; an awaited run must never block its caller's loop.
                 await self.store.open(self._durable, self.guard if self.owns_loop else None)
                 self.given_records = await self._check_given(self.store)
+                await self.store.begin()
             except BaseException:
                 workflow._running = False
                 raise
@@ -378,7 +379,7 @@ class _Run:
         errors: list[BaseException] = []
         if self.store is not None:
             try:
-                await self.store.close(ok)
+                await self.store.close(ok, interrupted)
             except BaseException as exc:
                 errors.append(exc)
         if self.remote is not None:
@@ -396,6 +397,7 @@ class _Run:
         settle_interrupted(self.name, self.tasks, cancelled, skipped, stopped_by, self.emit)
         workflow = self.workflow
         workflow._running = False
+        given = {self.tasks[i].name for i in self.given} if self.given else ()
         failed = (
             bool(self.failed)
             or not ok
@@ -403,6 +405,7 @@ class _Run:
             or any(
                 t.status is not _COMPLETED and t.status is not _SKIPPED
                 for t in self.tasks[: self.n_static]
+                if t.name not in given  # taken from the store: they stay PENDING
             )
         )
         if interrupted:
@@ -527,6 +530,7 @@ class _Run:
             else:
                 t._state = (_COMPLETED, rec.result, None)
                 self.results[i] = rec.result
+            self.store.restored_task(i)
             if emit is not None:
                 emit(TaskRestored(self.name, time.time(), t.name))
         if self.maps and restored:
@@ -646,6 +650,8 @@ class _Run:
         t._state = (_RUNNING, None, None)
         if self.emit is not None:
             self.emit(TaskStarted(self.name, time.time(), t.name, t.attempts, item=t.item))
+        if self.store is not None:
+            self.store.started(i, self.judged.reason(i))
         kind = self.kinds[i]
         if kind == POOL:
             self._submit(i, t)
@@ -680,6 +686,8 @@ class _Run:
             t._state = (_RUNNING, None, None)
             if self.emit is not None:
                 self.emit(TaskStarted(self.name, t._started, t.name, t.attempts, item=t.item))
+            assert self.store is not None
+            self.store.started(i, self.judged.reason(i))
             self._attempt_failed(i, decided, time.time(), final=True)
         return True
 

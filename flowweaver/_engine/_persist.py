@@ -34,6 +34,7 @@ from .._store._resume import (
     result_token,
     skip_token,
 )
+from ._history import RunLog, outcome
 from ._sigint import InlineGuard
 from ._writer import Writer
 
@@ -73,6 +74,7 @@ class RunStore:
         commit_interval: float = 0.2,
         wait_for_lock: float | None = 0,
     ) -> None:
+        self.history: RunLog | None = None
         self._store = store
         self._wait_for_lock = wait_for_lock
         self._lease: Lease | None = None
@@ -187,6 +189,22 @@ class RunStore:
             guard=guard,
             interval=self._commit_interval,
         )
+
+    async def begin(self) -> None:
+        """Record the run's beginning in the store's history, once the run has passed
+        every check (a run refused before anything ran leaves no history).
+
+        :raises StateStoreError: the store cannot record it; the session is closed and
+            the lease released (nothing has run).
+        """
+        assert self._session is not None
+        self.history = RunLog(self._session, self._run_id, self._workflow, self._params)
+        try:
+            await self.history.begin()
+        except BaseException:
+            self.history = None
+            await self.close(False)
+            raise
 
     async def peek(self) -> None:
         """Load this workflow's records for a plan: no lease, no writer, nothing written.
@@ -308,6 +326,7 @@ class RunStore:
         """Task ``i`` was restored when it became ready."""
         self._tokens[i] = rec.token
         self._restored.add(i)
+        self.restored_task(i)
 
     def add_items(
         self, p: int, ids: range, values: Sequence[Any], keys: Sequence[str | int]
@@ -436,20 +455,23 @@ class RunStore:
             TaskRecord(t.name, status, None, error, _STAMPED_BY_WRITER, self._workflow, t.version),
         )
 
-    async def close(self, ok: bool) -> None:
+    async def close(self, ok: bool, interrupted: bool = False) -> None:
         """Save what is still queued and close the session, even after a cancellation.
 
         A failure to save is raised when the run was otherwise fine. When an interrupt,
         a cancellation or an error is already on its way out (``ok`` false), a store held
         locked by another process gets :data:`INTERRUPTED_PATIENCE` seconds; then the run
         gives up, logs (error level) which task records were not saved (those tasks run
-        again next time) and lets the original exception go on.
+        again next time) and lets the original exception go on. The run's end is then
+        recorded in the history (``FAILED`` when its last records could not be saved).
+
+        :param interrupted: the run was cancelled or interrupted (history: ``CANCELLED``).
         """
         session = self._session
         if session is None:
             return
         try:
-            await self._close(session, ok)
+            await self._close(session, ok, interrupted)
         finally:
             self._release()
 
@@ -458,12 +480,17 @@ class RunStore:
         if lease is not None:
             lease.release()
 
-    async def _close(self, session: AsyncStoreSession, ok: bool) -> None:
+    async def _close(self, session: AsyncStoreSession, ok: bool, interrupted: bool) -> None:
         with anyio.CancelScope(shield=True):
             if ok:
                 try:
                     if self.writer is not None:
                         await self.writer.flush()
+                except BaseException:
+                    await self._end_history(False, interrupted)
+                    raise
+                else:
+                    await self._end_history(True, interrupted)
                 finally:
                     await session.aclose()
                 return
@@ -473,10 +500,36 @@ class RunStore:
                         await self.writer.flush()
                 except Exception as exc:
                     self._log_unsaved(exc)
+                await self._end_history(False, interrupted)
                 try:
                     await session.aclose()
                 except Exception:
                     logger.exception("could not close the state store of %r", self._workflow)
+
+    async def _end_history(self, ok: bool, interrupted: bool) -> None:
+        history = self.history
+        if history is not None:
+            # The selection's tasks: those outside it whose saved results it took
+            # (from_tasks) were neither run nor restored by this run.
+            given = self._given
+            static = [
+                t for i, t in enumerate(self._tasks[: len(self._graph.names)]) if i not in given
+            ]
+            status, counts = outcome(static, set(history.run.restored), ok, interrupted)
+            await history.end(status, counts)
+
+    def started(self, i: int, why: str) -> None:
+        """Task ``i`` starts an attempt: the history notes, once, that it ran and ``why``."""
+        history = self.history
+        if history is not None and i < len(self._graph.names):
+            name = self._tasks[i].name
+            if name not in history.run.ran:
+                history.ran(name, why)
+
+    def restored_task(self, i: int) -> None:
+        """Task ``i`` took its saved result: the history notes it."""
+        if self.history is not None and i < len(self._graph.names):
+            self.history.restored(self._tasks[i].name)
 
     def _log_unsaved(self, exc: Exception) -> None:
         names = self.writer.unsaved() if self.writer is not None else []

@@ -6,6 +6,10 @@ that cannot be stored fails that task at once, naming it, before anything is los
 hands the records to the session in batches: ``save`` returns only once the batch is
 durable (one transaction, or one atomic file replace or journal append). The engine starts
 no dependent of a task before that task's record is durable.
+
+A session may also keep the run's history (:class:`RunRecord`): ``begin_run`` once the
+records are loaded, ``end_run`` before the session closes. Both are optional; a user's
+store of five methods has no history.
 """
 
 from __future__ import annotations
@@ -112,6 +116,41 @@ class TaskRecord:
     inputs: str | None = None
 
 
+#: The statuses of a :class:`RunRecord`.
+RUN_STATUSES = ("RUNNING", "COMPLETED", "FAILED", "CANCELLED", "INTERRUPTED")
+
+
+@dataclass
+class RunRecord:
+    """One run of a workflow with a state store, as its history keeps it.
+
+    :ivar run_id: the run's id (16 hex characters; ``event.run_id`` of its events).
+    :ivar params: the run's parameters as given (JSON values: a run refuses others).
+    :ivar started: when the run began (timezone-aware, UTC).
+    :ivar ended: when it ended; None while it runs, or when its process died.
+    :ivar status: ``"RUNNING"``, ``"COMPLETED"``, ``"FAILED"``, ``"CANCELLED"`` or
+        ``"INTERRUPTED"``: a run whose process died (killed, power loss) while it was
+        ``RUNNING``, as readers report it and the next run of the workflow records it.
+    :ivar counts: how its tasks ended: ``completed`` (ran and completed), ``failed``,
+        ``skipped``, ``restored`` (saved result used) and ``pending`` (did not run).
+    :ivar ran: each task that ran, with why it ran (``"no saved result"``...).
+    :ivar restored: the tasks whose saved result the run used instead of running them.
+    :ivar pid: the run's process id, and ``host`` its host name.
+    """
+
+    run_id: str
+    workflow: str
+    params: dict[str, Any]
+    started: datetime
+    ended: datetime | None
+    status: str
+    counts: dict[str, int]
+    ran: dict[str, str]
+    restored: list[str]
+    pid: int | None = None
+    host: str | None = None
+
+
 class AsyncStoreSession(Protocol):
     """A store opened for one run of one workflow, as the engine uses it."""
 
@@ -137,6 +176,27 @@ class AsyncStoreSession(Protocol):
     async def aclose(self) -> None:
         """Flush and release the store (always called, also after errors)."""
 
+    # Optional: begin_run and end_run (see AsyncRunHistory), looked up with getattr.
+
+
+class AsyncRunHistory(Protocol):
+    """The optional methods of a session that keeps the run history (the built-in
+    stores' sessions do; a session without them simply keeps none)."""
+
+    async def begin_run(self, run: RunRecord) -> None:
+        """Record ``run`` as ``RUNNING``; returns once that is durable. Older ``RUNNING``
+        runs of its workflow are recorded ``INTERRUPTED``: the caller holds the
+        workflow's lease, so they cannot be running.
+
+        :raises StateStoreError: when the store cannot be written.
+        """
+
+    async def end_run(self, run: RunRecord) -> None:
+        """Record how ``run`` ended (status, ``ended``, counts, ``ran``, ``restored``).
+
+        :raises StateStoreError: when the store cannot be written.
+        """
+
 
 class StoreSession(Protocol):
     """The blocking twin of :class:`AsyncStoreSession` (a blocking store's session); a
@@ -151,3 +211,13 @@ class StoreSession(Protocol):
     def save(self, workflow: str, records: Sequence[TaskRecord]) -> None: ...
 
     def close(self) -> None: ...
+
+    # Optional: begin_run and end_run (see RunHistory).
+
+
+class RunHistory(Protocol):
+    """The blocking twin of :class:`AsyncRunHistory`."""
+
+    def begin_run(self, run: RunRecord) -> None: ...
+
+    def end_run(self, run: RunRecord) -> None: ...

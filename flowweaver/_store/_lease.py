@@ -43,6 +43,25 @@ def lease_path(store: Path, workflow: str) -> Path:
     return real.with_name(f"{real.name}.lease-{digest}")
 
 
+def lease_held(store: Path, workflow: str) -> bool:
+    """Whether a run of ``workflow`` holds its lease on ``store`` now (True when that
+    cannot be told, for example a lease file this process may not open).
+
+    Tried without waiting; a lease found free is let go at once.
+    """
+    try:
+        fd = os.open(lease_path(store, workflow), os.O_RDWR)
+    except FileNotFoundError:
+        return False  # no run of this workflow ever took it
+    except OSError:
+        return True
+    if _try_lock(fd):
+        _release(fd)
+        return False
+    os.close(fd)
+    return True
+
+
 class Lease:
     """The lease of one run; :meth:`acquire` it before anything runs, :meth:`release`
     it (always) when the run has closed its store."""

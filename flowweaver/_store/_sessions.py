@@ -30,7 +30,7 @@ import anyio.to_thread
 
 from .._calls import is_async_callable
 from .._errors import WorkflowValidationError
-from ._api import AsyncStoreSession, StoreSession, TaskRecord
+from ._api import AsyncStoreSession, RunRecord, StoreSession, TaskRecord
 
 
 async def open_session(store: object) -> AsyncStoreSession:
@@ -133,6 +133,20 @@ class ThreadSession:
             self._session.save(workflow, records)
             return
         await anyio.to_thread.run_sync(self._session.save, workflow, records, limiter=self._limiter)
+
+    async def begin_run(self, run: RunRecord) -> None:
+        """The blocking session's ``begin_run``, in a worker thread; nothing when it has
+        none (a user's store keeps no history)."""
+        await self._history("begin_run", run)
+
+    async def end_run(self, run: RunRecord) -> None:
+        """The blocking session's ``end_run``, in a worker thread, as ``begin_run``."""
+        await self._history("end_run", run)
+
+    async def _history(self, method: str, run: RunRecord) -> None:
+        call = getattr(self._session, method, None)
+        if call is not None:
+            await anyio.to_thread.run_sync(call, run, limiter=self._limiter)
 
     async def aclose(self) -> None:
         """The blocking session's ``close``, in a worker thread."""

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from .._status import TaskStatus
-from .._store._api import TaskRecord
+from .._store._api import RunRecord, TaskRecord
 from .._store._io import FileLock, Files, Identity
 from .._store._json_format import JSONState
 from .._store._records import (
@@ -35,6 +36,15 @@ from .._store._records import (
     store_vanished,
 )
 from .._store._records import store_path as as_path
+from .._store._runs import (
+    INTERRUPTED,
+    RUNNING,
+    check_limit,
+    newest_first,
+    parse_sidecar,
+    settle,
+    to_line,
+)
 from .._store._serializers import Serializer, check_serializer
 from .._store._sessions import blocking_form
 from ._store_base import BaseStateStore
@@ -55,7 +65,9 @@ class JSONStateStore(BaseStateStore):
     a journal beside it (``<file>.journal``, one fsync per batch) and folds the journal
     into the file when the journal outgrows it and when the run ends, so after a run
     the file alone holds everything. A lock file (``<file>.lock``) lets threads and
-    processes share the store; it stays in place, which is harmless.
+    processes share the store; it stays in place, which is harmless. The run history
+    (:meth:`runs`) goes to another file beside it, ``<file>.runs.jsonl``, so the file
+    itself keeps the reference's format.
 
     :param store_path: the JSON file. Its folder must exist (it is not created).
     :param pretty_print: indent the file for people to read.
@@ -78,6 +90,7 @@ class JSONStateStore(BaseStateStore):
         self.pretty_print = bool(pretty_print)
         self.serializer = check_serializer(serializer)
         self._state = JSONState(self._path, self.serializer)
+        self._history = self._path.with_name(self._path.name + ".runs.jsonl")
 
     def _run_form(self) -> Any:
         """A run writes through the blocking twin of this store (see ``_sessions``)."""
@@ -203,6 +216,60 @@ class JSONStateStore(BaseStateStore):
         if not self._path.exists() and not state.journal.exists():
             return state.encode, []  # nothing saved yet: create nothing
         return state.encode, self.list_records(workflow)
+
+    # -- the run history ------------------------------------------------------------------------
+
+    def runs(self, workflow: str | None = None, limit: int | None = None) -> list[RunRecord]:
+        """The recorded runs (of ``workflow``), newest first, at most ``limit``.
+
+        A run recorded ``RUNNING`` whose process is gone is reported ``INTERRUPTED``. A
+        line of the history file that is not a run is skipped (and logged).
+
+        :raises WorkflowValidationError: for a ``limit`` that is not a whole number above 0.
+        :raises StateStoreError: when the history file cannot be read.
+        """
+        workflow = check_workflow(workflow)
+        limit = check_limit(limit)
+        with self._locked() as files:
+            found = self._read_runs(files)
+        return settle(newest_first(found.values(), workflow, limit), self._path)
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """The run with this id (as :meth:`runs` reports it), or None."""
+        with self._locked() as files:
+            run = (self._read_runs(files)).get(str(run_id))
+        return None if run is None else settle([run], self._path)[0]
+
+    def _read_runs(self, files: Files) -> dict[str, RunRecord]:
+        """The runs in the history file, by id (the lock is held); a torn last line is
+        cut off, as the journal's is."""
+        try:
+            data = files.read(self._history)
+            if not data:
+                return {}
+            found, size = parse_sidecar(self._history, data)
+            if size < len(data):
+                files.truncate(self._history, size)
+        except OSError as exc:
+            raise os_error(self._history, exc, "read") from None
+        return found
+
+    def _append_runs(self, files: Files, runs: Sequence[RunRecord]) -> None:
+        """Make ``runs`` durable as history lines (the lock is held)."""
+        try:
+            files.append(self._history, to_line(runs))
+        except OSError as exc:
+            raise os_error(self._history, exc, "write") from None
+
+    def _torn_runs(self, files: Files) -> bool:
+        """True when the history file ends in a torn line (a crash mid-append)."""
+        try:
+            found = files.identity(self._history)
+            if found is None or found.size == 0:
+                return False
+            return files.read(self._history, found.size - 1) != b"\n"
+        except OSError as exc:
+            raise os_error(self._history, exc, "read") from None
 
     # -- a run's session -------------------------------------------------------------------------
 
@@ -359,6 +426,31 @@ class JSONSession:
             if self._witness is None:
                 name = records[0].task_name
                 self._witness = (name, raws[name]["timestamp"])
+
+    def begin_run(self, run: RunRecord) -> None:
+        """Append ``run`` (``RUNNING``) to the history file, with the other ``RUNNING``
+        runs of its workflow marked ``INTERRUPTED``, as one fsynced append.
+
+        :raises StateStoreError: when the history file cannot be read or written.
+        """
+        with self._store._locked() as files:
+            found = self._store._read_runs(files)
+            dead = [
+                replace(r, status=INTERRUPTED)
+                for r in found.values()
+                if r.workflow == run.workflow and r.status == RUNNING and r.run_id != run.run_id
+            ]
+            self._store._append_runs(files, [*dead, run])
+
+    def end_run(self, run: RunRecord) -> None:
+        """Append how ``run`` ended to the history file (one fsynced line).
+
+        :raises StateStoreError: when the history file cannot be written.
+        """
+        with self._store._locked() as files:
+            if self._store._torn_runs(files):
+                self._store._read_runs(files)  # cuts the torn line off
+            self._store._append_runs(files, [run])
 
     def close(self) -> None:
         """Fold the journal into the file, so the file alone holds everything.

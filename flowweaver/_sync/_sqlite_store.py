@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .._status import TaskStatus
-from .._store._api import TaskRecord
+from .._store._api import RunRecord, TaskRecord
 from .._store._db import Database
 from .._store._io import Shield
 from .._store._records import (
@@ -36,6 +36,19 @@ from .._store._records import (
     public_state,
 )
 from .._store._records import store_path as as_path
+from .._store._runs import (
+    CREATE_RUNS,
+    CREATE_RUNS_INDEX,
+    GC_RUNS,
+    MARK_INTERRUPTED,
+    SELECT_RUN,
+    UPSERT_RUN,
+    check_limit,
+    from_rows,
+    select_runs,
+    settle,
+    to_row,
+)
 from .._store._serializers import Serializer, check_serializer
 from .._store._sessions import blocking_form
 from .._store._sqlite_schema import (
@@ -70,15 +83,17 @@ class SQLiteStateStore(BaseStateStore):
     ``result`` as JSON text, ``error``, ``timestamp``) and index (``idx_timestamp``), plus
     ``workflow`` (with ``task_name``, the key), ``version``, ``fingerprint``, ``token``
     and ``inputs``, so the reference's query ``SELECT task_name, timestamp FROM tasks
-    WHERE status = 'COMPLETED'`` works as it is.
+    WHERE status = 'COMPLETED'`` works as it is. Beside it, the table ``runs`` keeps the
+    run history (:meth:`runs`), one row per run.
 
     The database runs in WAL mode with ``synchronous=NORMAL``: a commit survives the
     process being killed at any moment, but a power loss or an OS crash may lose the last
     few commits (never corrupt the file); those tasks then simply run again.
 
     :param db_path: the database file. Its folder must exist (it is not created).
-    :param enable_gc: delete records older than ``gc_days`` whenever a run opens the
-        store (and the first time this object opens it).
+    :param enable_gc: delete records older than ``gc_days``, and runs that started
+        before then, whenever a run opens the store (and the first time this object
+        opens it).
     :param gc_days: how many days of history to keep (a whole number above 0).
     :param serializer: how results are stored (keyword-only): JSON by default;
         ``PickleSerializer()`` for any picklable object (never on an untrusted file); or
@@ -154,7 +169,7 @@ class SQLiteStateStore(BaseStateStore):
         db = self._connect(gc=not self._collected)
         try:
             with translate_errors(self._path, "write"):
-                _write(db, UPSERT, [row])
+                _write(db, [(UPSERT, [row])])
         finally:
             db.close()
 
@@ -205,6 +220,24 @@ class SQLiteStateStore(BaseStateStore):
         """The names of the workflows with records in this database."""
         return [row[0] for row in self._query(WORKFLOWS, [])]
 
+    # -- the run history ------------------------------------------------------------------------
+
+    def runs(self, workflow: str | None = None, limit: int | None = None) -> list[RunRecord]:
+        """The recorded runs (of ``workflow``), newest first, at most ``limit``.
+
+        A run recorded ``RUNNING`` whose process is gone is reported ``INTERRUPTED``.
+
+        :raises WorkflowValidationError: for a ``limit`` that is not a whole number above 0.
+        :raises StateStoreError: when the database cannot be read.
+        """
+        rows = self._query(*select_runs(check_workflow(workflow), check_limit(limit)))
+        return settle(from_rows(rows, self._path), self._path)
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """The run with this id (as :meth:`runs` reports it), or None."""
+        rows = self._query(SELECT_RUN, [str(run_id)])
+        return next(iter(settle(from_rows(rows, self._path), self._path)), None)
+
     # -- a run's session -------------------------------------------------------------------------
 
     def _open_session(self) -> SQLiteSession:
@@ -233,11 +266,12 @@ class SQLiteStateStore(BaseStateStore):
                 for pragma in PRAGMAS:
                     db.execute(pragma)
                 if not columns:
-                    _write(db, CREATE_TABLE)
-                for index in CREATE_INDEXES:
-                    db.execute(index)
+                    _write(db, [(CREATE_TABLE, None)])
+                for statement in (*CREATE_INDEXES, CREATE_RUNS, CREATE_RUNS_INDEX):
+                    db.execute(statement)
                 if gc and self.enable_gc:
-                    _write(db, GC, [[gc_cutoff(self.gc_days)]])
+                    cutoff = [gc_cutoff(self.gc_days)]
+                    _write(db, [(GC, [cutoff]), (GC_RUNS, [cutoff])])
                     self._collected = True
         except BaseException:
             db.close()
@@ -256,23 +290,27 @@ class SQLiteStateStore(BaseStateStore):
         db = self._connect(gc=not self._collected)
         try:
             with translate_errors(self._path, "write"):
-                _write(db, sql, [params])
+                _write(db, [(sql, [params])])
         finally:
             db.close()
 
 
-def _write(db: Database, sql: str, rows: Sequence[Sequence[Any]] | None = None) -> None:
-    """Run ``sql`` once (no ``rows``) or once per row of parameters, in one transaction.
+def _write(
+    db: Database, statements: Sequence[tuple[str, Sequence[Sequence[Any]] | None]]
+) -> None:
+    """Run each statement once (rows None) or once per row of parameters, all in one
+    transaction.
 
     If anything fails or the caller is cancelled, the transaction is rolled back
     (shielded, so the connection is never left inside one).
     """
     db.begin()
     try:
-        if rows is None:
-            db.execute(sql)
-        else:
-            db.executemany(sql, rows)
+        for sql, rows in statements:
+            if rows is None:
+                db.execute(sql)
+            else:
+                db.executemany(sql, rows)
         db.commit()
     except BaseException:
         with Shield():
@@ -331,7 +369,29 @@ class SQLiteSession:
         check_same_file(self._store._path, self._opened)
         rows = [self._rows.row(r, workflow) for r in records]
         with translate_errors(self._store._path, "write"):
-            _write(self._db, UPSERT, rows)
+            _write(self._db, [(UPSERT, rows)])
+
+    def begin_run(self, run: RunRecord) -> None:
+        """Record ``run`` (``RUNNING``) and mark the other ``RUNNING`` runs of its workflow
+        ``INTERRUPTED``, in one transaction; returns once it is committed.
+
+        :raises StateStoreError: when the database cannot be written.
+        """
+        self._save_run(run, [(MARK_INTERRUPTED, [[run.workflow, run.run_id]])])
+
+    def end_run(self, run: RunRecord) -> None:
+        """Record how ``run`` ended (its row replaced), in one transaction.
+
+        :raises StateStoreError: when the database cannot be written.
+        """
+        self._save_run(run, [])
+
+    def _save_run(
+        self, run: RunRecord, before: list[tuple[str, Sequence[Sequence[Any]] | None]]
+    ) -> None:
+        check_same_file(self._store._path, self._opened)
+        with translate_errors(self._store._path, "write"):
+            _write(self._db, [*before, (UPSERT_RUN, [to_row(run)])])
 
     def close(self) -> None:
         """Copy the log into the database as far as no reader holds it back, and close

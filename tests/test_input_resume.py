@@ -604,11 +604,17 @@ def test_the_run_history_says_why_each_task_ran(stored: Runner, store: Any) -> N
     stored.run(d.workflow(), params=A)
     d.take()
     d.versions["other"] = "2"
-    stored.run(d.workflow(), params=B)
+    log = EventLog()
+    stored.run(d.workflow(), params=B, observer=log)
     last = max(store.runs(), key=lambda r: r.started)
-    assert last.params == B
-    assert set(last.ran) == {"extract", "rows", "stamp", "publish", "other"}
-    assert "date" in last.ran["extract"]
-    assert "extract" in last.ran["rows"]
-    assert "version" in last.ran["other"]
-    assert set(last.restored) == {"report", "config"}
+    assert last.run_id == log.events[0].run_id
+    assert (last.status, last.params) == ("COMPLETED", B)
+    assert last.ran == {
+        "extract": "parameter `date` changed",
+        "rows": "upstream `extract` changed",
+        "stamp": "upstream `extract` changed",
+        "publish": "upstream `stamp` changed",
+        "other": "version 2 != none",
+    }
+    assert sorted(last.restored) == ["config", "report"]  # report: cut off mid-run
+    assert (last.counts["restored"], last.counts["pending"]) == (2, 0)

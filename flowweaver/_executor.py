@@ -140,7 +140,7 @@ class BaseExecutor(ABC):
         """
         return None
 
-    def _run_blocking(self, workflow: Workflow, options: RunOptions) -> None:
+    def _run_blocking(self, workflow: Workflow, options: RunOptions | None = None) -> None:
         from ._blocking import loop_running_in_this_thread, run_blocking
         from ._engine._driver import run_workflow
 
@@ -150,21 +150,21 @@ class BaseExecutor(ABC):
         owns_loop = not loop_running_in_this_thread()
         run_blocking(run_workflow, self, workflow, owns_loop, options, backend=self.backend)
 
-    async def _run_async(self, workflow: Workflow, options: RunOptions) -> None:
+    async def _run_async(self, workflow: Workflow, options: RunOptions | None = None) -> None:
         from ._engine._driver import run_workflow
 
         await run_workflow(self, workflow, False, options)
 
-    def _plan_blocking(self, workflow: Workflow, options: RunOptions) -> Plan:
+    def _plan_blocking(self, workflow: Workflow, options: RunOptions | None = None) -> Plan:
         from ._blocking import run_blocking
         from ._engine._planner import plan_workflow
 
-        return run_blocking(plan_workflow, self, workflow, options, backend=self.backend)
+        return run_blocking(plan_workflow, self, workflow, options or {}, backend=self.backend)
 
-    async def _plan_async(self, workflow: Workflow, options: RunOptions) -> Plan:
+    async def _plan_async(self, workflow: Workflow, options: RunOptions | None = None) -> Plan:
         from ._engine._planner import plan_workflow
 
-        return await plan_workflow(self, workflow, options)
+        return await plan_workflow(self, workflow, options or {})
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(concurrency={self.concurrency})"

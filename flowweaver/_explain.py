@@ -62,7 +62,14 @@ class Plan(Mapping[str, PlannedTask]):
         return out
 
     def __str__(self) -> str:
-        rows = [(p.name, p.action, p.reason) for p in self._tasks.values()]
+        rows = [
+            (
+                p.name,
+                p.action,
+                p.reason + (" (restored if unchanged)" if p.unless_unchanged else ""),
+            )
+            for p in self._tasks.values()
+        ]
         width = max([len("task"), *(len(r[0]) for r in rows)])
         lines = [f"{'task':<{width}}  action   reason"]
         lines += [f"{name:<{width}}  {action:<7}  {reason}" for name, action, reason in rows]

@@ -201,6 +201,11 @@ class TaskSettings:
                 f"{where}: cache_key must be a function of the task's keyword arguments "
                 f"returning a str, got {self.cache_key!r}"
             )
+        if self.cache_key is not None and self.map_over is not None:
+            raise WorkflowValidationError(
+                f"{where}: cache_key applies to a task, not to the items of a map (each item "
+                "is matched by its element's hash); put the key on a task of its own"
+            )
 
     def _check_map(self, where: str) -> None:
         over = self.map_over

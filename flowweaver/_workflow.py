@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +51,8 @@ class Workflow:
         self._graph: Graph | None = None
         self._status = WorkflowStatus.IDLE
         self._running = False
+        # A subset's tasks whose saved results it takes from the store (see subset).
+        self._given: frozenset[str] = frozenset()
 
     # -- building --------------------------------------------------------------------------
 
@@ -256,6 +258,43 @@ class Workflow:
                     )
             self._graph = Graph(list(self._tasks), self._depends_on)
         return self._graph
+
+    def subset(
+        self,
+        targets: Iterable[str] | None = None,
+        from_tasks: Iterable[str] | None = None,
+    ) -> Workflow:
+        """A new workflow of the same name holding part of this one, sharing its tasks.
+
+        ``targets``: those tasks and every task upstream of them. ``from_tasks``: those
+        tasks and every task downstream of them; the upstream tasks whose results they need
+        come along as tasks that are never run: a run takes their results from the state
+        store as saved (and fails before anything runs when one is not saved). Both: the
+        tasks between them. ``execute(wf, targets=..., from_tasks=...)`` runs the same
+        tasks in the same way.
+
+        :raises WorkflowValidationError: for an unknown name, or an empty selection.
+        """
+        from ._engine._select import select
+
+        selection = select(self, targets, from_tasks)
+        new = Workflow(self.name, self.description)
+        if selection is None:
+            names, given = list(self._tasks), self._given
+            depends_on = self._depends_on
+        else:
+            names, given = selection.names, selection.given
+            depends_on = selection.depends_on
+        for name in names:
+            t = self._tasks[name]
+            new._tasks[name] = t
+            new._depends_on[name] = depends_on[name]
+            if t.trigger != "all_success" and name not in given:
+                new._ruled.append(name)
+            if t.map_over is not None and name not in given:
+                new._mapped.append(name)
+        new._given = frozenset(given)
+        return new
 
     # -- describing ----------------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from flowweaver import (
     Workflow,
     WorkflowExecutionError,
 )
-from flowweaver._store._resume import element_digest, item_inputs, item_stands
+from flowweaver._store._resume import TaskFacts, element_digest, item_inputs, item_stands
 from tests.helpers import EventLog
 from tests.store_helpers import NOW
 from tests.test_store_resume import STORES
@@ -237,7 +237,7 @@ def test_an_awaited_map_cancelled_by_its_caller_runs_only_the_items_not_saved(
 # -- what stands, what runs again (each store, blocking) -------------------------------------
 
 
-def test_a_rerun_source_with_the_same_list_restores_every_item(store: Any, kind: str) -> None:
+def test_a_rerun_source_with_the_same_list_restores_the_map_whole(store: Any, kind: str) -> None:
     run = runner(store, SequentialExecutor, False, "asyncio")
     m = Map()
     run(m.workflow([1, 2, 3]))
@@ -250,18 +250,39 @@ def test_a_rerun_source_with_the_same_list_restores_every_item(store: Any, kind:
         # other elements, so every item runs again rather than risk a stale result.
         assert m.take() == [1, 2, 3]
         return
+    # The map receives what it was saved with: it stands whole (early cut-off), without
+    # expanding into items.
     assert m.take() == []
-    restored = [e for e in log.of(TaskRestored) if e.item is not None]
-    assert [(e.task, e.item) for e in restored] == [("proc[0]", 0), ("proc[1]", 1), ("proc[2]", 2)]
+    assert [e.task for e in log.of(TaskRestored)] == ["other", "proc", "total"]
     proc = wf.get_task("proc")
     assert proc is not None
     assert proc.status is TaskStatus.COMPLETED
+    assert proc.result == [10, 20, 30]
+    assert result(wf, "total") == 60
+
+
+def test_a_source_whose_list_changed_restores_the_items_that_did_not(store: Any, kind: str) -> None:
+    run = runner(store, SequentialExecutor, False, "asyncio")
+    m = Map()
+    run(m.workflow([1, 2, 3]))
+    m.take()
+    log = EventLog()
+    wf = m.workflow([1, 2, 4], src_version="2")
+    run(wf, observer=log)
+    if kind == "user":
+        assert m.take() == [1, 2, 4]
+        return
+    assert m.take() == [4]
+    restored = [e for e in log.of(TaskRestored) if e.item is not None]
+    assert [(e.task, e.item) for e in restored] == [("proc[0]", 0), ("proc[1]", 1)]
+    proc = wf.get_task("proc")
+    assert proc is not None
     assert [(t.name, t.status, t.result) for t in proc.items] == [
         ("proc[0]", TaskStatus.COMPLETED, 10),
         ("proc[1]", TaskStatus.COMPLETED, 20),
-        ("proc[2]", TaskStatus.COMPLETED, 30),
+        ("proc[2]", TaskStatus.COMPLETED, 40),
     ]
-    assert result(wf, "total") == 60
+    assert result(wf, "total") == 70
 
 
 @pytest.mark.parametrize("kind", ["json", "sqlite"], indirect=True)
@@ -377,7 +398,9 @@ def test_a_rerun_non_source_upstream_task_runs_every_item_again(store: Any) -> N
     m.take()
     wf = m.workflow([1, 2, 3], other_version="2")  # same value, computed again
     run(wf)
-    assert m.take() == [1, 2, 3]
+    # The map received what it was saved with: it stands (a user's store keeps no
+    # inputs to tell: everything below the task that ran runs again there).
+    assert m.take() == ([1, 2, 3] if isinstance(store, DictStore) else [])
     wf = m.workflow([1, 2, 3], other_version="3", times=100)
     run(wf)
     assert m.take() == [1, 2, 3]
@@ -410,10 +433,11 @@ def test_items_left_out_with_on_item_failure_skip_run_again_once_the_map_is_redo
     run(wf)
     assert m.take() == []  # the map completed: restored whole, as any completed task
     assert result(wf) == [10, 30]
-    wf = m.workflow([1, 2, 3], on_item_failure="skip", src_version="2")
+    wf = m.workflow([1, 3, 2], on_item_failure="skip", src_version="2")
     run(wf)
-    assert m.take() == ([1, 2, 3] if isinstance(store, DictStore) else [2])
-    assert result(wf) == [10, 20, 30]
+    # A new list expands the map again: the item left out runs, the others stand.
+    assert m.take() == ([1, 3, 2] if isinstance(store, DictStore) else [3, 2])
+    assert result(wf) == [10, 30, 20]
 
 
 def test_an_item_that_skipped_itself_is_restored_skipped(store: Any) -> None:
@@ -425,13 +449,13 @@ def test_an_item_that_skipped_itself_is_restored_skipped(store: Any) -> None:
     assert m.take() == [1, 2, 3]
     assert result(wf) == [10, 30]
     log = EventLog()
-    wf = m.workflow([1, 2, 3], src_version="2")
+    wf = m.workflow([1, 2, 3, 4], src_version="2")
     run(wf, observer=log)
     if isinstance(store, DictStore):
-        assert m.take() == [1, 2, 3]
+        assert m.take() == [1, 2, 3, 4]
         return
-    assert m.take() == []
-    assert result(wf) == [10, 30]
+    assert m.take() == [4]
+    assert result(wf) == [10, 30, 40]
     item = wf.get_task("proc[1]")
     assert item is not None
     assert item.status is TaskStatus.SKIPPED
@@ -443,11 +467,11 @@ def test_an_element_without_a_hash_never_stands() -> None:
     # element is neither JSON nor picklable. Its item runs again rather than guess.
     assert element_digest(lambda: 1) is None
     rec = TaskRecord("p[0]", TaskStatus.COMPLETED, 1, None, NOW, "wf", token="t", inputs="")
-    assert not item_stands(rec, "wf", None, None, [], None, unchanged=True)
+    assert not item_stands(rec, "wf", TaskFacts(None), NOW, [], None, unchanged=True)
     assert item_inputs("", None) == ""
     digest = element_digest(1)
     rec.inputs = item_inputs("", digest)
-    assert item_stands(rec, "wf", None, None, [], digest, unchanged=False)
+    assert item_stands(rec, "wf", TaskFacts(None), NOW, [], digest, unchanged=False)
 
 
 def test_which_item_records_stand() -> None:
@@ -460,7 +484,8 @@ def test_which_item_records_stand() -> None:
         rec = TaskRecord("p[0]", status, 1, None, NOW, "wf", "v1", "fp", "tok", inputs)
         for name, value in changes.items():
             setattr(rec, name, value)
-        return item_stands(rec, "wf", "v1", "fp", ["tok-other"], digest, unchanged=False)
+        facts = TaskFacts("v1", "fp")
+        return item_stands(rec, "wf", facts, NOW, ["tok-other"], digest, unchanged=False)
 
     assert stands()
     assert stands(status=TaskStatus.SKIPPED)  # skipped on purpose: it has a token

@@ -36,7 +36,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import nullcontext
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import anyio.abc
@@ -44,6 +44,7 @@ from anyio.lowlevel import checkpoint
 
 from .._blocking import loop_running_in_this_thread, run_blocking
 from .._errors import (
+    FlowWeaverError,
     MapError,
     TaskExecutionError,
     WorkflowExecutionError,
@@ -64,7 +65,7 @@ from .._outcomes import SKIPPED, TRIGGER_RULES, Failed, Skip
 from .._remote._protocol import RemoteResult
 from .._remote._steps import RemoteSteps
 from .._status import TaskStatus, WorkflowStatus
-from .._store._api import StateSerializationError
+from .._store._api import StateSerializationError, TaskRecord
 from . import _gc
 from ._attempt import await_with_timeout, call_with_timeout, is_awaitable, log_retry
 from ._callbacks import SyncCall, run_callbacks
@@ -81,6 +82,7 @@ from ._observe import Emitter
 from ._persist import RunStore
 from ._plan import ASYNC, INLINE, MAP, POOL, REMOTE, REMOTE_TIMED, plan
 from ._scheduler import DONE, FAILED, Failure, Scheduler
+from ._select import Selection, check_params, select
 from ._sigint import (
     InlineGuard,
     Terminated,
@@ -122,11 +124,20 @@ class _Run:
         workflow: Workflow | _Solo,
         owns_loop: bool,
         params: Mapping[str, Any] | None = None,
+        selection: Selection | None = None,
     ) -> None:
         self.workflow = workflow
-        self.graph = workflow.graph()
+        self.selection = selection
+        self.graph = selection.graph() if selection is not None else workflow.graph()
         by_name = workflow._tasks
         self.tasks: list[Task] = [by_name[n] for n in self.graph.names]
+        self.run_id = uuid.uuid4().hex[:16]
+        index = self.graph.index
+        # Tasks outside a selection whose saved results it takes (from_tasks): restored
+        # at the start, never run, never reported (they stay PENDING).
+        given = selection.given if selection is not None else workflow._given
+        self.given = sorted(index[n] for n in given)
+        self.forced = [index[n] for n in selection.forced] if selection is not None else []
         self.concurrency = executor.concurrency
         self.fail_fast = executor.fail_fast
         inline = owns_loop and executor._inline_sync
@@ -136,7 +147,7 @@ class _Run:
         self.remote = (
             RemoteSteps(
                 runner,
-                uuid.uuid4().hex[:8],
+                self.run_id[:8],
                 self._succeeded,
                 self._failed_for_good,
                 needs_values=executor.state_store is not None,
@@ -149,8 +160,9 @@ class _Run:
         # their task expands; the workflow's own tasks are the first n_static.
         self.n_static = len(self.tasks)
         self.maps: dict[int, MapSource] = {}
-        check_item_names(set(workflow._mapped), self.graph.names)
-        for name in workflow._mapped:
+        mapped = [n for n in workflow._mapped if n in index and n not in given]
+        check_item_names(set(mapped), self.graph.names)
+        for name in mapped:
             if self.remote is not None:
                 raise WorkflowValidationError(
                     f"task {name!r} maps over {by_name[name].map_over!r}, and maps do not run "
@@ -174,7 +186,11 @@ class _Run:
         self.sched.add_graph(
             self.graph.upstream,
             [t.retries for t in self.tasks],
-            {self.graph.index[n]: _RULE[by_name[n].trigger] for n in workflow._ruled},
+            {
+                index[n]: _RULE[by_name[n].trigger]
+                for n in workflow._ruled
+                if n in index and n not in given
+            },
             self.graph.downstream,
         )
         # What each task passes on: its result, Failed(error) or SKIPPED. Only a task whose
@@ -205,7 +221,9 @@ class _Run:
         self.work: anyio.abc.TaskGroup | None = None  # lanes, retry timers
         self.side: anyio.abc.TaskGroup | None = None  # callbacks: outlive a fail_fast
 
-        self.emitter = Emitter(executor.observer) if executor.observer is not None else None
+        self.emitter = (
+            Emitter(executor.observer, self.run_id) if executor.observer is not None else None
+        )
         self.emit = self.emitter.emit if self.emitter is not None else None
         self.name = workflow.name
 
@@ -216,12 +234,38 @@ class _Run:
                 self.name,
                 self.graph,
                 self.tasks,
+                run_id=self.run_id,
                 fresh=executor.fresh,
                 fingerprint_code=executor.fingerprint_code,
+                params=params,
                 commit_interval=executor.commit_interval,
                 wait_for_lock=executor.wait_for_lock,
             )
+            if self.remote is not None:
+                keyed = [t.name for t in self.tasks if t.cache_key is not None]
+                if keyed:
+                    raise WorkflowValidationError(
+                        f"task {keyed[0]!r} has a cache_key, which does not run on a remote "
+                        "executor (Dask) yet; use ThreadedExecutor or AsyncExecutor, or drop it"
+                    )
+        elif self.given:
+            names = ", ".join(repr(self.graph.names[i]) for i in self.given)
+            raise WorkflowValidationError(
+                f"workflow {self.name!r}: the tasks to run need the results of {names}, "
+                "which are not selected; without a state store there is nowhere to take "
+                "them from: select them too, or give the executor the store they were "
+                "saved in"
+            )
         self.writer: Writer | None = None
+        # Tasks whose saved record stands but for what they receive: decided when ready
+        # (see _restore_later); why each task that runs does (the run's history).
+        self.later: dict[int, TaskRecord] = {}
+        self.keyed: set[int] = set()
+        self.to_restore: list[tuple[int, TaskRecord]] = []
+        self.why: dict[int, str] = {}
+        self.given_records: dict[int, TaskRecord] = {}
+        if self.store is not None:
+            self.keyed = {i for i, t in enumerate(self.tasks) if t.cache_key is not None}
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -238,6 +282,7 @@ class _Run:
                 # batch is written on it, and the thread round trip costs more than most
                 # batches; an awaited run must never block its caller's loop.
                 await self.store.open(self._durable, self.guard if self.owns_loop else None)
+                self.given_records = await self._check_given(self.store)
             except BaseException:
                 workflow._running = False
                 raise
@@ -254,14 +299,15 @@ class _Run:
                 raise
         workflow._status = WorkflowStatus.RUNNING
         protect_waits_under_trio()
-        for t in self.tasks:
+        # A partial run leaves every task outside it PENDING, whatever an earlier run left.
+        for t in workflow._tasks.values() if self.selection is not None else self.tasks:
             t._reset()
         self.call_soon = threadsafe_caller()
         self.job_context = thread_context()
         began = time.time()
         emitter = self.emitter
         if self.emit is not None:
-            self.emit(RunStarted(self.name, began, len(self.tasks)))
+            self.emit(RunStarted(self.name, began, len(self.tasks) - len(self.given)))
         ok = interrupted = False
         _gc.hold()  # released first thing in _shutdown
         try:
@@ -423,14 +469,38 @@ class _Run:
             self._admit_or_finish()
             await self._guarded(self._drive)
 
+    async def _check_given(self, store: RunStore) -> dict[int, TaskRecord]:
+        """The saved results of the given tasks (see ``_select``): each must be there."""
+        if not self.given:
+            return {}
+        found, missing = store.given(self.given)
+        if missing:
+            names = ", ".join(repr(self.graph.names[i]) for i in missing)
+            await store.close(False)
+            raise WorkflowValidationError(
+                f"workflow {self.name!r}: the tasks to run need the results of {names}, and "
+                "the state store holds no completed result for them; run them first (or "
+                "select them too)"
+            )
+        return found
+
     def _restore(self) -> None:
         """Mark each task with a usable saved result COMPLETED, without running it."""
         if self.store is None:
             return
-        found = self.store.restorable()
         sched = self.sched
+        for i, rec in self.given_records.items():  # from_tasks: taken as saved, not shown
+            sched.restore(i, skipped=rec.status is TaskStatus.SKIPPED)
+            self.results[i] = SKIPPED if rec.status is TaskStatus.SKIPPED else rec.result
+        judged = self.store.judge(self.forced)
+        found = judged.restore
+        self.later = judged.later
+        self.why = judged.reasons
         restored = []
+        given = self.given_records
         for i, rec in found.items():  # upstream tasks first: the order _resume found them in
+            if i in given:
+                continue  # restored above
             on_purpose = rec.status is TaskStatus.SKIPPED
             if on_purpose and rec.token is None:
                 continue  # skipped by a rule: the scheduler decides it again
@@ -551,6 +621,8 @@ class _Run:
         sched = self.sched
         for i in sched.admit():
             self._dispatch(i)
+        if self.to_restore:
+            self._restore_later()
         if self.writer is not None and sched.waits_for_store:
             # A free slot and nothing to start: what waits is waiting for the store, so
             # save now. While every slot is busy, records pile up into a bigger batch.
@@ -560,11 +632,20 @@ class _Run:
         """Start the attempt of task ``i`` the scheduler just handed out."""
         t = self.tasks[i]
         t.attempts = self.sched.attempts[i]
+        error = None
+        if self.later or self.keyed:
+            decided = self._decide_now(i, t)
+            if decided is True:
+                return  # its saved result stands: restored by _restore_later
+            error = decided or None
         if t._started is None:
             t._started = time.time()
         t._state = (_RUNNING, None, None)
         if self.emit is not None:
             self.emit(TaskStarted(self.name, time.time(), t.name, t.attempts, item=t.item))
+        if error is not None:
+            self._attempt_failed(i, error, time.time(), final=True)
+            return
         kind = self.kinds[i]
         if kind == POOL:
             self._submit(i, t)
@@ -586,6 +667,77 @@ class _Run:
             elif self.lanes < self.concurrency and self.work is not None:
                 self.lanes += 1
                 self.work.start_soon(self._guarded, self._lane)
+
+    def _decide_now(self, i: int, t: Task) -> Literal[True] | Exception | None:
+        """Task ``i`` is ready, and its saved record stood but for what it receives (or its
+        ``cache_key`` decides): True when it stands now (queued for _restore_later), an
+        error when its ``cache_key`` raised (the attempt fails with it), None: it runs."""
+        rec = self.later.pop(i, None)
+        keyed = i in self.keyed
+        if (rec is None and not keyed) or t.attempts > 1:
+            return None  # a retry: decided at its first attempt
+        store = self.store
+        assert store is not None
+        try:
+            kwargs = self._kwargs(i) if keyed else None
+            if rec is None:
+                assert kwargs is not None
+                store.keyed(i, kwargs)
+                return None
+            why = store.unchanged(i, rec, kwargs)
+        except Exception as exc:
+            # The task's failure, not the run's: reported like an error of its function.
+            error = FlowWeaverError(
+                f"task {t.name!r}: its cache_key raised {describe_exception(exc)}; the key "
+                "must be a str made from the task's keyword arguments"
+            )
+            error.__cause__ = exc
+            return error
+        if why is None:
+            self.to_restore.append((i, rec))
+            return True
+        self.why[i] = why
+        return None
+
+    def _restore_later(self) -> None:
+        """Restore the tasks _decide_now found standing, and start what that makes ready:
+        a loop, not recursion, for a long chain restored task by task."""
+        sched = self.sched
+        while self.to_restore:
+            batch, self.to_restore = self.to_restore, []
+            for i, rec in batch:
+                self._restore_one(i, rec)
+            now = time.time()
+            if sched.skips:
+                self._report_skips(now)
+            if sched.gathered:
+                self._gather(now)
+            if sched.unsettled == 0:
+                self._finish()
+                return
+            if self.finished:
+                return
+            for i in sched.admit():
+                self._dispatch(i)
+
+    def _restore_one(self, i: int, rec: TaskRecord) -> None:
+        assert self.store is not None
+        self.store.restored(i, rec)
+        t = self.tasks[i]
+        self.why.pop(i, None)
+        if rec.status is TaskStatus.SKIPPED:  # skipped on purpose: the decision stands
+            t._state = (TaskStatus.SKIPPED, None, None)
+            self.results[i] = SKIPPED
+            self.skipped.append(i)
+            self.sched.skip(i)
+        else:
+            t._state = (_COMPLETED, rec.result, None)
+            self.results[i] = rec.result
+            self.sched.completed(i)  # its record is durable already
+        if self.emit is not None:
+            self.emit(TaskRestored(self.name, time.time(), t.name))
+        if i in self.maps:
+            self._restored_keys({i})
 
     def _kwargs(self, i: int) -> dict[str, Any]:
         results = self.results
@@ -1004,8 +1156,22 @@ async def run_workflow(
     :raises Terminated: (a KeyboardInterrupt) when SIGTERM stopped a run that owns its
         loop on the main thread; the blocking caller re-delivers the signal.
     """
-    params = options.get("params") if options else None
-    await _carry_out(_Run(executor, workflow, owns_loop, params), owns_loop)
+    params, selection = run_inputs(workflow, options)
+    await _carry_out(_Run(executor, workflow, owns_loop, params, selection), owns_loop)
+
+
+def run_inputs(
+    workflow: Workflow, options: RunOptions | None
+) -> tuple[dict[str, Any], Selection | None]:
+    """A run's parameters and selection, checked (see ``_select``).
+
+    :raises WorkflowValidationError: before anything runs.
+    """
+    if not options:
+        return {}, None
+    params = check_params(options.get("params"), workflow)
+    selection = select(workflow, options.get("targets"), options.get("from_tasks"))
+    return params, selection
 
 
 async def _carry_out(run: _Run, owns_loop: bool) -> None:
@@ -1043,6 +1209,7 @@ class _Solo:
         self.name = task.name
         self._tasks = {task.name: task}
         self._ruled = [task.name] if task.trigger != "all_success" else []
+        self._given: frozenset[str] = frozenset()
         # A mapped task run alone runs once, on the context as given (one element, say).
         self._mapped: list[str] = []
         self._running = False

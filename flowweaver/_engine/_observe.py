@@ -16,6 +16,10 @@ from ._sigint import wait_event
 logger = logging.getLogger("flowweaver")
 
 
+def _set_run_id(event: RunEvent, run_id: str) -> None:
+    object.__setattr__(event, "run_id", run_id)  # the one field the engine fills in late
+
+
 class Emitter:
     """Calls a sync observer at once; queues events for an async one, delivered in order.
 
@@ -23,14 +27,18 @@ class Emitter:
     dropped and the run waits for the queue to drain before it returns.
     """
 
-    def __init__(self, observer: Callable[[RunEvent], Any]) -> None:
+    def __init__(self, observer: Callable[[RunEvent], Any], run_id: str = "") -> None:
         self._observer = observer
+        self._run_id = run_id
         self.is_async = is_async_callable(observer)
         self._queue: deque[RunEvent] = deque()
         self._more = anyio.Event()
         self._closed = False
 
     def emit(self, event: RunEvent) -> None:
+        # Stamped here, not by each of the engine's many event sites: an event is frozen,
+        # and made only when there is an observer.
+        _set_run_id(event, self._run_id)
         if self.is_async:
             self._queue.append(event)
             self._more.set()

@@ -9,24 +9,30 @@ and :meth:`close` at the end, always, inside a shield.
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from collections.abc import Callable, Container, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._errors import describe_exception
+from .._errors import WorkflowValidationError, describe_exception
 from .._status import TaskStatus
-from .._store._api import AsyncStoreSession, TaskRecord
+from .._store._api import AsyncStoreSession, StateSerializationError, TaskRecord
 from .._store._io import give_up_after
 from .._store._lease import Lease
 from .._store._resume import (
+    Judged,
+    TaskFacts,
     code_fingerprint,
     element_digest,
+    inputs_unchanged,
     item_inputs,
     item_stands,
-    restorable,
+    judge,
+    key_entry,
+    param_entry,
+    result_token,
+    skip_token,
 )
 from ._sigint import InlineGuard
 from ._writer import Writer
@@ -36,6 +42,8 @@ if TYPE_CHECKING:
     from ._graph import Graph
 
 logger = logging.getLogger("flowweaver")
+
+_COMPLETED = TaskStatus.COMPLETED
 
 #: After an interrupt, cancellation or error, how long the last save may wait for a store
 #: that another process holds locked before the run gives up on it (and ends).
@@ -58,8 +66,10 @@ class RunStore:
         graph: Graph,
         tasks: Sequence[Task],
         *,
+        run_id: str,
         fresh: bool,
         fingerprint_code: bool,
+        params: Mapping[str, Any] | None = None,
         commit_interval: float = 0.2,
         wait_for_lock: float | None = 0,
     ) -> None:
@@ -76,11 +86,20 @@ class RunStore:
         )
         self._session: AsyncStoreSession | None = None
         self._records: dict[str, TaskRecord] = {}
-        # A result's token is the id of the run that produced it; a record keeps the
-        # tokens of the upstream results it was computed from, which is how a stale
-        # dependent is recognised next time (see _resume).
+        # A result's token is a hash of what it is; a record keeps the tokens of the
+        # upstream results it was computed from and the entries of the parameters the
+        # task took, which is how a stale dependent is recognised next time (see _resume).
         self._tokens: list[str | None] = [None] * len(tasks)
-        self._run_id = uuid.uuid4().hex[:16]
+        self._run_id = run_id
+        self._params = dict(params or {})
+        # Each task's parameter entries, by name: hashed once per run, and only with a
+        # store (a run without one never hashes anything).
+        entries = {name: param_entry(name, value) for name, value in self._params.items()}
+        self._facts = [self._task_facts(t, entries) for t in tasks]
+        # The cache_key entries of the keyed tasks that ran: their records' inputs.
+        self._keys: dict[int, str] = {}
+        # Tasks outside a selection whose saved results it takes (see given).
+        self._given: dict[int, TaskRecord] = {}
         # Mapped tasks: what each maps over, and the prefix of its items' names, whose
         # records are loaded with the rest (item names are known only once it expands).
         self._sources = {
@@ -89,9 +108,20 @@ class RunStore:
         self._item_of: dict[int, int] = {}  # each item's mapped task
         # Each expanded mapped task's first item and its items' element hashes.
         self._digests: dict[int, tuple[int, list[str | None]]] = {}
-        # The tasks restored at the start (not run again since): see item_stands.
+        # The tasks restored (at the start, or when ready) and not run again since: see
+        # item_stands.
         self._restored: set[int] = set()
         self.writer: Writer | None = None
+
+    @staticmethod
+    def _task_facts(t: Task, entries: Mapping[str, str]) -> TaskFacts:
+        ttl = t.cache_ttl
+        return TaskFacts(
+            t.version,
+            ttl=ttl.total_seconds() if isinstance(ttl, timedelta) else ttl,
+            keyed=t.cache_key is not None,
+            params={name: entry for name, entry in entries.items() if t.accepts(name)},
+        )
 
     async def open(
         self, on_durable: Callable[[list[int]], None], inline_guard: InlineGuard | None
@@ -128,9 +158,9 @@ class RunStore:
             # names belong to another workflow, and that must happen before anything runs.
             names = self._graph.names
             prefixes = [names[p] + "[" for p in self._sources]
-            records = await session.load(self._workflow, names, prefixes)
-            if not self._fresh:
-                self._records = records
+            # Kept by a fresh run too: from_tasks takes upstream results from them.
+            self._records = await session.load(self._workflow, names, prefixes)
+            self._check_params(session)
         except BaseException:
             try:
                 with anyio.CancelScope(shield=True):
@@ -148,16 +178,120 @@ class RunStore:
             interval=self._commit_interval,
         )
 
-    def restorable(self) -> dict[int, TaskRecord]:
-        """The tasks whose saved result this run may use, by index (see ``_resume``)."""
-        if not self._records:
-            return {}
-        versions = [t.version for t in self._tasks]
-        found = restorable(self._graph, self._workflow, self._records, versions, self._fingerprints)
-        for i, rec in found.items():
+    async def peek(self) -> None:
+        """Load this workflow's records for a plan: no lease, no writer, nothing written
+        (a store file that does not exist is not created: it holds nothing).
+
+        :raises StateStoreError: the store cannot be read.
+        :raises WorkflowValidationError: a parameter the store could not save.
+        """
+        from .._store._sessions import open_session, store_file
+
+        path = store_file(self._store)
+        session = None
+        if path is None or path.exists():
+            session = await open_session(self._store)
+        try:
+            if session is not None:
+                names = self._graph.names
+                prefixes = [names[p] + "[" for p in self._sources]
+                self._records = await session.load(self._workflow, names, prefixes)
+                self._check_params(session)
+        finally:
+            if session is not None:
+                with anyio.CancelScope(shield=True):
+                    await session.aclose()
+
+    def _check_params(self, session: AsyncStoreSession) -> None:
+        """Refuse, before anything runs, a run parameter the store could not save with the
+        run's history (the serializer's own check, as for a task's result)."""
+        for name, value in self._params.items():
+            try:
+                session.encode(name, value)
+            except Exception as exc:
+                why = exc.reason if isinstance(exc, StateSerializationError) else None
+                raise WorkflowValidationError(
+                    f"parameter {name!r}: the state store cannot save its value, a "
+                    f"{type(value).__name__} ({why or describe_exception(exc)}); pass plain "
+                    "data (str, numbers, bool, None, lists and dicts of them) or give the "
+                    "store another serializer"
+                ) from None
+
+    def judge(self, forced: Container[int] = ()) -> Judged:
+        """Which tasks this run restores at the start, which it decides when they are
+        ready, and why the others run (see ``_resume.judge``)."""
+        if self._fingerprints is not None:
+            for facts, fingerprint in zip(self._facts, self._fingerprints, strict=True):
+                facts.fingerprint = fingerprint
+        found = judge(
+            self._graph,
+            self._workflow,
+            self._records,
+            self._facts,
+            datetime.now(timezone.utc),
+            fresh=self._fresh,
+            forced=forced,
+            given=self._given,
+        )
+        for i, rec in found.restore.items():
             self._tokens[i] = rec.token
-        self._restored = set(found)
+        self._restored = set(found.restore)
         return found
+
+    def given(self, indices: Sequence[int]) -> tuple[dict[int, TaskRecord], list[int]]:
+        """The saved results of tasks outside a selection that it needs (``from_tasks``),
+        taken as they are saved: completed (or skipped on purpose), of this workflow.
+
+        :returns: those found, by index, and the indices of those missing.
+        """
+        names = self._graph.names
+        found = self._given
+        missing: list[int] = []
+        for i in indices:
+            rec = self._records.get(names[i])
+            status = rec.status if rec is not None else None
+            usable = status is TaskStatus.COMPLETED or (
+                status is TaskStatus.SKIPPED and rec is not None and rec.token is not None
+            )
+            if rec is None or not usable or rec.workflow not in (None, self._workflow):
+                missing.append(i)
+            else:
+                found[i] = rec
+                self._tokens[i] = rec.token
+                self._restored.add(i)
+        return found, missing
+
+    def unchanged(self, i: int, rec: TaskRecord, kwargs: Mapping[str, Any] | None) -> str | None:
+        """Task ``i`` is ready and its record stood but for what it receives: None when
+        what it receives now is what it was saved with (then it is restored: see
+        :meth:`restored`), else why it runs.
+
+        :param kwargs: its keyword arguments, for a task with a ``cache_key`` (called
+            here; its error is the caller's to report).
+        """
+        key = self._key(i, kwargs) if kwargs is not None else None
+        names = self._graph.names
+        tokens = self._tokens
+        upstream = [(names[j], tokens[j]) for j in self._graph.upstream[i]]
+        return inputs_unchanged(rec, upstream, key)
+
+    def keyed(self, i: int, kwargs: Mapping[str, Any]) -> None:
+        """Task ``i`` has a ``cache_key`` and runs: its record keeps the key (may raise)."""
+        self._key(i, kwargs)
+
+    def _key(self, i: int, kwargs: Mapping[str, Any]) -> str:
+        t = self._tasks[i]
+        assert t.cache_key is not None
+        key = t.cache_key(**kwargs)
+        if not isinstance(key, str):
+            raise TypeError(f"cache_key returned a {type(key).__name__}, not a str")
+        entry = self._keys[i] = key_entry(key)
+        return entry
+
+    def restored(self, i: int, rec: TaskRecord) -> None:
+        """Task ``i`` was restored when it became ready."""
+        self._tokens[i] = rec.token
+        self._restored.add(i)
 
     def add_items(
         self, p: int, ids: range, values: Sequence[Any], keys: Sequence[str | int]
@@ -179,22 +313,23 @@ class RunStore:
         digests = [element_digest(v) for v in values]
         self._digests[p] = (ids.start, digests)
         records = self._records
-        if not records:
+        if not records or self._fresh:
             return {}
         name = self._tasks[p].name
         src = self._sources[p]
         ups = self._graph.upstream[p]
         tokens = self._tokens
         others = [tokens[j] for j in ups if j != src]
-        run_id = self._run_id
-        unchanged = all(j in self._restored and tokens[j] != run_id for j in ups)
-        version = self._tasks[p].version
+        unchanged = all(j in self._restored for j in ups)
+        facts = self._facts[p]
+        facts.fingerprint = fingerprint
+        now = datetime.now(timezone.utc)
         found: dict[int, TaskRecord] = {}
         for n, key in enumerate(keys):
             # Popped: a record is judged once, and 10,000 of them need not stay in memory.
             rec = records.pop(f"{name}[{key}]", None)
             if rec is not None and item_stands(
-                rec, self._workflow, version, fingerprint, others, digests[n], unchanged
+                rec, self._workflow, facts, now, others, digests[n], unchanged
             ):
                 found[ids.start + n] = rec
                 tokens[ids.start + n] = rec.token
@@ -229,20 +364,23 @@ class RunStore:
     def _outcome(self, i: int, status: TaskStatus, encoded: Any, error: str | None) -> None:
         assert self.writer is not None
         t = self._tasks[i]
-        token = self._run_id
+        name = t.name
+        token = result_token(name, encoded) if status is _COMPLETED else skip_token(name)
         tokens = self._tokens
         tokens[i] = token
         if i >= len(self._graph.names):
             inputs = self._item_inputs(i)
+        elif self._keys and i in self._keys:
+            inputs = self._keys.pop(i)
         else:
-            # Usually every upstream result is from this run: then the run id says it all.
-            used = {tokens[j] or "" for j in self._graph.upstream[i]}
-            inputs = token if used == {token} else ",".join(sorted(used))
+            used = sorted({tokens[j] or "" for j in self._graph.upstream[i]})
+            params = self._facts[i].params
+            inputs = ",".join([*used, *params.values()] if params else used)
         fingerprint = self._fingerprints[i] if self._fingerprints is not None else None
         self.writer.put(
             i,
             TaskRecord(
-                t.name,
+                name,
                 status,
                 encoded,
                 error,
@@ -261,7 +399,8 @@ class RunStore:
         p = self._item_of[i]
         src = self._sources[p]
         tokens = self._tokens
-        others = ",".join(sorted({tokens[j] or "" for j in self._graph.upstream[p] if j != src}))
+        used = sorted({tokens[j] or "" for j in self._graph.upstream[p] if j != src})
+        others = ",".join([*used, *self._facts[p].params.values()])
         first, digests = self._digests[p]
         return item_inputs(others, digests[i - first])
 

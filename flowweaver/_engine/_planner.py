@@ -1,14 +1,141 @@
-"""``executor.plan``: what a run would do with each task, and why (being built)."""
+"""``executor.plan``: what a run would do with each task, and why, without running any.
+
+The plan asks the same questions as a run, of the same code: the run's inputs
+(``_select``), the store's records and the checks of ``_resume`` (through
+``_persist.RunStore``), so a plan and the run after it agree. Where a run can only decide
+once a task is ready (an upstream task runs first: will it return what it did? a
+``cache_key`` needs the upstream results), the plan says ``run`` with
+``unless_unchanged``.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from .._errors import WorkflowValidationError
+from .._explain import Action, Plan, PlannedTask
+from .._outcomes import SKIPPED
+from .._status import TaskStatus
+from ._persist import RunStore
 
 if TYPE_CHECKING:
     from .._executor import BaseExecutor, RunOptions
-    from .._explain import Plan
+    from .._store._api import TaskRecord
+    from .._task import Task
     from .._workflow import Workflow
 
 
 async def plan_workflow(executor: BaseExecutor, workflow: Workflow, options: RunOptions) -> Plan:
-    raise NotImplementedError("executor.plan is being built (issue 12)")
+    """What ``executor.execute(workflow, **options)`` would do with each task.
+
+    :raises WorkflowValidationError: what the run would raise before anything runs.
+    :raises StateStoreError: the store cannot be read.
+    """
+    from ._driver import run_inputs
+
+    params, selection = run_inputs(workflow, options)
+    graph = selection.graph() if selection is not None else workflow.graph()
+    names = graph.names
+    tasks = [workflow._tasks[n] for n in names]
+    given = selection.given if selection is not None else workflow._given
+    given_ids = sorted(graph.index[n] for n in given)
+    forced = [graph.index[n] for n in selection.forced] if selection is not None else []
+    out: dict[int, PlannedTask] = {}
+    if executor.state_store is None:
+        if given_ids:
+            raise WorkflowValidationError(
+                f"workflow {workflow.name!r}: the tasks to run need the results of "
+                + ", ".join(repr(names[i]) for i in given_ids)
+                + ", which are not selected, and there is no state store to take them from"
+            )
+        for i in graph.topological_order():
+            out[i] = PlannedTask(names[i], "run", "no state store")
+        return _plan(workflow, params, names, out)
+    store = RunStore(
+        executor.state_store,
+        workflow.name,
+        graph,
+        tasks,
+        run_id="",
+        fresh=executor.fresh,
+        fingerprint_code=executor.fingerprint_code,
+        params=params,
+    )
+    await store.peek()
+    found, missing = store.given(given_ids)
+    if missing:
+        raise WorkflowValidationError(
+            f"workflow {workflow.name!r}: the tasks to run need the results of "
+            + ", ".join(repr(names[i]) for i in missing)
+            + ", and the state store holds no completed result for them; run them first "
+            "(or select them too)"
+        )
+    judged = store.judge(forced)
+    restored: dict[int, Any] = {}  # what a restored task passes on
+    for i in graph.topological_order():
+        rec = judged.restore.get(i)
+        if i in found:
+            restored[i] = _passed_on(found[i])
+            out[i] = PlannedTask(names[i], "restore", "taken from the store for the selection")
+        elif rec is not None:
+            out[i] = _restored(names[i], rec)
+            restored[i] = _passed_on(rec)
+        elif i in judged.later:
+            saved = judged.later[i]
+            out[i] = _later(store, i, tasks[i], saved, judged.reasons[i], restored, params)
+            if out[i].action == "restore":
+                restored[i] = _passed_on(saved)
+        else:
+            out[i] = PlannedTask(names[i], "run", judged.reasons[i])
+    return _plan(workflow, params, names, out)
+
+
+def _restored(name: str, rec: TaskRecord) -> PlannedTask:
+    if rec.status is TaskStatus.SKIPPED and rec.token is None:
+        # Skipped by its trigger rule, and every upstream task ends as it did then.
+        return PlannedTask(name, "skip", rec.error or "skipped by its trigger rule")
+    if rec.status is TaskStatus.SKIPPED:
+        return PlannedTask(name, "restore", f"saved skip stands: {rec.error}")
+    return PlannedTask(name, "restore", "saved result stands")
+
+
+def _passed_on(rec: TaskRecord) -> Any:
+    return rec.result if rec.status is TaskStatus.COMPLETED else SKIPPED
+
+
+def _later(
+    store: RunStore,
+    i: int,
+    t: Task,
+    rec: TaskRecord,
+    reason: str,
+    restored: dict[int, Any],
+    params: dict[str, Any],
+) -> PlannedTask:
+    """A task the run decides when it is ready. With a ``cache_key`` and every upstream
+    result known now (restored), the key is asked here, as the run would ask it."""
+    ups = store._graph.upstream[i]
+    if t.cache_key is None or any(j not in restored for j in ups):
+        return PlannedTask(t.name, "run", reason, unless_unchanged=True)
+    names = store._graph.names
+    kwargs = {k: v for k, v in params.items() if t.accepts(k)}
+    kwargs.update({names[j]: restored[j] for j in ups if t.accepts(names[j])})
+    try:
+        why = store.unchanged(i, rec, kwargs)
+    except Exception as exc:
+        return PlannedTask(t.name, "run", f"its cache_key raised {type(exc).__name__}: {exc}")
+    if why is None:
+        return PlannedTask(t.name, "restore", "saved result stands (same cache_key)")
+    return PlannedTask(t.name, "run", why)
+
+
+def _plan(
+    workflow: Workflow, params: dict[str, Any], names: list[str], planned: dict[int, PlannedTask]
+) -> Plan:
+    """Every task of the workflow, in the run's order; those outside the selection last."""
+    by_name = {names[i]: planned[i] for i in planned}
+    action: Action = "skip"
+    for name in workflow._tasks:
+        if name not in by_name:
+            by_name[name] = PlannedTask(name, action, "not selected")
+    return Plan(workflow.name, params, by_name)

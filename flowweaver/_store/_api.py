@@ -71,6 +71,7 @@ class StateSerializationError(StateStoreError):
     def __init__(self, task_name: str, value: object, reason: str) -> None:
         self.task_name = task_name
         self.value_type = type(value).__name__
+        self.reason = reason
         super().__init__(
             f"task {task_name!r} returned a {self.value_type} that the state store cannot "
             f"save ({reason}); return plain data (dict, list, str, numbers, bool, None) or "

@@ -1,20 +1,28 @@
 """Which saved results a run may restore instead of running the task again. No I/O.
 
 A saved ``COMPLETED`` record, or the ``SKIPPED`` record of a task that raised ``Skip``
-(it has a token; a skip by a trigger rule has none), is restored only when it is not
-stale (a skip by a rule is never restored: the run decides it again, and the engine
-restores a task only once every upstream task has ended, see ``_engine._restore``):
+(it has a token; a skip by a trigger rule has none: the run decides it again), stands in
+for running the task while (:func:`stale_reason`):
 
 * it belongs to this workflow (records of a user's store, which cannot tell, are taken
   by name as the reference says);
-* the task's ``version`` equals the saved one (``None`` only matches ``None``);
-* with code fingerprints on, the function's fingerprint equals the saved one;
-* every upstream task is restored too: a task one of whose upstream tasks runs again in
-  this run runs again as well;
-* the upstream results it was computed from are the ones restored now: each record keeps
-  the *token* of the run that produced it and the tokens of the upstream results it
-  consumed. Tokens are never reused, so a dependent saved before its upstream task ran
-  again (say in a run interrupted between the two) is seen to be stale.
+* the task's ``version`` equals the saved one (``None`` only matches ``None``); with code
+  fingerprints on, the function's fingerprint too; it is younger than ``cache_ttl``;
+* it was saved with the run parameters the task takes now, and
+* it was computed from what the task receives now. A record's *token* is a hash of the
+  task's name and its stored result (:func:`result_token`); its ``inputs`` are the tokens
+  of the upstream results it was computed from, then a ``$`` entry per run parameter the
+  task takes (:func:`param_entry`), comma-joined::
+
+      "3f0c9a1b2c4d5e6f,9d41c0a77e21f0b3,$41d0c3e9a7b21f00"
+
+  A task with a ``cache_key`` keeps only the key's ``=`` entry instead (:func:`key_entry`).
+
+A task whose upstream tasks are all restored is decided at the start (:func:`judge`). One
+whose upstream task runs is decided when it becomes ready (:func:`inputs_unchanged`): an
+upstream task that ran again and returned an equal value has the same token, so the task
+is still restored (early cut-off); a changed value runs it. Tokens written before content
+tokens (a run's id) keep working: they match while nothing upstream runs again.
 
 The items of a mapped task ``P`` (``P[key]``, one per element of the result it maps over)
 are judged when ``P`` expands, each against its own record (:func:`item_stands`): it
@@ -44,7 +52,10 @@ import hashlib
 import json
 import pickle
 import types
-from collections.abc import Callable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Container, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -53,38 +64,211 @@ from .._status import TaskStatus
 from ._api import TaskRecord
 
 
-def restorable(
+@dataclass(slots=True)
+class TaskFacts:
+    """What the checks of one task's record need to know of the task now.
+
+    :ivar version: its ``version``.
+    :ivar fingerprint: its code fingerprint; None when fingerprints are off.
+    :ivar ttl: its ``cache_ttl`` in seconds, or None.
+    :ivar keyed: it has a ``cache_key``: the key, known once the task is ready, decides
+        instead of its inputs.
+    :ivar params: the ``$`` entries of the run parameters it takes, by parameter name.
+    """
+
+    version: str | None
+    fingerprint: str | None = None
+    ttl: float | None = None
+    keyed: bool = False
+    params: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Judged:
+    """What a run does with each saved record (see :func:`judge`).
+
+    :ivar restore: tasks restored at the start, upstream tasks first.
+    :ivar later: tasks whose record stands by its own checks but whose upstream tasks
+        run (or whose ``cache_key`` decides): restored when they become ready if what
+        they receive then is what they were saved with (:func:`inputs_unchanged`).
+    :ivar reasons: why each task that is not restored at the start runs (for ``later``:
+        what it waits on).
+    """
+
+    restore: dict[int, TaskRecord] = field(default_factory=dict)
+    later: dict[int, TaskRecord] = field(default_factory=dict)
+    reasons: dict[int, str] = field(default_factory=dict)
+
+
+def judge(
     graph: Graph,
     workflow: str,
     records: Mapping[str, TaskRecord],
-    versions: Sequence[str | None],
-    fingerprints: Sequence[str | None] | None,
-) -> dict[int, TaskRecord]:
-    """Map each task index that may be restored to its record (see the module doc)."""
+    facts: Sequence[TaskFacts],
+    now: datetime,
+    *,
+    fresh: bool = False,
+    forced: Container[int] = (),
+    given: Mapping[int, TaskRecord] | None = None,
+) -> Judged:
+    """Decide, for every task, whether its saved record is restored (see the module doc).
+
+    :param forced: tasks that run whatever they have saved (``from_tasks``).
+    :param given: tasks outside a selection, restored as saved whatever the checks say
+        (``from_tasks``); listed in ``restore`` too.
+    """
     names = graph.names
-    out: dict[int, TaskRecord] = {}
+    out = Judged()
+    restore, later, reasons = out.restore, out.later, out.reasons
     for i in graph.topological_order():
+        if given and i in given:
+            restore[i] = given[i]
+            continue
+        if fresh:
+            reasons[i] = "fresh run"
+            continue
         rec = records.get(names[i])
         if rec is None:
+            reasons[i] = "no saved result"
+            continue
+        if i in forced:
+            reasons[i] = "selected with from_tasks"
             continue
         ups = graph.upstream[i]
+        waits = next((j for j in ups if j not in restore), None)
         if rec.status is TaskStatus.SKIPPED and rec.token is None:
             # Skipped by a trigger rule: the run decides it again from its upstream
             # outcomes; listed (when they are all restored) so that its downstream may be.
-            if all(j in out for j in ups):
-                out[i] = rec
+            if waits is None:
+                restore[i] = rec
+            else:
+                reasons[i] = f"upstream `{names[waits]}` will run"
             continue
-        fingerprint = fingerprints[i] if fingerprints is not None else None
-        if not _outcome_stands(rec, workflow, versions[i], fingerprint):
+        why = stale_reason(rec, workflow, facts[i], now)
+        if why is not None:
+            reasons[i] = why
             continue
-        if any(j not in out for j in ups):
+        if facts[i].keyed:
+            later[i] = rec
+            reasons[i] = "its cache_key decides when it is ready"
+            continue
+        if waits is not None:
+            later[i] = rec
+            reasons[i] = f"upstream `{names[waits]}` will run"
             continue
         if rec.inputs is not None and ups:
             consumed = rec.inputs.split(",")
-            if any(out[j].token is not None and out[j].token not in consumed for j in ups):
+            tokens = [(j, restore[j].token) for j in ups]
+            changed = next(
+                (j for j, tok in tokens if tok is not None and tok not in consumed), None
+            )
+            if changed is not None:
+                reasons[i] = f"upstream `{names[changed]}` changed since it was saved"
                 continue
-        out[i] = rec
+        restore[i] = rec
     return out
+
+
+def stale_reason(rec: TaskRecord, workflow: str, facts: TaskFacts, now: datetime) -> str | None:
+    """Why a record cannot stand for its task whatever its upstream tasks do; None when
+    it can: completed (or skipped on purpose), of this workflow, of this version and
+    code, young enough, saved with the parameters the task takes now."""
+    status = rec.status
+    if status is not TaskStatus.COMPLETED and (
+        status is not TaskStatus.SKIPPED or rec.token is None
+    ):
+        return "the saved attempt failed" if status is TaskStatus.FAILED else "no saved result"
+    if rec.workflow is not None and rec.workflow != workflow:
+        return f"saved by workflow {rec.workflow!r}"
+    if rec.version != facts.version:
+        return f"version {_shown(facts.version)} != {_shown(rec.version)}"
+    if facts.fingerprint is not None and rec.fingerprint != facts.fingerprint:
+        return "code changed"
+    if facts.ttl is not None:
+        saved = rec.timestamp
+        if saved.tzinfo is None:  # a user's store may keep local, naive times
+            saved = saved.astimezone()
+        if saved < now - timedelta(seconds=facts.ttl):
+            return "older than cache_ttl"
+    if facts.keyed:
+        return None  # the key covers the parameters
+    return _params_changed(rec.inputs, facts.params)
+
+
+def _shown(version: str | None) -> str:
+    return "none" if version is None else version
+
+
+def _params_changed(inputs: str | None, params: Mapping[str, str]) -> str | None:
+    """Why the parameters a record was saved with differ from ``params`` (the ``$``
+    entries of those the task takes now), or None."""
+    if inputs is None:
+        # A user's store keeps no inputs: without parameters nothing can have changed.
+        return "its store keeps no inputs, and it takes parameters" if params else None
+    saved = {e for e in inputs.split(",") if e.startswith("$")}
+    for name, entry in params.items():
+        if entry not in saved:
+            return f"parameter `{name}` changed"
+    if len(saved) > len(params):
+        return "a parameter it was saved with is no longer given"
+    return None
+
+
+def inputs_unchanged(
+    rec: TaskRecord, upstream: Sequence[tuple[str, str | None]], key: str | None
+) -> str | None:
+    """For a task decided when it is ready (:attr:`Judged.later`): None when its record
+    stands for what it receives now, else why it runs.
+
+    :param upstream: each upstream task's name and the token of what it passed on now
+        (None: it failed or was skipped by a rule).
+    :param key: the ``=`` entry of its ``cache_key`` now, for a task that has one.
+    """
+    if rec.inputs is None:
+        return "its store keeps no inputs, and an upstream task ran"
+    consumed = rec.inputs.split(",")
+    if key is not None:
+        return None if key in consumed else "cache_key changed"
+    for name, token in upstream:
+        if token is None or token not in consumed:
+            return f"upstream `{name}` changed"
+    return None
+
+
+def result_token(name: str, encoded: Any) -> str:
+    """The token of a task's result: a hash of its name and its stored form, so that a
+    task that runs again and returns an equal value gets the same token (and its
+    dependents stand: early cut-off), while an equal value of another task does not."""
+    if isinstance(encoded, str):
+        data = encoded.encode("utf-8", "surrogatepass")
+    elif isinstance(encoded, bytes):
+        data = encoded
+    else:  # the JSON store's own copy of a plain value
+        try:
+            data = _CANONICAL(encoded).encode("utf-8", "surrogatepass")
+        except Exception:
+            return uuid.uuid4().hex[:16]  # matches nothing: its dependents run again
+    h = hashlib.blake2b(name.encode("utf-8", "surrogatepass"), digest_size=8)
+    h.update(b"\0")
+    h.update(data)
+    return h.hexdigest()
+
+
+def skip_token(name: str) -> str:
+    """The token of a task skipped on purpose (its dependents receive ``SKIPPED``)."""
+    return result_token(name, "\0skipped")
+
+
+def param_entry(name: str, value: Any) -> str:
+    """A run parameter's entry in the ``inputs`` of the tasks that take it."""
+    digest = element_digest([name, value])
+    # A value neither JSON nor pickle can write matches nothing: its tasks always run.
+    return "$" + (digest if digest is not None else uuid.uuid4().hex[:16])
+
+
+def key_entry(key: str) -> str:
+    """A ``cache_key``'s entry: the task's whole ``inputs``."""
+    return "=" + hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
 
 # One encoder for every element: json.dumps with options builds a new one per call, which
@@ -123,21 +307,22 @@ def item_inputs(others: str, digest: str | None) -> str:
 def item_stands(
     rec: TaskRecord,
     workflow: str,
-    version: str | None,
-    fingerprint: str | None,
+    facts: TaskFacts,
+    now: datetime,
     others: Sequence[str | None],
     digest: str | None,
     unchanged: bool,
 ) -> bool:
     """Whether an item's saved record may stand in for running it (see the module doc).
 
-    :param fingerprint: the mapped task's code fingerprint; None when they are off.
+    :param facts: the mapped task's (its items take its version, code, ``cache_ttl`` and
+        parameters).
     :param others: the tokens of the mapped task's upstream tasks except the source.
     :param digest: the hash of the item's element now (None: it has none).
     :param unchanged: every upstream task of the mapped task was restored in this run;
         decides for a record without ``inputs`` (a user's store).
     """
-    if not _outcome_stands(rec, workflow, version, fingerprint):
+    if stale_reason(rec, workflow, facts, now) is not None:
         return False
     if rec.inputs is None:
         return unchanged
@@ -147,25 +332,6 @@ def item_stands(
     if "#" + digest not in consumed:
         return False
     return all(token is not None and token in consumed for token in others)
-
-
-def _outcome_stands(
-    rec: TaskRecord, workflow: str, version: str | None, fingerprint: str | None
-) -> bool:
-    """The checks a task's and an item's record share: an outcome that may be restored
-    (completed, or skipped on purpose: that record, unlike a skip by a rule, carries a
-    token), of this workflow, made by this version (and code, when ``fingerprint`` is
-    given: fingerprints are on)."""
-    status = rec.status
-    if status is not TaskStatus.COMPLETED and (
-        status is not TaskStatus.SKIPPED or rec.token is None
-    ):
-        return False  # failed, or skipped by a rule: it is decided or run again
-    if rec.workflow is not None and rec.workflow != workflow:
-        return False
-    if rec.version != version:
-        return False
-    return fingerprint is None or rec.fingerprint == fingerprint
 
 
 def code_fingerprint(func: Callable[..., Any]) -> str:

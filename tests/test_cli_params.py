@@ -246,11 +246,17 @@ def test_from_runs_it_and_its_downstream_taking_upstream_results_from_the_store(
     assert first.exit_code == 0, first.output
     (tmp_path / "runs.log").unlink()
     again = flowweaver_in(
-        "run", "daily_flow.py", "--store", "s.db", "-p", "date=d", "--from", "count", "--fresh"
+        "run", "daily_flow.py", "--store", "s.db", "-p", "date=d", "--from", "count"
     )
     assert again.exit_code == 0, again.output
-    assert ran(tmp_path) == ["count", "report"]
-    assert "started    extract" not in again.output
+    # count runs although its result stands (--from runs it), with extract's saved result;
+    # it returns what it did, so report is restored (early cut-off)
+    assert ran(tmp_path) == ["count"]
+    assert "restored   report" in again.output
+    assert "run        daily: 2 tasks" in again.output
+    assert summary_tasks(again.output) == ["count", "report"]
+    assert "2 completed (1 restored), 0 failed, 0 skipped." in again.output
+    assert "extract" not in again.output
     assert "audit" not in again.output
 
 

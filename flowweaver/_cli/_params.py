@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
+from .._engine._select import select
 from .._executor import RunOptions
 from .._task import Task
 from .._workflow import Workflow
@@ -87,19 +88,17 @@ class Selection:
         }
 
     def tasks_in(self, workflow: Workflow) -> list[Task]:
-        """The tasks a run with this selection is given (it runs or restores them), in
-        the workflow's order; the others stay PENDING and get no event.
+        """The tasks a run with this selection is given to run or restore, in the
+        workflow's order. The others stay PENDING and get no event: those outside it, and
+        those upstream of ``--from`` whose saved results it takes.
 
         :raises WorkflowValidationError: for a name the workflow does not have.
         """
-        if not (self.targets or self.from_tasks):
+        chosen = select(workflow, self.targets or None, self.from_tasks or None)
+        if chosen is None:
             return workflow.tasks
-        subset = getattr(workflow, "subset", None)
-        if subset is None:  # before the engine of issue 12: every task
-            return workflow.tasks
-        part = subset(targets=self.targets or None, from_tasks=self.from_tasks or None)
-        chosen = {t.name for t in part.tasks}
-        return [t for t in workflow.tasks if t.name in chosen]
+        names = set(chosen.names) - chosen.given
+        return [t for t in workflow.tasks if t.name in names]
 
 
 def selection_options(command: F) -> F:

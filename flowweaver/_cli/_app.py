@@ -217,7 +217,8 @@ def graph(target: str, fmt: str) -> None:
     "tasks",
     metavar="NAME",
     multiple=True,
-    help="Only this task (repeat for more); the tasks downstream of it run again too.",
+    help="Only this task (repeat for more): it runs again next time, and so do the tasks "
+    "downstream of it when its result comes out different.",
 )
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def reset(store: str | None, workflow: str | None, tasks: tuple[str, ...], yes: bool) -> None:

@@ -307,10 +307,10 @@ def inputs_table(res: Results) -> list[str]:
         f"## Input-aware records: cost per task of parameters and hashing ({n:,} tasks)",
         "",
         "`SequentialExecutor`, no-op tasks, taking turns in one process: without a store "
-        "nothing is hashed, so a run parameter should cost nothing there; with "
-        "`SQLiteStateStore` each record carries the hash of its result and of its inputs "
-        "(upstream hashes, and the parameter every task takes here). *restore*: a second run "
-        "on the same store, every task restored after its record is checked.",
+        "nothing is hashed, so a run parameter costs only passing it to each task (every "
+        "task takes it here); with `SQLiteStateStore` each record carries the hash of its "
+        "result and of its inputs (upstream hashes, and the parameter). *restore*: a second "
+        "run on the same store, every task restored after its record is checked.",
         "",
         "| DAG | no store | + params | SQLite | + params | SQLite, restore | + params |",
         "|---|---:|---:|---:|---:|---:|---:|",

@@ -47,7 +47,7 @@ class Config:
     map_n: int = 10_000
     map_rounds: int = 5
     inputs_n: int = 2_000
-    inputs_rounds: int = 9
+    inputs_rounds: int = 15
     memory_n: int = 100_000
     memory_rounds: int = 3
     memory_trace: bool = True

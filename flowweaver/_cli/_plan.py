@@ -15,7 +15,7 @@ from .._errors import WorkflowValidationError
 from .._explain import Plan
 from .._store._api import StateStoreError
 from ._errors import OK, BadInput
-from ._load import load_workflow
+from ._load import load_valid_workflow
 from ._output import Output, stdout_is_terminal
 from ._params import Selection
 from ._stores import CliStore, store_if_any
@@ -36,11 +36,7 @@ def plan(
     :raises BadInput: (exit code 2) for a bad file, name, store, parameter or selection,
         as ``run`` does for them.
     """
-    path, workflow = load_workflow(target)
-    try:
-        workflow.graph()
-    except WorkflowValidationError as exc:
-        raise BadInput(f"workflow {workflow.name!r} in {path} is invalid: {exc}") from exc
+    path, workflow = load_valid_workflow(target)
     store, where = _plan_store(store_arg, no_store)
     executor = flowweaver.SequentialExecutor(state_store=store, fresh=fresh)
     try:

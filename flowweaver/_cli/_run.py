@@ -30,7 +30,7 @@ from .._store._api import StateStoreError
 from .._task import Task
 from .._workflow import Workflow
 from ._errors import INTERRUPTED, OK, TASK_FAILED, TERMINATED, BadInput
-from ._load import load_workflow
+from ._load import load_valid_workflow
 from ._output import Output, format_duration, stdout_is_terminal
 from ._params import Selection
 from ._progress import LiveProgress, PlainProgress, RunState
@@ -123,11 +123,7 @@ def run(options: RunOptions) -> int:
 
     :raises BadInput: for a bad file, name, option or store (exit code 2).
     """
-    path, workflow = load_workflow(options.target)
-    try:
-        workflow.graph()
-    except WorkflowValidationError as exc:
-        raise BadInput(f"workflow {workflow.name!r} in {path} is invalid: {exc}") from exc
+    path, workflow = load_valid_workflow(options.target)
     selection = options.selection
     try:
         tasks = selection.tasks_in(workflow)

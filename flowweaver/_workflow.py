@@ -51,8 +51,10 @@ class Workflow:
         self._graph: Graph | None = None
         self._status = WorkflowStatus.IDLE
         self._running = False
-        # A subset's tasks whose saved results it takes from the store (see subset).
+        # A subset's tasks whose saved results it takes from the store, and the ones it
+        # runs whatever they have saved (from_tasks; see subset).
         self._given: frozenset[str] = frozenset()
+        self._forced: frozenset[str] = frozenset()
 
     # -- building --------------------------------------------------------------------------
 
@@ -280,10 +282,11 @@ class Workflow:
         selection = select(self, targets, from_tasks)
         new = Workflow(self.name, self.description)
         if selection is None:
-            names, given = list(self._tasks), self._given
+            names, given, forced = list(self._tasks), self._given, self._forced
             depends_on = self._depends_on
         else:
             names, given = selection.names, selection.given
+            forced = selection.forced | (self._forced & set(names))
             depends_on = selection.depends_on
         for name in names:
             t = self._tasks[name]
@@ -294,6 +297,7 @@ class Workflow:
             if t.map_over is not None and name not in given:
                 new._mapped.append(name)
         new._given = frozenset(given)
+        new._forced = frozenset(forced)
         return new
 
     # -- describing ----------------------------------------------------------------------------

@@ -66,6 +66,7 @@ from .._remote._protocol import RemoteResult
 from .._remote._steps import RemoteSteps
 from .._status import TaskStatus, WorkflowStatus
 from .._store._api import StateSerializationError, TaskRecord
+from .._store._resume import Judged
 from . import _gc
 from ._attempt import await_with_timeout, call_with_timeout, is_awaitable, log_retry
 from ._callbacks import SyncCall, run_callbacks
@@ -137,7 +138,8 @@ class _Run:
         # at the start, never run, never reported (they stay PENDING).
         given = selection.given if selection is not None else workflow._given
         self.given = sorted(index[n] for n in given)
-        self.forced = [index[n] for n in selection.forced] if selection is not None else []
+        forced = selection.forced if selection is not None else workflow._forced
+        self.forced = [index[n] for n in forced]
         self.concurrency = executor.concurrency
         self.fail_fast = executor.fail_fast
         inline = owns_loop and executor._inline_sync
@@ -262,7 +264,8 @@ class _Run:
         self.later: dict[int, TaskRecord] = {}
         self.keyed: set[int] = set()
         self.to_restore: list[tuple[int, TaskRecord]] = []
-        self.why: dict[int, str] = {}
+        self.deciding = False
+        self.judged = Judged()
         self.given_records: dict[int, TaskRecord] = {}
         if self.store is not None:
             self.keyed = {i for i, t in enumerate(self.tasks) if t.cache_key is not None}
@@ -495,7 +498,9 @@ class _Run:
         judged = self.store.judge(self.forced)
         found = judged.restore
         self.later = judged.later
-        self.why = judged.reasons
+        self.judged = judged
+        # Only then does a dispatch have anything to decide (kept off the hot path).
+        self.deciding = bool(self.later or self.keyed)
         restored = []
         given = self.given_records
         for i, rec in found.items():  # upstream tasks first: the order _resume found them in
@@ -509,6 +514,8 @@ class _Run:
             if sched.restorable(i):
                 sched.restore(i, skipped=on_purpose)
                 restored.append(i)
+            else:
+                judged.reasons[i] = "an upstream task ends otherwise than when it was saved"
         emit = self.emit
         for i in sorted(restored):
             rec = found[i]
@@ -621,7 +628,7 @@ class _Run:
         sched = self.sched
         for i in sched.admit():
             self._dispatch(i)
-        if self.to_restore:
+        if self.deciding and self.to_restore:
             self._restore_later()
         if self.writer is not None and sched.waits_for_store:
             # A free slot and nothing to start: what waits is waiting for the store, so
@@ -632,20 +639,13 @@ class _Run:
         """Start the attempt of task ``i`` the scheduler just handed out."""
         t = self.tasks[i]
         t.attempts = self.sched.attempts[i]
-        error = None
-        if self.later or self.keyed:
-            decided = self._decide_now(i, t)
-            if decided is True:
-                return  # its saved result stands: restored by _restore_later
-            error = decided or None
+        if self.deciding and self._decided(i, t):
+            return
         if t._started is None:
             t._started = time.time()
         t._state = (_RUNNING, None, None)
         if self.emit is not None:
             self.emit(TaskStarted(self.name, time.time(), t.name, t.attempts, item=t.item))
-        if error is not None:
-            self._attempt_failed(i, error, time.time(), final=True)
-            return
         kind = self.kinds[i]
         if kind == POOL:
             self._submit(i, t)
@@ -668,14 +668,31 @@ class _Run:
                 self.lanes += 1
                 self.work.start_soon(self._guarded, self._lane)
 
+    def _decided(self, i: int, t: Task) -> bool:
+        """Decide task ``i`` now that it is ready, if the run could not at the start (see
+        _decide_now): True when nothing is left to dispatch (it stands, or its
+        ``cache_key`` raised, which fails it)."""
+        decided = self._decide_now(i, t)
+        if decided is None:
+            return False
+        if decided is not True:
+            t._started = time.time()
+            t._state = (_RUNNING, None, None)
+            if self.emit is not None:
+                self.emit(TaskStarted(self.name, t._started, t.name, t.attempts, item=t.item))
+            self._attempt_failed(i, decided, time.time(), final=True)
+        return True
+
     def _decide_now(self, i: int, t: Task) -> Literal[True] | Exception | None:
         """Task ``i`` is ready, and its saved record stood but for what it receives (or its
         ``cache_key`` decides): True when it stands now (queued for _restore_later), an
         error when its ``cache_key`` raised (the attempt fails with it), None: it runs."""
+        if t.attempts > 1:
+            return None  # a retry: decided at its first attempt
         rec = self.later.pop(i, None)
         keyed = i in self.keyed
-        if (rec is None and not keyed) or t.attempts > 1:
-            return None  # a retry: decided at its first attempt
+        if rec is None and not keyed:
+            return None
         store = self.store
         assert store is not None
         try:
@@ -696,7 +713,7 @@ class _Run:
         if why is None:
             self.to_restore.append((i, rec))
             return True
-        self.why[i] = why
+        self.judged.reasons[i] = why
         return None
 
     def _restore_later(self) -> None:
@@ -724,7 +741,7 @@ class _Run:
         assert self.store is not None
         self.store.restored(i, rec)
         t = self.tasks[i]
-        self.why.pop(i, None)
+        self.judged.reasons.pop(i, None)
         if rec.status is TaskStatus.SKIPPED:  # skipped on purpose: the decision stands
             t._state = (TaskStatus.SKIPPED, None, None)
             self.results[i] = SKIPPED
@@ -1210,6 +1227,7 @@ class _Solo:
         self._tasks = {task.name: task}
         self._ruled = [task.name] if task.trigger != "all_success" else []
         self._given: frozenset[str] = frozenset()
+        self._forced: frozenset[str] = frozenset()
         # A mapped task run alone runs once, on the context as given (one element, say).
         self._mapped: list[str] = []
         self._running = False

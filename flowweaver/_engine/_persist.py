@@ -95,7 +95,12 @@ class RunStore:
         # Each task's parameter entries, by name: hashed once per run, and only with a
         # store (a run without one never hashes anything).
         entries = {name: param_entry(name, value) for name, value in self._params.items()}
-        self._facts = [self._task_facts(t, entries) for t in tasks]
+        # Each task's entries (none without parameters: the common case costs nothing).
+        self._takes: list[dict[str, str]] | None = (
+            [{n: e for n, e in entries.items() if t.accepts(n)} for t in tasks] if entries else None
+        )
+        # What the checks of each task's record need: made only when there are records.
+        self._facts: list[TaskFacts] = []
         # The cache_key entries of the keyed tasks that ran: their records' inputs.
         self._keys: dict[int, str] = {}
         # Tasks outside a selection whose saved results it takes (see given).
@@ -113,14 +118,15 @@ class RunStore:
         self._restored: set[int] = set()
         self.writer: Writer | None = None
 
-    @staticmethod
-    def _task_facts(t: Task, entries: Mapping[str, str]) -> TaskFacts:
+    def _task_facts(self, i: int) -> TaskFacts:
+        t = self._tasks[i]
         ttl = t.cache_ttl
         return TaskFacts(
             t.version,
-            ttl=ttl.total_seconds() if isinstance(ttl, timedelta) else ttl,
-            keyed=t.cache_key is not None,
-            params={name: entry for name, entry in entries.items() if t.accepts(name)},
+            self._fingerprints[i] if self._fingerprints is not None else None,
+            ttl.total_seconds() if isinstance(ttl, timedelta) else ttl,
+            t.cache_key is not None,
+            self._takes[i] if self._takes is not None else {},
         )
 
     async def open(
@@ -220,9 +226,9 @@ class RunStore:
     def judge(self, forced: Container[int] = ()) -> Judged:
         """Which tasks this run restores at the start, which it decides when they are
         ready, and why the others run (see ``_resume.judge``)."""
-        if self._fingerprints is not None:
-            for facts, fingerprint in zip(self._facts, self._fingerprints, strict=True):
-                facts.fingerprint = fingerprint
+        if not self._records:
+            return Judged(default="fresh run" if self._fresh else "no saved result")
+        self._facts = [self._task_facts(i) for i in range(len(self._graph.names))]
         found = judge(
             self._graph,
             self._workflow,
@@ -322,7 +328,6 @@ class RunStore:
         others = [tokens[j] for j in ups if j != src]
         unchanged = all(j in self._restored for j in ups)
         facts = self._facts[p]
-        facts.fingerprint = fingerprint
         now = datetime.now(timezone.utc)
         found: dict[int, TaskRecord] = {}
         for n, key in enumerate(keys):
@@ -374,8 +379,8 @@ class RunStore:
             inputs = self._keys.pop(i)
         else:
             used = sorted({tokens[j] or "" for j in self._graph.upstream[i]})
-            params = self._facts[i].params
-            inputs = ",".join([*used, *params.values()] if params else used)
+            takes = self._takes
+            inputs = ",".join([*used, *takes[i].values()] if takes else used)
         fingerprint = self._fingerprints[i] if self._fingerprints is not None else None
         self.writer.put(
             i,
@@ -400,7 +405,7 @@ class RunStore:
         src = self._sources[p]
         tokens = self._tokens
         used = sorted({tokens[j] or "" for j in self._graph.upstream[p] if j != src})
-        others = ",".join([*used, *self._facts[p].params.values()])
+        others = ",".join([*used, *self._takes[p].values()] if self._takes else used)
         first, digests = self._digests[p]
         return item_inputs(others, digests[i - first])
 

@@ -39,7 +39,8 @@ async def plan_workflow(executor: BaseExecutor, workflow: Workflow, options: Run
     tasks = [workflow._tasks[n] for n in names]
     given = selection.given if selection is not None else workflow._given
     given_ids = sorted(graph.index[n] for n in given)
-    forced = [graph.index[n] for n in selection.forced] if selection is not None else []
+    forced_names = selection.forced if selection is not None else workflow._forced
+    forced = [graph.index[n] for n in forced_names]
     out: dict[int, PlannedTask] = {}
     if executor.state_store is None:
         if given_ids:
@@ -82,11 +83,11 @@ async def plan_workflow(executor: BaseExecutor, workflow: Workflow, options: Run
             restored[i] = _passed_on(rec)
         elif i in judged.later:
             saved = judged.later[i]
-            out[i] = _later(store, i, tasks[i], saved, judged.reasons[i], restored, params)
+            out[i] = _later(store, i, tasks[i], saved, judged.reason(i), restored, params)
             if out[i].action == "restore":
                 restored[i] = _passed_on(saved)
         else:
-            out[i] = PlannedTask(names[i], "run", judged.reasons[i])
+            out[i] = PlannedTask(names[i], "run", judged.reason(i))
     return _plan(workflow, params, names, out)
 
 

@@ -53,6 +53,7 @@ def select(
         string, or a selection with no task in it.
     """
     given_before = workflow._given
+    forced_before = workflow._forced
     if targets is None and from_tasks is None:
         return None
     graph = workflow.graph()
@@ -77,11 +78,14 @@ def select(
     chosen -= given
     held = sorted(chosen | given)
     depends_on = {names[i]: () if i in given else workflow._depends_on[names[i]] for i in held}
+    forced = {names[i] for i in start or ()} | {
+        names[i] for i in chosen if names[i] in forced_before
+    }
     return Selection(
         [names[i] for i in held],
         depends_on,
         frozenset(names[i] for i in given),
-        frozenset(names[i] for i in (start or ())),
+        frozenset(forced),
     )
 
 

@@ -98,6 +98,11 @@ class Judged:
     restore: dict[int, TaskRecord] = field(default_factory=dict)
     later: dict[int, TaskRecord] = field(default_factory=dict)
     reasons: dict[int, str] = field(default_factory=dict)
+    #: the reason of a task not in ``reasons`` (a store with no records: one for all).
+    default: str = "no saved result"
+
+    def reason(self, i: int) -> str:
+        return self.reasons.get(i, self.default)
 
 
 def judge(

@@ -240,6 +240,9 @@ def test_daily_report_reruns_only_what_reads_the_date_then_plans_an_edit(tmp_pat
     assert "version" in rows["region_totals"][1]
     assert rows["write_report"][0] == "run?"
     assert "2 run, 3 restore, 0 skip" in plan.stdout
+    # the README shows this very output
+    readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    assert f"```text\n{plan.stdout}```" in readme
 
     # the totals come out the same: the report is restored after all (early cut-off)
     third = flowweaver_cmd("run", example, "-p", "date=2026-12-01", cwd=tmp_path)

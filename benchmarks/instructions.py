@@ -1,7 +1,8 @@
 """Instructions per task, counted by valgrind: an A/B gate that a busy machine cannot blur.
 
     python benchmarks/instructions.py [--n 2000] [--executor seq] [--store none]
-                                      [--workload layered|fan_out|map] [REPO ...]
+                                      [--workload layered|chain|fan_out|map] [--params]
+                                      [REPO ...]
 
 Wall-clock ratios need a quiet machine; on a shared one (other builds, other tests) they
 move by 20% from run to run. callgrind counts the instructions the interpreter executes,
@@ -14,6 +15,11 @@ sequential and async ones repeat exactly. Needs valgrind (Debian's ``valgrind`` 
 ``--workload map`` counts a map of n items instead (a source, the mapped task, one task
 taking its list), and ``--workload fan_out`` its static twin (a source, n tasks depending
 on it, one depending on all of them), so per item and per task compare exactly.
+
+``--params`` runs with one run parameter that every task takes (``params={"date": ...}``;
+the no-op tasks take ``**kw``): the cost of parameters and of hashing them into the
+records (issue 12). Without it, ``execute`` gets no ``params`` at all, so a checkout from
+before run parameters existed can be counted too.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ HERE = Path(__file__).resolve().parent.parent
 # outside the difference), then the measured run, or only its build.
 CHILD = """
 import os, sys, tempfile
-repo, executor, store, n, mode, workload = sys.argv[1:7]
+repo, executor, store, n, mode, workload, with_params = sys.argv[1:8]
 sys.path.insert(0, repo)
 import anyio
 import flowweaver, flowweaver.aio
@@ -57,15 +63,18 @@ flowweaver.SequentialExecutor(state_store=new_store()).execute(build(50, noop))
 is_async = executor in ("async", "async-trio")
 wf = build(int(n), anoop if is_async else noop)
 st = new_store()
+# no keyword at all without --params: a tree from before run parameters takes none
+options = {"params": {"date": "2026-11-30"}} if with_params == "1" else {}
 if mode == "run":
     if executor == "seq":
-        flowweaver.SequentialExecutor(state_store=st).execute(wf)
+        flowweaver.SequentialExecutor(state_store=st).execute(wf, **options)
     elif executor == "threaded":
-        flowweaver.ThreadedExecutor(4, state_store=st).execute(wf)
+        flowweaver.ThreadedExecutor(4, state_store=st).execute(wf, **options)
     elif executor == "async":
-        flowweaver.ConcurrentExecutor(state_store=st).execute(wf)
+        flowweaver.ConcurrentExecutor(state_store=st).execute(wf, **options)
     else:
-        anyio.run(flowweaver.aio.AsyncExecutor(state_store=st).execute, wf, backend="trio")
+        run = flowweaver.aio.AsyncExecutor(state_store=st).execute
+        anyio.run(lambda: run(wf, **options), backend="trio")
 """
 
 EXECUTORS = ("seq", "threaded", "async", "async-trio")
@@ -74,7 +83,13 @@ WORKLOADS = ("layered", "wide", "chain", "fan_out", "map")
 
 
 def count(
-    repo: Path, executor: str, store: str, n: int, mode: str, workload: str = "layered"
+    repo: Path,
+    executor: str,
+    store: str,
+    n: int,
+    mode: str,
+    workload: str = "layered",
+    params: bool = False,
 ) -> int:
     """Instructions of one child process (the whole interpreter, start to exit)."""
     done = subprocess.run(
@@ -91,6 +106,7 @@ def count(
             str(n),
             mode,
             workload,
+            "1" if params else "0",
         ],
         capture_output=True,
         text=True,
@@ -102,9 +118,16 @@ def count(
     return int(found.group(1))
 
 
-def per_task(repo: Path, executor: str, store: str, n: int, workload: str = "layered") -> float:
-    run = count(repo, executor, store, n, "run", workload)
-    return (run - count(repo, executor, store, n, "build", workload)) / n
+def per_task(
+    repo: Path,
+    executor: str,
+    store: str,
+    n: int,
+    workload: str = "layered",
+    params: bool = False,
+) -> float:
+    run = count(repo, executor, store, n, "run", workload, params)
+    return (run - count(repo, executor, store, n, "build", workload, params)) / n
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -114,17 +137,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--executor", choices=EXECUTORS, default="seq")
     p.add_argument("--store", choices=STORES, default="none")
     p.add_argument("--workload", choices=WORKLOADS, default="layered")
+    p.add_argument("--params", action="store_true", help="run with a parameter every task takes")
     args = p.parse_args(argv)
     if shutil.which("valgrind") is None:
         p.exit(2, "valgrind is not installed (Debian: apt-get install valgrind)\n")
     first: float | None = None
     for repo in args.repos:
-        value = per_task(repo.resolve(), args.executor, args.store, args.n, args.workload)
+        value = per_task(
+            repo.resolve(), args.executor, args.store, args.n, args.workload, args.params
+        )
         ratio = "" if first is None else f"  {value / first:.3f}x the first"
         first = value if first is None else first
+        params = "params" if args.params else "-"
         print(
             f"{args.executor:10} {args.store:6} {args.workload:8} {value:>10,.0f} "
-            f"instructions/task  {repo}{ratio}"
+            f"instructions/task  {params:6}  {repo}{ratio}"
         )
 
 

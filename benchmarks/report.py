@@ -16,6 +16,7 @@ from importlib import metadata
 from typing import Any
 
 from . import systems as S
+from .inputs import InputsResult
 from .maps import MapResult
 from .measure import ROOT, Cell, MemoryResult, StoreResult
 
@@ -38,6 +39,7 @@ class Results:
     cells: dict[tuple[str, str, int], Cell] = field(default_factory=dict)
     stores: list[StoreResult] = field(default_factory=list)
     maps: list[MapResult] = field(default_factory=list)
+    inputs: list[InputsResult] = field(default_factory=list)
     memory: list[MemoryResult] = field(default_factory=list)
     fixed: dict[str, float] = field(default_factory=dict)
     fixed_rounds: int = 0
@@ -294,6 +296,45 @@ def map_table(res: Results) -> list[str]:
             f"| {x(r.ratio())} |"
         )
     lines.append("")
+    return lines
+
+
+def inputs_table(res: Results) -> list[str]:
+    if not res.inputs:
+        return []
+    n = res.inputs[0].n
+    lines = [
+        f"## Input-aware records: cost per task of parameters and hashing ({n:,} tasks)",
+        "",
+        "`SequentialExecutor`, no-op tasks, taking turns in one process: without a store "
+        "nothing is hashed, so a run parameter costs only passing it to each task (every "
+        "task takes it here); with `SQLiteStateStore` each record carries the hash of its "
+        "result and of its inputs (upstream hashes, and the parameter). *restore*: a second "
+        "run on the same store, every task restored after its record is checked.",
+        "",
+        "| DAG | no store | + params | SQLite | + params | SQLite, restore | + params |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in res.inputs:
+        if r.error:
+            lines.append(f"| {r.workload} | failed: {r.error} | | | | | |")
+            continue
+        cells = [
+            us(r.us_per_task("none")),
+            f"{us(r.us_per_task('none+params'))} ({x(r.ratio('none+params', 'none'))})",
+            f"{us(r.us_per_task('sqlite'))} ({x(r.ratio('sqlite', 'none'))})",
+            f"{us(r.us_per_task('sqlite+params'))} ({x(r.ratio('sqlite+params', 'sqlite'))})",
+            us(r.us_per_task("sqlite restore")),
+            f"{us(r.us_per_task('sqlite+params restore'))} "
+            f"({x(r.ratio('sqlite+params restore', 'sqlite restore'))})",
+        ]
+        lines.append(f"| {r.workload} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Microseconds per task; in brackets, against the column on its left (SQLite: "
+        "against no store).",
+        "",
+    ]
     return lines
 
 
@@ -576,6 +617,7 @@ def render(res: Results) -> str:
         *matrix_tables(res),
         *store_table(res),
         *map_table(res),
+        *inputs_table(res),
         *memory_table(res),
         *fixed_table(res),
         *import_table(res),

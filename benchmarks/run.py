@@ -6,7 +6,8 @@ printed and written to ``benchmarks/RESULTS.md`` (``RESULTS-quick.md`` with ``--
 with ``--only`` nothing is written unless ``--output`` says where).
 
 Sections: ``executors`` (every system on every workload and size), ``stores``, ``maps``
-(a map of 10,000 items against 10,000 static tasks), ``memory``,
+(a map of 10,000 items against 10,000 static tasks), ``inputs`` (run parameters and
+input-aware records on 2,000-task DAGs, with and without a store), ``memory``,
 ``fixed`` (one blocking execute of a 1-task workflow), ``import``, and ``prefect``
 (only when asked for, with ``--only prefect`` or ``--prefect``). ``--only`` takes section
 names and/or parts of system names (``--only ThreadedExecutor,dask``: those systems, their
@@ -27,11 +28,11 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import maps, measure, report, workloads
+from benchmarks import inputs, maps, measure, report, workloads
 from benchmarks.systems import System, all_systems
 
 HERE = Path(__file__).resolve().parent
-SECTIONS = ("executors", "stores", "maps", "memory", "fixed", "import", "prefect")
+SECTIONS = ("executors", "stores", "maps", "inputs", "memory", "fixed", "import", "prefect")
 DEFAULT_SECTIONS = SECTIONS[:-1]
 
 
@@ -45,6 +46,8 @@ class Config:
     store_rounds: int = 5
     map_n: int = 10_000
     map_rounds: int = 5
+    inputs_n: int = 2_000
+    inputs_rounds: int = 15
     memory_n: int = 100_000
     memory_rounds: int = 3
     memory_trace: bool = True
@@ -62,6 +65,7 @@ QUICK = Config(
     repeats={1_000: 5, 10_000: 3},
     store_rounds=3,
     map_rounds=3,
+    inputs_rounds=5,
     memory_rounds=1,
     memory_trace=False,
     peer_repeats=1,
@@ -77,6 +81,8 @@ SMOKE = Config(
     store_rounds=1,
     map_n=200,
     map_rounds=1,
+    inputs_n=200,
+    inputs_rounds=1,
     memory_n=500,
     memory_rounds=1,
     fixed_rounds=3,
@@ -191,6 +197,9 @@ def main(argv: Sequence[str] | None = None) -> report.Results:
     if "maps" in sections:
         progress(f"maps: {cfg.map_n:,} items against {cfg.map_n:,} static tasks")
         res.maps = maps.map_costs(cfg.map_n, cfg.map_rounds, progress)
+    if "inputs" in sections:
+        progress(f"inputs: {cfg.inputs_n:,} tasks, parameters and input-aware records")
+        res.inputs = inputs.input_costs(cfg.inputs_n, cfg.inputs_rounds, progress)
     if "memory" in sections:
         progress(f"memory: {cfg.memory_n:,} tasks")
         res.memory = measure.memory(

@@ -1,4 +1,5 @@
-"""Driving the ``flowweaver`` command as a user would: a subprocess in a scratch folder."""
+"""Driving the ``flowweaver`` command as a user would: a subprocess in a scratch folder (or,
+for the many small cases of an option, click's runner in this process)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from click.testing import Result
 
 COMMAND = [sys.executable, "-m", "flowweaver"]
 
@@ -157,3 +162,34 @@ def waiting_workflow(name: str) -> str:
     workflow.add_task(first)
     workflow.add_task(second, depends_on=["first"])
 """
+
+
+class InProcess:
+    """Calls the ``flowweaver`` command in this process (click's runner), from ``folder``.
+
+    Quicker than a subprocess, so the many small cases of an option can each have a test;
+    the command's stdout is not a terminal here, so its output is the plain one. The test
+    makes ``folder`` its working directory (``monkeypatch.chdir``: relative store paths
+    are opened lazily, so they must mean the same folder after the command returns); the
+    workflow files the command imports are forgotten again by :meth:`forget`.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def __call__(self, *args: str | Path) -> Result:
+        from click.testing import CliRunner
+
+        from flowweaver._cli._app import cli
+
+        assert Path.cwd().resolve() == self.folder.resolve(), "monkeypatch.chdir(folder) first"
+        return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+    def forget(self) -> None:
+        """Drop the modules imported from the folder, and the folder from sys.path."""
+        folder = str(self.folder.resolve())
+        for name, module in list(sys.modules.items()):
+            if str(getattr(module, "__file__", "") or "").startswith(folder):
+                del sys.modules[name]
+        while folder in sys.path:
+            sys.path.remove(folder)

@@ -54,6 +54,11 @@ def test_smoke_run_measures_every_system_and_writes_every_section(tmp_path: Path
     for m in res.maps:
         assert m.error is None, m.error
         assert m.ratio() is not None
+    assert "## Input-aware records: cost per task of parameters and hashing" in text
+    assert [r.workload for r in res.inputs] == ["chain", "layered"]
+    for r in res.inputs:
+        assert r.error is None, r.error
+        assert r.ratio("sqlite+params restore", "sqlite restore") is not None
     assert len(res.memory) == 3
     assert all(m.error is None for m in res.memory)
     assert res.fixed["SequentialExecutor"] > 0
@@ -147,14 +152,17 @@ def test_prefect_section_says_why_when_prefect_is_missing(tmp_path: Path) -> Non
 
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("workload", ["layered", "map"])
+@pytest.mark.parametrize(
+    ("workload", "extra"), [("layered", []), ("map", []), ("chain", ["--params"])]
+)
 def test_instruction_counts_run_under_valgrind_and_measure_the_engine(
-    capsys: pytest.CaptureFixture[str], workload: str
+    capsys: pytest.CaptureFixture[str], workload: str, extra: list[str]
 ) -> None:
     # The per-task count is the difference of two whole runs: it must be positive and of
     # the order of a task's engine work (tens of thousands of instructions), not noise.
-    instructions.main(["--n", "100", "--workload", workload])
+    instructions.main(["--n", "100", "--workload", workload, *extra])
     out = capsys.readouterr().out
     assert out.split()[2] == workload
+    assert out.split()[5] == ("params" if extra else "-")
     value = int(out.split()[3].replace(",", ""))
     assert 5_000 < value < 1_000_000, out

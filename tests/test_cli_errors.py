@@ -208,7 +208,7 @@ def test_an_invalid_workflow_is_reported_before_anything_runs(tmp_path: Path) ->
         wf.add_task(Task("b", lambda: print("the task ran")), depends_on=["a"])
         """,
     )
-    for command in (["run", "cycle.py", "--no-store"], ["graph", "cycle.py"]):
+    for command in (["run", "cycle.py", "--no-store"], ["plan", "cycle.py"], ["graph", "cycle.py"]):
         result = flowweaver_cmd(*command, cwd=tmp_path)
         assert_usage_error(result, "workflow 'loop' in cycle.py is invalid", "a -> b -> a")
     assert not (tmp_path / ".flowweaver").exists()

@@ -249,13 +249,15 @@ def test_reset_yes_deletes_everything_so_the_next_run_starts_over(counted: Path)
     assert "restored" not in verbs(again.stdout)
 
 
-def test_reset_one_task_runs_it_and_its_downstream_only_if_it_changed(counted: Path) -> None:
+def test_reset_one_task_runs_it_again_and_its_downstream_only_if_its_result_changed(
+    counted: Path,
+) -> None:
     assert flowweaver_cmd("run", "counted.py", cwd=counted).returncode == 0
     result = flowweaver_cmd("reset", "--task", "check", "--yes", cwd=counted)
     assert result.returncode == 0, result.stderr
     assert "Deleted 1 saved task state(s)" in result.stdout
     again = flowweaver_cmd("run", "counted.py", cwd=counted)
-    # check runs and returns what it did: load is restored (early cut-off, issue 12)
+    # check returns what it did: load, downstream of it, is restored (early cut-off)
     assert verbs(again.stdout).get("restored") == ["extract", "load"]
     assert verbs(again.stdout).get("completed") == ["check"]
 

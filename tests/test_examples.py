@@ -24,10 +24,10 @@ PLAIN = [name for name in ALL if name != "resume_after_fix.py"]
 
 
 def python_file(
-    name: str, cwd: Path, env: dict[str, str] | None = None
+    name: str, cwd: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(EXAMPLES / name)],
+        [sys.executable, str(EXAMPLES / name), *args],
         cwd=cwd,
         env=command_env(env),
         capture_output=True,
@@ -45,6 +45,7 @@ def test_the_examples_are_there() -> None:
         "async_service.py",
         "cleanup.py",
         "map_files.py",
+        "daily_report.py",
     }
 
 
@@ -201,3 +202,62 @@ def test_map_files_runs_only_a_new_or_changed_file(tmp_path: Path) -> None:
     assert changed.returncode == 0, changed.stderr
     assert processed(changed.stdout) == ["f02.txt"]
     assert "1 of 7 files processed in this run, the rest restored" in changed.stdout
+
+
+def started(stdout: str) -> list[str]:
+    """The tasks a run of the command started, in order."""
+    return re.findall(r"^\[\s*[\d.]+s\] started    (\S+)", stdout, re.M)
+
+
+def restored(stdout: str) -> list[str]:
+    return re.findall(r"^\[\s*[\d.]+s\] restored   (\S+)", stdout, re.M)
+
+
+def test_daily_report_reruns_only_what_reads_the_date_then_plans_an_edit(tmp_path: Path) -> None:
+    """The README's walkthrough: two dates, an edited version, its plan, its run."""
+    example = tmp_path / "daily_report.py"
+    example.write_text((EXAMPLES / "daily_report.py").read_text())
+    first = flowweaver_cmd("run", example, "-p", "date=2026-11-30", cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert len(started(first.stdout)) == 5
+    report = (tmp_path / "reports" / "sales-2026-11-30.txt").read_text()
+    assert report.startswith("Sales on 2026-11-30\n")
+    assert re.search(r"^total\s+\d+\s+[\d.]+$", report, re.M)
+
+    second = flowweaver_cmd("run", example, "-p", "date=2026-12-01", cwd=tmp_path)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert started(second.stdout) == ["orders_of_day", "region_totals", "write_report"]
+    assert sorted(restored(second.stdout)) == ["load_orders", "load_shops"]
+    assert (tmp_path / "reports" / "sales-2026-12-01.txt").exists()
+
+    example.write_text(example.read_text().replace('@task(version="1")', '@task(version="2")'))
+    plan = flowweaver_cmd("plan", example, "-p", "date=2026-12-01", cwd=tmp_path)
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    rows = {line.split()[0]: line.split(None, 2)[1:] for line in plan.stdout.splitlines()[4:9]}
+    assert rows["load_orders"] == ["restore", "saved result stands"]
+    assert rows["orders_of_day"][0] == "restore"
+    assert rows["region_totals"][0] == "run"
+    assert "version" in rows["region_totals"][1]
+    assert rows["write_report"][0] == "run?"
+    assert "2 run, 3 restore, 0 skip" in plan.stdout
+    # the README shows this very output
+    readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    assert f"```text\n{plan.stdout}```" in readme
+
+    # the totals come out the same: the report is restored after all (early cut-off)
+    third = flowweaver_cmd("run", example, "-p", "date=2026-12-01", cwd=tmp_path)
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert started(third.stdout) == ["region_totals"]
+    assert "write_report" in restored(third.stdout)
+
+
+def test_daily_report_with_python_writes_where_it_is_told(tmp_path: Path) -> None:
+    first = python_file("daily_report.py", tmp_path, args=("2026-12-24", "out"))
+    assert first.returncode == 0, first.stderr
+    assert "restored from the state store: nothing" in first.stdout
+    assert "Sales on 2026-12-24" in first.stdout
+    assert (tmp_path / "out" / "sales-2026-12-24.txt").exists()
+    again = python_file("daily_report.py", tmp_path)  # the default date, 2026-11-30
+    assert again.returncode == 0, again.stderr
+    assert "restored from the state store: load_orders, load_shops\n" in again.stdout
+    assert "Sales on 2026-11-30" in again.stdout

@@ -8,6 +8,9 @@ exits with code 2 on bad usage by itself, which is the code this command promise
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import click
 
 from .. import __version__
@@ -18,6 +21,8 @@ from ._history import show_run
 from ._inspect import reset as reset_store
 from ._inspect import status as show_status
 from ._load import load_workflow
+from ._params import Selection, selection_options
+from ._plan import plan as plan_workflow
 from ._run import EXECUTORS, RunOptions
 from ._run import run as run_workflow
 
@@ -29,11 +34,34 @@ def cli() -> None:
 
     \b
     flowweaver run pipeline.py           run (again: resume) the Workflow in pipeline.py
+    flowweaver run pipeline.py -p date=2026-11-30   ... with a run parameter
+    flowweaver plan pipeline.py          what a run would run or restore, and why
     flowweaver status                    what the last runs saved
     flowweaver history                   the runs recorded, newest first
     flowweaver graph pipeline.py         the DAG as a Mermaid flowchart
     flowweaver reset --task load         forget a saved task so it runs again
     """
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def store_options(command: F) -> F:
+    """``--store``, ``--no-store`` and ``--fresh``, as ``run`` and ``plan`` both take them."""
+    command = click.option(
+        "--fresh", is_flag=True, help="Ignore saved results: run every task (and save anew)."
+    )(command)
+    command = click.option("--no-store", is_flag=True, help="Save nothing and restore nothing.")(
+        command
+    )
+    return click.option(
+        "--store",
+        "store",
+        metavar="PATH",
+        default=None,
+        help="The state store: a .db (SQLite) or .json file. "
+        "Default: .flowweaver/state.db in the current folder.",
+    )(command)
 
 
 @cli.command(short_help="Run (or resume) the Workflow in a Python file.")
@@ -54,16 +82,7 @@ def cli() -> None:
     default=None,
     help="The most tasks at once (threaded: default 4; async: default 50).",
 )
-@click.option(
-    "--store",
-    "store",
-    metavar="PATH",
-    default=None,
-    help="The state store: a .db (SQLite) or .json file. "
-    "Default: .flowweaver/state.db in the current folder.",
-)
-@click.option("--no-store", is_flag=True, help="Save nothing and restore nothing.")
-@click.option("--fresh", is_flag=True, help="Ignore saved results: run every task (and save anew).")
+@store_options
 @click.option(
     "--backend",
     type=click.Choice(["asyncio", "trio"]),
@@ -76,6 +95,7 @@ def cli() -> None:
     is_flag=True,
     help="At the first failure, cancel what is running and skip the rest.",
 )
+@selection_options
 def run(
     target: str,
     executor: str,
@@ -85,6 +105,9 @@ def run(
     fresh: bool,
     backend: str,
     fail_fast: bool,
+    params: dict[str, Any],
+    targets: tuple[str, ...],
+    from_tasks: tuple[str, ...],
 ) -> None:
     """Run the Workflow defined in FILE (NAME picks one when FILE has several).
 
@@ -94,12 +117,17 @@ def run(
 
     Completed tasks are saved in the state store; running the same command again
     restores them instead of running them (also after a failure or Ctrl-C), so it
-    resumes where the last run stopped.
+    resumes where the last run stopped. A saved result is restored only while what the
+    task receives is unchanged: a new -p value re-runs the tasks that take it, and what
+    depends on their changed results.
+
+    --target runs only those tasks and what they need; --from runs those tasks and what
+    depends on them, taking what they need from upstream from the state store. The other
+    tasks are left alone.
 
     Exit codes: 0 all tasks completed, 1 a task failed, 2 bad usage, 130 interrupted.
     """
-    if store is not None and no_store:
-        raise click.UsageError("--store and --no-store cannot be used together")
+    _check_store_options(store, no_store)
     options = RunOptions(
         target=target,
         executor=executor,
@@ -109,6 +137,7 @@ def run(
         fresh=fresh,
         backend=backend,
         fail_fast=fail_fast,
+        selection=Selection(params, targets, from_tasks),
     )
     try:
         code = run_workflow(options)
@@ -116,6 +145,38 @@ def run(
         click.echo("\nInterrupted.", err=True)
         code = INTERRUPTED
     raise SystemExit(code)
+
+
+def _check_store_options(store: str | None, no_store: bool) -> None:
+    if store is not None and no_store:
+        raise click.UsageError("--store and --no-store cannot be used together")
+
+
+@cli.command(short_help="Show what a run would run or restore, and why; runs nothing.")
+@click.argument("target", metavar="FILE[:NAME]")
+@store_options
+@selection_options
+def plan(
+    target: str,
+    store: str | None,
+    no_store: bool,
+    fresh: bool,
+    params: dict[str, Any],
+    targets: tuple[str, ...],
+    from_tasks: tuple[str, ...],
+) -> None:
+    """Show what `flowweaver run` with the same options would do with each task of the
+    Workflow in FILE: run it, restore its saved result, or skip it, and why.
+
+    Nothing runs and the state store is only read (a store that does not exist yet is
+    not made: every task would run). "run?" marks a task decided during the run: it is
+    restored after all when the upstream tasks that run return what they did before.
+
+    Exit codes: 0 the plan was shown, 2 bad usage (a bad file, parameter or task name).
+    """
+    _check_store_options(store, no_store)
+    selection = Selection(params, targets, from_tasks)
+    raise SystemExit(plan_workflow(target, selection, store, no_store=no_store, fresh=fresh))
 
 
 @cli.command(short_help="Show the task states saved in a state store.")
@@ -189,7 +250,8 @@ def graph(target: str, fmt: str) -> None:
     "tasks",
     metavar="NAME",
     multiple=True,
-    help="Only this task (repeat for more); the tasks downstream of it run again too.",
+    help="Only this task (repeat for more): it runs again next time, and so do the tasks "
+    "downstream of it when its result comes out different.",
 )
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def reset(store: str | None, workflow: str | None, tasks: tuple[str, ...], yes: bool) -> None:

@@ -20,6 +20,7 @@ from typing import IO, Any
 
 import click
 
+from .._errors import WorkflowValidationError
 from .._workflow import Workflow
 from ._errors import BadInput
 
@@ -167,3 +168,17 @@ def load_workflow(target: str) -> tuple[Path, Workflow]:
     path, name = split_target(target)
     module = import_file(path)
     return path, choose_workflow(module, path, name)
+
+
+def load_valid_workflow(target: str) -> tuple[Path, Workflow]:
+    """:func:`load_workflow`, and the workflow's graph validated (``run``, ``plan``).
+
+    :raises BadInput: as :func:`load_workflow` does, and for an invalid graph (a cycle,
+        an unknown dependency), naming the workflow and the file.
+    """
+    path, workflow = load_workflow(target)
+    try:
+        workflow.graph()
+    except WorkflowValidationError as exc:
+        raise BadInput(f"workflow {workflow.name!r} in {path} is invalid: {exc}") from exc
+    return path, workflow

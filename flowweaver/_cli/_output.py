@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from rich import box
 from rich.console import Console
@@ -60,8 +60,10 @@ class Output:
         *,
         title: str | None = None,
         status_column: int | None = None,
+        styles: Mapping[str, str] = STATUS_STYLES,
     ) -> None:
-        """Print ``rows`` under ``columns``; the ``status_column`` is coloured by status."""
+        """Print ``rows`` under ``columns``; the ``status_column`` is coloured by its
+        first word, a key of ``styles`` (task statuses by default)."""
         if self.console is None:
             if title:
                 write_line(title)
@@ -75,7 +77,7 @@ class Output:
             cells = [Text(cell) for cell in row]
             if status_column is not None:
                 word = row[status_column].split(" ", 1)[0]
-                cells[status_column].stylize(STATUS_STYLES.get(word, ""))
+                cells[status_column].stylize(styles.get(word, ""))
             table.add_row(*cells)
         self.console.print(table)
 

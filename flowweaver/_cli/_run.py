@@ -14,7 +14,7 @@ import threading
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -30,8 +30,9 @@ from .._store._api import StateStoreError
 from .._task import Task
 from .._workflow import Workflow
 from ._errors import INTERRUPTED, OK, TASK_FAILED, TERMINATED, BadInput
-from ._load import load_workflow
+from ._load import load_valid_workflow
 from ._output import Output, format_duration, stdout_is_terminal
+from ._params import Selection
 from ._progress import LiveProgress, PlainProgress, RunState
 from ._stores import CliStore, run_store
 
@@ -85,6 +86,7 @@ class RunOptions:
     fresh: bool = False
     backend: str = "asyncio"
     fail_fast: bool = False
+    selection: Selection = field(default_factory=Selection)
 
 
 def make_executor(options: RunOptions, store: CliStore | None, observer: Any) -> BaseExecutor:
@@ -121,11 +123,12 @@ def run(options: RunOptions) -> int:
 
     :raises BadInput: for a bad file, name, option or store (exit code 2).
     """
-    path, workflow = load_workflow(options.target)
+    path, workflow = load_valid_workflow(options.target)
+    selection = options.selection
     try:
-        workflow.graph()
+        tasks = selection.tasks_in(workflow)
     except WorkflowValidationError as exc:
-        raise BadInput(f"workflow {workflow.name!r} in {path} is invalid: {exc}") from exc
+        raise BadInput(f"cannot run workflow {workflow.name!r} in {path}: {exc}") from exc
     store: CliStore | None = None
     store_path: Path | None = None
     if not options.no_store:
@@ -133,7 +136,7 @@ def run(options: RunOptions) -> int:
 
     out = Output(stdout_is_terminal())
     mapped = {t.name: t for t in workflow.tasks if t.map_over is not None}
-    state = RunState(workflow.name, len(workflow.tasks), mapped)
+    state = RunState(workflow.name, len(tasks), mapped)
     # a live display on a terminal; one plain line per event in logs and pipes
     progress: LiveProgress | PlainProgress = (
         LiveProgress(state, out.console) if out.console is not None else PlainProgress(state)
@@ -143,7 +146,10 @@ def run(options: RunOptions) -> int:
     outcome = "completed"
     with progress, _sigterm_ends_the_run():
         try:
-            executor.execute(workflow)
+            executor.execute(workflow, **selection.options())
+        except WorkflowValidationError as exc:
+            # a parameter or selection the engine refused, before anything ran
+            raise BadInput(f"cannot run workflow {workflow.name!r} in {path}: {exc}") from exc
         except WorkflowExecutionError:
             outcome = "failed"
         except KeyboardInterrupt:
@@ -156,10 +162,10 @@ def run(options: RunOptions) -> int:
                 raise BadInput(str(exc)) from exc
             raise click.ClickException(f"the state store failed during the run: {exc}") from exc
 
-    summarise(out, workflow, state)
+    summarise(out, tasks, state)
     if outcome == "failed":
-        show_failures(workflow)
-    finish_line(out, workflow, state, outcome, store_path)
+        show_failures(tasks)
+    finish_line(out, workflow, tasks, state, outcome, store_path)
     if outcome == "interrupted":
         return INTERRUPTED
     if outcome == "terminated":
@@ -167,11 +173,12 @@ def run(options: RunOptions) -> int:
     return TASK_FAILED if outcome == "failed" else OK
 
 
-def summarise(out: Output, workflow: Workflow, state: RunState) -> None:
-    """The table at the end: task, status, attempts, duration."""
+def summarise(out: Output, tasks: list[Task], state: RunState) -> None:
+    """The table at the end: task, status, attempts, duration (of the tasks the run was
+    given: a partial run leaves the others out)."""
     restored = set(state.restored)
     rows = []
-    for t in workflow.tasks:
+    for t in tasks:
         status = t.status.value
         if t.name in restored and t.status is TaskStatus.COMPLETED:
             status += " (restored)"
@@ -180,7 +187,7 @@ def summarise(out: Output, workflow: Workflow, state: RunState) -> None:
     out.table(["task", "status", "attempts", "duration"], rows, status_column=1)
     lines = [
         (line, t)
-        for t in workflow.tasks
+        for t in tasks
         if t.map_over is not None and (line := item_summary(t, state)) is not None
     ]
     if lines:
@@ -217,9 +224,9 @@ def item_summary(task: Task, state: RunState) -> str | None:
     return text
 
 
-def show_failures(workflow: Workflow) -> None:
+def show_failures(tasks: list[Task]) -> None:
     """Each failed task's error and traceback (from the task's own code on), on stderr."""
-    for t in workflow.tasks:
+    for t in tasks:
         if t.status is not TaskStatus.FAILED or t.error is None:
             continue
         if isinstance(t.error, ItemsFailedError):
@@ -255,10 +262,15 @@ def _task_traceback(error: BaseException) -> str:
 
 
 def finish_line(
-    out: Output, workflow: Workflow, state: RunState, outcome: str, store_path: Path | None
+    out: Output,
+    workflow: Workflow,
+    tasks: list[Task],
+    state: RunState,
+    outcome: str,
+    store_path: Path | None,
 ) -> None:
-    """One sentence on how the run ended and what to do next."""
-    tasks = workflow.tasks
+    """One sentence on how the run ended and what to do next, counting ``tasks`` (the
+    ones the run was given)."""
     completed = sum(t.status is TaskStatus.COMPLETED for t in tasks)
     failed = [t.name for t in tasks if t.status is TaskStatus.FAILED]
     skipped = sum(t.status is TaskStatus.SKIPPED for t in tasks)

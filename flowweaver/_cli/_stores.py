@@ -98,6 +98,22 @@ def run_store(store: str | None) -> tuple[CliStore, Path]:
     return open_store(DEFAULT_STORE, create=True), DEFAULT_STORE
 
 
+def store_if_any(store: str | None) -> tuple[CliStore | None, Path]:
+    """The store ``plan`` reads, ``STORE`` or the default one: None when there is none
+    yet (a plan never makes one; ``run`` makes it, and its folder for the default one).
+
+    :raises BadInput: as :func:`open_store` does, and for a missing ``STORE`` that ``run``
+        could not make either (an unknown suffix, a missing folder).
+    """
+    path = Path(store) if store is not None else DEFAULT_STORE
+    if path.exists():
+        return open_store(path, create=False), path
+    _kind(path)
+    if store is not None and not path.parent.is_dir():
+        raise BadInput(f"no state store at {path}: the folder {path.parent} does not exist")
+    return None, path
+
+
 def existing_store(store: str | None) -> tuple[CliStore, Path]:
     """The store ``status`` and ``reset`` look at: ``STORE``, or the default one."""
     path = Path(store) if store is not None else DEFAULT_STORE

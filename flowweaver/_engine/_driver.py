@@ -749,6 +749,7 @@ class _Run:
         assert self.store is not None
         self.store.restored(i, rec)
         t = self.tasks[i]
+        t.attempts = 0  # not run: as a task restored at the start
         self.judged.reasons.pop(i, None)
         if rec.status is TaskStatus.SKIPPED:  # skipped on purpose: the decision stands
             t._state = (TaskStatus.SKIPPED, None, None)

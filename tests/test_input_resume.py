@@ -17,26 +17,27 @@ import sys
 import threading
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 import flowweaver
 from flowweaver import (
+    AsyncExecutor,
     SequentialExecutor,
     Task,
     TaskCompleted,
     TaskRestored,
     TaskStarted,
     TaskStatus,
+    ThreadedExecutor,
     Workflow,
 )
 from tests.helpers import EventLog
-from tests.run_helpers import (
-    Runner,
-    age_records,
-)
+from tests.run_helpers import BUILT_IN, Runner, age_records
 from tests.store_helpers import record
 from tests.test_store_sessions import DictStore
 
@@ -344,6 +345,78 @@ def test_a_different_result_runs_its_dependents_and_an_equal_one_further_down_cu
     assert results(wf)["report"] == "4 rows"
     stored.run(d.workflow(), params=A)
     assert d.take() == set()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", [name for name, _ in BUILT_IN])
+async def test_an_awaited_run_with_new_params_cancelled_midway_resumes_with_nothing_stale(
+    tmp_path: Path, kind: str
+) -> None:
+    store = dict(BUILT_IN)[kind](tmp_path)
+    d = Daily()
+    await AsyncExecutor(state_store=store).execute(d.workflow(), params=A)
+    d.take()
+    entered = anyio.Event()
+
+    async def stamp_hangs(extract: dict[str, Any]) -> str:
+        d.called("stamp")
+        entered.set()
+        await anyio.sleep(30)
+        return "never"
+
+    wf = d.workflow(stamp=stamp_hangs)
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(partial(AsyncExecutor(state_store=store).execute, wf, params=B))
+            await entered.wait()
+            scope.cancel()
+    assert wf.get_task("stamp").status is TaskStatus.PENDING  # type: ignore[union-attr]
+    d.take()
+    wf = d.workflow()
+    await AsyncExecutor(state_store=store).execute(wf, params=B)
+    assert {"stamp", "publish"} <= d.take()
+    assert results(wf)["publish"] == "published 2026-12-01"
+    assert results(wf)["report"] == "3 rows"
+
+
+@pytest.mark.parametrize("executor", ["threaded", "async"])
+def test_many_dependents_of_an_equal_result_are_cut_off_at_once(
+    tmp_path: Path, executor: str
+) -> None:
+    # One upstream re-runs and returns what it did; forty dependents are decided at once,
+    # on as many worker slots, none of them run, all restored.
+    store = dict(BUILT_IN)["sqlite"](tmp_path)
+    ran: list[str] = []
+    lock = threading.Lock()
+
+    def build(version: str) -> Workflow:
+        wf = Workflow("wide")
+        wf.add_task(Task("src", lambda day: len(day), version=version))
+        for i in range(40):
+
+            def dependent(src: int, i: int = i) -> int:
+                with lock:
+                    ran.append(f"d{i}")
+                return src + i
+
+            wf.add_task(Task(f"d{i}", dependent), depends_on=["src"])
+        return wf
+
+    def make() -> Any:
+        if executor == "threaded":
+            return ThreadedExecutor(max_workers=4, state_store=store, observer=log)
+        return AsyncExecutor(max_concurrent=8, state_store=store, observer=log)
+
+    log = EventLog()
+    build("1").execute(make(), params={"day": "mon"})
+    assert len(ran) == 40
+    ran.clear()
+    log = EventLog()
+    wf = build("2")
+    wf.execute(make(), params={"day": "tue"})  # same length: src returns what it did
+    assert ran == []
+    assert restored(log) == {f"d{i}" for i in range(40)}
+    assert [t.result for t in wf.tasks[1:]] == [3 + i for i in range(40)]
 
 
 # -- the rules that were there before ---------------------------------------------------------

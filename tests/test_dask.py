@@ -283,3 +283,47 @@ async def test_values_fetched_for_the_store_are_not_fetched_again(
     await AwaitableDaskExecutor(client, state_store=store).execute(wf)
     assert sorted(gathered) == ["x", "y"]  # once each: for the store, not again at the end
     assert wf.get_task("y").result == 3  # type: ignore[union-attr]
+
+
+def test_params_selection_plan_and_early_cut_off_on_a_cluster(client: Any, tmp_path: Any) -> None:
+    from flowweaver import RunStarted, SQLiteStateStore, TaskRestored, TaskStarted
+    from tests.helpers import EventLog
+
+    store = SQLiteStateStore(tmp_path / "state.db")
+
+    def build() -> Workflow:
+        wf = Workflow("dask_options")
+        wf.add_task(Task("extract", lambda date: {"date": date, "rows": 3}))
+        wf.add_task(Task("rows", lambda extract: extract["rows"]), depends_on=["extract"])
+        wf.add_task(Task("report", lambda rows: f"{rows} rows"), depends_on=["rows"])
+        wf.add_task(Task("side", lambda: "side"))
+        return wf
+
+    def run(params: dict[str, Any], **options: Any) -> tuple[Workflow, EventLog]:
+        wf, log = build(), EventLog()
+        flowweaver.DaskExecutor(client, state_store=store, observer=log).execute(
+            wf, params=params, **options
+        )
+        return wf, log
+
+    wf, log = run({"date": "a"}, targets=["rows"])
+    assert {e.task for e in log.of(TaskStarted)} == {"extract", "rows"}
+    assert [e.total for e in log.of(RunStarted)] == [2]
+    assert wf.get_task("side").status is TaskStatus.PENDING  # type: ignore[union-attr]
+    wf, log = run({"date": "a"})
+    assert {e.task for e in log.of(TaskStarted)} == {"report", "side"}
+    assert wf.get_task("report").result == "3 rows"  # type: ignore[union-attr]
+
+    plan = flowweaver.DaskExecutor(client, state_store=store).plan(build(), params={"date": "b"})
+    assert {n: p.action for n, p in plan.items()} == {
+        "extract": "run",
+        "rows": "run",
+        "report": "run",
+        "side": "restore",
+    }
+    wf, log = run({"date": "b"})
+    assert plan["report"].unless_unchanged
+    # rows returned what it did: report is cut off
+    assert {e.task for e in log.of(TaskStarted)} == {"extract", "rows"}
+    assert {e.task for e in log.of(TaskRestored)} == {"report", "side"}
+    assert wf.get_task("extract").result == {"date": "b", "rows": 3}  # type: ignore[union-attr]

@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,53 +30,27 @@ from flowweaver import (
     TaskRecord,
     TaskRestored,
     TaskStatus,
-    ThreadedExecutor,
     Workflow,
     WorkflowExecutionError,
 )
 from flowweaver._store._resume import TaskFacts, element_digest, item_inputs, item_stands
 from tests.helpers import EventLog
+from tests.run_helpers import Runner
 from tests.store_helpers import NOW
 from tests.test_store_resume import STORES
 from tests.test_store_sessions import DictStore
 
 Run = Callable[..., None]
 
-# Blocking executors and awaited ones (run on a loop of the test's own), each on both
-# backends. Keywords reach the executor (fresh=..., observer=..., fingerprint_code=...).
-FORMS = [
-    ("sequential", SequentialExecutor, False),
-    ("threaded", ThreadedExecutor, False),
-    ("aio-sequential", flowweaver.aio.SequentialExecutor, True),
-    ("aio-async", flowweaver.aio.AsyncExecutor, True),
-]
-
 
 def runner(store: Any, executor_cls: type, awaited: bool, backend: str) -> Run:
-    def run(wf: Workflow, **settings: Any) -> None:
-        if awaited:
-            executor = executor_cls(state_store=store, **settings)
-            anyio.run(partial(executor.execute, wf), backend=backend)
-        else:
-            executor_cls(state_store=store, backend=backend, **settings).execute(wf)
-
-    return run
+    """``run(wf, **settings)``, keywords reaching the executor (``fresh=...``...)."""
+    return Runner(store, executor_cls, awaited, backend).run
 
 
 @pytest.fixture(params=STORES, ids=[name for name, _ in STORES])
 def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     return request.param[1](tmp_path)
-
-
-@pytest.fixture(params=[form[0] for form in FORMS])
-def form(request: pytest.FixtureRequest) -> tuple[type, bool]:
-    _, cls, awaited = next(f for f in FORMS if f[0] == request.param)
-    return cls, awaited
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 # The built-in stores and a user's, each in its blocking form: the scenario tests.

@@ -109,8 +109,12 @@ class RunStore:
         self._given: dict[int, TaskRecord] = {}
         # Mapped tasks: what each maps over, and the prefix of its items' names, whose
         # records are loaded with the rest (item names are known only once it expands).
+        # (A mapped task given to a from_tasks selection is not run: what it maps over may
+        # be outside the selection, and its saved result is taken whole.)
         self._sources = {
-            graph.index[t.name]: graph.index[t.map_over] for t in tasks if t.map_over is not None
+            graph.index[t.name]: graph.index[t.map_over]
+            for t in tasks
+            if t.map_over is not None and t.map_over in graph.index
         }
         self._item_of: dict[int, int] = {}  # each item's mapped task
         # Each expanded mapped task's first item and its items' element hashes.

@@ -77,7 +77,9 @@ async def plan_workflow(executor: BaseExecutor, workflow: Workflow, options: Run
         rec = judged.restore.get(i)
         if i in found:
             restored[i] = _passed_on(found[i])
-            out[i] = PlannedTask(names[i], "restore", "taken from the store for the selection")
+            # Outside the selection: the run neither restores nor reports it (it stays
+            # PENDING), so "restore" would promise a TaskRestored that never comes.
+            out[i] = PlannedTask(names[i], "skip", "taken from the store for the selection")
         elif rec is not None:
             out[i] = _restored(names[i], rec)
             restored[i] = _passed_on(rec)
@@ -86,6 +88,7 @@ async def plan_workflow(executor: BaseExecutor, workflow: Workflow, options: Run
             out[i] = _later(store, i, tasks[i], saved, judged.reason(i), restored, params)
             if out[i].action == "restore":
                 restored[i] = _passed_on(saved)
+                store.restored(i, saved)  # its token, which the tasks below it check
         else:
             out[i] = PlannedTask(names[i], "run", judged.reason(i))
     return _plan(workflow, params, names, out)
@@ -113,30 +116,40 @@ def _later(
     restored: dict[int, Any],
     params: dict[str, Any],
 ) -> PlannedTask:
-    """A task the run decides when it is ready. With a ``cache_key`` and every upstream
-    result known now (restored), the key is asked here, as the run would ask it."""
+    """A task the run decides when it is ready. With every upstream result known now
+    (restored: a keyed task above it may have been found unchanged here), what it
+    receives is compared here, its ``cache_key`` asked, as the run would."""
     ups = store._graph.upstream[i]
-    if t.cache_key is None or any(j not in restored for j in ups):
+    waiting = [j for j in ups if j not in restored]
+    if waiting:
+        if t.cache_key is None:  # the upstream task judge named may be planned restore now
+            reason = f"upstream `{store._graph.names[waiting[0]]}` will run"
         return PlannedTask(t.name, "run", reason, unless_unchanged=True)
-    names = store._graph.names
-    kwargs = {k: v for k, v in params.items() if t.accepts(k)}
-    kwargs.update({names[j]: restored[j] for j in ups if t.accepts(names[j])})
+    kwargs = None
+    if t.cache_key is not None:
+        names = store._graph.names
+        kwargs = {k: v for k, v in params.items() if t.accepts(k)}
+        kwargs.update({names[j]: restored[j] for j in ups if t.accepts(names[j])})
     try:
         why = store.unchanged(i, rec, kwargs)
     except Exception as exc:
         return PlannedTask(t.name, "run", f"its cache_key raised {type(exc).__name__}: {exc}")
     if why is None:
-        return PlannedTask(t.name, "restore", "saved result stands (same cache_key)")
+        same = " (same cache_key)" if t.cache_key is not None else ""
+        return PlannedTask(t.name, "restore", "saved result stands" + same)
     return PlannedTask(t.name, "run", why)
 
 
 def _plan(
     workflow: Workflow, params: dict[str, Any], names: list[str], planned: dict[int, PlannedTask]
 ) -> Plan:
-    """Every task of the workflow, in the run's order; those outside the selection last."""
+    """Every task of the workflow, in the workflow's topological order (a selection's
+    given tasks may come before tasks upstream of them in the run's own order)."""
     by_name = {names[i]: planned[i] for i in planned}
     action: Action = "skip"
-    for name in workflow._tasks:
-        if name not in by_name:
-            by_name[name] = PlannedTask(name, action, "not selected")
-    return Plan(workflow.name, params, by_name)
+    graph = workflow.graph()
+    ordered = {}
+    for i in graph.topological_order():
+        name = graph.names[i]
+        ordered[name] = by_name.get(name) or PlannedTask(name, action, "not selected")
+    return Plan(workflow.name, params, ordered)

@@ -78,7 +78,8 @@ def select(
     chosen -= given
     held = sorted(chosen | given)
     depends_on = {names[i]: () if i in given else workflow._depends_on[names[i]] for i in held}
-    forced = {names[i] for i in start or ()} | {
+    # A from_tasks name outside the targets' upstream is not part of the run.
+    forced = {names[i] for i in start or () if i in chosen} | {
         names[i] for i in chosen if names[i] in forced_before
     }
     return Selection(

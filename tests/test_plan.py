@@ -286,11 +286,7 @@ def test_a_plan_refuses_what_a_run_refuses(
     assert kept(tmp_path) == {}
 
 
-# Core bug (JSONStateStore._plan_reader, flowweaver/_async/_json_store.py): the plan
-# reads the workflow's records with list_records, which does not check who owns the task
-# names, so it plans "no saved result" where the run refuses the file. Strict: the day it
-# is fixed, this marker must go.
-@pytest.mark.xfail(strict=True, reason="_plan_reader: another workflow's names not checked")
+# The plan loads a JSON store's records as a run does, refusing another workflow's names.
 def test_a_plan_refuses_a_json_file_whose_task_names_another_workflow_holds(
     form: tuple[type, bool], backend: str, tmp_path: Path
 ) -> None:

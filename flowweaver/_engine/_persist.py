@@ -222,8 +222,11 @@ class RunStore:
         store = form() if callable(form) else self._store
         reader = getattr(store, "_plan_reader", None)
         if callable(reader):
-            encode, records = await anyio.to_thread.run_sync(reader, self._workflow)
-            self._records = {r.task_name: r for r in records}
+            names = self._graph.names
+            prefixes = [names[p] + "[" for p in self._sources]
+            encode, self._records = await anyio.to_thread.run_sync(
+                reader, self._workflow, names, prefixes
+            )
             self._check_params(encode)
             return
         session = await open_session(self._store)

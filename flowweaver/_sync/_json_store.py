@@ -207,15 +207,18 @@ class JSONStateStore(BaseStateStore):
             return self._state.workflows()
 
     def _plan_reader(
-        self, workflow: str
-    ) -> tuple[Callable[[str, Any], Any], list[TaskRecord]]:
-        """What ``executor.plan`` reads: how a run would encode a value, and the records of
-        ``workflow``. Not through a session: closing one folds the journal into the file,
-        which a plan must never do (a run of the workflow may be writing that journal)."""
+        self, workflow: str, names: Sequence[str], prefixes: Sequence[str]
+    ) -> tuple[Callable[[str, Any], Any], dict[str, TaskRecord]]:
+        """What ``executor.plan`` reads: how a run would encode a value, and the records a
+        run would load (refusing another workflow's names as a run does). Not through a
+        session: closing one folds the journal into the file, which a plan must never do
+        (a run of the workflow may be writing that journal)."""
         state = self._state
         if not self._path.exists() and not state.journal.exists():
-            return state.encode, []  # nothing saved yet: create nothing
-        return state.encode, self.list_records(workflow)
+            return state.encode, {}  # nothing saved yet: create nothing
+        with self._locked() as files:
+            self._refresh(files)
+            return state.encode, state.load(workflow, names, prefixes)
 
     # -- the run history ------------------------------------------------------------------------
 

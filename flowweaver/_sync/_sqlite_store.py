@@ -208,13 +208,15 @@ class SQLiteStateStore(BaseStateStore):
         return [self._rows.record(row) for row in rows]
 
     def _plan_reader(
-        self, workflow: str
-    ) -> tuple[Callable[[str, Any], Any], list[TaskRecord]]:
+        self, workflow: str, names: Sequence[str], prefixes: Sequence[str]
+    ) -> tuple[Callable[[str, Any], Any], dict[str, TaskRecord]]:
         """What ``executor.plan`` reads: how a run would encode a value, and the records of
-        ``workflow`` (none, and no database created, when the file does not exist)."""
+        ``workflow`` (none, and no database created, when the file does not exist). Names
+        are keyed by workflow here: no other workflow's record can be under them."""
         if not self._path.exists():
-            return self._rows.encode, []
-        return self._rows.encode, self.list_records(workflow)
+            return self._rows.encode, {}
+        records = self.list_records(workflow)
+        return self._rows.encode, {r.task_name: r for r in records}
 
     def list_workflows(self) -> list[str]:
         """The names of the workflows with records in this database."""

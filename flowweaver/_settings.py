@@ -27,6 +27,8 @@ TriggerRule = Literal["all_success", "all_done", "none_failed", "one_failed", "o
 ItemFailure = Literal["fail", "skip"]
 MapKey = Callable[[Any], str]
 CacheKey = Callable[..., str]
+RetryOn = type[BaseException] | tuple[type[BaseException], ...]
+RetryIf = Callable[[BaseException], bool]
 
 
 class TaskOptions(TypedDict, total=False):
@@ -44,6 +46,8 @@ class TaskOptions(TypedDict, total=False):
     on_item_failure: ItemFailure
     cache_ttl: float | timedelta | None
     cache_key: CacheKey | None
+    retry_on: RetryOn | None
+    retry_if: RetryIf | None
 
 
 class DecoratorOptions(TaskOptions, total=False):
@@ -82,6 +86,9 @@ class TaskSettings:
     # (called with the task's keyword arguments) replaces the hash of its inputs.
     cache_ttl: float | timedelta | None = None
     cache_key: CacheKey | None = None
+    # Retry only some errors: of these classes (retry_on) and/or those retry_if accepts.
+    retry_on: RetryOn | None = None
+    retry_if: RetryIf | None = None
 
     def __post_init__(self) -> None:
         self.check(self.name or "<unnamed>")
@@ -182,6 +189,24 @@ class TaskSettings:
             )
         self._check_map(where)
         self._check_cache(where)
+        self._check_retry_conditions(where)
+
+    def _check_retry_conditions(self, where: str) -> None:
+        on = self.retry_on
+        if on is not None:
+            classes = on if isinstance(on, tuple) else (on,)
+            if not classes or not all(
+                isinstance(c, type) and issubclass(c, BaseException) for c in classes
+            ):
+                raise WorkflowValidationError(
+                    f"{where}: retry_on must be an exception class or a tuple of them, "
+                    f"got {on!r}; e.g. retry_on=(TimeoutError, ConnectionError)"
+                )
+        if self.retry_if is not None and not callable(self.retry_if):
+            raise WorkflowValidationError(
+                f"{where}: retry_if must be a function of the exception returning True to "
+                f"retry, got {self.retry_if!r}"
+            )
 
     def _check_cache(self, where: str) -> None:
         ttl = self.cache_ttl

@@ -8,6 +8,7 @@ while a run is in progress never sees a status from one moment and a result from
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 import random
 import sys
@@ -27,6 +28,8 @@ from ._settings import (
     keyword_parameters,
 )
 from ._status import TaskStatus
+
+logger = logging.getLogger("flowweaver")
 
 if sys.version_info >= (3, 11):
     from typing import Unpack
@@ -98,6 +101,12 @@ class Task:
         arguments that returns a str; the saved result is restored while the key is the
         one it was saved under, instead of while the task's inputs hash the same (for
         inputs that do not hash well: open files, clients, big frames).
+    :param retry_on: retry only errors of this exception class (or tuple of classes); any
+        other error fails the task at once, its retries unused. A timeout is a
+        :class:`~flowweaver.TaskTimeoutError`, which is a ``TimeoutError``.
+    :param retry_if: retry only errors for which ``retry_if(exception)`` returns true (with
+        ``retry_on`` too: only errors both accept). One that raises counts as false, and
+        is logged.
     :raises WorkflowValidationError: for a non-callable ``func`` or a bad setting (a
         delay, backoff or cap that is not a finite number, say).
     """
@@ -134,6 +143,8 @@ class Task:
         on_item_failure: str
         cache_ttl: float | timedelta | None
         cache_key: Callable[..., str] | None
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] | None
+        retry_if: Callable[[BaseException], bool] | None
 
     def __init__(
         self,
@@ -211,6 +222,8 @@ class Task:
         new.on_item_failure = self.on_item_failure
         new.cache_ttl = self.cache_ttl
         new.cache_key = self.cache_key
+        new.retry_on = self.retry_on
+        new.retry_if = self.retry_if
         new._state = _PENDING_STATE
         new._keywords = self._keywords
         new._is_async = self._is_async
@@ -303,6 +316,21 @@ class Task:
         if self._is_async is None:
             self._is_async = is_async_callable(self.func)
         return self._is_async
+
+    def retryable(self, exc: BaseException) -> bool:
+        """Whether ``retry_on`` and ``retry_if`` let a failed attempt with ``exc`` be
+        retried (both unset: yes). A ``retry_if`` that raises says no (logged)."""
+        if self.retry_on is not None and not isinstance(exc, self.retry_on):
+            return False
+        if self.retry_if is None:
+            return True
+        try:
+            return bool(self.retry_if(exc))
+        except Exception:
+            logger.exception(
+                "retry_if of task %r raised on %s; the task is not retried", self.name, exc
+            )
+            return False
 
     def accepts(self, upstream: str) -> bool:
         """True when the function takes the upstream task ``upstream``'s result."""
@@ -411,7 +439,8 @@ def task(func: F | None = None, /, **options: Unpack[DecoratorOptions]) -> F | C
     The options are those of :class:`Task` (``name``, ``retries``, ``timeout``,
     ``callbacks``, ``retry_delay``, ``retry_backoff``, ``retry_jitter``, ``version``,
     ``max_retry_delay``, ``trigger``, ``map_over``, ``map_key``, ``max_concurrent``,
-    ``on_item_failure``, ``cache_ttl``, ``cache_key``), all by keyword; ``name`` defaults to
+    ``on_item_failure``, ``cache_ttl``, ``cache_key``, ``retry_on``, ``retry_if``), all by
+    keyword; ``name`` defaults to
     ``func.__name__``.
 
     :raises WorkflowValidationError: for a bad setting, at decoration time.

@@ -592,6 +592,8 @@ def test_an_item_of_a_mapped_task_has_every_option_of_the_task() -> None:
         max_concurrent=3,
         on_item_failure="skip",
         cache_ttl=60,
+        retry_on=ConnectionError,
+        retry_if=bool,
     )
     t.cache_key = repr  # refused with map_over; set here only to see _item copy it
     item = t._item("k")

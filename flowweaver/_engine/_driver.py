@@ -941,6 +941,13 @@ class _Run:
             self._skipped_on_purpose(i, exc, ended)
             return
         t = self.tasks[i]
+        if (
+            not final
+            and t.attempts <= t.retries
+            and (t.retry_on is not None or t.retry_if is not None)
+            and not t.retryable(exc)
+        ):
+            final = True  # an error its retry conditions do not retry: fails at once
         decision = self.sched.attempt_failed(i, final)
         if not isinstance(decision, Failure):
             t._state = (TaskStatus.RETRYING, None, exc)

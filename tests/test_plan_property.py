@@ -309,11 +309,11 @@ def check_run(plan: Plan, log: EventLog, model: Model | None) -> None:
             assert did in ((True, False), (False, True)), name
 
 
-@settings(
-    max_examples=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+# Both properties: 30 random scenarios each, no deadline (a run takes what it takes).
+PROPERTY = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@PROPERTY
 @given(
     scenario=scenarios(),
     form=st.sampled_from(FORMS),
@@ -373,11 +373,7 @@ def test_the_run_does_what_the_plan_says_on_random_dags(
         assert plan.counts() == {"run": 0, "restore": len(nodes), "skip": 0}
 
 
-@settings(
-    max_examples=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+@PROPERTY
 @given(
     scenario=scenarios(),
     form=st.sampled_from(FORMS),

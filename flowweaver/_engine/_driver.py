@@ -83,7 +83,7 @@ from ._observe import Emitter
 from ._persist import RunStore
 from ._plan import ASYNC, INLINE, MAP, POOL, REMOTE, REMOTE_TIMED, plan
 from ._scheduler import DONE, FAILED, Failure, Scheduler
-from ._select import Selection, check_params, select
+from ._select import Selection, check_params, held, results_unavailable, select
 from ._sigint import (
     InlineGuard,
     Terminated,
@@ -129,17 +129,17 @@ class _Run:
     ) -> None:
         self.workflow = workflow
         self.selection = selection
-        self.graph = selection.graph() if selection is not None else workflow.graph()
+        hold = held(workflow, selection)
+        self.graph = hold.graph
         by_name = workflow._tasks
         self.tasks: list[Task] = [by_name[n] for n in self.graph.names]
         self.run_id = uuid.uuid4().hex[:16]
         index = self.graph.index
         # Tasks outside a selection whose saved results it takes (from_tasks): restored
         # at the start, never run, never reported (they stay PENDING).
-        given = selection.given if selection is not None else workflow._given
-        self.given = sorted(index[n] for n in given)
-        forced = selection.forced if selection is not None else workflow._forced
-        self.forced = [index[n] for n in forced]
+        given = hold.given_names
+        self.given = hold.given
+        self.forced = hold.forced
         self.concurrency = executor.concurrency
         self.fail_fast = executor.fail_fast
         inline = owns_loop and executor._inline_sync
@@ -251,12 +251,8 @@ class _Run:
                         "executor (Dask) yet; use ThreadedExecutor or AsyncExecutor, or drop it"
                     )
         elif self.given:
-            names = ", ".join(repr(self.graph.names[i]) for i in self.given)
-            raise WorkflowValidationError(
-                f"workflow {self.name!r}: the tasks to run need the results of {names}, "
-                "which are not selected; without a state store there is nowhere to take "
-                "them from: select them too, or give the executor the store they were "
-                "saved in"
+            raise results_unavailable(
+                self.name, [self.graph.names[i] for i in self.given], store=False
             )
         self.writer: Writer | None = None
         # Tasks whose saved record stands but for what they receive: decided when ready
@@ -481,13 +477,8 @@ class _Run:
             return {}
         found, missing = store.given(self.given)
         if missing:
-            names = ", ".join(repr(self.graph.names[i]) for i in missing)
             await store.close(False)
-            raise WorkflowValidationError(
-                f"workflow {self.name!r}: the tasks to run need the results of {names}, and "
-                "the state store holds no completed result for them; run them first (or "
-                "select them too)"
-            )
+            raise results_unavailable(self.name, [self.graph.names[i] for i in missing], store=True)
         return found
 
     def _restore(self) -> None:

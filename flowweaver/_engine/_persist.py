@@ -168,8 +168,7 @@ class RunStore:
         try:
             # Loaded even for a fresh run: load is where a store refuses a run whose task
             # names belong to another workflow, and that must happen before anything runs.
-            names = self._graph.names
-            prefixes = [names[p] + "[" for p in self._sources]
+            names, prefixes = self._names()
             # Kept by a fresh run too: from_tasks takes upstream results from them.
             self._records = await session.load(self._workflow, names, prefixes)
             self._check_params(session.encode)
@@ -222,8 +221,7 @@ class RunStore:
         store = form() if callable(form) else self._store
         reader = getattr(store, "_plan_reader", None)
         if callable(reader):
-            names = self._graph.names
-            prefixes = [names[p] + "[" for p in self._sources]
+            names, prefixes = self._names()
             encode, self._records = await anyio.to_thread.run_sync(
                 reader, self._workflow, names, prefixes
             )
@@ -231,13 +229,18 @@ class RunStore:
             return
         session = await open_session(self._store)
         try:
-            names = self._graph.names
-            prefixes = [names[p] + "[" for p in self._sources]
+            names, prefixes = self._names()
             self._records = await session.load(self._workflow, names, prefixes)
             self._check_params(session.encode)
         finally:
             with anyio.CancelScope(shield=True):
                 await session.aclose()
+
+    def _names(self) -> tuple[list[str], list[str]]:
+        """What a run loads: its task names, and the prefix of each mapped task's items
+        (their names are known only once it expands)."""
+        names = self._graph.names
+        return names, [names[p] + "[" for p in self._sources]
 
     def _check_params(self, encode: Callable[[str, Any], Any]) -> None:
         """Refuse, before anything runs, a run parameter the store could not save with the

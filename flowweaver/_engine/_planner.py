@@ -12,17 +12,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .._errors import WorkflowValidationError
 from .._explain import Action, Plan, PlannedTask
 from .._outcomes import SKIPPED
 from .._status import TaskStatus
 from ._persist import RunStore
+from ._select import held, results_unavailable
 
 if TYPE_CHECKING:
     from .._executor import BaseExecutor, RunOptions
     from .._store._api import TaskRecord
     from .._task import Task
     from .._workflow import Workflow
+    from ._graph import Graph
 
 
 async def plan_workflow(executor: BaseExecutor, workflow: Workflow, options: RunOptions) -> Plan:
@@ -34,21 +35,14 @@ async def plan_workflow(executor: BaseExecutor, workflow: Workflow, options: Run
     from ._driver import run_inputs
 
     params, selection = run_inputs(workflow, options)
-    graph = selection.graph() if selection is not None else workflow.graph()
+    hold = held(workflow, selection)
+    graph = hold.graph
     names = graph.names
     tasks = [workflow._tasks[n] for n in names]
-    given = selection.given if selection is not None else workflow._given
-    given_ids = sorted(graph.index[n] for n in given)
-    forced_names = selection.forced if selection is not None else workflow._forced
-    forced = [graph.index[n] for n in forced_names]
     out: dict[int, PlannedTask] = {}
     if executor.state_store is None:
-        if given_ids:
-            raise WorkflowValidationError(
-                f"workflow {workflow.name!r}: the tasks to run need the results of "
-                + ", ".join(repr(names[i]) for i in given_ids)
-                + ", which are not selected, and there is no state store to take them from"
-            )
+        if hold.given:
+            raise results_unavailable(workflow.name, [names[i] for i in hold.given], False)
         for i in graph.topological_order():
             out[i] = PlannedTask(names[i], "run", "no state store")
         return _plan(workflow, params, names, out)
@@ -63,15 +57,10 @@ async def plan_workflow(executor: BaseExecutor, workflow: Workflow, options: Run
         params=params,
     )
     await store.peek()
-    found, missing = store.given(given_ids)
+    found, missing = store.given(hold.given)
     if missing:
-        raise WorkflowValidationError(
-            f"workflow {workflow.name!r}: the tasks to run need the results of "
-            + ", ".join(repr(names[i]) for i in missing)
-            + ", and the state store holds no completed result for them; run them first "
-            "(or select them too)"
-        )
-    judged = store.judge(forced)
+        raise results_unavailable(workflow.name, [names[i] for i in missing], True)
+    judged = store.judge(hold.forced)
     restored: dict[int, Any] = {}  # what a restored task passes on
     for i in graph.topological_order():
         rec = judged.restore.get(i)
@@ -85,7 +74,7 @@ async def plan_workflow(executor: BaseExecutor, workflow: Workflow, options: Run
             restored[i] = _passed_on(rec)
         elif i in judged.later:
             saved = judged.later[i]
-            out[i] = _later(store, i, tasks[i], saved, judged.reason(i), restored, params)
+            out[i] = _later(store, graph, i, tasks[i], saved, judged.reason(i), restored, params)
             if out[i].action == "restore":
                 restored[i] = _passed_on(saved)
                 store.restored(i, saved)  # its token, which the tasks below it check
@@ -109,6 +98,7 @@ def _passed_on(rec: TaskRecord) -> Any:
 
 def _later(
     store: RunStore,
+    graph: Graph,
     i: int,
     t: Task,
     rec: TaskRecord,
@@ -119,7 +109,7 @@ def _later(
     """A task the run decides when it is ready. With every upstream result known now
     (restored: a keyed task above it may have been found unchanged here), what it
     receives is compared here, its ``cache_key`` asked, as the run would."""
-    ups = store._graph.upstream[i]
+    ups = graph.upstream[i]
     waiting = [j for j in ups if j not in restored]
     if waiting:
         if t.cache_key is None:  # the upstream task judge named may be planned restore now
@@ -127,7 +117,7 @@ def _later(
         return PlannedTask(t.name, "run", reason, unless_unchanged=True)
     kwargs = None
     if t.cache_key is not None:
-        names = store._graph.names
+        names = graph.names
         kwargs = {k: v for k, v in params.items() if t.accepts(k)}
         kwargs.update({names[j]: restored[j] for j in ups if t.accepts(names[j])})
     try:

@@ -38,6 +38,51 @@ class Selection:
         return Graph(self.names, self.depends_on)
 
 
+@dataclass(frozen=True, slots=True)
+class Held:
+    """What a run (or a plan) of a workflow holds, by index in its graph.
+
+    :ivar given: tasks whose saved results it takes from the store (see the module doc).
+    :ivar forced: ``from_tasks``: run whatever they have saved.
+    """
+
+    graph: Graph
+    given_names: frozenset[str]
+    given: list[int]
+    forced: list[int]
+
+
+def held(workflow: Any, selection: Selection | None) -> Held:  # a Workflow, or a one-task run
+    """The graph a run of ``workflow`` holds: the selection's, or the workflow's own (a
+    subset made by :meth:`Workflow.subset` carries its given and forced tasks)."""
+    if selection is None:
+        graph, given, forced = workflow.graph(), workflow._given, workflow._forced
+    else:
+        graph, given, forced = selection.graph(), selection.given, selection.forced
+    index = graph.index
+    return Held(graph, given, sorted(index[n] for n in given), [index[n] for n in forced])
+
+
+def results_unavailable(
+    workflow: str, names: Iterable[str], store: bool
+) -> WorkflowValidationError:
+    """The error of a run (or plan) whose selection needs saved results it cannot have."""
+    listed = ", ".join(repr(n) for n in names)
+    if store:
+        why = (
+            "and the state store holds no completed result for them; run them first (or "
+            "select them too)"
+        )
+    else:
+        why = (
+            "which are not selected; without a state store there is nowhere to take them "
+            "from: select them too, or give the executor the store they were saved in"
+        )
+    return WorkflowValidationError(
+        f"workflow {workflow!r}: the tasks to run need the results of {listed}, {why}"
+    )
+
+
 def select(
     workflow: Workflow,
     targets: Iterable[str] | None,

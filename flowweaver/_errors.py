@@ -69,13 +69,35 @@ class TaskTimeoutError(FlowWeaverError, TimeoutError):
     """One attempt of a task ran longer than the task's ``timeout``.
 
     For a synchronous function the attempt fails at the deadline but its thread keeps
-    running to its end: Python cannot stop a thread from outside.
+    running to its end: Python cannot stop a thread from outside. A function run in a
+    worker process (``isolation="process"``, ``ProcessExecutor``) is stopped: its process
+    is terminated (SIGTERM, then SIGKILL after the executor's ``kill_grace``).
     """
 
     def __init__(self, task_name: str, timeout: float) -> None:
         self.task_name = task_name
         self.timeout = timeout
         super().__init__(f"task {task_name!r} timed out after {timeout:g} s")
+
+
+class TaskCrashedError(FlowWeaverError):
+    """The worker process running an attempt of a task died before it returned (a
+    segfault, the OOM killer, ``os._exit``): the attempt failed, and retries apply.
+
+    :ivar task_name: the name of the task.
+    :ivar exitcode: the process's exit status, or None when a signal ended it.
+    :ivar signal: the name of the signal that ended it (``"SIGKILL"``), or None.
+    """
+
+    def __init__(self, task_name: str, exitcode: int | None, signal: str | None) -> None:
+        self.task_name = task_name
+        self.exitcode = exitcode
+        self.signal = signal
+        how = f"was killed by {signal}" if signal else f"exited with status {exitcode}"
+        hint = " (the out-of-memory killer sends SIGKILL)" if signal == "SIGKILL" else ""
+        super().__init__(
+            f"task {task_name!r}: its worker process {how}{hint} before the task returned"
+        )
 
 
 class WorkflowExecutionError(FlowWeaverError):

@@ -62,6 +62,18 @@ class TaskStarted(TaskEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class TaskQueued(TaskEvent):
+    """The task is ready but waits for ``tag``: ``kind`` ``"limit"`` (the executor's
+    ``limits`` allow no more tasks with that tag in flight now) or ``"rate"`` (its
+    ``rate_limits`` have no token left now). It holds no worker while it waits; a
+    :class:`TaskStarted` follows once it may go."""
+
+    attempt: int
+    tag: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
 class TaskRetrying(TaskEvent):
     """Attempt ``attempt`` failed with ``error``; the next starts in ``delay`` seconds."""
 

@@ -10,6 +10,7 @@ source (``_async/_executors.py`` -> ``_sync/_executors.py``).
 from __future__ import annotations
 
 import math
+import os
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
@@ -44,6 +45,9 @@ class ExecutorOptions(TypedDict, total=False):
     fingerprint_code: bool
     commit_interval: float
     wait_for_lock: float | None
+    limits: Mapping[str, int] | None
+    rate_limits: Mapping[str, str] | None
+    kill_grace: float
 
 
 class RunOptions(TypedDict, total=False):
@@ -87,12 +91,26 @@ class BaseExecutor(ABC):
         up to this many seconds for it to end (default 0: fail at once; None: wait as
         long as it takes), then raise :class:`~flowweaver.WorkflowLockedError` naming the
         holder, before anything runs. Only the built-in stores are leased.
+    :param limits: the most tasks with a tag in flight at once, per tag (``{"db": 2}``;
+        see ``Task(tags=...)``). A task with several tags waits for all of them; a task
+        waiting for a tag holds no worker and no slot of the executor's own bound.
+    :param rate_limits: the most task starts per second or minute, per tag
+        (``{"api": "10/s"}``, ``"600/min"``, ``"100/h"``): a token bucket holding up to
+        the per-second figure (at least 1), full at the start of a run.
+    :param kill_grace: seconds a task's worker process gets between SIGTERM and SIGKILL
+        when its timeout expires or the run ends (``isolation="process"``,
+        :class:`~flowweaver.ProcessExecutor`; default 5).
     :raises WorkflowValidationError: for an unknown ``backend``, an ``observer`` that
-        cannot be called, a ``commit_interval`` that is not a positive finite number, or a
-        ``wait_for_lock`` that is neither None nor a number of seconds (0 or more).
+        cannot be called, a ``commit_interval`` that is not a positive finite number, a
+        ``wait_for_lock`` that is neither None nor a number of seconds (0 or more), a
+        limit that is not a whole number of at least 1, or a rate that does not read
+        ``"N/s"``, ``"N/min"`` or ``"N/h"``. A limit or rate naming a tag that no task of
+        the workflow has is an error of the run, before anything runs.
     """
 
     _inline_sync = False
+    # Where sync task functions run when a task does not say (Task.isolation).
+    _isolation = "thread"
 
     def __init__(
         self,
@@ -105,6 +123,9 @@ class BaseExecutor(ABC):
         fingerprint_code: bool = False,
         commit_interval: float = 0.2,
         wait_for_lock: float | None = 0,
+        limits: Mapping[str, int] | None = None,
+        rate_limits: Mapping[str, str] | None = None,
+        kill_grace: float = 5.0,
     ) -> None:
         if backend not in _BACKENDS:
             raise WorkflowValidationError(f"backend must be 'asyncio' or 'trio', got {backend!r}")
@@ -123,6 +144,11 @@ class BaseExecutor(ABC):
         self.fingerprint_code = bool(fingerprint_code)
         self.commit_interval = _positive_seconds("commit_interval", commit_interval)
         self.wait_for_lock = _lock_wait(wait_for_lock)
+        self.limits: dict[str, int] = _limits(limits)
+        self.rate_limits: dict[str, str] = dict(rate_limits or {})
+        # per tag: (tokens per second, bucket size), checked here so a typo fails early
+        self._rates: dict[str, tuple[float, float]] = _rates(self.rate_limits)
+        self.kill_grace = _grace(kill_grace)
 
     @property
     @abstractmethod
@@ -199,6 +225,59 @@ def _lock_wait(value: object) -> float | None:
     return None if math.isinf(value) else float(value)
 
 
+def _tags(label: str, value: object) -> Mapping[Any, Any]:
+    if not isinstance(value, Mapping):
+        raise WorkflowValidationError(f"{label} must be a dict of tag names, got {value!r}")
+    for tag in value:
+        if not isinstance(tag, str) or not tag:
+            raise WorkflowValidationError(
+                f"{label}: every tag must be a non-empty str, got {tag!r}"
+            )
+    return value
+
+
+def _limits(value: object) -> dict[str, int]:
+    if value is None:
+        return {}
+    return {tag: _positive_int(f"limits[{tag!r}]", n) for tag, n in _tags("limits", value).items()}
+
+
+_PER = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0}
+_PER.update({"h": 3600.0, "hour": 3600.0})
+
+
+def parse_rate(tag: str, rate: object) -> tuple[float, float]:
+    """``"10/s"`` -> (10.0 tokens a second, a bucket of 10): the bucket holds the
+    per-second figure (at least one token), so a burst never beats the rate by more."""
+    count, _, unit = rate.partition("/") if isinstance(rate, str) else ("", "", "")
+    try:
+        n = float(count.strip())
+    except ValueError:
+        n = math.nan
+    per = _PER.get(unit.strip().lower())
+    if per is None or not (n > 0 and math.isfinite(n)):
+        raise WorkflowValidationError(
+            f"rate_limits[{tag!r}] must read like '10/s', '600/min' or '100/h' (a positive "
+            f"number of task starts per second, minute or hour), got {rate!r}"
+        )
+    per_second = n / per
+    return per_second, max(1.0, per_second)
+
+
+def _rates(value: object) -> dict[str, tuple[float, float]]:
+    return {tag: parse_rate(tag, r) for tag, r in _tags("rate_limits", value).items()}
+
+
+def _grace(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise WorkflowValidationError(
+            f"kill_grace must be a number of seconds (0 or more), got {value!r}"
+        )
+    if not math.isfinite(value):
+        raise WorkflowValidationError(f"kill_grace must be finite, got {value!r}")
+    return float(value)
+
+
 class SequentialBase(BaseExecutor):
     """One task at a time, in dependency order.
 
@@ -252,3 +331,30 @@ class ConcurrentBase(BaseExecutor):
     @property
     def concurrency(self) -> int:
         return self.max_concurrent
+
+
+class ProcessBase(BaseExecutor):
+    """Up to ``max_workers`` tasks at once; sync functions run in as many worker processes.
+
+    :param max_workers: the most tasks in flight (and worker processes) at once; None:
+        the number of CPUs.
+    """
+
+    # Where the sync functions of this executor's tasks run (a task's own ``isolation``
+    # overrides it).
+    _isolation = "process"
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        state_store: Any = None,
+        **options: Unpack[ExecutorOptions],
+    ) -> None:
+        if max_workers is None:
+            max_workers = os.cpu_count() or 1
+        self.max_workers = _positive_int("max_workers", max_workers)
+        super().__init__(state_store, **options)
+
+    @property
+    def concurrency(self) -> int:
+        return self.max_workers

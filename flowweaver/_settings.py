@@ -29,6 +29,7 @@ MapKey = Callable[[Any], str]
 CacheKey = Callable[..., str]
 RetryOn = type[BaseException] | tuple[type[BaseException], ...]
 RetryIf = Callable[[BaseException], bool]
+Isolation = Literal["process", "thread"]
 
 
 class TaskOptions(TypedDict, total=False):
@@ -48,6 +49,8 @@ class TaskOptions(TypedDict, total=False):
     cache_key: CacheKey | None
     retry_on: RetryOn | None
     retry_if: RetryIf | None
+    tags: list[str] | tuple[str, ...]
+    isolation: Isolation | None
 
 
 class DecoratorOptions(TaskOptions, total=False):
@@ -89,6 +92,10 @@ class TaskSettings:
     # Retry only some errors: of these classes (retry_on) and/or those retry_if accepts.
     retry_on: RetryOn | None = None
     retry_if: RetryIf | None = None
+    # Resource control: the tags an executor's limits and rate_limits count, and where the
+    # function runs (None: where the executor runs functions of its kind).
+    tags: tuple[str, ...] = ()
+    isolation: Isolation | None = None
 
     def __post_init__(self) -> None:
         self.check(self.name or "<unnamed>")
@@ -113,6 +120,17 @@ class TaskSettings:
             options = {**options, "callbacks": tuple(callbacks)}
         elif "callbacks" in options:
             options = {**options, "callbacks": ()}
+        tags = options.get("tags")
+        if tags is not None:
+            where = f"task {task_name!r}: " if task_name else ""
+            if isinstance(tags, (str, bytes)) or not hasattr(tags, "__iter__"):
+                raise WorkflowValidationError(
+                    f"{where}tags must be a list of tag names, got {tags!r}; "
+                    f"write tags=[{tags!r}] for one tag"
+                )
+            unique = tuple(dict.fromkeys(tags))
+            if unique != tags:
+                options = {**options, "tags": unique}
         return cls(**options)
 
     def named(self, name: str) -> TaskSettings:
@@ -190,6 +208,24 @@ class TaskSettings:
         self._check_map(where)
         self._check_cache(where)
         self._check_retry_conditions(where)
+        self._check_resources(where)
+
+    def _check_resources(self, where: str) -> None:
+        tags = self.tags
+        if not isinstance(tags, tuple):
+            raise WorkflowValidationError(
+                f"{where}: tags must be a list of tag names, got {tags!r}"
+            )
+        for tag in tags:
+            if not isinstance(tag, str) or not tag:
+                raise WorkflowValidationError(
+                    f"{where}: every tag must be a non-empty str, got {tag!r}"
+                )
+        if self.isolation not in (None, "process", "thread"):
+            raise WorkflowValidationError(
+                f"{where}: isolation must be 'process', 'thread' or None (where the "
+                f"executor runs it), got {self.isolation!r}"
+            )
 
     def _check_retry_conditions(self, where: str) -> None:
         on = self.retry_on

@@ -107,6 +107,13 @@ class Task:
     :param retry_if: retry only errors for which ``retry_if(exception)`` returns true (with
         ``retry_on`` too: only errors both accept). One that raises counts as false, and
         is logged.
+    :param tags: names of shared resources the task uses (``["db", "api"]``); an
+        executor's ``limits`` and ``rate_limits`` count the tasks in flight per tag. A
+        task waiting for a tag holds no worker and no slot of the executor's own bound.
+    :param isolation: ``"process"``: run the function in a worker process, under any
+        executor (a timeout then kills it: see :class:`~flowweaver.ProcessExecutor`);
+        ``"thread"``: run it in this process even under a ``ProcessExecutor``; None (the
+        default): where the executor runs functions of its kind.
     :raises WorkflowValidationError: for a non-callable ``func`` or a bad setting (a
         delay, backoff or cap that is not a finite number, say).
     """
@@ -145,6 +152,8 @@ class Task:
         cache_key: Callable[..., str] | None
         retry_on: type[BaseException] | tuple[type[BaseException], ...] | None
         retry_if: Callable[[BaseException], bool] | None
+        tags: tuple[str, ...]
+        isolation: str | None
 
     def __init__(
         self,
@@ -224,6 +233,8 @@ class Task:
         new.cache_key = self.cache_key
         new.retry_on = self.retry_on
         new.retry_if = self.retry_if
+        new.tags = self.tags
+        new.isolation = self.isolation
         new._state = _PENDING_STATE
         new._keywords = self._keywords
         new._is_async = self._is_async
@@ -439,9 +450,8 @@ def task(func: F | None = None, /, **options: Unpack[DecoratorOptions]) -> F | C
     The options are those of :class:`Task` (``name``, ``retries``, ``timeout``,
     ``callbacks``, ``retry_delay``, ``retry_backoff``, ``retry_jitter``, ``version``,
     ``max_retry_delay``, ``trigger``, ``map_over``, ``map_key``, ``max_concurrent``,
-    ``on_item_failure``, ``cache_ttl``, ``cache_key``, ``retry_on``, ``retry_if``), all by
-    keyword; ``name`` defaults to
-    ``func.__name__``.
+    ``on_item_failure``, ``cache_ttl``, ``cache_key``, ``retry_on``, ``retry_if``,
+    ``tags``, ``isolation``), all by keyword; ``name`` defaults to ``func.__name__``.
 
     :raises WorkflowValidationError: for a bad setting, at decoration time.
     """

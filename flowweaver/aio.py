@@ -10,6 +10,7 @@ on worker threads under trio); ``BaseStateStore`` is the base for a user's async
 
 from ._async._executors import AsyncConcurrentExecutor as AsyncExecutor
 from ._async._executors import AsyncDaskExecutor as DaskExecutor
+from ._async._executors import AsyncProcessExecutor as ProcessExecutor
 from ._async._executors import AsyncSequentialExecutor as SequentialExecutor
 from ._async._executors import AsyncThreadedExecutor as ThreadedExecutor
 from ._async._json_store import AsyncJSONStateStore as JSONStateStore
@@ -21,6 +22,7 @@ __all__ = [
     "BaseStateStore",
     "DaskExecutor",
     "JSONStateStore",
+    "ProcessExecutor",
     "SQLiteStateStore",
     "SequentialExecutor",
     "ThreadedExecutor",

@@ -65,3 +65,33 @@ def test_a_mapped_task_refuses_a_rule_that_could_start_it_before_its_source(rule
     wf = Workflow("w")
     with pytest.raises(WorkflowValidationError, match=f"cannot be '{rule}'"):
         wf.add_task(Task("proc", proc, map_over="src"), trigger=rule)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        ({"tags": "db"}, "write tags=['db'] for one tag"),
+        ({"tags": 3}, "tags must be a list of tag names, got 3"),
+        ({"tags": ["db", ""]}, "every tag must be a non-empty str, got ''"),
+        ({"tags": ["db", 1]}, "every tag must be a non-empty str, got 1"),
+        ({"isolation": "fork"}, "isolation must be 'process', 'thread' or None"),
+    ],
+)
+def test_bad_resource_settings_name_the_task_and_the_value(
+    options: dict[str, object], says: str
+) -> None:
+    from flowweaver import WorkflowValidationError
+
+    with pytest.raises(WorkflowValidationError, match="task 't'") as err:
+        Task("t", lambda: None, **options)  # type: ignore[arg-type]
+    assert says in str(err.value)
+
+
+def test_tags_are_kept_in_order_once_each() -> None:
+    assert Task("t", lambda: None, tags=("b", "a", "b")).tags == ("b", "a")
+
+    @task(tags=["api"], isolation="thread")
+    def f() -> None: ...
+
+    settings = f.__flowweaver__  # type: ignore[attr-defined]
+    assert (settings.tags, settings.isolation) == (("api",), "thread")

@@ -594,7 +594,10 @@ def test_an_item_of_a_mapped_task_has_every_option_of_the_task() -> None:
         cache_ttl=60,
         retry_on=ConnectionError,
         retry_if=bool,
+        tags=["db", "api", "db"],
+        isolation="process",
     )
+    assert t.tags == ("db", "api")  # a list becomes a tuple, each tag once
     t.cache_key = repr  # refused with map_over; set here only to see _item copy it
     item = t._item("k")
     assert (item.name, item.item, item.status, item.attempts) == (

@@ -10,7 +10,14 @@ import sys
 from typing import TYPE_CHECKING
 
 from .._dask._runner import DaskBase
-from .._executor import BaseExecutor, ConcurrentBase, RunOptions, SequentialBase, ThreadedBase
+from .._executor import (
+    BaseExecutor,
+    ConcurrentBase,
+    ProcessBase,
+    RunOptions,
+    SequentialBase,
+    ThreadedBase,
+)
 
 if TYPE_CHECKING:
     if sys.version_info >= (3, 11):
@@ -117,6 +124,42 @@ class AsyncConcurrentExecutor(AsyncPlanning, ConcurrentBase):
         ``PENDING``, the workflow is ``CANCELLED``, and the cancellation propagates. A
         blocking run on the main thread treats SIGTERM like Ctrl-C, then re-delivers it
         to the previous handler (``SystemExit(143)`` if that handler returns).
+        """
+        await self._run_async(workflow, options)
+
+
+class AsyncProcessExecutor(AsyncPlanning, ProcessBase):
+    """Up to ``max_workers`` tasks at once, sync ones in as many worker processes.
+
+    Best for CPU-bound Python code, which threads cannot run in parallel. Functions,
+    their inputs and their results travel by cloudpickle (lambdas and closures work);
+    ``async def`` tasks run on the event loop here unless their ``isolation`` is
+    ``"process"``, and ``isolation="thread"`` keeps a sync task in this process. A
+    timeout stops the work: the worker gets SIGTERM, then SIGKILL after ``kill_grace``
+    seconds, and a retry starts in a fresh process. A worker that dies fails the attempt
+    with :class:`~flowweaver.TaskCrashedError`. Worker processes are reused within a run
+    and none outlives it. POSIX only.
+
+    :param max_workers: the most tasks in flight (and worker processes) at once; None
+        (the default): the number of CPUs.
+    :param state_store: where task states are saved and restored from (default: none).
+    :param fail_fast: cancel the rest at the first failure.
+    :param backend: the event loop a blocking ``execute`` starts (and the one an
+        ``async def`` task runs on in its worker process).
+    """
+
+    async def execute(self, workflow: Workflow, **options: Unpack[RunOptions]) -> None:
+        """Run ``workflow`` to the end.
+
+        :param options: ``params``, ``targets``, ``from_tasks`` (see
+            :class:`~flowweaver.RunOptions`).
+        :raises WorkflowValidationError: before anything runs, for an invalid graph, a bad
+            parameter or selection.
+        :raises WorkflowExecutionError: when a task failed (its downstream was skipped).
+
+        On cancellation (or Ctrl-C, or SIGTERM) the tasks in flight are cancelled and go
+        back to ``PENDING``, their worker processes are terminated before the state store
+        is flushed, and the cancellation propagates.
         """
         await self._run_async(workflow, options)
 

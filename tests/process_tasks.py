@@ -22,18 +22,19 @@ def pid(**upstream: Any) -> int:
     return os.getpid()
 
 
-def pid_and(**upstream: Any) -> tuple[int, dict[str, Any]]:
-    return os.getpid(), upstream
+def pid_and(**upstream: Any) -> list[Any]:
+    """``[pid, upstream]``: a list, which a JSON store saves as it is."""
+    return [os.getpid(), upstream]
 
 
-async def async_pid_and_loop() -> tuple[int, str]:
+async def async_pid_and_loop() -> list[Any]:
     """The worker's pid and the event loop the function runs on."""
     try:
         asyncio.get_running_loop()
         loop = "asyncio"
     except RuntimeError:
         loop = "trio"
-    return os.getpid(), loop
+    return [os.getpid(), loop]
 
 
 def boom() -> None:
@@ -166,3 +167,8 @@ def wait_gone(pids: list[int], within: float = 10.0) -> list[int]:
         time.sleep(0.05)
         left = [p for p in left if alive(p)]
     return left
+
+
+def fail_after(seconds: float) -> None:
+    time.sleep(seconds)
+    raise RuntimeError("failed on purpose")

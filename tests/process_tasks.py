@@ -172,3 +172,13 @@ def wait_gone(pids: list[int], within: float = 10.0) -> list[int]:
 def fail_after(seconds: float) -> None:
     time.sleep(seconds)
     raise RuntimeError("failed on purpose")
+
+
+def running(pid: int) -> bool:
+    """True while process ``pid`` runs: a zombie nobody reaped yet does not count (an
+    orphan is reaped by whatever adopted it, which in a container may never happen)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import floors, instructions, report, run, systems, workloads
+from benchmarks import floors, instructions, processes, report, run, systems, workloads
 from benchmarks.measure import Cell
 
 # subprocesses and signals: not in the quick `-m "not slow"` run
@@ -71,6 +71,13 @@ def test_smoke_run_measures_every_system_and_writes_every_section(tmp_path: Path
 
 
 @pytest.mark.parametrize("workload", list(workloads.WORKLOADS))
+@pytest.mark.timeout(120)
+def test_the_process_figures_measure_every_system_and_a_worker_start() -> None:
+    found = processes.main(["--n", "20", "--repeats", "1", "--starts", "1"])
+    assert set(found["per_task"]) == {(w, s) for w in ("wide", "chain") for s in processes.SYSTEMS}
+    assert found["start_ms"] > 0
+
+
 def test_every_floor_runs_each_task_once_with_upstream_results_by_name(workload: str) -> None:
     dag = workloads.make(workload, 250)
     for floor in (floors.sequential, floors.threaded, floors.async_tasks, floors.async_workers):

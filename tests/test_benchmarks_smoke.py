@@ -70,7 +70,6 @@ def test_smoke_run_measures_every_system_and_writes_every_section(tmp_path: Path
             assert (name in r.errors) != bool(r.times.get(name))
 
 
-@pytest.mark.parametrize("workload", list(workloads.WORKLOADS))
 @pytest.mark.timeout(120)
 def test_the_process_figures_measure_every_system_and_a_worker_start() -> None:
     found = processes.main(["--n", "20", "--repeats", "1", "--starts", "1"])
@@ -78,6 +77,7 @@ def test_the_process_figures_measure_every_system_and_a_worker_start() -> None:
     assert found["start_ms"] > 0
 
 
+@pytest.mark.parametrize("workload", list(workloads.WORKLOADS))
 def test_every_floor_runs_each_task_once_with_upstream_results_by_name(workload: str) -> None:
     dag = workloads.make(workload, 250)
     for floor in (floors.sequential, floors.threaded, floors.async_tasks, floors.async_workers):

@@ -13,7 +13,10 @@ ways:
   on the spot, which admits its dependents, and takes the next item from the lane queue
   without a context switch. Lanes are started lazily, never more than ``concurrency``.
 * the *worker pool* (``_workers``) runs sync functions without a timeout on long-lived
-  threads; outcomes come back through an inbox that wakes the driver once per batch.
+  threads; outcomes come back through an inbox that wakes the driver once per batch. A
+  task that runs in a worker process (``_processes``) is such a job too, timeout or not:
+  its thread waits for the process, and the process pool, not a lane, keeps the deadline,
+  because a process can be killed where a thread could only be abandoned.
 
 All bookkeeping (statuses, results, the ready set) happens on the loop thread, so it needs
 no locks; each task's public state is replaced in one assignment, so other threads read it

@@ -123,7 +123,8 @@ def test_a_signal_to_a_run_with_process_tasks_in_flight_leaves_no_worker(
     assert proc.returncode == -sig, (out, err)
     if sig == signal.SIGINT:
         assert "RAISED KeyboardInterrupt CANCELLED" in out, (out, err)
-    assert "Traceback" not in err.replace("KeyboardInterrupt", "") or sig == signal.SIGINT, err
+    else:  # re-delivered to the default handler once the run was cleaned up: no output
+        assert "Traceback" not in err, err
     assert not [p for p in workers if alive(p)]
     assert "first" in completed(tmp_path / "state.json")
     assert not {"sleep_a", "sleep_b"} & completed(tmp_path / "state.json")

@@ -736,8 +736,10 @@ def _gate_faults(s: Scheduler, parked: set[int]) -> list[str]:
     assert gate is not None
     faults = []
     for t, cap in enumerate(gate._cap):
+        if not cap:
+            continue  # a rated tag without a limit counts no slots
         holding = sum(1 for i, tags in gate.tags.items() if t in tags and s.state[i] == RUNNING)
-        if gate._used[t] != holding or (cap and holding > cap):
+        if gate._used[t] != holding or holding > cap:
             faults.append(f"tag {gate.names[t]}: used {gate._used[t]}, counted {holding}")
     for i in parked:
         if i not in gate._lines[gate._parked_on[i] - 1]:

@@ -143,7 +143,8 @@ def test_a_rate_limit_spaces_the_starts(form: tuple[type, bool], backend: str) -
     assert 0.55 <= elapsed < 5
     assert api.starts[-1] - api.starts[0] >= 0.55
     queued = [e for e in events if isinstance(e, TaskQueued)]
-    assert queued and {(e.tag, e.kind) for e in queued} == {("api", "rate")}
+    assert queued
+    assert {(e.tag, e.kind) for e in queued} == {("api", "rate")}
 
 
 def test_a_retry_gives_its_slot_back_during_its_backoff(
@@ -238,7 +239,8 @@ def test_limits_hold_with_a_store_and_a_resume(stored: Runner) -> None:
     wf.add_task(Task("last", last, tags=["db"]), depends_on=[f"db{k}" for k in range(4)])
     with pytest.raises(Exception, match="last"):
         stored.run(wf, limits={"db": 1})
-    assert len(db.starts) == 4 and db.most == 1
+    assert len(db.starts) == 4
+    assert db.most == 1
     fail[0] = False
     stored.run(wf, limits={"db": 1})
     assert len(db.starts) == 4  # restored, not run again

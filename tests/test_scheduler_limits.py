@@ -85,7 +85,8 @@ def test_a_node_with_several_tags_waits_for_all_and_is_reported_for_each() -> No
     _ok(s)
     s.completed(1)
     assert s.admit() == [2]
-    assert s.gate is not None and s.gate._used == [1, 1]  # it holds both
+    assert s.gate is not None
+    assert s.gate._used == [1, 1]
     s.completed(2)
     assert s.gate._used == [0, 0]
 
@@ -112,9 +113,7 @@ def test_tokens_never_pile_up_beyond_the_bucket() -> None:
     assert s.admit(now=3600.0) == []
 
 
-def test_a_node_under_a_limit_and_a_rate_on_one_tag_is_reported_for_the_one_that_stops_it() -> (
-    None
-):
+def test_a_node_under_a_limit_and_a_rate_on_one_tag_is_reported_for_the_one_that_stops_it() -> None:
     s = _gated([("api",)] * 3, limits={"api": 1}, rates={"api": (10.0, 10.0)})
     assert s.admit(now=0.0) == [0]
     assert s.take_queued() == [(1, "api", "limit"), (2, "api", "limit")]
@@ -193,7 +192,9 @@ def test_stop_and_interrupt_empty_the_lines_and_free_every_tag() -> None:
     s.attempt_failed(0)
     s.stop()
     assert s.state[1] == s.state[2] == SKIPPED
-    assert s.gate is not None and not s.gate.parked and s.gate._used == [0]
+    assert s.gate is not None
+    assert not s.gate.parked
+    assert s.gate._used == [0]
     _ok(s)
 
     s = _gated([("db",)] * 3, limits={"db": 1})
@@ -201,7 +202,9 @@ def test_stop_and_interrupt_empty_the_lines_and_free_every_tag() -> None:
     cancelled, _ = s.interrupt()
     assert cancelled == [0]
     assert [s.state[i] for i in range(3)] == [WAITING, READY, READY]
-    assert s.gate is not None and not s.gate.parked and s.gate._used == [0]
+    assert s.gate is not None
+    assert not s.gate.parked
+    assert s.gate._used == [0]
 
 
 def test_a_limit_or_rate_on_a_tag_no_task_has_is_refused_naming_it() -> None:

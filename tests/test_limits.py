@@ -245,3 +245,27 @@ def test_limits_hold_with_a_store_and_a_resume(stored: Runner) -> None:
     stored.run(wf, limits={"db": 1})
     assert len(db.starts) == 4  # restored, not run again
     assert wf._tasks["last"].status is TaskStatus.COMPLETED
+
+
+def test_a_fail_fast_stop_frees_the_tags_for_the_clean_up(
+    form: tuple[type, bool], backend: str
+) -> None:
+    runner = _runner(form, backend)
+    cleaned = []
+
+    def boom() -> None:
+        time.sleep(0.02)
+        raise RuntimeError("boom")
+
+    wf = Workflow("stopped")
+    wf.add_task(Task("boom", boom, tags=["db"]))
+    for k in range(3):
+        wf.add_task(Task(f"db{k}", lambda: time.sleep(0.05), tags=["db"]))
+    wf.add_task(
+        Task("clean_up", lambda: cleaned.append(1), tags=["db"], trigger="all_done"),
+        depends_on=["boom"],
+    )
+    with pytest.raises(Exception, match="boom"):
+        runner.run(wf, limits={"db": 1}, fail_fast=True)
+    assert cleaned == [1]
+    assert wf._tasks["clean_up"].status is TaskStatus.COMPLETED

@@ -28,11 +28,21 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import inputs, maps, measure, report, workloads
+from benchmarks import inputs, maps, measure, report, resources, workloads
 from benchmarks.systems import System, all_systems
 
 HERE = Path(__file__).resolve().parent
-SECTIONS = ("executors", "stores", "maps", "inputs", "memory", "fixed", "import", "prefect")
+SECTIONS = (
+    "executors",
+    "stores",
+    "maps",
+    "inputs",
+    "resources",
+    "memory",
+    "fixed",
+    "import",
+    "prefect",
+)
 DEFAULT_SECTIONS = SECTIONS[:-1]
 
 
@@ -48,6 +58,8 @@ class Config:
     map_rounds: int = 5
     inputs_n: int = 2_000
     inputs_rounds: int = 15
+    resources_n: int = 10_000
+    resources_rounds: int = 5
     memory_n: int = 100_000
     memory_rounds: int = 3
     memory_trace: bool = True
@@ -66,6 +78,8 @@ QUICK = Config(
     store_rounds=3,
     map_rounds=3,
     inputs_rounds=5,
+    resources_n=2_000,
+    resources_rounds=3,
     memory_rounds=1,
     memory_trace=False,
     peer_repeats=1,
@@ -83,6 +97,8 @@ SMOKE = Config(
     map_rounds=1,
     inputs_n=200,
     inputs_rounds=1,
+    resources_n=200,
+    resources_rounds=1,
     memory_n=500,
     memory_rounds=1,
     fixed_rounds=3,
@@ -200,6 +216,9 @@ def main(argv: Sequence[str] | None = None) -> report.Results:
     if "inputs" in sections:
         progress(f"inputs: {cfg.inputs_n:,} tasks, parameters and input-aware records")
         res.inputs = inputs.input_costs(cfg.inputs_n, cfg.inputs_rounds, progress)
+    if "resources" in sections:
+        progress(f"resources: {cfg.resources_n:,} tasks, tag limits, rate limits, retries")
+        res.resources = resources.resource_costs(cfg.resources_n, cfg.resources_rounds, progress)
     if "memory" in sections:
         progress(f"memory: {cfg.memory_n:,} tasks")
         res.memory = measure.memory(

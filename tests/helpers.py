@@ -694,23 +694,28 @@ def raising_coroutine_observer(
 def scheduler_faults(s: Scheduler) -> list[str]:
     """Where scheduler ``s``'s counters disagree with its table of nodes (empty: nowhere).
 
-    Counted again from the states: nodes in flight, nodes not ended, ready nodes (each
+    Counted again from the states: nodes in flight, each tag's nodes in flight (never
+    above its limit) and the nodes parked on it, nodes not ended, ready nodes (each
     queued once), and for each map whose node is ``MAPPED``, its items let in (never more
     than its limit, and in order) and not ended. Holds after every call while a run is
     under way, and after :meth:`~Scheduler.stop`.
     """
     state = s.state
     faults = []
-    in_flight = sum(1 for x in state if x in (RUNNING, RETRYING))
+    in_flight = sum(1 for x in state if x == RUNNING)  # a retry in its backoff holds none
     if s.in_flight != in_flight or in_flight > s.concurrency:
         faults.append(f"in_flight {s.in_flight}, counted {in_flight} (of {s.concurrency})")
     unsettled = sum(1 for x in state if x < DONE)
     if s.unsettled != unsettled:
         faults.append(f"unsettled {s.unsettled}, counted {unsettled}")
-    ready = [i for i, x in enumerate(state) if x == READY]
+    gate = s.gate
+    parked = {i for i in gate._parked_on if state[i] == READY} if gate is not None else set()
+    ready = [i for i, x in enumerate(state) if x == READY and i not in parked]
     queued = sorted(i for i in s._ready if state[i] == READY)
     if s._n_ready != len(ready) or queued != ready:
         faults.append(f"ready {ready}, queued {queued}, _n_ready {s._n_ready}")
+    if gate is not None:
+        faults += _gate_faults(s, parked)
     for p, m in s._maps.items():
         if state[p] != MAPPED:
             continue  # ended, or taken back by stop() (its next expansion counts afresh)
@@ -723,4 +728,20 @@ def scheduler_faults(s: Scheduler) -> list[str]:
             faults.append(f"map {p}: left {m.left}, counted {left}")
         if any(state[k] == WAITING for k in range(m.first, m.next)):
             faults.append(f"map {p}: an item before next={m.next} still waits")
+    return faults
+
+
+def _gate_faults(s: Scheduler, parked: set[int]) -> list[str]:
+    gate = s.gate
+    assert gate is not None
+    faults = []
+    for t, cap in enumerate(gate._cap):
+        if not cap:
+            continue  # a rated tag without a limit counts no slots
+        holding = sum(1 for i, tags in gate.tags.items() if t in tags and s.state[i] == RUNNING)
+        if gate._used[t] != holding or holding > cap:
+            faults.append(f"tag {gate.names[t]}: used {gate._used[t]}, counted {holding}")
+    for i in parked:
+        if i not in gate._lines[gate._parked_on[i] - 1]:
+            faults.append(f"node {i} parked on a line that does not hold it")
     return faults

@@ -12,7 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import floors, instructions, processes, report, run, systems, workloads
+from benchmarks import (
+    floors,
+    instructions,
+    processes,
+    report,
+    resources,
+    run,
+    systems,
+    workloads,
+)
 from benchmarks.measure import Cell
 
 # subprocesses and signals: not in the quick `-m "not slow"` run
@@ -59,6 +68,11 @@ def test_smoke_run_measures_every_system_and_writes_every_section(tmp_path: Path
     for r in res.inputs:
         assert r.error is None, r.error
         assert r.ratio("sqlite+params restore", "sqlite restore") is not None
+    assert "## Resource control: cost per task of tag limits, rate limits and retries" in text
+    assert [r.executor for r in res.resources] == ["SequentialExecutor", "ThreadedExecutor(4)"]
+    for r in res.resources:
+        assert r.error is None, r.error
+        assert all(r.us_per_task(form) is not None for form in resources.FORMS)
     assert len(res.memory) == 3
     assert all(m.error is None for m in res.memory)
     assert res.fixed["SequentialExecutor"] > 0

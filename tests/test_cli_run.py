@@ -405,7 +405,15 @@ def test_version_and_help(tmp_path: Path) -> None:
     assert "0.3.2" in version.stdout
     helptext = flowweaver_cmd("run", "--help", cwd=tmp_path)
     assert helptext.returncode == 0
-    for option in ("--executor", "--workers", "--store", "--no-store", "--fresh"):
+    for option in (
+        "--executor",
+        "--workers",
+        "--limit",
+        "--rate",
+        "--store",
+        "--no-store",
+        "--fresh",
+    ):
         assert option in helptext.stdout
 
 

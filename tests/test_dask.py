@@ -327,3 +327,30 @@ def test_params_selection_plan_and_early_cut_off_on_a_cluster(client: Any, tmp_p
     assert {e.task for e in log.of(TaskStarted)} == {"extract", "rows"}
     assert {e.task for e in log.of(TaskRestored)} == {"report", "side"}
     assert wf.get_task("extract").result == {"date": "b", "rows": 3}  # type: ignore[union-attr]
+
+
+_GAUGE = {"now": 0, "most": 0}
+
+
+def _gauged() -> None:
+    # runs on the in-process worker's threads, which share this module: no lock needed
+    # beyond the GIL for a read-modify-write pair this coarse (the sleep dominates)
+    _GAUGE["now"] += 1
+    _GAUGE["most"] = max(_GAUGE["most"], _GAUGE["now"])
+    time.sleep(0.05)
+    _GAUGE["now"] -= 1
+
+
+def test_limits_hold_on_a_cluster_because_admission_is_the_drivers(client: Any) -> None:
+    _GAUGE.update(now=0, most=0)
+    wf = Workflow("dask-limited")
+    for k in range(6):
+        wf.add_task(Task(f"db{k}", _gauged, tags=["db"]))
+    flowweaver.DaskExecutor(client, limits={"db": 1}).execute(wf)
+    assert all(t.status is TaskStatus.COMPLETED for t in wf.tasks)
+    assert _GAUGE["most"] == 1
+    _GAUGE.update(now=0, most=0)
+    for t in wf.tasks:
+        t._reset()
+    flowweaver.DaskExecutor(client, limits={"db": 2}).execute(wf)
+    assert _GAUGE["most"] == 2  # the worker has 2 threads: the limit, not the cluster, bounds

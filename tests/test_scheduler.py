@@ -107,19 +107,26 @@ def test_waits_for_store_is_false_while_every_slot_is_busy() -> None:
     assert s.waits_for_store
 
 
-def test_a_failed_attempt_with_retries_left_is_retried_keeping_its_slot() -> None:
-    s = _diamond(concurrency=1, retries=2)
-    s.admit()
+def test_a_failed_attempt_with_retries_left_gives_its_slot_back_until_it_is_retried() -> None:
+    s = Scheduler(1)
+    s.add_graph([(), ()], [2, 0])
+    assert s.admit() == [0]
     decision = s.attempt_failed(0)
     assert isinstance(decision, Retry)
     assert decision.attempt == 1
     assert s.state[0] == RETRYING
-    assert s.in_flight == 1
+    assert s.in_flight == 0
+    assert s.admit() == [1]  # the other node runs during the backoff
     s.retry(0)
+    assert s.state[0] == READY
+    assert s.admit() == []  # no slot free: it waits
+    s.completed(1)
+    assert s.admit() == [0]
     assert s.state[0] == RUNNING
     assert s.attempts[0] == 2
     assert isinstance(s.attempt_failed(0), Retry)
     s.retry(0)
+    assert s.admit() == [0]
     assert s.attempts[0] == 3
     assert isinstance(s.attempt_failed(0), Failure)  # retries=2: three attempts in all
 
@@ -339,6 +346,7 @@ def test_public_status_of_each_state() -> None:
     s.attempt_failed(0)
     assert s.public_status(0) is TaskStatus.RETRYING
     s.retry(0)
+    s.admit()
     s.completed(0, durable=False)
     assert s.public_status(0) is TaskStatus.COMPLETED
     assert s.public_status(1) is TaskStatus.PENDING

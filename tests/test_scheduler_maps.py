@@ -141,12 +141,14 @@ def test_an_item_retrying_keeps_its_place_under_the_limit() -> None:
     assert s.admit() == []
     _ok(s)
     s.retry(items[0])
+    assert s.admit() == [items[0]]
     assert s.attempts[items[0]] == 2
     s.completed(items[0])
     assert s.admit() == [items[1]]
     # the last attempt fails for good: the item is FAILED, the next one goes
     assert isinstance(s.attempt_failed(items[1]), Retry)
     s.retry(items[1])
+    assert s.admit() == [items[1]]
     assert isinstance(s.attempt_failed(items[1]), Failure)
     assert s.state[items[1]] == FAILED
     assert s.attempts[items[1]] == 2
@@ -589,8 +591,7 @@ def test_counters_stay_right_through_a_long_run_of_maps(seed: int) -> None:
         roll = rng.random()
         if roll < 0.2:
             if isinstance(s.attempt_failed(i), Retry):
-                s.retry(i)
-                running.append(i)
+                s.retry(i)  # admitted again above
         elif roll < 0.3:
             s.skip(i)
         elif roll < 0.6:
@@ -669,9 +670,7 @@ def test_a_maps_limit_holds_and_each_item_is_handed_out_once_per_attempt(
             roll = rng.random()
             if roll < 0.25:
                 if isinstance(s.attempt_failed(i, final=roll < 0.05), Retry):
-                    s.retry(i)
-                    handed[i] += 1
-                    running.append(i)
+                    s.retry(i)  # handed out again by admit
             elif roll < 0.35:
                 s.skip(i)
             elif roll < 0.6:

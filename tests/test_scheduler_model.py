@@ -164,8 +164,7 @@ def test_random_dags_end_as_the_model_says(
                 if i not in item_of:  # an item's failure is its mapped node's to report
                     failed.append(i)
             else:
-                s.retry(i)
-                in_flight.append(i)
+                s.retry(i)  # handed out again by admit
         elif skip:
             s.skip(i)
             on_purpose.add(i)

@@ -73,14 +73,31 @@ def store_options(command: F) -> F:
     default="threaded",
     show_default=True,
     help="sequential: one task at a time; threaded: sync tasks on worker threads; "
-    "async: many tasks at once on the event loop (best for async def tasks).",
+    "async: many tasks at once on the event loop (best for async def tasks); "
+    "process: sync tasks in worker processes (CPU-bound work; timeouts kill).",
 )
 @click.option(
     "--workers",
     "-w",
     type=click.IntRange(min=1),
     default=None,
-    help="The most tasks at once (threaded: default 4; async: default 50).",
+    help="The most tasks at once (threaded: default 4; async: default 50; "
+    "process: default the number of CPUs).",
+)
+@click.option(
+    "--limit",
+    "limits",
+    multiple=True,
+    metavar="TAG=N",
+    help="At most N tasks tagged TAG at once, e.g. --limit db=2 (repeatable).",
+)
+@click.option(
+    "--rate",
+    "rates",
+    multiple=True,
+    metavar="TAG=RATE",
+    help="At most RATE starts of tasks tagged TAG, e.g. --rate api=10/s or api=600/min "
+    "(repeatable).",
 )
 @store_options
 @click.option(
@@ -100,6 +117,8 @@ def run(
     target: str,
     executor: str,
     workers: int | None,
+    limits: tuple[str, ...],
+    rates: tuple[str, ...],
     store: str | None,
     no_store: bool,
     fresh: bool,
@@ -138,6 +157,8 @@ def run(
         backend=backend,
         fail_fast=fail_fast,
         selection=Selection(params, targets, from_tasks),
+        limits=limits,
+        rates=rates,
     )
     try:
         code = run_workflow(options)

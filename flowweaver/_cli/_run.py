@@ -36,7 +36,7 @@ from ._params import Selection
 from ._progress import LiveProgress, PlainProgress, RunState
 from ._stores import CliStore, run_store
 
-EXECUTORS = ("sequential", "threaded", "async")
+EXECUTORS = ("sequential", "threaded", "async", "process")
 
 # The summary names at most this many failed items of a map, then "and N more"; the
 # tracebacks of at most _TRACED of them go to stderr.
@@ -87,12 +87,48 @@ class RunOptions:
     backend: str = "asyncio"
     fail_fast: bool = False
     selection: Selection = field(default_factory=Selection)
+    limits: tuple[str, ...] = ()  # TAG=N
+    rates: tuple[str, ...] = ()  # TAG=RATE
+
+
+def _tag_values(option: str, pairs: tuple[str, ...], example: str) -> dict[str, str]:
+    """``("db=2",)`` -> ``{"db": "2"}``; a pair without ``=`` or a tag given twice is bad
+    input naming the option."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        tag, sep, value = pair.partition("=")
+        tag, value = tag.strip(), value.strip()
+        if not sep or not tag or not value:
+            raise BadInput(f"{option} takes TAG=VALUE, as in {option} {example}; got {pair!r}")
+        if tag in out:
+            raise BadInput(f"{option} names tag {tag!r} twice")
+        out[tag] = value
+    return out
+
+
+def _resource_options(options: RunOptions) -> dict[str, Any]:
+    """The executor's ``limits`` and ``rate_limits`` from ``--limit`` and ``--rate``."""
+    common: dict[str, Any] = {}
+    if options.limits:
+        limits: dict[str, Any] = {}
+        for tag, value in _tag_values("--limit", options.limits, "db=2").items():
+            try:
+                limits[tag] = int(value)
+            except ValueError:
+                raise BadInput(
+                    f"--limit {tag}={value}: the limit must be a whole number of tasks"
+                ) from None
+        common["limits"] = limits
+    if options.rates:
+        common["rate_limits"] = _tag_values("--rate", options.rates, "api=10/s")
+    return common
 
 
 def make_executor(options: RunOptions, store: CliStore | None, observer: Any) -> BaseExecutor:
     """The blocking executor the options describe.
 
-    :raises BadInput: for ``--workers`` with the sequential executor.
+    :raises BadInput: for ``--workers`` with the sequential executor, a bad ``--limit``
+        or ``--rate``.
     """
     common: dict[str, Any] = {
         "state_store": store,
@@ -101,6 +137,14 @@ def make_executor(options: RunOptions, store: CliStore | None, observer: Any) ->
         "observer": observer,
         "fresh": options.fresh,
     }
+    common.update(_resource_options(options))
+    try:
+        return _executor(options, common)
+    except WorkflowValidationError as exc:
+        raise BadInput(str(exc)) from exc
+
+
+def _executor(options: RunOptions, common: dict[str, Any]) -> BaseExecutor:
     if options.executor == "sequential":
         if options.workers is not None and options.workers != 1:
             raise BadInput(
@@ -112,6 +156,10 @@ def make_executor(options: RunOptions, store: CliStore | None, observer: Any) ->
         if options.workers is not None:
             common["max_workers"] = options.workers
         return flowweaver.ThreadedExecutor(**common)
+    if options.executor == "process":
+        if options.workers is not None:
+            common["max_workers"] = options.workers
+        return flowweaver.ProcessExecutor(**common)
     if options.workers is not None:
         common["max_concurrent"] = options.workers
     # the blocking form of AsyncExecutor: same scheduling, execute() returns when done

@@ -59,6 +59,7 @@ from .._events import (
     RunStarted,
     TaskCompleted,
     TaskFailed,
+    TaskQueued,
     TaskRestored,
     TaskRetrying,
     TaskSkipped,
@@ -81,6 +82,7 @@ from ._endings import (
     skip_reason,
 )
 from ._graph import Graph
+from ._limits import build_gate
 from ._maps import MapSource, check_item_names, elements, items_failed, keys
 from ._observe import Emitter
 from ._persist import RunStore
@@ -189,9 +191,23 @@ class _Run:
             self.params = [{k: v for k, v in params.items() if t.accepts(k)} for t in self.tasks]
             self._kwargs = self._kwargs_with_params  # type: ignore[method-assign]
 
+        # Tag limits and rate limits: the scheduler's gate (None when the executor has
+        # none, which keeps admission on its fast path). A mapped task's items take its
+        # tags, never the mapped task itself.
+        kinds = self.kinds
+        gate, self.tag_ids = build_gate(
+            workflow.name,
+            (tag for t in by_name.values() for tag in t.tags),
+            [None if kinds[i] == MAP else t.tags for i, t in enumerate(self.tasks)],
+            executor.limits,
+            executor._rates,
+        )
+        self.clocked = gate is not None and gate.clocked
+        self.timer_at: float | None = None  # when the token timer wakes admission
+        self.timers: set[anyio.CancelScope] = set()
         # Every decision about when a task runs is the scheduler's; this class carries
         # them out (lanes, threads, the store, events) and tells it what happened.
-        self.sched = Scheduler(self.concurrency, self.fail_fast)
+        self.sched = Scheduler(self.concurrency, self.fail_fast, gate)
         self.sched.add_graph(
             self.graph.upstream,
             [t.retries for t in self.tasks],
@@ -482,6 +498,7 @@ class _Run:
             self.inbox = []
             self.inbox_flagged = False
         self.wake = anyio.Event()
+        self.timer_at = None  # the stop cancelled the timers with the work group
         async with anyio.create_task_group() as work:
             self.work = work
             if self.remote is not None:
@@ -623,6 +640,8 @@ class _Run:
     def _finish(self) -> None:
         self.finished = True
         self.wake.set()
+        for scope in self.timers:
+            scope.cancel()
         if self.remote is not None:
             self.remote.stop_fetching()
         while self.idle_lanes:
@@ -640,7 +659,7 @@ class _Run:
         if self.finished:
             return  # stopped (fail_fast, a fatal error): nothing new starts
         sched = self.sched
-        for i in sched.admit():
+        for i in self._handed_out():
             self._dispatch(i)
         if self.deciding and self.to_restore:
             self._restore_later()
@@ -648,6 +667,52 @@ class _Run:
             # A free slot and nothing to start: what waits is waiting for the store, so
             # save now. While every slot is busy, records pile up into a bigger batch.
             self.writer.kick()
+
+    def _handed_out(self) -> list[int]:
+        """The tasks the scheduler hands out now; under tag limits, also report the
+        tasks it parked and keep a timer for the next token a parked task waits for."""
+        sched = self.sched
+        if sched.gate is None:
+            return sched.admit()
+        out = sched.admit(time.monotonic() if self.clocked else 0.0)
+        queued = sched.take_queued()
+        if queued:
+            self._report_queued(queued)
+        if self.clocked:
+            at = sched.next_token_at()
+            later = self.timer_at
+            if at is not None and self.work is not None and (later is None or at < later):
+                self.timer_at = at
+                self.work.start_soon(self._guarded, partial(self._token_timer, at))
+        return out
+
+    def _report_queued(self, queued: list[tuple[int, str, str]]) -> None:
+        now = time.time()
+        attempts = self.sched.attempts
+        for i, tag, kind in queued:
+            t = self.tasks[i]
+            logger.debug("task %r waits for tag %r (%s)", t.name, tag, kind)
+            if self.emit is not None:
+                self.emit(
+                    TaskQueued(self.name, now, t.name, attempts[i] + 1, tag, kind, item=t.item)
+                )
+
+    async def _token_timer(self, at: float) -> None:
+        """Wake admission when a task parked for a rate limit may have its token."""
+        scope = anyio.CancelScope()
+        self.timers.add(scope)
+        try:
+            with scope:
+                # a millisecond late rather than early: a bucket checked a hair before
+                # its token is due would only set another timer
+                await anyio.sleep(max(0.0, at - time.monotonic()) + 0.001)
+        finally:
+            self.timers.discard(scope)
+        if scope.cancel_called:
+            return
+        if self.timer_at == at:
+            self.timer_at = None
+        self._admit()
 
     def _dispatch(self, i: int) -> None:
         """Start the attempt of task ``i`` the scheduler just handed out."""
@@ -754,7 +819,7 @@ class _Run:
                 return
             if self.finished:
                 return
-            for i in sched.admit():
+            for i in self._handed_out():
                 self._dispatch(i)
 
     def _restore_one(self, i: int, rec: TaskRecord) -> None:
@@ -994,7 +1059,9 @@ class _Run:
                     TaskRetrying(self.name, ended, t.name, t.attempts, wait, exc, item=t.item)
                 )
             if wait > 0 and self.work is not None:
+                # Its slot and tags are free during the backoff: others may take them.
                 self.work.start_soon(self._guarded, partial(self._retry_later, i, wait))
+                self._admit()
             else:
                 self._retry(i)
             return
@@ -1103,7 +1170,9 @@ class _Run:
         if self.params:
             self.params.extend([self.params[p]] * n)
         sched = self.sched
-        ids = sched.expand(p, n, t.retries, t.max_concurrent)
+        tag_ids = self.tag_ids
+        tags = tuple(tag_ids[x] for x in t.tags if x in tag_ids) if tag_ids else ()
+        ids = sched.expand(p, n, t.retries, t.max_concurrent, tags)
         assert ids.start == first
         if self.store is not None:
             self._restore_items(self.store.add_items(p, ids, values, names))
@@ -1192,8 +1261,10 @@ class _Run:
         self._retry(i)
 
     def _retry(self, i: int) -> None:
+        """Queue task ``i`` again (first in line): it starts when a slot and its tags are
+        free, which, without limits, is at once (the slot it gave back is free)."""
         self.sched.retry(i)
-        self._dispatch(i)
+        self._admit()
 
     def _wake_or_start_lane(self) -> None:
         if self.idle_lanes:
@@ -1268,6 +1339,8 @@ class _SoloSettings:
     wait_for_lock: float | None = 0.0
     kill_grace = 5.0  # the executors' default (isolation="process")
     _isolation = "thread"
+    limits: Mapping[str, int] = {}
+    _rates: Mapping[str, tuple[float, float]] = {}
 
     def _remote_runner(self) -> None:
         return None

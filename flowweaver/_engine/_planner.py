@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .._explain import Action, Plan, PlannedTask
 from .._outcomes import SKIPPED
 from .._status import TaskStatus
+from ._limits import build_gate
 from ._persist import RunStore
 from ._select import held, results_unavailable
 
@@ -35,6 +36,14 @@ async def plan_workflow(executor: BaseExecutor, workflow: Workflow, options: Run
     from ._driver import run_inputs
 
     params, selection = run_inputs(workflow, options)
+    # the run's check of the executor's limits: a tag no task has is refused
+    build_gate(
+        workflow.name,
+        (tag for t in workflow._tasks.values() for tag in t.tags),
+        (),
+        executor.limits,
+        executor._rates,
+    )
     hold = held(workflow, selection)
     graph = hold.graph
     names = graph.names

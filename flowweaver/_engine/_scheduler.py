@@ -12,9 +12,10 @@ asked ``get_ready``, and h11's state machine is fed events:
   or, when the run keeps a store, only once :meth:`~Scheduler.durable` says its record is
   saved (until then the node is ``HELD``): no dependent starts on a result a crash could
   lose.
-* :meth:`~Scheduler.attempt_failed` decides between another attempt (the node stays
-  ``RETRYING`` and keeps its slot until :meth:`~Scheduler.retry` hands it out again) and a
-  final failure, which skips every node downstream that has not ended.
+* :meth:`~Scheduler.attempt_failed` decides between another attempt (the node is
+  ``RETRYING`` and gives its slot back during its backoff; :meth:`~Scheduler.retry` queues
+  it again, ahead of the other ready nodes) and a final failure, which skips every node
+  downstream that has not ended.
 * :meth:`~Scheduler.skip` ends a node ``SKIPPED`` on purpose (its function raised
   ``flowweaver.Skip``); like a failure, it is an outcome its dependents' rules weigh.
 * :meth:`~Scheduler.interrupt` ends a run early: nodes in flight go back to waiting (or,
@@ -39,6 +40,11 @@ caused its skip never depends on which upstream node ended first.
 still running go on, and their outcomes no longer change the node. Every skip comes with
 its reason as data (:class:`Skipped`): which upstream node decided it, under which rule.
 
+Tags. With a :class:`~flowweaver._engine._limits.Gate` (the executor's ``limits`` and
+``rate_limits``), a ready node whose tags are full or out of tokens is *parked* on that
+tag instead of being handed out: it holds no slot, and the nodes behind it go ahead.
+Parked nodes go first once their tag frees up (see ``_limits``).
+
 Nodes can be added at any time (:meth:`~Scheduler.add`), also while a run is under way; a
 node whose upstream nodes are all released is ready at once. Each node and edge is touched
 a constant number of times, so a run costs O(nodes + edges). Calls that make no sense in
@@ -55,6 +61,7 @@ from collections import deque
 from collections.abc import Container, Iterable, Mapping, Sequence
 
 from .._status import TaskStatus
+from ._limits import Gate
 from ._rules import ALL_DONE, ALL_SUCCESS, NONE_FAILED, RUN, SKIP_BY_FAILURE, WAIT, decide
 
 #: Some upstream node has not been released yet.
@@ -63,7 +70,7 @@ WAITING = 0
 READY = 1
 #: Handed out: an attempt is in flight and holds a slot.
 RUNNING = 2
-#: An attempt failed and another will be handed out; the node keeps its slot.
+#: An attempt failed and another will be handed out (:meth:`Scheduler.retry`); no slot.
 RETRYING = 3
 #: A mapped node whose items run (see :meth:`Scheduler.expand`); it holds no slot.
 MAPPED = 4
@@ -203,9 +210,9 @@ class _Map:
 class Scheduler:
     """The decisions of one run over a growable table of nodes.
 
-    :param concurrency: the most nodes that hold a slot at once (``RUNNING`` or
-        ``RETRYING``).
+    :param concurrency: the most nodes that hold a slot (are ``RUNNING``) at once.
     :param fail_fast: the first node that fails for good stops the run (see ``Failure``).
+    :param gate: the run's tag limits and rate limits, if it has any.
 
     :ivar state: each node's state (``WAITING`` ... ``SKIPPED``).
     :ivar rule: each node's trigger rule (``ALL_SUCCESS`` ...).
@@ -231,6 +238,7 @@ class Scheduler:
         "concurrency",
         "downstream",
         "fail_fast",
+        "gate",
         "gathered",
         "in_flight",
         "reasons",
@@ -243,7 +251,7 @@ class Scheduler:
         "upstream",
     )
 
-    def __init__(self, concurrency: int, fail_fast: bool = False) -> None:
+    def __init__(self, concurrency: int, fail_fast: bool = False, gate: Gate | None = None) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         self.concurrency = concurrency
@@ -274,6 +282,7 @@ class Scheduler:
         self._group: dict[int, int] = {}
         self._maps: dict[int, _Map] = {}
         self.gathered: list[int] = []
+        self.gate = gate
 
     # -- the node table ----------------------------------------------------------------
 
@@ -414,7 +423,12 @@ class Scheduler:
         if not self.restorable(i):
             raise SchedulerError(f"node {i} waits for upstream nodes; restore them first")
         if s == READY:
-            self._n_ready -= 1  # its entry in the queue is dropped when reached
+            # its entry in the queue (or in a tag's line) is dropped when reached
+            gate = self.gate
+            if gate is not None and gate.is_parked(i):
+                gate.unpark(i)
+            else:
+                self._n_ready -= 1
             if self._group and i in self._group:
                 self._item_freed(i)
         if skipped:
@@ -442,9 +456,15 @@ class Scheduler:
 
     # -- admission ---------------------------------------------------------------------
 
-    def admit(self) -> list[int]:
+    def admit(self, now: float = 0.0) -> list[int]:
         """Hand out ready nodes while a slot is free: each is now ``RUNNING``, one more
-        attempt. The driver starts exactly these."""
+        attempt. The driver starts exactly these.
+
+        :param now: the time, in seconds on any steady clock, when the run has rate limits
+            (``gate.clocked``): tokens are earned by it. Unused otherwise.
+        """
+        if self.gate is not None:
+            return self._admit_gated(now)
         free = self.concurrency - self.in_flight
         if not self._n_ready or free <= 0:
             return _NONE
@@ -463,6 +483,50 @@ class Scheduler:
         self._n_ready -= len(out)
         self.in_flight = self.concurrency - free
         return out
+
+    def _admit_gated(self, now: float) -> list[int]:
+        """:meth:`admit` under tag limits: parked nodes whose tags freed up go first, then
+        the ready queue, where a node a tag stops is parked on that tag (holding no slot)."""
+        free = self.concurrency - self.in_flight
+        gate = self.gate
+        assert gate is not None
+        if free <= 0 or not (self._n_ready or gate.parked):
+            return _NONE
+        gate.refill(now)
+        state = self.state
+        out = gate.drain(free, state, READY) if gate.parked else []
+        free -= len(out)
+        ready = self._ready
+        tagged = gate.tags
+        while ready and free:
+            i = ready.popleft()
+            if state[i] != READY:
+                continue  # restored or skipped while queued
+            self._n_ready -= 1
+            if i in tagged:
+                blocked = gate.take(i)
+                if blocked >= 0:
+                    gate.park(i, blocked)
+                    continue
+            out.append(i)
+            free -= 1
+        attempts = self.attempts
+        for i in out:
+            state[i] = RUNNING
+            attempts[i] += 1
+        self.in_flight = self.concurrency - free
+        return out
+
+    def next_token_at(self) -> float | None:
+        """When a node parked for a rate limit may get its token (on the ``now`` scale of
+        :meth:`admit`): the driver calls :meth:`admit` again then. None: nothing waits
+        for a token."""
+        return None if self.gate is None else self.gate.next_token_at()
+
+    def take_queued(self) -> list[tuple[int, str, str]]:
+        """``(node, tag, kind)`` for each node parked on a tag since the last call: the
+        driver reports each as a ``TaskQueued`` event (once per attempt and tag)."""
+        return [] if self.gate is None else self.gate.take_queued()
 
     @property
     def has_ready(self) -> bool:
@@ -490,6 +554,8 @@ class Scheduler:
         if state[i] != RUNNING:
             raise SchedulerError(f"node {i} is {_NAMES[state[i]]}, not RUNNING")
         self.in_flight -= 1
+        if self.gate is not None:
+            self.gate.release(i)
         if self._group and i in self._group:
             return self._item_completed(i, durable)
         if not durable:
@@ -548,7 +614,9 @@ class Scheduler:
         """An attempt of node ``i`` failed: decide whether another one comes.
 
         :param final: no other attempt may help (the result cannot be stored, say).
-        :returns: :class:`Retry` (the node is ``RETRYING`` and keeps its slot) or
+        :returns: :class:`Retry` (the node is ``RETRYING``: its slot and its tags are
+            free until :meth:`retry` queues it again; an item still counts towards its
+            map's ``max_concurrent``) or
             :class:`Failure` (the node is ``FAILED``, its slot free; each node downstream
             that has not ended is decided by its rule: skipped, ready, or still waiting).
         """
@@ -556,11 +624,13 @@ class Scheduler:
         if state[i] != RUNNING:
             raise SchedulerError(f"node {i} is {_NAMES[state[i]]}, not RUNNING")
         attempt = self.attempts[i]
+        self.in_flight -= 1
+        if self.gate is not None:
+            self.gate.release(i)
         if not final and attempt <= self.retries[i]:
             state[i] = RETRYING
             return Retry(attempt)
         state[i] = FAILED
-        self.in_flight -= 1
         self.unsettled -= 1
         if self._group and i in self._group:
             # An item has no dependents, and never stops the run itself: its mapped node
@@ -574,11 +644,13 @@ class Scheduler:
         return Failure(self._spread(i), stop)
 
     def retry(self, i: int) -> None:
-        """Hand node ``i`` out again (its retry delay, if any, is over): one more attempt."""
+        """Node ``i``'s retry delay, if any, is over: it is ready again, at the head of the
+        queue, and :meth:`admit` hands it out (one more attempt) when a slot is free."""
         if self.state[i] != RETRYING:
             raise SchedulerError(f"node {i} is {_NAMES[self.state[i]]}, not RETRYING")
-        self.state[i] = RUNNING
-        self.attempts[i] += 1
+        self.state[i] = READY
+        self._ready.appendleft(i)
+        self._n_ready += 1
 
     def skip(self, i: int) -> list[int]:
         """Node ``i``'s attempt ended it ``SKIPPED`` on purpose; its slot is free.
@@ -591,6 +663,8 @@ class Scheduler:
         if self.state[i] != RUNNING:
             raise SchedulerError(f"node {i} is {_NAMES[self.state[i]]}, not RUNNING")
         self.in_flight -= 1
+        if self.gate is not None:
+            self.gate.release(i)
         self.unsettled -= 1
         self.state[i] = SKIPPED
         self.reasons[i] = Skipped(i, None, self.rule[i], False)
@@ -739,14 +813,22 @@ class Scheduler:
 
     # -- maps --------------------------------------------------------------------------
 
-    def expand(self, p: int, n: int, retries: int = 0, limit: int | None = None) -> range:
+    def expand(
+        self,
+        p: int,
+        n: int,
+        retries: int = 0,
+        limit: int | None = None,
+        tags: tuple[int, ...] = (),
+    ) -> range:
         """Handed-out node ``p`` is a map over ``n`` elements: add one item node for each.
 
         ``p`` becomes ``MAPPED`` and gives its slot up (its items take slots like any
         node; a map never waits on itself for one). Items have no upstream and no
         dependents; at most ``limit`` of them are queued or in flight at once, the rest
         wait their turn in order. Once every item has ended, ``p`` is in
-        :attr:`gathered`, for the driver to end it with :meth:`finish_map`.
+        :attr:`gathered`, for the driver to end it with :meth:`finish_map`. Each item
+        takes ``tags`` (ids in the run's gate): each counts against their limits.
 
         :returns: the items' ids, in element order.
         """
@@ -770,6 +852,9 @@ class Scheduler:
         state.extend([WAITING] * n)
         self._group.update(dict.fromkeys(range(first, end), p))
         self.unsettled += n
+        if tags:
+            assert self.gate is not None, "tags without a gate"
+            self.gate.tags.update(dict.fromkeys(range(first, end), tags))
         if n == 0:
             self.gathered.append(p)
         else:
@@ -898,6 +983,8 @@ class Scheduler:
         self._ready.clear()
         self._n_ready = 0
         self.in_flight = 0
+        if self.gate is not None:
+            self.gate.clear()
         self.unsettled -= len(skipped)
         for i in clean_up:
             counts = [0, 0, 0]
@@ -936,6 +1023,8 @@ class Scheduler:
         self._ready.clear()
         self._n_ready = 0
         self.in_flight = 0
+        if self.gate is not None:
+            self.gate.clear()
         self.unsettled -= len(skipped)
         return cancelled, skipped
 

@@ -113,7 +113,8 @@ class Task:
     :param isolation: ``"process"``: run the function in a worker process, under any
         executor (a timeout then kills it: see :class:`~flowweaver.ProcessExecutor`);
         ``"thread"``: run it in this process even under a ``ProcessExecutor``; None (the
-        default): where the executor runs functions of its kind.
+        default): where the executor runs functions of its kind. Ignored by
+        ``DaskExecutor``, whose workers run every task apart already.
     :raises WorkflowValidationError: for a non-callable ``func`` or a bad setting (a
         delay, backoff or cap that is not a finite number, say).
     """

@@ -22,6 +22,7 @@ import flowweaver.aio
 from flowweaver import (
     JSONStateStore,
     Plan,
+    ProcessExecutor,
     SequentialExecutor,
     SQLiteStateStore,
     ThreadedExecutor,
@@ -37,6 +38,12 @@ FORMS = [
     ("aio-async", flowweaver.aio.AsyncExecutor, True),
 ]
 FORM_IDS = [name for name, _, _ in FORMS]
+# Sync tasks in worker processes: not among FORMS, whose tests share memory with their
+# tasks (counters, lists); the process tests use them (tests/test_process_engine.py).
+PROCESS_FORMS = [
+    ("process", ProcessExecutor, False),
+    ("aio-process", flowweaver.aio.ProcessExecutor, True),
+]
 
 # The two built-in stores, in their blocking form (a run reaches either form the same way).
 BUILT_IN: list[tuple[str, Callable[[Path], Any]]] = [
@@ -66,7 +73,7 @@ def pairwise(stores: Sequence[str]) -> list[tuple[str, str, str]]:
 
 def form_named(name: str) -> tuple[type, bool]:
     """The executor class and whether it is awaited, of the form called ``name``."""
-    _, cls, awaited = next(f for f in FORMS if f[0] == name)
+    _, cls, awaited = next(f for f in FORMS + PROCESS_FORMS if f[0] == name)
     return cls, awaited
 
 

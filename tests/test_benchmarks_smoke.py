@@ -12,7 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import floors, instructions, report, resources, run, systems, workloads
+from benchmarks import (
+    floors,
+    instructions,
+    processes,
+    report,
+    resources,
+    run,
+    systems,
+    workloads,
+)
 from benchmarks.measure import Cell
 
 # subprocesses and signals: not in the quick `-m "not slow"` run
@@ -73,6 +82,13 @@ def test_smoke_run_measures_every_system_and_writes_every_section(tmp_path: Path
         assert r.us_per_task("none") is not None
         for name in ("SQLiteStateStore", "JSONStateStore"):
             assert (name in r.errors) != bool(r.times.get(name))
+
+
+@pytest.mark.timeout(120)
+def test_the_process_figures_measure_every_system_and_a_worker_start() -> None:
+    found = processes.main(["--n", "20", "--repeats", "1", "--starts", "1"])
+    assert set(found["per_task"]) == {(w, s) for w in ("wide", "chain") for s in processes.SYSTEMS}
+    assert found["start_ms"] > 0
 
 
 @pytest.mark.parametrize("workload", list(workloads.WORKLOADS))

@@ -4,7 +4,8 @@ The file is imported the way ``python FILE`` would run it (its folder first on
 ``sys.path``, so it can import its neighbours) but as a module named after the file, so
 its ``if __name__ == "__main__":`` block, which usually runs the workflow itself, stays
 quiet. The module is registered in ``sys.modules`` while it runs, as an import would, so
-dataclasses, pickling and ``import <itself>`` inside it behave.
+dataclasses, pickling and ``import <itself>`` inside it behave; cloudpickle sends its
+functions to worker processes by value.
 """
 
 from __future__ import annotations
@@ -94,6 +95,12 @@ def import_file(path: Path) -> ModuleType:
         if register:
             sys.modules.pop(name, None)
         raise ImportFailed(path, exc, _user_traceback(exc, str(resolved))) from exc
+    if register:
+        # A worker process (isolation="process") could only import the file by running
+        # it again; its functions and classes travel by value instead.
+        import cloudpickle
+
+        cloudpickle.register_pickle_by_value(module)
     return module
 
 

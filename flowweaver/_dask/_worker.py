@@ -94,7 +94,7 @@ async def _wait(awaitable: Awaitable[Any]) -> Any:
 
 
 def _check_picklable(task_name: str, value: Any) -> None:
-    import cloudpickle  # type: ignore[import-untyped]  # a dependency of distributed
+    import cloudpickle  # a core dependency (worker processes), untyped: see pyproject
 
     try:
         # Protocol 5 with a buffer callback: array data is referenced, never copied.

@@ -13,7 +13,10 @@ ways:
   on the spot, which admits its dependents, and takes the next item from the lane queue
   without a context switch. Lanes are started lazily, never more than ``concurrency``.
 * the *worker pool* (``_workers``) runs sync functions without a timeout on long-lived
-  threads; outcomes come back through an inbox that wakes the driver once per batch.
+  threads; outcomes come back through an inbox that wakes the driver once per batch. A
+  task that runs in a worker process (``_processes``) is such a job too, timeout or not:
+  its thread waits for the process, and the process pool, not a lane, keeps the deadline,
+  because a process can be killed where a thread could only be abandoned.
 
 All bookkeeping (statuses, results, the ready set) happens on the loop thread, so it needs
 no locks; each task's public state is replaced in one assignment, so other threads read it
@@ -83,7 +86,7 @@ from ._limits import build_gate
 from ._maps import MapSource, check_item_names, elements, items_failed, keys
 from ._observe import Emitter
 from ._persist import RunStore
-from ._plan import ASYNC, INLINE, MAP, POOL, REMOTE, REMOTE_TIMED, plan
+from ._plan import ASYNC, INLINE, MAP, POOL, PROCESS, REMOTE, REMOTE_TIMED, plan
 from ._scheduler import DONE, FAILED, Failure, Scheduler
 from ._select import Selection, check_params, held, results_unavailable, select
 from ._sigint import (
@@ -102,6 +105,7 @@ if TYPE_CHECKING:
     from .._executor import BaseExecutor, RunOptions
     from .._task import Task
     from .._workflow import Workflow
+    from ._processes import ProcessPool
 
 logger = logging.getLogger("flowweaver")
 
@@ -159,7 +163,10 @@ class _Run:
             if runner is not None
             else None
         )
-        self.kinds, self.inject = plan(self.tasks, self.graph, inline, self.remote is not None)
+        self.kinds, self.inject = plan(
+            self.tasks, self.graph, inline, self.remote is not None, executor._isolation
+        )
+        self.kill_grace = executor.kill_grace
         # Maps: items are appended to the run's lists (tasks, kinds, inject, results) as
         # their task expands; the workflow's own tasks are the first n_static.
         self.n_static = len(self.tasks)
@@ -235,6 +242,7 @@ class _Run:
         self.epoch = 0  # a fail_fast stop starts a new one (see _clean_up)
         self.lock = threading.Lock()
         self.wake = anyio.Event()
+        self.procs: ProcessPool | None = None  # worker processes (PROCESS), made lazily
 
         self.work: anyio.abc.TaskGroup | None = None  # lanes, retry timers
         self.side: anyio.abc.TaskGroup | None = None  # callbacks: outlive a fail_fast
@@ -388,6 +396,12 @@ class _Run:
         _gc.release()
         if self.pool is not None:
             self.pool.close()
+        if self.procs is not None:
+            # Before the store: a task's process must be gone before the run's record of
+            # it is final. Shielded, since it is the cleanup of a cancelled run too; it
+            # blocks up to kill_grace (a task that ignores SIGTERM), so on a thread.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self.procs.close)
         errors: list[BaseException] = []
         if self.store is not None:
             try:
@@ -470,6 +484,11 @@ class _Run:
         if sched.unsettled == 0:
             return
         self.epoch += 1
+        if self.procs is not None:
+            # The stop cancelled the attempts in flight; in a process they can be stopped
+            # for real, and are, before a clean-up task can take their place. Jobs of the
+            # old epoch that have not taken a process yet never start (see _in_process).
+            await anyio.to_thread.run_sync(self.procs.kill_busy)
         self.finished = False
         self.lane_queue.clear()
         self.idle_lanes.clear()
@@ -711,6 +730,8 @@ class _Run:
         kind = self.kinds[i]
         if kind == POOL:
             self._submit(i, t)
+        elif kind == PROCESS:
+            self._in_process(i, t)
         elif kind == MAP:
             self._expand(i, t)
         elif kind == REMOTE:
@@ -842,6 +863,30 @@ class _Run:
             post(i, ok, value, epoch)
 
         self._pool().submit(Job(t.func, self._kwargs(i), finish, self.job_context.copy()))
+
+    def _in_process(self, i: int, t: Task) -> None:
+        """Run task ``i`` in a worker process, through a worker thread that waits for it."""
+        if self.procs is None:
+            # Imported here: cloudpickle costs 25 ms, which a run without processes skips.
+            from ._processes import ProcessPool, current_backend
+
+            self.procs = ProcessPool(
+                self.concurrency, self.kill_grace, current_backend(), self.workflow.name
+            )
+        procs = self.procs
+        post = self._post
+        epoch = self.epoch
+        kwargs = self._kwargs(i)
+
+        def call() -> Any:
+            return procs.run(
+                t.name, t.func, kwargs, t.timeout, t.is_async, lambda: self.epoch == epoch
+            )
+
+        def finish(ok: bool, value: Any) -> None:
+            post(i, ok, value, epoch)
+
+        self._pool().submit(Job(call, {}, finish, self.job_context.copy()))
 
     def _post(self, i: int, ok: bool, value: Any, epoch: int) -> None:
         """Runs on a worker thread: queue an outcome; wake the loop once per batch."""
@@ -1292,6 +1337,8 @@ class _SoloSettings:
     fingerprint_code = False
     commit_interval = 0.2  # unused without a store
     wait_for_lock: float | None = 0.0
+    kill_grace = 5.0  # the executors' default (isolation="process")
+    _isolation = "thread"
     limits: Mapping[str, int] = {}
     _rates: Mapping[str, tuple[float, float]] = {}
 

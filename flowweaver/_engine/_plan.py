@@ -22,17 +22,22 @@ TIMED = 3  # sync with a timeout: a lane waits for the pool with a deadline
 REMOTE = 4  # on a remote runner (Dask), no timeout: fire-and-forget, outcome via the inbox
 REMOTE_TIMED = 5  # on a remote runner with a timeout: a lane waits with a deadline
 MAP = 6  # a mapped task: expanded into items (each of the kind the task would have had)
+PROCESS = 7  # in a worker process (_processes), called from the worker pool; its deadline
+# is the process pool's, which kills the process: never a lane's, which would abandon it
 
 Inject = tuple[tuple[int, str], ...]  # (upstream index, keyword) pairs
 
 
 def plan(
-    tasks: Sequence[Task], graph: Graph, inline: bool, remote: bool
+    tasks: Sequence[Task], graph: Graph, inline: bool, remote: bool, isolation: str = "thread"
 ) -> tuple[list[int], list[Inject]]:
     """Each task's kind and the upstream results it receives, in graph order.
 
     :param inline: sync functions without a timeout may run on the loop's own thread.
-    :param remote: every function runs on a remote runner.
+    :param remote: every function runs on a remote runner. Isolation is ignored then:
+        the runner's workers are processes of their own already.
+    :param isolation: where the executor runs sync functions (``"thread"``, or
+        ``"process"`` for a ProcessExecutor); a task's own ``isolation`` wins.
     """
     names = graph.names
     kinds: list[int] = []
@@ -40,6 +45,10 @@ def plan(
     for t, ups in zip(tasks, graph.upstream, strict=True):
         if remote:
             kind = REMOTE if t.timeout is None else REMOTE_TIMED
+        elif t.isolation == "process" or (
+            isolation == "process" and not t.is_async and t.isolation is None
+        ):
+            kind = PROCESS
         elif t.is_async:
             kind = ASYNC
         elif t.timeout is not None:

@@ -19,6 +19,7 @@ from . import systems as S
 from .inputs import InputsResult
 from .maps import MapResult
 from .measure import ROOT, Cell, MemoryResult, StoreResult
+from .processes import SYSTEMS as PROCESS_SYSTEMS
 from .resources import FORMS as RESOURCE_FORMS
 from .resources import ResourcesResult
 
@@ -43,6 +44,7 @@ class Results:
     maps: list[MapResult] = field(default_factory=list)
     inputs: list[InputsResult] = field(default_factory=list)
     resources: list[ResourcesResult] = field(default_factory=list)
+    processes: dict[str, Any] = field(default_factory=dict)
     memory: list[MemoryResult] = field(default_factory=list)
     fixed: dict[str, float] = field(default_factory=dict)
     fixed_rounds: int = 0
@@ -331,6 +333,38 @@ def resources_table(res: Results) -> list[str]:
             cells.append(f"{us(r.us_per_task(form))} ({sign}{us(extra)})")
         lines.append(f"| {r.executor} | " + " | ".join(cells) + " |")
     lines.append("")
+    return lines
+
+
+def processes_table(res: Results) -> list[str]:
+    if not res.processes:
+        return []
+    p = res.processes
+    systems = PROCESS_SYSTEMS
+    lines = [
+        f"## Worker processes: cost per task against threads ({p['n']:,} tasks)",
+        "",
+        "No-op sync tasks under `ThreadedExecutor(2)`, `ProcessExecutor(2)` and "
+        "`ThreadedExecutor(2)` with `isolation='process'` on every task, taking turns, "
+        f"median of {p['rounds']}, around `execute`: starting the workers is included, "
+        "as a run pays it. Microseconds per task, and in brackets against the threads.",
+        "",
+        "| workload | " + " | ".join(systems) + " |",
+        "|---|" + "---:|" * len(systems),
+    ]
+    for workload in ("wide", "chain"):
+        base = p["per_task"][workload, systems[0]]
+        cells = [us(base)] + [
+            f"{us(p['per_task'][workload, s])} ({x(p['per_task'][workload, s] / base)})"
+            for s in systems[1:]
+        ]
+        lines.append(f"| {workload} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"Starting one worker process (its first job less a job on a warm worker), median "
+        f"of {p['starts']}: {p['start_ms']:.1f} ms.",
+        "",
+    ]
     return lines
 
 
@@ -654,6 +688,7 @@ def render(res: Results) -> str:
         *map_table(res),
         *inputs_table(res),
         *resources_table(res),
+        *processes_table(res),
         *memory_table(res),
         *fixed_table(res),
         *import_table(res),

@@ -28,7 +28,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import inputs, maps, measure, report, resources, workloads
+from benchmarks import inputs, maps, measure, processes, report, resources, workloads
 from benchmarks.systems import System, all_systems
 
 HERE = Path(__file__).resolve().parent
@@ -38,6 +38,7 @@ SECTIONS = (
     "maps",
     "inputs",
     "resources",
+    "processes",
     "memory",
     "fixed",
     "import",
@@ -60,6 +61,9 @@ class Config:
     inputs_rounds: int = 15
     resources_n: int = 10_000
     resources_rounds: int = 5
+    processes_n: int = 1_000
+    processes_rounds: int = 5
+    processes_starts: int = 15
     memory_n: int = 100_000
     memory_rounds: int = 3
     memory_trace: bool = True
@@ -80,6 +84,8 @@ QUICK = Config(
     inputs_rounds=5,
     resources_n=2_000,
     resources_rounds=3,
+    processes_rounds=3,
+    processes_starts=5,
     memory_rounds=1,
     memory_trace=False,
     peer_repeats=1,
@@ -99,6 +105,9 @@ SMOKE = Config(
     inputs_rounds=1,
     resources_n=200,
     resources_rounds=1,
+    processes_n=20,
+    processes_rounds=1,
+    processes_starts=1,
     memory_n=500,
     memory_rounds=1,
     fixed_rounds=3,
@@ -219,6 +228,15 @@ def main(argv: Sequence[str] | None = None) -> report.Results:
     if "resources" in sections:
         progress(f"resources: {cfg.resources_n:,} tasks, tag limits, rate limits, retries")
         res.resources = resources.resource_costs(cfg.resources_n, cfg.resources_rounds, progress)
+    if "processes" in sections:
+        progress(f"processes: {cfg.processes_n:,} tasks in worker processes against threads")
+        res.processes = {
+            "n": cfg.processes_n,
+            "rounds": cfg.processes_rounds,
+            "per_task": processes.per_task(cfg.processes_n, cfg.processes_rounds),
+            "starts": cfg.processes_starts,
+            "start_ms": processes.worker_start(cfg.processes_starts),
+        }
     if "memory" in sections:
         progress(f"memory: {cfg.memory_n:,} tasks")
         res.memory = measure.memory(

@@ -100,6 +100,12 @@ class TaskCrashedError(FlowWeaverError):
         )
 
 
+class UnsendableError(FlowWeaverError):
+    """A task's function, inputs or result cannot travel to or from its worker process
+    (it cannot be pickled, or loaded there). The same every time: the task fails without
+    its retries. Not exported: users see a :class:`FlowWeaverError`."""
+
+
 class WorkflowExecutionError(FlowWeaverError):
     """A workflow run finished with failed tasks.
 

@@ -73,6 +73,10 @@ def test_smoke_run_measures_every_system_and_writes_every_section(tmp_path: Path
     for r in res.resources:
         assert r.error is None, r.error
         assert all(r.us_per_task(form) is not None for form in resources.FORMS)
+    assert "## Worker processes: cost per task against threads (20 tasks)" in text
+    assert set(res.processes["per_task"]) == {
+        (w, s) for w in ("wide", "chain") for s in processes.SYSTEMS
+    }
     assert len(res.memory) == 3
     assert all(m.error is None for m in res.memory)
     assert res.fixed["SequentialExecutor"] > 0

@@ -241,11 +241,13 @@ def test_fail_fast_kills_the_attempts_in_flight_before_the_clean_up_runs(tmp_pat
 def test_an_input_that_cannot_be_pickled_fails_the_task_naming_it() -> None:
     wf = Workflow("unpicklable")
     wf.add_task(Task("lock", threading.Lock, isolation="thread"))
-    wf.add_task(Task("apart", tasks.pid_and), depends_on=["lock"])
+    wf.add_task(Task("apart", tasks.pid_and, retries=3), depends_on=["lock"])
     with pytest.raises(WorkflowExecutionError):
         flowweaver.ProcessExecutor(1).execute(wf)
     error = wf.get_task("apart").error
     assert isinstance(error, FlowWeaverError)
+    # the next attempt could not pickle it either: its retries are not spent on it
+    assert wf.get_task("apart").attempts == 1
     assert "task 'apart': its input 'lock'" in str(error)
     assert "isolation='thread'" in str(error)
 

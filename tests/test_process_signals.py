@@ -50,7 +50,8 @@ def _cpu_bound(loops: int) -> Workflow:
 def test_cpu_bound_tasks_run_in_parallel_in_worker_processes() -> None:
     # The best of 3 runs of each, taking turns: the machine is shared, and a neighbour's
     # burst must not decide the ratio.
-    loops = _loops_for(0.5)
+    # Tasks of about a second each: the workers' start (about 70 ms) must not decide it.
+    loops = _loops_for(1.0)
     timings: dict[str, list[float]] = {"ThreadedExecutor": [], "ProcessExecutor": []}
     for _ in range(3):
         for cls in (flowweaver.ThreadedExecutor, flowweaver.ProcessExecutor):
@@ -60,7 +61,7 @@ def test_cpu_bound_tasks_run_in_parallel_in_worker_processes() -> None:
     threads, procs = min(timings["ThreadedExecutor"]), min(timings["ProcessExecutor"])
     ratio = threads / procs
     print(
-        f"\n4 CPU-bound tasks of ~0.5 s (best of 3): ThreadedExecutor(2) {threads:.2f} s, "
+        f"\n4 CPU-bound tasks of ~1 s (best of 3): ThreadedExecutor(2) {threads:.2f} s, "
         f"ProcessExecutor(2) {procs:.2f} s: {ratio:.2f}x faster"
     )
     assert ratio >= 1.6

@@ -50,6 +50,7 @@ from .._errors import (
     FlowWeaverError,
     MapError,
     TaskExecutionError,
+    UnsendableError,
     WorkflowExecutionError,
     WorkflowValidationError,
     describe_exception,
@@ -1042,13 +1043,11 @@ class _Run:
             self._skipped_on_purpose(i, exc, ended)
             return
         t = self.tasks[i]
-        if (
-            not final
-            and t.attempts <= t.retries
-            and (t.retry_on is not None or t.retry_if is not None)
-            and not t.retryable(exc)
-        ):
-            final = True  # an error its retry conditions do not retry: fails at once
+        if not final and t.attempts <= t.retries:
+            if type(exc) is UnsendableError:
+                final = True  # it cannot be pickled now, nor on the next attempt
+            elif (t.retry_on is not None or t.retry_if is not None) and not t.retryable(exc):
+                final = True  # an error its retry conditions do not retry: fails at once
         decision = self.sched.attempt_failed(i, final)
         if not isinstance(decision, Failure):
             t._state = (TaskStatus.RETRYING, None, exc)

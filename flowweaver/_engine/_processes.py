@@ -42,7 +42,13 @@ from typing import Any, NoReturn
 import anyio.lowlevel
 import cloudpickle
 
-from .._errors import FlowWeaverError, TaskCrashedError, TaskTimeoutError, describe_exception
+from .._errors import (
+    FlowWeaverError,
+    TaskCrashedError,
+    TaskTimeoutError,
+    UnsendableError,
+    describe_exception,
+)
 
 CHILD = str(Path(__file__).with_name("_proc_child.py"))
 
@@ -328,7 +334,7 @@ def _job(task_name: str, func: Callable[..., Any], kwargs: dict[str, Any], is_as
     try:
         data: bytes = cloudpickle.dumps((func, kwargs, is_async))
     except Exception as exc:
-        raise FlowWeaverError(
+        raise UnsendableError(
             f"task {task_name!r}: {_culprit(func, kwargs)} cannot be sent to a worker "
             f"process ({describe_exception(exc)}); {_UNSENDABLE}"
         ) from exc
@@ -370,11 +376,11 @@ def _outcome(task_name: str, reply: bytes) -> Any:
         raise raised from cause
     _, what, description = message
     if what == "result":
-        raise FlowWeaverError(
+        raise UnsendableError(
             f"task {task_name!r}: its result cannot be sent back from its worker process "
             f"({description}); return plain data, or give the task isolation='thread'"
         )
-    raise FlowWeaverError(
+    raise UnsendableError(
         f"task {task_name!r}: its function or inputs cannot be loaded in its worker "
         f"process ({description}); the module that defines them must be importable there "
         "(it gets this process's sys.path and folder), or give the task isolation='thread'"

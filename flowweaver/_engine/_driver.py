@@ -673,12 +673,12 @@ class _Run:
         """The tasks the scheduler hands out now; under tag limits, also report the
         tasks it parked and keep a timer for the next token a parked task waits for."""
         sched = self.sched
-        if sched.gate is None:
+        gate = sched.gate
+        if gate is None:
             return sched.admit()
         out = sched.admit(time.monotonic() if self.clocked else 0.0)
-        queued = sched.take_queued()
-        if queued:
-            self._report_queued(queued)
+        if gate.queued:
+            self._report_queued(sched.take_queued())
         if self.clocked:
             at = sched.next_token_at()
             later = self.timer_at

@@ -182,3 +182,19 @@ def running(pid: int) -> bool:
             return f.read().rpartition(")")[2].split()[0] != "Z"
     except OSError:
         return False
+
+
+def interval(folder: str, name: str, seconds: float, **upstream: Any) -> None:
+    """Sleeps ``seconds``; writes ``<name>.span``: when it started and ended (monotonic)."""
+    began = time.monotonic()
+    time.sleep(seconds)
+    Path(folder, f"{name}.span").write_text(f"{began} {time.monotonic()}")
+
+
+def spans(folder: str) -> list[tuple[float, float]]:
+    """The spans :func:`interval` wrote, in the order they started."""
+    out = []
+    for p in Path(folder).glob("*.span"):
+        began, ended = p.read_text().split()
+        out.append((float(began), float(ended)))
+    return sorted(out)

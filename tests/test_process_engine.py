@@ -3,6 +3,7 @@ every executor, on asyncio and trio: where tasks run, timeouts, crashes, resume,
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import threading
@@ -20,6 +21,7 @@ from flowweaver import (
     Task,
     TaskCrashedError,
     TaskExecutionError,
+    TaskQueued,
     TaskRetrying,
     TaskStatus,
     TaskTimeoutError,
@@ -262,3 +264,23 @@ def test_no_worker_process_outlives_a_run(tmp_path: Path) -> None:
     assert len(pids) <= 2  # reused
     assert not [p for p in pids if alive(p)]
     assert set(tasks.children(os.getpid())) <= before
+
+
+def test_tag_limits_and_rates_hold_for_tasks_in_worker_processes(
+    procs: Runner, tmp_path: Path
+) -> None:
+    folder = tmp_path / "spans"
+    folder.mkdir()
+    log: list[RunEvent] = []
+    wf = Workflow("limited")
+    for n in range(4):
+        wf.add_task(
+            Task(f"db{n}", partial(tasks.interval, str(folder), f"db{n}", 0.05), tags=["db"])
+        )
+    procs.run(wf, max_workers=4, limits={"db": 1}, rate_limits={"db": "100/s"}, observer=log.append)
+    spans = tasks.spans(str(folder))
+    assert len(spans) == 4
+    # one at a time, though four workers were free
+    assert all(prev[1] <= nxt[0] for prev, nxt in itertools.pairwise(spans))
+    queued = [e for e in log if isinstance(e, TaskQueued)]
+    assert {(e.tag, e.kind) for e in queued} == {("db", "limit")}

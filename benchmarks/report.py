@@ -16,6 +16,8 @@ from importlib import metadata
 from typing import Any
 
 from . import systems as S
+from .context import FORMS as CONTEXT_FORMS
+from .context import ContextResult
 from .inputs import InputsResult
 from .maps import MapResult
 from .measure import ROOT, Cell, MemoryResult, StoreResult
@@ -45,6 +47,8 @@ class Results:
     inputs: list[InputsResult] = field(default_factory=list)
     resources: list[ResourcesResult] = field(default_factory=list)
     processes: dict[str, Any] = field(default_factory=dict)
+    context: list[ContextResult] = field(default_factory=list)
+    record_us: float = 0.0
     memory: list[MemoryResult] = field(default_factory=list)
     fixed: dict[str, float] = field(default_factory=dict)
     fixed_rounds: int = 0
@@ -333,6 +337,40 @@ def resources_table(res: Results) -> list[str]:
             cells.append(f"{us(r.us_per_task(form))} ({sign}{us(extra)})")
         lines.append(f"| {r.executor} | " + " | ".join(cells) + " |")
     lines.append("")
+    return lines
+
+
+def context_table(res: Results) -> list[str]:
+    if not res.context:
+        return []
+    n = res.context[0].n
+    forms = CONTEXT_FORMS[1:]
+    lines = [
+        f"## Run context: cost per task of `flowweaver.current()` and of a log record "
+        f"({n:,} tasks)",
+        "",
+        "The layered DAG, forms taking turns: every task calls `flowweaver.current()` "
+        "once, or logs one record (to a handler that drops it; the run's record factory "
+        "adds the `fw_*` attributes). In brackets: what the form adds to *plain*.",
+        "",
+        "| executor | plain | " + " | ".join(forms) + " |",
+        "|---|" + "---:|" * (len(forms) + 1),
+    ]
+    for r in res.context:
+        if r.error:
+            lines.append(f"| {r.executor} | failed: {r.error} |" + " |" * len(forms))
+            continue
+        cells = [us(r.us_per_task("plain"))]
+        for form in forms:
+            extra = r.extra_us(form)
+            sign = "+" if extra is not None and extra >= 0 else ""
+            cells.append(f"{us(r.us_per_task(form))} ({sign}{us(extra)})")
+        lines.append(f"| {r.executor} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"The same record made outside any run: {us(res.record_us)} us.",
+        "",
+    ]
     return lines
 
 
@@ -689,6 +727,7 @@ def render(res: Results) -> str:
         *inputs_table(res),
         *resources_table(res),
         *processes_table(res),
+        *context_table(res),
         *memory_table(res),
         *fixed_table(res),
         *import_table(res),

@@ -28,7 +28,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import inputs, maps, measure, processes, report, resources, workloads
+from benchmarks import context, inputs, maps, measure, processes, report, resources, workloads
 from benchmarks.systems import System, all_systems
 
 HERE = Path(__file__).resolve().parent
@@ -39,6 +39,7 @@ SECTIONS = (
     "inputs",
     "resources",
     "processes",
+    "context",
     "memory",
     "fixed",
     "import",
@@ -64,6 +65,8 @@ class Config:
     processes_n: int = 1_000
     processes_rounds: int = 5
     processes_starts: int = 15
+    context_n: int = 10_000
+    context_rounds: int = 5
     memory_n: int = 100_000
     memory_rounds: int = 3
     memory_trace: bool = True
@@ -86,6 +89,8 @@ QUICK = Config(
     resources_rounds=3,
     processes_rounds=3,
     processes_starts=5,
+    context_n=2_000,
+    context_rounds=3,
     memory_rounds=1,
     memory_trace=False,
     peer_repeats=1,
@@ -108,6 +113,8 @@ SMOKE = Config(
     processes_n=20,
     processes_rounds=1,
     processes_starts=1,
+    context_n=200,
+    context_rounds=1,
     memory_n=500,
     memory_rounds=1,
     fixed_rounds=3,
@@ -237,6 +244,10 @@ def main(argv: Sequence[str] | None = None) -> report.Results:
             "starts": cfg.processes_starts,
             "start_ms": processes.worker_start(cfg.processes_starts),
         }
+    if "context" in sections:
+        progress(f"context: {cfg.context_n:,} tasks, flowweaver.current() and log records")
+        res.context = context.context_costs(cfg.context_n, cfg.context_rounds, progress)
+        res.record_us = context.record_outside_runs_us()
     if "memory" in sections:
         progress(f"memory: {cfg.memory_n:,} tasks")
         res.memory = measure.memory(

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import (
+    context,
     floors,
     instructions,
     processes,
@@ -77,6 +78,11 @@ def test_smoke_run_measures_every_system_and_writes_every_section(tmp_path: Path
     assert set(res.processes["per_task"]) == {
         (w, s) for w in ("wide", "chain") for s in processes.SYSTEMS
     }
+    assert "## Run context: cost per task of `flowweaver.current()`" in text
+    assert [r.executor for r in res.context] == ["SequentialExecutor", "ThreadedExecutor(4)"]
+    for r in res.context:
+        assert r.error is None, r.error
+        assert all(r.us_per_task(form) is not None for form in context.FORMS)
     assert len(res.memory) == 3
     assert all(m.error is None for m in res.memory)
     assert res.fixed["SequentialExecutor"] > 0

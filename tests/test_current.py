@@ -102,7 +102,8 @@ def test_an_item_of_a_map_sees_its_key(form: tuple[type, bool], backend: str) ->
     assert wf.get_task("load").result == [["load[0]", 0], ["load[1]", 1]]  # type: ignore[union-attr]
 
 
-def test_a_nested_run_has_its_own_context_and_names_its_parent(backend: str) -> None:
+@pytest.mark.parametrize("outer", ["sequential", "threaded"])
+def test_a_nested_run_has_its_own_context_and_names_its_parent(backend: str, outer: str) -> None:
     inner_seen: list[tuple[Any, ...]] = []
     outer_seen: list[tuple[Any, ...]] = []
 
@@ -124,7 +125,8 @@ def test_a_nested_run_has_its_own_context_and_names_its_parent(backend: str) -> 
     wf = Workflow("outer")
     wf.add_task(Task("runs_inner", outer_task))
     wf.add_task(Task("awaits_inner", outer_async))
-    flowweaver.ThreadedExecutor(backend=backend, observer=events.append).execute(wf)  # type: ignore[arg-type]
+    cls = flowweaver.SequentialExecutor if outer == "sequential" else flowweaver.ThreadedExecutor
+    cls(backend=backend, observer=events.append).execute(wf)  # type: ignore[arg-type]
     outer_id = next(e.run_id for e in events if isinstance(e, RunStarted))
     assert outer_seen[0][:2] == ("outer", "runs_inner")
     assert sorted(s[0] for s in inner_seen) == ["inner", "inner-async"]

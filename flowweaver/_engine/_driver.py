@@ -49,6 +49,7 @@ from .._blocking import loop_running_in_this_thread, run_blocking
 from .._context import _CURRENT as _current
 from .._context import (
     TaskContext,
+    inline_calls_by,
     log_attributes_off,
     log_attributes_on,
     parent_run_id,
@@ -153,6 +154,7 @@ class _Run:
         self.run_id = uuid.uuid4().hex[:16]
         # A run started by a task of another run (a nested workflow) says whose it is.
         self.parent_id = parent_run_id()
+        self.inline_node = -1  # the node whose sync function is being called inline
         self.run_params: Mapping[str, Any] = dict(params) if params else {}
         index = self.graph.index
         # Tasks outside a selection whose saved results it takes (from_tasks): restored
@@ -362,6 +364,7 @@ class _Run:
         ok = interrupted = False
         _gc.hold()  # released first thing in _shutdown
         log_attributes_on()  # off in _shutdown
+        inline_before = inline_calls_by(self) if self.inline else None
         try:
             # Also a run that writes its store on its own loop: a write waiting for another
             # process's lock must give way to Ctrl-C too.
@@ -402,6 +405,8 @@ class _Run:
                 raise bare from None
             raise
         finally:
+            if self.inline:
+                inline_calls_by(inline_before)
             await self._shutdown(ok, began, interrupted)
         if self.failed:
             # As with failures, an item's skip is its mapped task's to report (a stopped map
@@ -959,12 +964,12 @@ class _Run:
                         self._abort(KeyboardInterrupt())
                         return
                     guard.active = True
-                    mark = set_current((self, i))
+                    self.inline_node = i  # flowweaver.current() (see _context.marker)
                     try:
                         try:
                             value = tasks[i].func(**self._kwargs(i))
                         finally:
-                            reset_current(mark)
+                            self.inline_node = -1
                     except Exception as exc:
                         guard.active = False
                         self._attempt_failed(i, exc, time.time())

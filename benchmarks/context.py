@@ -5,8 +5,9 @@ on, and shows in every other section. This section prices what a task does with 
 the layered DAG of no-op tasks with ``SequentialExecutor`` and ``ThreadedExecutor(4)``,
 forms taking turns: ``plain``; every task calling ``flowweaver.current()`` once; every
 task logging one record to a logger with a handler that drops it (the record factory
-of the run gives each record ``fw_*`` attributes). And, for scale, one such record made
-outside any run (no factory), timed by itself.
+of the run gives each record ``fw_*`` attributes); ``flowweaver.otel.TracingObserver``
+on an SDK tracer provider with no exporter (a span per attempt made, made current, and
+ended). And, for scale, one such record made outside any run (no factory), timed by itself.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 from . import workloads
 from .measure import Progress, _quiet, rotated
 
-FORMS = ("plain", "current()", "one log record")
+FORMS = ("plain", "current()", "one log record", "TracingObserver")
 EXECUTORS = ("SequentialExecutor", "ThreadedExecutor(4)")
 _LOG = logging.getLogger("flowweaver-bench.context")
 
@@ -61,12 +62,22 @@ class ContextResult:
 def _workflow(dag: workloads.Dag, form: str) -> Any:
     from flowweaver import Task, Workflow
 
-    func = {"plain": workloads.noop, "current()": _calls_current, "one log record": _logs}[form]
+    func = {"current()": _calls_current, "one log record": _logs}.get(form, workloads.noop)
     wf = Workflow(f"bench-context-{len(dag)}")
     names = dag.names
     for name, ups in zip(names, dag.deps, strict=True):
         wf.add_task(Task(name, func), depends_on=[names[j] for j in ups])
     return wf
+
+
+def _tracing() -> Any:
+    try:
+        from opentelemetry.sdk.trace import TracerProvider
+    except ImportError:
+        return None
+    from flowweaver.otel import TracingObserver
+
+    return TracingObserver(TracerProvider().get_tracer("bench"))
 
 
 def record_outside_runs_us() -> float:
@@ -89,10 +100,17 @@ def context_costs(n: int, rounds: int, progress: Progress = _quiet) -> list[Cont
             for res in results:
                 for form in rotated(FORMS, rep):
                     wf = _workflow(dag, form)
+                    options: dict[str, Any] = {}
+                    if form == "TracingObserver":
+                        observer = _tracing()
+                        if observer is None:
+                            res.error = "TracingObserver: opentelemetry-sdk is not installed"
+                            continue
+                        options["observer"] = observer
                     ex: Any = (
-                        flowweaver.SequentialExecutor()
+                        flowweaver.SequentialExecutor(**options)
                         if res.executor == "SequentialExecutor"
-                        else flowweaver.ThreadedExecutor(4)
+                        else flowweaver.ThreadedExecutor(4, **options)
                     )
                     gc.collect()
                     start = time.perf_counter()

@@ -351,7 +351,9 @@ def context_table(res: Results) -> list[str]:
         "",
         "The layered DAG, forms taking turns: every task calls `flowweaver.current()` "
         "once, or logs one record (to a handler that drops it; the run's record factory "
-        "adds the `fw_*` attributes). In brackets: what the form adds to *plain*.",
+        "adds the `fw_*` attributes), or the run has a `TracingObserver` (an SDK tracer "
+        "provider without exporter: spans made and ended, none sent). In brackets: what "
+        "the form adds to *plain*.",
         "",
         "| executor | plain | " + " | ".join(forms) + " |",
         "|---|" + "---:|" * (len(forms) + 1),

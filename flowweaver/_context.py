@@ -41,6 +41,93 @@ class Source(Protocol):
 _CURRENT: ContextVar[tuple[Source, int] | None] = ContextVar("flowweaver_current", default=None)
 
 
+class AttemptScope(Protocol):
+    """What an observer may offer to run code around each attempt where the attempt runs
+    (a tracer making the task's span current): the engine finds it as the observer's
+    ``_flowweaver_attempt_scope`` attribute. Every call is guarded: an error is logged
+    and the attempt runs without it.
+
+    ``enter`` and ``exit`` run in the attempt's own thread and context, around its code;
+    ``carrier`` is for an attempt that runs in another process (a worker process, a Dask
+    worker): W3C trace-context headers, attached there around the attempt.
+    """
+
+    def enter(self, ctx: TaskContext) -> Any: ...
+
+    def exit(self, token: Any) -> None: ...
+
+    def carrier(self, ctx: TaskContext) -> dict[str, str] | None: ...
+
+
+_log = logging.getLogger("flowweaver")
+
+
+def scope_enter(scope: AttemptScope, ctx: TaskContext) -> Any:
+    try:
+        return scope.enter(ctx)
+    except Exception:
+        _log.exception("the observer's attempt scope raised entering %r; the task runs", ctx.task)
+        return None
+
+
+def scope_exit(scope: AttemptScope, token: Any) -> None:
+    if token is None:
+        return
+    try:
+        scope.exit(token)
+    except Exception:
+        _log.exception("the observer's attempt scope raised on exit; the run goes on")
+
+
+def scope_carrier(scope: AttemptScope | None, ctx: TaskContext) -> dict[str, str] | None:
+    if scope is None:
+        return None
+    try:
+        return scope.carrier(ctx)
+    except Exception:
+        _log.exception("the observer's attempt scope raised for %r; the task runs", ctx.task)
+        return None
+
+
+def attach_carrier(carrier: dict[str, str] | None) -> Any:
+    """In another process: make the trace context of ``carrier`` current (OpenTelemetry's
+    W3C propagation, when it is installed there); returns what :func:`detach_carrier`
+    takes."""
+    if not carrier:
+        return None
+    try:
+        from opentelemetry import context, propagate
+
+        return context.attach(propagate.extract(carrier))
+    except Exception:
+        return None
+
+
+def detach_carrier(token: Any) -> None:
+    if token is not None:
+        from opentelemetry import context
+
+        context.detach(token)
+
+
+def scoped_call(
+    scope: AttemptScope, ctx: TaskContext, func: Callable[..., Any], /, **kwargs: Any
+) -> Any:
+    """``func(**kwargs)`` inside the observer's scope: a worker thread's job."""
+    token = scope_enter(scope, ctx)
+    try:
+        return func(**kwargs)
+    finally:
+        scope_exit(scope, token)
+
+
+def attempt_scope_of(observer: Any) -> AttemptScope | None:
+    """The attempt scope an executor's observer offers (a bound ``on_event`` stands for
+    its object), or None."""
+    owner = getattr(observer, "__self__", observer)
+    return getattr(owner, "_flowweaver_attempt_scope", None)
+
+
 class InlineRun(Source, Protocol):
     """A run that calls sync functions on its loop's thread: the node it is calling, or -1."""
 
@@ -180,33 +267,41 @@ class Fixed:
 
 
 class InContext:
-    """``func`` to call elsewhere (a Dask worker) with ``ctx`` as the current context."""
+    """``func`` to call elsewhere (a Dask worker) with ``ctx`` as the current context, and
+    the trace context of ``carrier`` (see :class:`AttemptScope`) attached."""
 
-    __slots__ = ("ctx", "func")
+    __slots__ = ("carrier", "ctx", "func")
 
-    def __init__(self, ctx: TaskContext, func: Callable[..., Any]) -> None:
+    def __init__(
+        self, ctx: TaskContext, func: Callable[..., Any], carrier: dict[str, str] | None = None
+    ) -> None:
         self.ctx = ctx
         self.func = func
+        self.carrier = carrier
 
     def __call__(self, **kwargs: Any) -> Any:
         token = _CURRENT.set((Fixed(self.ctx), 0))
+        attached = attach_carrier(self.carrier)
         try:
             value = self.func(**kwargs)
         finally:
+            detach_carrier(attached)
             _CURRENT.reset(token)
         if hasattr(value, "__await__"):
-            return _awaited_in(self.ctx, value)
+            return _awaited_in(self.ctx, self.carrier, value)
         return value
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (InContext, (self.ctx, self.func))
+        return (InContext, (self.ctx, self.func, self.carrier))
 
 
-async def _awaited_in(ctx: TaskContext, awaitable: Any) -> Any:
+async def _awaited_in(ctx: TaskContext, carrier: dict[str, str] | None, awaitable: Any) -> Any:
     token = _CURRENT.set((Fixed(ctx), 0))
+    attached = attach_carrier(carrier)
     try:
         return await awaitable
     finally:
+        detach_carrier(attached)
         _CURRENT.reset(token)
 
 

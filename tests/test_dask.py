@@ -375,3 +375,29 @@ def test_a_task_on_a_dask_worker_sees_its_context(client: Any) -> None:
     run_id = next(e.run_id for e in events if isinstance(e, flowweaver.RunStarted))
     assert wf.get_task("sync").result == ["on-dask", "sync", 1, run_id]  # type: ignore[union-attr]
     assert wf.get_task("async").result == ["on-dask", "async", 1, run_id]  # type: ignore[union-attr]
+
+
+def _trace_ids() -> list[int]:
+    from opentelemetry import trace
+
+    c = trace.get_current_span().get_span_context()
+    return [c.trace_id, c.span_id]
+
+
+def test_a_task_on_a_dask_worker_runs_in_its_attempts_trace(client: Any) -> None:
+    pytest.importorskip("opentelemetry.sdk")
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from flowweaver.otel import TracingObserver
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    wf = Workflow("traced-on-dask")
+    wf.add_task(Task("t", _trace_ids))
+    observer = TracingObserver(provider.get_tracer("tests"))
+    flowweaver.DaskExecutor(client, observer=observer).execute(wf)
+    (span,) = [s for s in exporter.get_finished_spans() if s.name == "t"]
+    assert wf.get_task("t").result == [span.context.trace_id, span.context.span_id]  # type: ignore[union-attr]

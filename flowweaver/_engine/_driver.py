@@ -48,11 +48,17 @@ from anyio.lowlevel import checkpoint
 from .._blocking import loop_running_in_this_thread, run_blocking
 from .._context import _CURRENT as _current
 from .._context import (
+    InContext,
     TaskContext,
+    attempt_scope_of,
     inline_calls_by,
     log_attributes_off,
     log_attributes_on,
     parent_run_id,
+    scope_carrier,
+    scope_enter,
+    scope_exit,
+    scoped_call,
 )
 from .._errors import (
     FlowWeaverError,
@@ -155,6 +161,8 @@ class _Run:
         # A run started by a task of another run (a nested workflow) says whose it is.
         self.parent_id = parent_run_id()
         self.inline_node = -1  # the node whose sync function is being called inline
+        # An observer's code around each attempt, where it runs (a tracer's span)
+        self.attempt_scope = attempt_scope_of(executor.observer)
         self.run_params: Mapping[str, Any] = dict(params) if params else {}
         index = self.graph.index
         # Tasks outside a selection whose saved results it takes (from_tasks): restored
@@ -175,7 +183,7 @@ class _Run:
                 self._succeeded,
                 self._failed_for_good,
                 needs_values=executor.state_store is not None,
-                context=self.context_of,
+                wrap=self._remote_wrap,
             )
             if runner is not None
             else None
@@ -318,6 +326,10 @@ class _Run:
     def log_fields(self, i: int) -> tuple[str, str, int, str]:
         t = self.tasks[i]
         return self.name, t.name, t.attempts, self.run_id
+
+    def _remote_wrap(self, i: int, func: Callable[..., Any]) -> Callable[..., Any]:
+        ctx = self.context_of(i)
+        return InContext(ctx, func, scope_carrier(self.attempt_scope, ctx))
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -898,7 +910,10 @@ class _Run:
 
         context = self.job_context.copy()
         context.run(set_current, (self, i))  # the job's own copy: flowweaver.current()
-        self._pool().submit(Job(t.func, self._kwargs(i), finish, context))
+        func = t.func
+        if self.attempt_scope is not None:
+            func = partial(scoped_call, self.attempt_scope, self.context_of(i), func)
+        self._pool().submit(Job(func, self._kwargs(i), finish, context))
 
     def _in_process(self, i: int, t: Task) -> None:
         """Run task ``i`` in a worker process, through a worker thread that waits for it."""
@@ -915,10 +930,18 @@ class _Run:
         kwargs = self._kwargs(i)
 
         ctx = self.context_of(i)
+        carrier = scope_carrier(self.attempt_scope, ctx)
 
         def call() -> Any:
             return procs.run(
-                t.name, t.func, kwargs, t.timeout, t.is_async, lambda: self.epoch == epoch, ctx
+                t.name,
+                t.func,
+                kwargs,
+                t.timeout,
+                t.is_async,
+                lambda: self.epoch == epoch,
+                ctx,
+                carrier,
             )
 
         def finish(ok: bool, value: Any) -> None:
@@ -953,6 +976,7 @@ class _Run:
         awaiting = self.awaiting
         guard = self.guard
         writer = self.writer
+        scope = self.attempt_scope
         streak = 0
         cancelled = anyio.get_cancelled_exc_class()
         while True:
@@ -965,11 +989,14 @@ class _Run:
                         return
                     guard.active = True
                     self.inline_node = i  # flowweaver.current() (see _context.marker)
+                    entered = None if scope is None else scope_enter(scope, self.context_of(i))
                     try:
                         try:
                             value = tasks[i].func(**self._kwargs(i))
                         finally:
                             self.inline_node = -1
+                            if scope is not None:
+                                scope_exit(scope, entered)
                     except Exception as exc:
                         guard.active = False
                         self._attempt_failed(i, exc, time.time())
@@ -1010,6 +1037,8 @@ class _Run:
         # The task's context only while its code runs: what settles it next (dispatching
         # others, starting callbacks and lanes, which copy this context) runs outside it.
         mark = set_current((self, i))
+        scope = self.attempt_scope
+        entered = None if scope is None else scope_enter(scope, self.context_of(i))
         try:
             if pending is not None:
                 value = await await_with_timeout(t.name, t.timeout, pending)
@@ -1026,14 +1055,19 @@ class _Run:
                     t.name, t.timeout, self._pool().call, t.func, self._kwargs(i)
                 )
         except Exception as exc:
-            reset_current(mark)
+            self._leave(mark, entered)
             self._attempt_failed(i, exc, time.time())
             return
         except BaseException:
-            reset_current(mark)
+            self._leave(mark, entered)
             raise
-        reset_current(mark)
+        self._leave(mark, entered)
         self._succeeded(i, value, time.time())
+
+    def _leave(self, mark: Any, entered: Any) -> None:
+        if self.attempt_scope is not None:
+            scope_exit(self.attempt_scope, entered)
+        reset_current(mark)
 
     # -- settling -----------------------------------------------------------------------------
 

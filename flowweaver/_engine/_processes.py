@@ -124,6 +124,7 @@ class ProcessPool:
         is_async: bool,
         wanted: Callable[[], bool] | None = None,
         context: TaskContext | None = None,
+        carrier: dict[str, str] | None = None,
     ) -> Any:
         """Run ``func(**kwargs)`` in a worker process and return its result; blocks.
 
@@ -137,7 +138,7 @@ class ProcessPool:
         :raises WorkerStopped: when :meth:`close` or :meth:`kill_busy` stopped the job.
         The function's own exception is re-raised, its traceback text as ``__cause__``.
         """
-        job = _job(task_name, func, kwargs, is_async, context)
+        job = _job(task_name, func, kwargs, is_async, context, carrier)
         worker = self._take(wanted)
         conn = worker.conn
         try:
@@ -338,6 +339,7 @@ def _job(
     kwargs: dict[str, Any],
     is_async: bool,
     context: TaskContext | None,
+    carrier: dict[str, str] | None = None,
 ) -> bytes:
     # the context as plain fields: the worker imports flowweaver only if the task does
     fields = None
@@ -345,7 +347,7 @@ def _job(
         c = context
         fields = (c.workflow, c.task, c.item, c.attempt, c.run_id, c.params, c.parent_run_id)
     try:
-        data: bytes = cloudpickle.dumps((func, kwargs, is_async, fields))
+        data: bytes = cloudpickle.dumps((func, kwargs, is_async, fields, carrier))
     except Exception as exc:
         culprit = _culprit(func, kwargs)
         if culprit == "its function" and context is not None:

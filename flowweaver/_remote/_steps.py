@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._context import InContext, TaskContext
 from .._engine._sigint import wait_event
 from .._engine._workers import CallSoon, threadsafe_caller
 from .._errors import TaskTimeoutError
@@ -50,11 +49,12 @@ class RemoteSteps:
         succeeded: Settle,
         failed_for_good: Fail,
         needs_values: bool,
-        context: Callable[[int], TaskContext] | None = None,
+        wrap: Callable[[int, Callable[..., Any]], Callable[..., Any]] | None = None,
     ) -> None:
         self.runner = runner
-        # flowweaver.current() on the worker: each attempt's context travels with it
-        self._context = context
+        # flowweaver.current() (and a trace context) on the worker: each attempt's function
+        # is wrapped to carry them (see _context.InContext)
+        self._wrap = wrap
         self._run_id = run_id
         self._succeeded = succeeded
         self._failed_for_good = failed_for_good
@@ -99,7 +99,7 @@ class RemoteSteps:
         self, i: int, t: Task, kwargs: dict[str, Any], done: Callable[[bool, Any], None]
     ) -> None:
         """Start an attempt; ``done`` hears of it from any thread."""
-        func = t.func if self._context is None else InContext(self._context(i), t.func)
+        func = t.func if self._wrap is None else self._wrap(i, t.func)
         self._live[i] = self.runner.submit(self.key(t), func, kwargs, done)
 
     async def submit_and_wait(

@@ -46,6 +46,7 @@ import anyio.abc
 from anyio.lowlevel import checkpoint
 
 from .._blocking import loop_running_in_this_thread, run_blocking
+from .._capture import Tail, capture_off, capture_on
 from .._context import _CURRENT as _current
 from .._context import (
     InContext,
@@ -164,6 +165,10 @@ class _Run:
         # An observer's code around each attempt, where it runs (a tracer's span)
         self.attempt_scope = attempt_scope_of(executor.observer)
         self.run_params: Mapping[str, Any] = dict(params) if params else {}
+        # capture_logs: each running task's lines (see _capture); None: the run captures
+        # nothing, and its tasks pay nothing for it.
+        self.tails: dict[int, Tail] | None = {} if executor.capture_logs else None
+        self.tail_lines = executor.capture_logs_lines
         index = self.graph.index
         # Tasks outside a selection whose saved results it takes (from_tasks): restored
         # at the start, never run, never reported (they stay PENDING).
@@ -327,6 +332,31 @@ class _Run:
         t = self.tasks[i]
         return self.name, t.name, t.attempts, self.run_id
 
+    def tail_of(self, i: int) -> Tail | None:
+        tails = self.tails
+        return None if tails is None else tails.get(i)
+
+    def _tail_for(self, i: int, attempt: int) -> Tail:
+        """Task ``i``'s tail as its attempt starts: a retry goes on below the attempt
+        before it, under a ``--- attempt N ---`` line."""
+        assert self.tails is not None
+        tail = self.tails.get(i)
+        if tail is None:
+            tail = self.tails[i] = Tail(self.tail_lines)
+        elif attempt > 1:
+            tail.new_attempt(attempt)
+        return tail
+
+    def _take_logs(self, i: int, t: Task) -> list[str] | None:
+        """Task ``i`` ended: its captured lines, kept on the task (``Task.logs``)."""
+        tails = self.tails
+        if tails is None:
+            return None
+        tail = tails.pop(i, None)
+        logs = None if tail is None else tail.take()
+        t._logs = logs
+        return logs
+
     def _remote_wrap(self, i: int, func: Callable[..., Any]) -> Callable[..., Any]:
         ctx = self.context_of(i)
         return InContext(ctx, func, scope_carrier(self.attempt_scope, ctx))
@@ -376,6 +406,8 @@ class _Run:
         ok = interrupted = False
         _gc.hold()  # released first thing in _shutdown
         log_attributes_on()  # off in _shutdown
+        if self.tails is not None:
+            capture_on()  # off in _shutdown
         inline_before = inline_calls_by(self) if self.inline else None
         try:
             # Also a run that writes its store on its own loop: a write waiting for another
@@ -440,6 +472,8 @@ class _Run:
         self.finished = True
         _gc.release()
         log_attributes_off()
+        if self.tails is not None:
+            capture_off()
         if self.pool is not None:
             self.pool.close()
         if self.procs is not None:
@@ -603,6 +637,7 @@ class _Run:
             else:
                 t._state = (_COMPLETED, rec.result, None)
                 self.results[i] = rec.result
+            t._logs = rec.logs
             self.store.restored_task(i)
             if emit is not None:
                 emit(TaskRestored(self.name, time.time(), t.name))
@@ -774,6 +809,8 @@ class _Run:
         if self.store is not None:
             self.store.started(i, self.judged.reason(i))
         kind = self.kinds[i]
+        if self.tails is not None and kind != MAP:
+            self._tail_for(i, t.attempts)
         if kind == POOL:
             self._submit(i, t)
         elif kind == PROCESS:
@@ -873,6 +910,7 @@ class _Run:
         self.store.restored(i, rec)
         t = self.tasks[i]
         t.attempts = 0  # not run: as a task restored at the start
+        t._logs = rec.logs
         self.judged.reasons.pop(i, None)
         if rec.status is TaskStatus.SKIPPED:  # skipped on purpose: the decision stands
             t._state = (TaskStatus.SKIPPED, None, None)
@@ -931,6 +969,8 @@ class _Run:
 
         ctx = self.context_of(i)
         carrier = scope_carrier(self.attempt_scope, ctx)
+        # the worker process captures by itself and sends its lines back (_proc_child)
+        tail = self.tail_of(i)
 
         def call() -> Any:
             return procs.run(
@@ -942,6 +982,7 @@ class _Run:
                 lambda: self.epoch == epoch,
                 ctx,
                 carrier,
+                tail,
             )
 
         def finish(ok: bool, value: Any) -> None:
@@ -1093,6 +1134,7 @@ class _Run:
                 self._attempt_failed(i, exc, ended, final=True)
                 return
         t._finished = ended
+        logs = self._take_logs(i, t) if self.tails is not None else None
         # Under a remote runner a dependent gets the handle: the data stays on the cluster.
         self.results[i] = value.handle if type(value) is RemoteResult else value
         t._state = (_COMPLETED, value, None)
@@ -1106,7 +1148,7 @@ class _Run:
         if store is not None:
             # Dependents wait until the record is durable (see _durable); the slot is free now.
             sched.completed(i, durable=False)
-            store.completed(i, encoded)
+            store.completed(i, encoded, logs)
         else:
             sched.completed(i)
         if sched.skips:
@@ -1153,6 +1195,7 @@ class _Run:
         self, i: int, t: Task, exc: BaseException, ended: float, decision: Failure
     ) -> None:
         t._finished = ended
+        logs = self._take_logs(i, t) if self.tails is not None else None
         t._state = (TaskStatus.FAILED, None, exc)
         self.results[i] = Failed(exc)
         if i < self.n_static:  # an item's failure is its mapped task's to report
@@ -1168,7 +1211,7 @@ class _Run:
         if t.callbacks:
             self._callbacks(t)
         if self.store is not None:
-            self.store.failed(i, exc)
+            self.store.failed(i, exc, logs)
         self._report_skips(ended)
         if self.sched.gathered:
             self._gather(ended)
@@ -1182,6 +1225,7 @@ class _Run:
         """Task ``i`` raised ``Skip``: it ends SKIPPED, not FAILED, and is not retried."""
         t = self.tasks[i]
         t._finished = ended
+        logs = self._take_logs(i, t) if self.tails is not None else None
         t._state = (TaskStatus.SKIPPED, None, None)
         self.results[i] = SKIPPED
         self.skipped.append(i)
@@ -1191,7 +1235,7 @@ class _Run:
         if t.callbacks:
             self._callbacks(t)
         if self.store is not None:
-            self.store.skipped_on_purpose(i, exc.reason)
+            self.store.skipped_on_purpose(i, exc.reason, logs)
         self.sched.skip(i)
         self._report_skips(ended)
         if self.sched.gathered:
@@ -1271,6 +1315,7 @@ class _Run:
             if not sched.restorable(k):
                 continue
             t = self.tasks[k]
+            t._logs = rec.logs
             if rec.status is TaskStatus.SKIPPED:
                 sched.restore(k, skipped=True)
                 t._state = (TaskStatus.SKIPPED, None, None)
@@ -1420,6 +1465,8 @@ class _SoloSettings:
     commit_interval = 0.2  # unused without a store
     wait_for_lock: float | None = 0.0
     kill_grace = 5.0  # the executors' default (isolation="process")
+    capture_logs = False
+    capture_logs_lines = 200
     _isolation = "thread"
     limits: Mapping[str, int] = {}
     _rates: Mapping[str, tuple[float, float]] = {}

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from shlex import quote
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -42,6 +43,8 @@ EXECUTORS = ("sequential", "threaded", "async", "process")
 # tracebacks of at most _TRACED of them go to stderr.
 _LISTED_ITEMS = 5
 _TRACED_ITEMS = 3
+# A failed task's summary shows the last this many lines it logged and printed.
+_LAST_LINES = 5
 
 # Frames from these folders are the engine's, not the user's: a failed task's traceback
 # starts below them.
@@ -136,6 +139,9 @@ def make_executor(options: RunOptions, store: CliStore | None, observer: Any) ->
         "backend": options.backend,
         "observer": observer,
         "fresh": options.fresh,
+        # what a failed task logged and printed: its summary shows the last lines, and
+        # `flowweaver status --logs TASK` all that the store kept
+        "capture_logs": True,
     }
     common.update(_resource_options(options))
     try:
@@ -284,6 +290,19 @@ def show_failures(tasks: list[Task]) -> None:
             continue
         click.echo(f"\ntask {t.name!r} failed after {_tries(t)}:", err=True)
         click.echo(_task_traceback(t.error), err=True, nl=False)
+        _last_lines(t)
+
+
+def _last_lines(t: Task) -> None:
+    """The last lines the task logged and printed (captured by the run), if any."""
+    logs = t.logs
+    if not logs:
+        return
+    shown = logs[-_LAST_LINES:]
+    more = "" if len(logs) <= _LAST_LINES else f" (all: flowweaver status --logs {quote(t.name)})"
+    click.echo(f"its last {len(shown)} lines{more}:", err=True)
+    for line in shown:
+        click.echo(f"  | {line}", err=True)
 
 
 def _show_item_failures(task: Task) -> None:
@@ -292,6 +311,7 @@ def _show_item_failures(task: Task) -> None:
         assert item.error is not None
         click.echo(f"\nitem {item.name!r} failed after {_tries(item)}:", err=True)
         click.echo(_task_traceback(item.error), err=True, nl=False)
+        _last_lines(item)
     if len(failed) > _TRACED_ITEMS:
         click.echo(f"\n(and {len(failed) - _TRACED_ITEMS} more failed items)", err=True)
 

@@ -299,8 +299,15 @@ def _last_lines(t: Task) -> None:
     if not logs:
         return
     shown = logs[-_LAST_LINES:]
-    more = "" if len(logs) <= _LAST_LINES else f" (all: flowweaver status --logs {quote(t.name)})"
-    click.echo(f"its last {len(shown)} lines{more}:", err=True)
+    if len(shown) == len(logs):
+        many = "line" if len(logs) == 1 else "lines"
+        click.echo(f"what it logged and printed ({len(logs)} {many}):", err=True)
+    else:
+        click.echo(
+            f"the last {len(shown)} of the {len(logs)} lines it logged and printed (all of "
+            f"them: flowweaver status --logs {quote(t.name)}):",
+            err=True,
+        )
     for line in shown:
         click.echo(f"  | {line}", err=True)
 

@@ -501,3 +501,17 @@ async def test_the_awaitable_stores_read_the_lines(tmp_path: Path) -> None:
         state = await store.load_task_state("extract")
         assert state is not None
         assert state["logs"] == ["extracting"]
+
+
+def test_a_result_the_store_refuses_fails_the_task_with_its_lines(stored: Runner) -> None:
+    def unsaveable() -> object:
+        print("made something odd")
+        return object()
+
+    wf = Workflow("odd")
+    wf.add_task(Task("t", unsaveable))
+    with pytest.raises(WorkflowExecutionError):
+        stored.run(wf, capture_logs=True)
+    assert wf.get_task("t").logs == ["made something odd"]  # type: ignore[union-attr]
+    [record] = stored.store.list_records("odd")
+    assert record.logs == ["made something odd"]

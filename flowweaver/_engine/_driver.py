@@ -167,8 +167,14 @@ class _Run:
         self.run_params: Mapping[str, Any] = dict(params) if params else {}
         # capture_logs: each running task's lines (see _capture); None: the run captures
         # nothing, and its tasks pay nothing for it.
-        self.tails: dict[int, Tail] | None = {} if executor.capture_logs else None
+        self.tails: dict[int, Tail] | None = None
         self.tail_lines = executor.capture_logs_lines
+        if executor.capture_logs:
+            self.tails = {}
+            # Swapped in, as _kwargs_with_params is: the hot path of a run that does not
+            # capture stays exactly as it was.
+            self._dispatch = self._dispatch_capturing  # type: ignore[method-assign]
+            self._succeeded = self._succeeded_capturing  # type: ignore[method-assign]
         index = self.graph.index
         # Tasks outside a selection whose saved results it takes (from_tasks): restored
         # at the start, never run, never reported (they stay PENDING).
@@ -347,15 +353,25 @@ class _Run:
             tail.new_attempt(attempt)
         return tail
 
+    def _dispatch_capturing(self, i: int) -> None:
+        if self.kinds[i] != MAP:  # a mapped task runs no code of its own
+            self._tail_for(i, self.sched.attempts[i])
+        _Run._dispatch(self, i)
+
+    def _succeeded_capturing(self, i: int, value: Any, ended: float) -> None:
+        if type(value) in _PLAIN or not is_awaitable(value):  # else: awaited on a lane first
+            self._take_logs(i, self.tasks[i])
+        _Run._succeeded(self, i, value, ended)
+
     def _take_logs(self, i: int, t: Task) -> list[str] | None:
         """Task ``i`` ended: its captured lines, kept on the task (``Task.logs``)."""
         tails = self.tails
         if tails is None:
             return None
         tail = tails.pop(i, None)
-        logs = None if tail is None else tail.take()
-        t._logs = logs
-        return logs
+        if tail is not None:  # else taken already: a result the store refused fails it
+            t._logs = tail.take()
+        return t._logs
 
     def _remote_wrap(self, i: int, func: Callable[..., Any]) -> Callable[..., Any]:
         ctx = self.context_of(i)
@@ -809,8 +825,6 @@ class _Run:
         if self.store is not None:
             self.store.started(i, self.judged.reason(i))
         kind = self.kinds[i]
-        if self.tails is not None and kind != MAP:
-            self._tail_for(i, t.attempts)
         if kind == POOL:
             self._submit(i, t)
         elif kind == PROCESS:
@@ -1134,7 +1148,6 @@ class _Run:
                 self._attempt_failed(i, exc, ended, final=True)
                 return
         t._finished = ended
-        logs = self._take_logs(i, t) if self.tails is not None else None
         # Under a remote runner a dependent gets the handle: the data stays on the cluster.
         self.results[i] = value.handle if type(value) is RemoteResult else value
         t._state = (_COMPLETED, value, None)
@@ -1148,7 +1161,7 @@ class _Run:
         if store is not None:
             # Dependents wait until the record is durable (see _durable); the slot is free now.
             sched.completed(i, durable=False)
-            store.completed(i, encoded, logs)
+            store.completed(i, encoded, t._logs)  # taken by _succeeded_capturing
         else:
             sched.completed(i)
         if sched.skips:

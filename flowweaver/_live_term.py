@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ._events import RunEvent, TaskFailed, TaskRetrying
-from ._live import Progress, RunTally, _View, event_line, final_lines
+from ._tally import Progress, RunTally, View, event_line, final_lines
 
 if TYPE_CHECKING:
     from rich.console import ConsoleOptions, RenderResult
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 _STATUS_STYLE = {"COMPLETED": "green", "FAILED": "bold red", "CANCELLED": "yellow"}
 
 
-class Terminal(_View):
+class Terminal(View):
     """One live display for every run on at once; started by the first, stopped by the
     last."""
 

@@ -189,7 +189,7 @@ def table_html(workflow: Workflow) -> str:
     if len(shown) < len(tasks):
         seen = {id(t) for t in shown}
         hidden = _counts([t for t in tasks if id(t) not in seen])
-        more = _count_text(hidden, "task").replace(":", " more:", 1)
+        more = _count_text(hidden, "more task")
         out.append(f"<div><i>and {xml_text(more)}</i></div>")
     return "".join(out)
 

@@ -11,6 +11,7 @@ scheduling with a blocking ``execute``, and ``Workflow.execute(executor)`` block
 import logging as _logging
 
 from ._async._executors import AsyncConcurrentExecutor as AsyncExecutor
+from ._context import TaskContext, current
 from ._errors import (
     CycleError,
     FlowWeaverError,
@@ -100,6 +101,7 @@ __all__ = [  # noqa: RUF022 - plainly sorted, which tests/test_public_api.py che
     "Task",
     "TaskCancelled",
     "TaskCompleted",
+    "TaskContext",
     "TaskCrashedError",
     "TaskEvent",
     "TaskExecutionError",
@@ -120,6 +122,7 @@ __all__ = [  # noqa: RUF022 - plainly sorted, which tests/test_public_api.py che
     "WorkflowStatus",
     "WorkflowValidationError",
     "__version__",
+    "current",
     "progress",
     "task",
 ]

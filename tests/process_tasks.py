@@ -198,3 +198,20 @@ def spans(folder: str) -> list[tuple[float, float]]:
         began, ended = p.read_text().split()
         out.append((float(began), float(ended)))
     return sorted(out)
+
+
+def my_context(**upstream: Any) -> list[Any]:
+    """What ``flowweaver.current()`` says in the worker, and the worker's pid."""
+    import flowweaver
+
+    c = flowweaver.current()
+    assert c is not None
+    return [os.getpid(), c.workflow, c.task, c.attempt, c.run_id, dict(c.params)]
+
+
+async def my_context_async(**upstream: Any) -> list[Any]:
+    import flowweaver
+
+    c = flowweaver.current()
+    assert c is not None
+    return [os.getpid(), c.workflow, c.task, c.attempt, c.run_id, dict(c.params)]

@@ -125,7 +125,7 @@ def test_with_no_console_and_stderr_not_a_terminal_it_writes_lines_to_stderr(
 def test_on_a_terminal_it_draws_a_live_display_and_prints_failures_above_it() -> None:
     console = Console(file=io.StringIO(), force_terminal=True, width=120)
     progress = flowweaver.progress(console=console, refresh_per_second=50)
-    run(ThreadedExecutor(4, observer=progress), mixed(pause=0.2))
+    run(ThreadedExecutor(4, observer=progress), mixed(pause=0.5))  # many redraws, even loaded
     text = output(console)
     assert "━" in text  # the bar, drawn while the run was on
     assert "▶ flaky" in text  # a running task, with its attempt

@@ -46,6 +46,13 @@ import anyio.abc
 from anyio.lowlevel import checkpoint
 
 from .._blocking import loop_running_in_this_thread, run_blocking
+from .._context import _CURRENT as _current
+from .._context import (
+    TaskContext,
+    log_attributes_off,
+    log_attributes_on,
+    parent_run_id,
+)
 from .._errors import (
     FlowWeaverError,
     MapError,
@@ -110,6 +117,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("flowweaver")
 
+set_current = _current.set
+reset_current = _current.reset
+
 # A lane yields to the loop after this many tasks that did not suspend, so a long run of
 # tiny tasks cannot starve the driver, the store writer or a pending cancellation.
 _YIELD_EVERY = 64
@@ -141,6 +151,9 @@ class _Run:
         by_name = workflow._tasks
         self.tasks: list[Task] = [by_name[n] for n in self.graph.names]
         self.run_id = uuid.uuid4().hex[:16]
+        # A run started by a task of another run (a nested workflow) says whose it is.
+        self.parent_id = parent_run_id()
+        self.run_params: Mapping[str, Any] = dict(params) if params else {}
         index = self.graph.index
         # Tasks outside a selection whose saved results it takes (from_tasks): restored
         # at the start, never run, never reported (they stay PENDING).
@@ -160,6 +173,7 @@ class _Run:
                 self._succeeded,
                 self._failed_for_good,
                 needs_values=executor.state_store is not None,
+                context=self.context_of,
             )
             if runner is not None
             else None
@@ -291,6 +305,18 @@ class _Run:
         if self.store is not None:
             self.keyed = {i for i, t in enumerate(self.tasks) if t.cache_key is not None}
 
+    # -- what flowweaver.current() reads (see _context) ------------------------------------
+
+    def context_of(self, i: int) -> TaskContext:
+        t = self.tasks[i]
+        return TaskContext(
+            self.name, t.name, t.item, t.attempts, self.run_id, self.run_params, self.parent_id
+        )
+
+    def log_fields(self, i: int) -> tuple[str, str, int, str]:
+        t = self.tasks[i]
+        return self.name, t.name, t.attempts, self.run_id
+
     # -- the run ---------------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -335,6 +361,7 @@ class _Run:
             self.emit(RunStarted(self.name, began, len(self.tasks) - len(self.given)))
         ok = interrupted = False
         _gc.hold()  # released first thing in _shutdown
+        log_attributes_on()  # off in _shutdown
         try:
             # Also a run that writes its store on its own loop: a write waiting for another
             # process's lock must give way to Ctrl-C too.
@@ -395,6 +422,7 @@ class _Run:
         """
         self.finished = True
         _gc.release()
+        log_attributes_off()
         if self.pool is not None:
             self.pool.close()
         if self.procs is not None:
@@ -863,7 +891,9 @@ class _Run:
         def finish(ok: bool, value: Any) -> None:
             post(i, ok, value, epoch)
 
-        self._pool().submit(Job(t.func, self._kwargs(i), finish, self.job_context.copy()))
+        context = self.job_context.copy()
+        context.run(set_current, (self, i))  # the job's own copy: flowweaver.current()
+        self._pool().submit(Job(t.func, self._kwargs(i), finish, context))
 
     def _in_process(self, i: int, t: Task) -> None:
         """Run task ``i`` in a worker process, through a worker thread that waits for it."""
@@ -879,9 +909,11 @@ class _Run:
         epoch = self.epoch
         kwargs = self._kwargs(i)
 
+        ctx = self.context_of(i)
+
         def call() -> Any:
             return procs.run(
-                t.name, t.func, kwargs, t.timeout, t.is_async, lambda: self.epoch == epoch
+                t.name, t.func, kwargs, t.timeout, t.is_async, lambda: self.epoch == epoch, ctx
             )
 
         def finish(ok: bool, value: Any) -> None:
@@ -927,8 +959,12 @@ class _Run:
                         self._abort(KeyboardInterrupt())
                         return
                     guard.active = True
+                    mark = set_current((self, i))
                     try:
-                        value = tasks[i].func(**self._kwargs(i))
+                        try:
+                            value = tasks[i].func(**self._kwargs(i))
+                        finally:
+                            reset_current(mark)
                     except Exception as exc:
                         guard.active = False
                         self._attempt_failed(i, exc, time.time())
@@ -966,6 +1002,9 @@ class _Run:
         """Run one attempt of task ``i`` that must be awaited, and settle it."""
         t = self.tasks[i]
         pending = self.awaiting.pop(i, None)
+        # The task's context only while its code runs: what settles it next (dispatching
+        # others, starting callbacks and lanes, which copy this context) runs outside it.
+        mark = set_current((self, i))
         try:
             if pending is not None:
                 value = await await_with_timeout(t.name, t.timeout, pending)
@@ -982,8 +1021,13 @@ class _Run:
                     t.name, t.timeout, self._pool().call, t.func, self._kwargs(i)
                 )
         except Exception as exc:
+            reset_current(mark)
             self._attempt_failed(i, exc, time.time())
             return
+        except BaseException:
+            reset_current(mark)
+            raise
+        reset_current(mark)
         self._succeeded(i, value, time.time())
 
     # -- settling -----------------------------------------------------------------------------

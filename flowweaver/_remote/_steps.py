@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .._context import InContext, TaskContext
 from .._engine._sigint import wait_event
 from .._engine._workers import CallSoon, threadsafe_caller
 from .._errors import TaskTimeoutError
@@ -49,8 +50,11 @@ class RemoteSteps:
         succeeded: Settle,
         failed_for_good: Fail,
         needs_values: bool,
+        context: Callable[[int], TaskContext] | None = None,
     ) -> None:
         self.runner = runner
+        # flowweaver.current() on the worker: each attempt's context travels with it
+        self._context = context
         self._run_id = run_id
         self._succeeded = succeeded
         self._failed_for_good = failed_for_good
@@ -95,7 +99,8 @@ class RemoteSteps:
         self, i: int, t: Task, kwargs: dict[str, Any], done: Callable[[bool, Any], None]
     ) -> None:
         """Start an attempt; ``done`` hears of it from any thread."""
-        self._live[i] = self.runner.submit(self.key(t), t.func, kwargs, done)
+        func = t.func if self._context is None else InContext(self._context(i), t.func)
+        self._live[i] = self.runner.submit(self.key(t), func, kwargs, done)
 
     async def submit_and_wait(
         self, i: int, t: Task, kwargs: dict[str, Any], call_soon: CallSoon

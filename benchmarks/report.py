@@ -24,6 +24,8 @@ from .measure import ROOT, Cell, MemoryResult, StoreResult
 from .processes import SYSTEMS as PROCESS_SYSTEMS
 from .resources import FORMS as RESOURCE_FORMS
 from .resources import ResourcesResult
+from .watching import FORMS as WATCHING_FORMS
+from .watching import WatchingResult
 
 PACKAGES = ("flowweaver", "anyio", "trio", "sniffio", "dask", "prefect")
 TARGET_N = 10_000
@@ -49,6 +51,7 @@ class Results:
     processes: dict[str, Any] = field(default_factory=dict)
     context: list[ContextResult] = field(default_factory=list)
     record_us: float = 0.0
+    watching: list[WatchingResult] = field(default_factory=list)
     memory: list[MemoryResult] = field(default_factory=list)
     fixed: dict[str, float] = field(default_factory=dict)
     fixed_rounds: int = 0
@@ -374,6 +377,36 @@ def context_table(res: Results) -> list[str]:
         f"The same record made outside any run: {us(res.record_us)} us.",
         "",
     ]
+
+
+def watching_table(res: Results) -> list[str]:
+    if not res.watching:
+        return []
+    n = res.watching[0].n
+    forms = WATCHING_FORMS[1:]
+    lines = [
+        f"## Watching a run: cost per task of an observer and of progress() ({n:,} tasks)",
+        "",
+        "The layered DAG, forms taking turns in one process. *no-op observer*: "
+        "`observer=lambda e: None` (what the engine's events cost, whoever receives them); "
+        "*progress(), pipe*: `flowweaver.progress()` writing occasional lines to a "
+        "non-terminal console; *progress(), terminal*: the same console forced to be a "
+        "terminal (rich's live display, redrawn by its own thread). Each cell: microseconds "
+        "per task, and in brackets the ratio to *no observer*; the last column is "
+        "progress() on a terminal against the no-op observer (what progress() itself adds).",
+        "",
+        "| tasks | executor | no observer | " + " | ".join(forms) + " | terminal / no-op |",
+        "|---|---|" + "---:|" * (len(forms) + 2),
+    ]
+    for r in res.watching:
+        if r.error:
+            lines.append(f"| {r.task} | {r.executor} | failed: {r.error} |" + " |" * len(forms))
+            continue
+        cells = [us(r.us_per_task("no observer"))]
+        cells += [f"{us(r.us_per_task(form))} ({x(r.ratio(form))})" for form in forms]
+        cells.append(x(r.ratio("progress(), terminal", "no-op observer")))
+        lines.append(f"| {r.task} | {r.executor} | " + " | ".join(cells) + " |")
+    lines.append("")
     return lines
 
 
@@ -731,6 +764,7 @@ def render(res: Results) -> str:
         *resources_table(res),
         *processes_table(res),
         *context_table(res),
+        *watching_table(res),
         *memory_table(res),
         *fixed_table(res),
         *import_table(res),

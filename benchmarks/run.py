@@ -7,7 +7,8 @@ with ``--only`` nothing is written unless ``--output`` says where).
 
 Sections: ``executors`` (every system on every workload and size), ``stores``, ``maps``
 (a map of 10,000 items against 10,000 static tasks), ``inputs`` (run parameters and
-input-aware records on 2,000-task DAGs, with and without a store), ``memory``,
+input-aware records on 2,000-task DAGs, with and without a store), ``watching`` (what an
+observer and ``flowweaver.progress()`` cost a 10,000-task run), ``memory``,
 ``fixed`` (one blocking execute of a 1-task workflow), ``import``, and ``prefect``
 (only when asked for, with ``--only prefect`` or ``--prefect``). ``--only`` takes section
 names and/or parts of system names (``--only ThreadedExecutor,dask``: those systems, their
@@ -28,7 +29,17 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import context, inputs, maps, measure, processes, report, resources, workloads
+from benchmarks import (
+    context,
+    inputs,
+    maps,
+    measure,
+    processes,
+    report,
+    resources,
+    watching,
+    workloads,
+)
 from benchmarks.systems import System, all_systems
 
 HERE = Path(__file__).resolve().parent
@@ -40,6 +51,7 @@ SECTIONS = (
     "resources",
     "processes",
     "context",
+    "watching",
     "memory",
     "fixed",
     "import",
@@ -67,6 +79,8 @@ class Config:
     processes_starts: int = 15
     context_n: int = 10_000
     context_rounds: int = 5
+    watching_n: int = 10_000
+    watching_rounds: int = 5
     memory_n: int = 100_000
     memory_rounds: int = 3
     memory_trace: bool = True
@@ -91,6 +105,7 @@ QUICK = Config(
     processes_starts=5,
     context_n=2_000,
     context_rounds=3,
+    watching_rounds=3,
     memory_rounds=1,
     memory_trace=False,
     peer_repeats=1,
@@ -115,6 +130,8 @@ SMOKE = Config(
     processes_starts=1,
     context_n=200,
     context_rounds=1,
+    watching_n=200,
+    watching_rounds=1,
     memory_n=500,
     memory_rounds=1,
     fixed_rounds=3,
@@ -248,6 +265,9 @@ def main(argv: Sequence[str] | None = None) -> report.Results:
         progress(f"context: {cfg.context_n:,} tasks, flowweaver.current() and log records")
         res.context = context.context_costs(cfg.context_n, cfg.context_rounds, progress)
         res.record_us = context.record_outside_runs_us()
+    if "watching" in sections:
+        progress(f"watching: {cfg.watching_n:,} tasks, no observer against progress()")
+        res.watching = watching.watching_costs(cfg.watching_n, cfg.watching_rounds, progress)
     if "memory" in sections:
         progress(f"memory: {cfg.memory_n:,} tasks")
         res.memory = measure.memory(

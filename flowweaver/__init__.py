@@ -40,6 +40,7 @@ from ._events import (
 )
 from ._executor import BaseExecutor, RunOptions
 from ._explain import Plan, PlannedTask
+from ._live import progress
 from ._outcomes import SKIPPED, Failed, Skip
 from ._status import TaskStatus, WorkflowStatus
 from ._store._api import (
@@ -122,5 +123,6 @@ __all__ = [  # noqa: RUF022 - plainly sorted, which tests/test_public_api.py che
     "WorkflowValidationError",
     "__version__",
     "current",
+    "progress",
     "task",
 ]

@@ -21,6 +21,7 @@ from benchmarks import (
     resources,
     run,
     systems,
+    watching,
     workloads,
 )
 from benchmarks.measure import Cell
@@ -83,6 +84,13 @@ def test_smoke_run_measures_every_system_and_writes_every_section(tmp_path: Path
     for r in res.context:
         assert r.error is None, r.error
         assert all(r.us_per_task(form) is not None for form in context.FORMS)
+    assert "## Watching a run: cost per task of an observer and of progress() (200 tasks)" in text
+    assert [(r.task, r.executor) for r in res.watching] == [
+        (t, e) for t in watching.TASKS for e in watching.EXECUTORS
+    ]
+    for r in res.watching:
+        assert r.error is None, r.error
+        assert all(r.us_per_task(form) is not None for form in watching.FORMS)
     assert len(res.memory) == 3
     assert all(m.error is None for m in res.memory)
     assert res.fixed["SequentialExecutor"] > 0

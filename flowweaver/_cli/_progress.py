@@ -77,7 +77,7 @@ class _Group:
         self.n = 0
 
     def add(self, name: str) -> None:
-        if len(self.names) < 3:
+        if len(self.names) < 4:  # see some_names
             self.names.append(name)
         self.n += 1
 
@@ -128,6 +128,9 @@ class PlainProgress:
             self._every_event(event)
             return
         with self._lock:
+            if self._pending and type(event) not in (TaskSkipped, TaskRestored):
+                # a burst of skips or restores has ended: its lines come before what follows
+                self._flush()
             if isinstance(event, TaskEvent):
                 if event.item is None:
                     self._task_event(event)

@@ -207,6 +207,9 @@ def count(n: int, one: str, many: str | None = None) -> str:
 
 
 def some_names(names: list[str], total: int, shown: int = 3) -> str:
-    """``"a, b, c and 2,987 more"``: the first ``shown`` of ``total`` names."""
+    """``"a, b, c and 2,987 more"``: the first ``shown`` of ``total`` names (all of them
+    when one more would be left: a name says more than "and 1 more")."""
+    if total == shown + 1 and len(names) == total:
+        shown = total
     text = ", ".join(names[:shown])
     return text + (f" and {total - shown:,} more" if total > shown else "")

@@ -55,12 +55,13 @@ DEFAULT_INTERVAL = 5.0
 
 # At most this many lines of each kind, then a count: a run where every task fails the
 # same way must not print it 3,000 times. Per map for its failed items.
-_SHOWN = {"retrying": 10, "FAILED": 10, "cancelled": 10}
+_SHOWN = {"retrying": 10, "FAILED": 10, "cancelled": 10, "skipped": 10}
 _SHOWN_ITEMS = 5
 _HIDDEN_NOTE = {
     "retrying": "more retries are counted, not printed (--verbose prints each)",
     "FAILED": "more failures are counted, not printed (the summary lists them)",
     "cancelled": "more interrupted tasks are counted, not printed",
+    "skipped": "more skips are counted, not printed (the summary counts them)",
 }
 
 
@@ -155,17 +156,21 @@ class PlainProgress:
         offset = self._offset(event.timestamp)
         if isinstance(event, TaskSkipped):
             reason = skip_reason(event)
-            self._group(event, "skipped", event.upstream, reason).add(event.task)
+            if event.upstream:  # one of a burst of skips below a failure: grouped
+                self._group(event, "skipped", event.upstream, reason).add(event.task)
+            else:  # on purpose (flowweaver.Skip) or by a trigger rule: its own line
+                text = line(offset, "skipped", f"{event.task} ({reason})")
+                self._capped_emit("skipped", text, offset)
         elif isinstance(event, TaskRestored):
             self._group(event, "restored", "", "").add(event.task)
         elif isinstance(event, TaskRetrying):
-            self._capped("retrying", line(offset, "retrying", retry_text(event)), offset)
+            self._capped_emit("retrying", line(offset, "retrying", retry_text(event)), offset)
         elif isinstance(event, TaskFailed):
             text = failure_text(event)
             if self._is_map(event.task):
                 with self.state.lock:
                     text += f" ({map_counts(self.state, event.task)})"
-            self._capped("FAILED", line(offset, "FAILED", text), offset)
+            self._capped_emit("FAILED", line(offset, "FAILED", text), offset)
             self._items_left_out(event.task, offset)
         elif isinstance(event, TaskCompleted) and self._is_map(event.task):
             # a map is one line in a log, with its items counted (they have none)
@@ -176,7 +181,7 @@ class PlainProgress:
             self._items_left_out(event.task, offset)
         elif isinstance(event, TaskCancelled):
             text = f"{event.task} (interrupted; it runs again next time)"
-            self._capped("cancelled", line(offset, "cancelled", text), offset)
+            self._capped_emit("cancelled", line(offset, "cancelled", text), offset)
 
     def _item_failed(self, event: TaskFailed) -> None:
         name = map_task_of(event)
@@ -212,14 +217,20 @@ class PlainProgress:
         self._flush()
         self.write(text)
 
-    def _capped(self, kind: str, text: str, offset: float) -> None:
+    def _capped_emit(self, kind: str, text: str, offset: float) -> None:
+        self._flush()
+        self._capped(kind, text, offset)
+
+    def _capped(self, kind: str, text: str, offset: float, n: int = 1) -> None:
+        """Write ``text`` (about ``n`` tasks) unless ``kind`` had its share of lines: then
+        count them, and say so once."""
         if self._shown[kind] < _SHOWN[kind]:
             self._shown[kind] += 1
-            self._emit(text)
+            self.write(text)
             return
         if not self._hidden[kind]:
-            self._emit(line(offset, kind, f"({_HIDDEN_NOTE[kind]})"))
-        self._hidden[kind] += 1
+            self.write(line(offset, kind, f"({_HIDDEN_NOTE[kind]})"))
+        self._hidden[kind] += n
 
     def _group(self, event: TaskEvent, verb: str, upstream: str, reason: str) -> _Group:
         key = (verb, upstream, reason)
@@ -239,9 +250,11 @@ class PlainProgress:
                     if g.n == 1
                     else f"{count(g.n, 'task')} (saved results): {some_names(g.names, g.n)}"
                 )
+                self.write(line(self._offset(g.when), verb, text))
             else:
-                text = skip_group_text(upstream, reason, g.names, g.n)
-            self.write(line(self._offset(g.when), verb, text))
+                offset = self._offset(g.when)
+                text = line(offset, verb, skip_group_text(upstream, reason, g.names, g.n))
+                self._capped("skipped", text, offset, g.n)
         self._pending.clear()
 
     def _offset(self, timestamp: float) -> float:

@@ -88,7 +88,7 @@ def skip_group_text(upstream: str, reason: str, names: list[str], n: int) -> str
 
 
 def map_counts(state: RunState, name: str) -> str:
-    """``"10 items done, 2 failed"`` for the mapped task ``name`` (lock held)."""
+    """``"10 items done, 2 failed"`` for the mapped task ``name``."""
     c = state.items.get(name)
     if c is None:
         return "0 items done, 0 failed"
@@ -104,7 +104,7 @@ _SHOWN_MAPS = 3
 
 def progress_text(state: RunState, now: float, rate: float | None) -> str:
     """``1,234/3,000 done · 4 running · 2 failed · 28 skipped · 246 tasks/s`` and, when
-    there are some, the maps' items and the task running longest (lock held)."""
+    there are some, the maps' items and the task running longest."""
     done = state.completed + len(state.restored)
     parts = [f"{done:,}/{state.total:,} done"]
     parts.append(f"{len(state.running):,} running")
@@ -117,16 +117,15 @@ def progress_text(state: RunState, now: float, rate: float | None) -> str:
     text = " · ".join(parts)
     going = [
         (name, known, c)
-        for name, c in state.items.items()
+        for name, c in list(state.items.items())
         if (known := _known(state, name)) > c.done + c.restored + len(c.failed) + c.skipped
     ]
     for name, known, c in going[:_SHOWN_MAPS]:
         failed = f" ({len(c.failed):,} failed)" if c.failed else ""
         text += f" · {name} {c.done + c.restored:,}/{known:,} items{failed}"
-    if state.running:
-        name, info = min(state.running.items(), key=lambda kv: kv[1].since)
-        if now - info.since >= _LONG_RUNNING:
-            text += f" · longest running: {name} ({format_clock(now - info.since)})"
+    for name, since in state.longest_running(1):
+        if now - since >= _LONG_RUNNING:
+            text += f" · longest running: {name} ({format_clock(now - since)})"
     return text
 
 

@@ -1,6 +1,6 @@
 """The live display on a terminal: counts, a bar, the tasks running longest, elapsed time.
 
-The observer call only updates :class:`~._state.RunState` (under its lock); rich's own
+The observer call only updates :class:`~._state.RunState`; rich's own
 refresh thread (``Live``, four times a second) reads it and redraws. What a redraw
 costs does not grow with the run: at most :data:`_SHOWN_RUNNING` running tasks (the
 longest-running, found without sorting them all) and :data:`_SHOWN_MAPS` maps are drawn,
@@ -10,7 +10,6 @@ the rest counted. ``benchmarks/progress.py`` measures what the display costs a r
 
 from __future__ import annotations
 
-import heapq
 import time
 from collections import Counter
 from types import TracebackType
@@ -89,21 +88,21 @@ class LiveProgress:
     def __rich__(self) -> RenderableType:
         state = self.state
         now = time.time()
-        with state.lock:
-            done = state.completed + len(state.restored)
-            failed = len(state.failed)
-            settled = done + failed + state.skipped
-            n_running = len(state.running)
-            longest = heapq.nsmallest(
-                _SHOWN_RUNNING, state.running.items(), key=lambda item: item[1].since
-            )
-            shown = [(name, info.since, info.attempt, info.retrying) for name, info in longest]
-            elapsed = state.elapsed(now)
-            total = state.total
-            maps = state.item_counts()
-            n_restored = len(state.restored)
-            skipped = state.skipped
-            ended = settled + state.items_settled()
+        done = state.completed + len(state.restored)
+        failed = len(state.failed)
+        settled = done + failed + state.skipped
+        n_running = len(state.running)
+        again, waiting = state.again.copy(), state.waiting.copy()
+        shown = [
+            (name, since, again.get(name, 1), name in waiting)
+            for name, since in state.longest_running(_SHOWN_RUNNING)
+        ]
+        elapsed = state.elapsed(now)
+        total = state.total
+        maps = state.item_counts()
+        n_restored = len(state.restored)
+        skipped = state.skipped
+        ended = settled + state.items_settled()
 
         head = Table.grid(padding=(0, 1))
         head.add_column()

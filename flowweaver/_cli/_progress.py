@@ -31,6 +31,7 @@ from .._events import (
     TaskRestored,
     TaskRetrying,
     TaskSkipped,
+    TaskStarted,
 )
 from ._lines import (
     event_line,
@@ -128,6 +129,12 @@ class PlainProgress:
         if self.verbose:
             self._every_event(event)
             return
+        if not self._pending and (
+            type(event) is TaskStarted
+            or (type(event) is TaskCompleted and not self._is_map(event.task))
+        ):
+            # no news in a log, and most events by far: back to the run at once, no lock
+            return
         with self._lock:
             if self._pending and type(event) not in (TaskSkipped, TaskRestored):
                 # a burst of skips or restores has ended: its lines come before what follows
@@ -148,8 +155,7 @@ class PlainProgress:
             return
         if isinstance(event, (TaskCompleted, TaskFailed)) and self._is_map(event.task):
             # a mapped task ended: its items, counted (each had a line of its own)
-            with self.state.lock:
-                text += f": {map_counts(self.state, event.task)}"
+            text += f": {map_counts(self.state, event.task)}"
         self.write(text)
 
     def _task_event(self, event: TaskEvent) -> None:
@@ -168,14 +174,12 @@ class PlainProgress:
         elif isinstance(event, TaskFailed):
             text = failure_text(event)
             if self._is_map(event.task):
-                with self.state.lock:
-                    text += f" ({map_counts(self.state, event.task)})"
+                text += f" ({map_counts(self.state, event.task)})"
             self._capped_emit("FAILED", line(offset, "FAILED", text), offset)
             self._items_left_out(event.task, offset)
         elif isinstance(event, TaskCompleted) and self._is_map(event.task):
             # a map is one line in a log, with its items counted (they have none)
-            with self.state.lock:
-                counts = map_counts(self.state, event.task)
+            counts = map_counts(self.state, event.task)
             took = f"{event.task} ({format_duration(event.duration)}): {counts}"
             self._emit(line(offset, "completed", took))
             self._items_left_out(event.task, offset)
@@ -272,16 +276,15 @@ class PlainProgress:
         now = self.clock() if now is None else now
         state = self.state
         with self._lock:
-            with state.lock:
-                if state.began is None or state.finished is not None:
-                    return
-                ended = state.settled() + state.items_settled()
-                # the rate since the last progress line (since the start for the first)
-                since, before = self._last or (state.began, 0)
-                rate = (ended - before) / (now - since) if now > since else None
-                self._last = (now, ended)
-                text = progress_text(state, now, rate)
-            self._emit(line(now - state.began, "progress", text))
+            began = state.began
+            if began is None or state.finished is not None:
+                return
+            ended = state.settled() + state.items_settled()
+            # the rate since the last progress line (since the start for the first)
+            since, before = self._last or (began, 0)
+            rate = (ended - before) / (now - since) if now > since else None
+            self._last = (now, ended)
+            self._emit(line(now - began, "progress", progress_text(state, now, rate)))
 
     def _tick_until_stopped(self) -> None:
         while not self._stop.wait(self.interval):

@@ -5,6 +5,12 @@ it through :meth:`RunState.apply`, once per event, so that call is kept to a dic
 lookup on the event's type and a few counter updates: at 100,000 tasks anything more shows
 in the run's own time (``benchmarks/progress.py`` measures it).
 
+No lock: the writer is the one event loop thread, and a reader on another thread (rich's
+refresh, the plain display's ticker) copies a dict before it iterates it (a copy is one
+step under the GIL, an iteration is not), so it never sees one change size under it. Its
+counts may be one event apart from each other, which a display redrawn a moment later
+does not mind; a lock taken twice per task cost a no-op run more than the rest of this.
+
 Items of a mapped task arrive as task events with ``item`` set (``task`` is
 ``process_file[3]``); they are counted per mapped task, never as tasks, so "3 of 4 tasks"
 stays true of the workflow's own tasks however many items a map has.
@@ -12,10 +18,11 @@ stays true of the workflow's own tasks however many items a map has.
 
 from __future__ import annotations
 
-import threading
+import heapq
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from .._events import (
@@ -34,17 +41,6 @@ from .._events import (
 
 if TYPE_CHECKING:
     from .._task import Task
-
-
-class Running:
-    """A task (or item) in flight: since when, which attempt, waiting to retry."""
-
-    __slots__ = ("attempt", "retrying", "since")
-
-    def __init__(self, since: float, attempt: int) -> None:
-        self.since = since
-        self.attempt = attempt
-        self.retrying = False
 
 
 @dataclass
@@ -70,8 +66,10 @@ class RunState:
         read from the task itself (it knows them all once it expanded, before they ran).
     :ivar retried: the tasks (not items) that failed an attempt and were retried.
     :ivar retries: every retry so far, of tasks and items.
-    :ivar lock: held by :meth:`apply`; a reader on another thread (rich's refresh, the
-        plain display's ticker) holds it while it reads more than one field.
+    :ivar running: what is in flight (tasks and items): since when, the start of its first
+        attempt.
+    :ivar again: of those, the ones on a later attempt: which one.
+    :ivar waiting: of those, the ones waiting to retry.
     """
 
     workflow: str
@@ -86,9 +84,10 @@ class RunState:
     cancelled: int = 0
     retried: list[str] = field(default_factory=list)
     retries: int = 0
-    running: dict[str, Running] = field(default_factory=dict)
+    running: dict[str, float] = field(default_factory=dict)
+    again: dict[str, int] = field(default_factory=dict)
+    waiting: set[str] = field(default_factory=set)
     finished: RunFinished | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _on: dict[type, Callable[[Any], None]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -107,9 +106,8 @@ class RunState:
 
     def apply(self, event: RunEvent) -> None:
         handler = self._on.get(type(event))
-        if handler is not None:  # an event this state does not count (TaskQueued...)
-            with self.lock:
-                handler(event)
+        if handler is not None:  # None: an event this state does not count (TaskQueued...)
+            handler(event)
 
     def _run_started(self, event: RunStarted) -> None:
         self.began = event.timestamp
@@ -119,30 +117,33 @@ class RunState:
         self.finished = event
 
     def _started(self, event: TaskStarted) -> None:
-        current = self.running.get(event.task)
-        if current is None:
-            self.running[event.task] = Running(event.timestamp, event.attempt)
-        else:  # the next attempt: it has been running since the first began
-            current.attempt = event.attempt
-            current.retrying = False
+        # a later attempt keeps the start of the first: it has been running since then
+        self.running.setdefault(event.task, event.timestamp)
+        if event.attempt > 1:
+            self.again[event.task] = event.attempt
+            self.waiting.discard(event.task)
 
     def _retrying(self, event: TaskRetrying) -> None:
         self.retries += 1
-        current = self.running.get(event.task)
-        if current is not None:
-            current.retrying = True
+        self.waiting.add(event.task)
         if event.item is None and event.attempt == 1:
             self.retried.append(event.task)
 
+    def _ended(self, task: str) -> None:
+        self.running.pop(task, None)
+        if self.again:
+            self.again.pop(task, None)
+            self.waiting.discard(task)
+
     def _completed(self, event: TaskCompleted) -> None:
-        self.running.pop(event.task, None)
+        self._ended(event.task)
         if event.item is None:
             self.completed += 1
         else:
             self._counts(event).done += 1
 
     def _failed(self, event: TaskFailed) -> None:
-        self.running.pop(event.task, None)
+        self._ended(event.task)
         if event.item is None:
             self.failed.append(event.task)
         else:
@@ -161,7 +162,7 @@ class RunState:
             self._counts(event).restored += 1
 
     def _cancelled(self, event: TaskCancelled) -> None:
-        self.running.pop(event.task, None)
+        self._ended(event.task)
         if event.item is None:
             self.cancelled += 1
 
@@ -174,19 +175,23 @@ class RunState:
         return counts
 
     def settled(self) -> int:
-        """Tasks (not items) that ended one way or another. Call with the lock held."""
+        """Tasks (not items) that ended one way or another."""
         return self.completed + len(self.restored) + len(self.failed) + self.skipped
 
     def items_settled(self) -> int:
-        """Items of every map that ended. Call with the lock held."""
-        return sum(c.done + c.restored + len(c.failed) + c.skipped for c in self.items.values())
+        """Items of every map that ended."""
+        counts = list(self.items.values())  # see the module's docstring
+        return sum(c.done + c.restored + len(c.failed) + c.skipped for c in counts)
+
+    def longest_running(self, n: int) -> list[tuple[str, float]]:
+        """The ``n`` tasks (or items) in flight for longest, and since when."""
+        return heapq.nsmallest(n, self.running.copy().items(), key=itemgetter(1))
 
     def item_counts(self) -> list[tuple[str, int, int, int, int, int]]:
         """Each mapped task with items so far: ``(name, known, done, restored, failed,
-        skipped)``, where ``known`` is how many items it has (ended or not). Call with the
-        lock held."""
+        skipped)``, where ``known`` is how many items it has (ended or not)."""
         out = []
-        for name, c in self.items.items():
+        for name, c in list(self.items.items()):
             task = self.mapped.get(name)
             # its items are all known once it expanded, before they run
             known = len(task.items) if task is not None else 0

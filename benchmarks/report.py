@@ -20,6 +20,8 @@ from .inputs import InputsResult
 from .maps import MapResult
 from .measure import ROOT, Cell, MemoryResult, StoreResult
 from .processes import SYSTEMS as PROCESS_SYSTEMS
+from .progress import ProgressResult
+from .progress import table as progress_table
 from .resources import FORMS as RESOURCE_FORMS
 from .resources import ResourcesResult
 
@@ -45,6 +47,7 @@ class Results:
     inputs: list[InputsResult] = field(default_factory=list)
     resources: list[ResourcesResult] = field(default_factory=list)
     processes: dict[str, Any] = field(default_factory=dict)
+    progress: list[ProgressResult] = field(default_factory=list)
     memory: list[MemoryResult] = field(default_factory=list)
     fixed: dict[str, float] = field(default_factory=dict)
     fixed_rounds: int = 0
@@ -689,6 +692,7 @@ def render(res: Results) -> str:
         *inputs_table(res),
         *resources_table(res),
         *processes_table(res),
+        *progress_table(res.progress),
         *memory_table(res),
         *fixed_table(res),
         *import_table(res),

@@ -7,7 +7,8 @@ with ``--only`` nothing is written unless ``--output`` says where).
 
 Sections: ``executors`` (every system on every workload and size), ``stores``, ``maps``
 (a map of 10,000 items against 10,000 static tasks), ``inputs`` (run parameters and
-input-aware records on 2,000-task DAGs, with and without a store), ``memory``,
+input-aware records on 2,000-task DAGs, with and without a store), ``progress`` (the
+command's live display and plain lines on 10,000 and 100,000 tasks), ``memory``,
 ``fixed`` (one blocking execute of a 1-task workflow), ``import``, and ``prefect``
 (only when asked for, with ``--only prefect`` or ``--prefect``). ``--only`` takes section
 names and/or parts of system names (``--only ThreadedExecutor,dask``: those systems, their
@@ -29,6 +30,7 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import inputs, maps, measure, processes, report, resources, workloads
+from benchmarks import progress as progress_section
 from benchmarks.systems import System, all_systems
 
 HERE = Path(__file__).resolve().parent
@@ -39,6 +41,7 @@ SECTIONS = (
     "inputs",
     "resources",
     "processes",
+    "progress",
     "memory",
     "fixed",
     "import",
@@ -64,6 +67,8 @@ class Config:
     processes_n: int = 1_000
     processes_rounds: int = 5
     processes_starts: int = 15
+    progress_sizes: list[int] = field(default_factory=lambda: [10_000, 100_000])
+    progress_rounds: int = 3
     memory_n: int = 100_000
     memory_rounds: int = 3
     memory_trace: bool = True
@@ -86,6 +91,7 @@ QUICK = Config(
     resources_rounds=3,
     processes_rounds=3,
     processes_starts=5,
+    progress_sizes=[10_000],
     memory_rounds=1,
     memory_trace=False,
     peer_repeats=1,
@@ -108,6 +114,8 @@ SMOKE = Config(
     processes_n=20,
     processes_rounds=1,
     processes_starts=1,
+    progress_sizes=[200],
+    progress_rounds=1,
     memory_n=500,
     memory_rounds=1,
     fixed_rounds=3,
@@ -237,6 +245,11 @@ def main(argv: Sequence[str] | None = None) -> report.Results:
             "starts": cfg.processes_starts,
             "start_ms": processes.worker_start(cfg.processes_starts),
         }
+    if "progress" in sections:
+        progress(f"progress: run displays on {cfg.progress_sizes} tasks")
+        res.progress = progress_section.progress_costs(
+            cfg.progress_sizes, cfg.progress_rounds, progress
+        )
     if "memory" in sections:
         progress(f"memory: {cfg.memory_n:,} tasks")
         res.memory = measure.memory(

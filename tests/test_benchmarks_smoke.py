@@ -16,6 +16,7 @@ from benchmarks import (
     floors,
     instructions,
     processes,
+    progress,
     report,
     resources,
     run,
@@ -77,6 +78,14 @@ def test_smoke_run_measures_every_system_and_writes_every_section(tmp_path: Path
     assert set(res.processes["per_task"]) == {
         (w, s) for w in ("wide", "chain") for s in processes.SYSTEMS
     }
+    assert "## Run displays: cost per task of the command's live display and plain lines" in text
+    assert [(r.n, r.executor) for r in res.progress] == [
+        (200, "SequentialExecutor"),
+        (200, "ThreadedExecutor(4)"),
+    ]
+    for r in res.progress:
+        assert r.error is None, r.error
+        assert all(r.ratio(form) is not None for form in progress.FORMS)
     assert len(res.memory) == 3
     assert all(m.error is None for m in res.memory)
     assert res.fixed["SequentialExecutor"] > 0

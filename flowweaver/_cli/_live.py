@@ -102,7 +102,7 @@ class LiveProgress:
         maps = state.item_counts()
         n_restored = len(state.restored)
         skipped = state.skipped
-        ended = settled + state.items_settled()
+        ran = state.ran()
 
         head = Table.grid(padding=(0, 1))
         head.add_column()
@@ -123,8 +123,8 @@ class LiveProgress:
         counts.append(f"{failed:,} failed", style="bold red" if failed else "")
         counts.append(" · ")
         counts.append(f"{skipped:,} skipped", style="yellow" if skipped else "")
-        if elapsed >= 1 and ended:
-            counts.append(f" · {ended / elapsed:,.0f} tasks/s", style="dim")
+        if elapsed >= 1 and ran:
+            counts.append(f" · {ran / elapsed:,.0f} tasks/s", style="dim")
         parts: list[RenderableType] = [head, counts]
         # maps with items still to go first, then the finished ones
         maps.sort(key=lambda m: m[1] <= m[2] + m[3] + m[4] + m[5])

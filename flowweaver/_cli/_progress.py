@@ -279,7 +279,7 @@ class PlainProgress:
             began = state.began
             if began is None or state.finished is not None:
                 return
-            ended = state.settled() + state.items_settled()
+            ended = state.ran()
             # the rate since the last progress line (since the start for the first)
             since, before = self._last or (began, 0)
             rate = (ended - before) / (now - since) if now > since else None

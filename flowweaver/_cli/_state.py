@@ -178,10 +178,11 @@ class RunState:
         """Tasks (not items) that ended one way or another."""
         return self.completed + len(self.restored) + len(self.failed) + self.skipped
 
-    def items_settled(self) -> int:
-        """Items of every map that ended."""
+    def ran(self) -> int:
+        """Tasks and items that ran to an end (completed or failed): what a rate counts,
+        not the restores and skips that come by the thousand at once."""
         counts = list(self.items.values())  # see the module's docstring
-        return sum(c.done + c.restored + len(c.failed) + c.skipped for c in counts)
+        return self.completed + len(self.failed) + sum(c.done + len(c.failed) for c in counts)
 
     def longest_running(self, n: int) -> list[tuple[str, float]]:
         """The ``n`` tasks (or items) in flight for longest, and since when."""

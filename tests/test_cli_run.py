@@ -511,3 +511,39 @@ def test_no_store_saves_nothing(tmp_path: Path) -> None:
         assert "restored" not in result.stdout
     assert not (tmp_path / ".flowweaver").exists()
     assert list(tmp_path.iterdir()) == [path]
+
+
+WIDE_FAILURE = """
+    from flowweaver import Task, Workflow
+
+    def extract():
+        raise ConnectionError("database unreachable")
+
+    def noop(**kw):
+        return None
+
+    workflow = Workflow("wide_failure")
+    workflow.add_task(Task("extract", extract))
+    workflow.add_task(Task("other", noop))
+    for i in range(200):
+        workflow.add_task(Task(f"t{i}", noop), depends_on=["extract" if i < 150 else "other"])
+"""
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("executor", ["sequential", "threaded", "async", "process"])
+def test_in_a_pipe_a_failure_and_its_150_skips_take_two_lines_under_every_executor(
+    tmp_path: Path, executor: str, backend: str
+) -> None:
+    path = write(tmp_path, "wide_failure.py", WIDE_FAILURE)
+    result = flowweaver_cmd(
+        "run", path, "--no-store", "--executor", executor, "--backend", backend, cwd=tmp_path
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    events = event_lines(result.stdout)
+    assert [verb for verb, _ in events] == ["run", "FAILED", "skipped", "finished"]
+    assert events[2][1] == "150 tasks below 'extract' (it failed): t0, t1, t2 and 147 more"
+    assert "202 tasks; shown: 1 failed, the 5 slowest" in result.stdout
+    assert "and 196 more: 46 completed, 150 skipped (--all shows every task)" in result.stdout
+    assert len(result.stdout.splitlines()) < 30

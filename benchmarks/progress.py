@@ -284,9 +284,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--instructions", action="store_true", help="count, with valgrind")
     p.add_argument("--n", type=int, default=10_000, help="tasks, with --instructions")
+    p.add_argument("--executors", default="seq,threaded", help="with --instructions")
     args = p.parse_args(argv)
     if args.instructions:
-        for executor in ("seq", "threaded"):
+        for executor in args.executors.split(","):
             base = instructions(executor, "none", args.n)
             print(f"{executor:9} none             {base:>9,.0f} instructions/task")
             for form in FORMS[1:]:

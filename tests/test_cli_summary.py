@@ -15,7 +15,7 @@ from flowweaver import Task, Workflow
 from flowweaver._cli._output import Output
 from flowweaver._cli._progress import LiveProgress, RunState
 from flowweaver._cli._summary import finish_line, show_failures, summarise
-from flowweaver._events import RunStarted, TaskFailed, TaskRetrying, TaskStarted
+from flowweaver._events import RunStarted, TaskCompleted, TaskFailed, TaskRetrying, TaskStarted
 
 
 def noop(**kw: object) -> None:
@@ -213,3 +213,20 @@ def test_verbose_on_a_terminal_prints_every_event_above_the_display(verbose: boo
     flowweaver.SequentialExecutor(observer=progress).execute(wf)
     printed = console.export_text()
     assert printed.count("started    t") == (3 if verbose else 0)
+
+
+def test_the_live_display_shows_a_retried_task_waiting_then_on_its_next_attempt() -> None:
+    console = Console(width=100, record=True, color_system=None)
+    state = RunState("w", 2)
+    progress = LiveProgress(state, console)
+    progress(RunStarted("w", 1000.0, 2))
+    progress(TaskStarted("w", 1000.0, "flaky", 1))
+    progress(TaskRetrying("w", 1001.0, "flaky", 1, 5.0, TimeoutError("slow")))
+    assert "▶ flaky" in screen(progress)
+    assert "(waiting to retry)" in screen(progress)
+    progress(TaskStarted("w", 1006.0, "flaky", 2))
+    assert "(attempt 2)" in screen(progress)
+    assert state.running == {"flaky": 1000.0}  # running since its first attempt began
+    assert state.retried == ["flaky"]
+    progress(TaskCompleted("w", 1007.0, "flaky", 2, 7.0))
+    assert (state.running, state.again, state.waiting, state.completed) == ({}, {}, set(), 1)

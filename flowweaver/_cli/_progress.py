@@ -178,7 +178,7 @@ class PlainProgress:
             self._capped_emit("FAILED", line(offset, "FAILED", text), offset)
             self._items_left_out(event.task, offset)
         elif isinstance(event, TaskCompleted) and self._is_map(event.task):
-            # a map is one line in a log, with its items counted (they have none)
+            # a map is one line in a log, its items counted (they have no lines of their own)
             counts = map_counts(self.state, event.task)
             took = f"{event.task} ({format_duration(event.duration)}): {counts}"
             self._emit(line(offset, "completed", took))

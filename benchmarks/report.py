@@ -16,6 +16,8 @@ from importlib import metadata
 from typing import Any
 
 from . import systems as S
+from .context import FORMS as CONTEXT_FORMS
+from .context import ContextResult
 from .inputs import InputsResult
 from .maps import MapResult
 from .measure import ROOT, Cell, MemoryResult, StoreResult
@@ -24,6 +26,8 @@ from .progress import ProgressResult
 from .progress import table as progress_table
 from .resources import FORMS as RESOURCE_FORMS
 from .resources import ResourcesResult
+from .watching import FORMS as WATCHING_FORMS
+from .watching import WatchingResult
 
 PACKAGES = ("flowweaver", "anyio", "trio", "sniffio", "dask", "prefect")
 TARGET_N = 10_000
@@ -47,6 +51,9 @@ class Results:
     inputs: list[InputsResult] = field(default_factory=list)
     resources: list[ResourcesResult] = field(default_factory=list)
     processes: dict[str, Any] = field(default_factory=dict)
+    context: list[ContextResult] = field(default_factory=list)
+    record_us: float = 0.0
+    watching: list[WatchingResult] = field(default_factory=list)
     progress: list[ProgressResult] = field(default_factory=list)
     memory: list[MemoryResult] = field(default_factory=list)
     fixed: dict[str, float] = field(default_factory=dict)
@@ -335,6 +342,72 @@ def resources_table(res: Results) -> list[str]:
             sign = "+" if extra is not None and extra >= 0 else ""
             cells.append(f"{us(r.us_per_task(form))} ({sign}{us(extra)})")
         lines.append(f"| {r.executor} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
+
+
+def context_table(res: Results) -> list[str]:
+    if not res.context:
+        return []
+    n = res.context[0].n
+    forms = CONTEXT_FORMS[1:]
+    lines = [
+        f"## Run context: cost per task of `flowweaver.current()` and of a log record "
+        f"({n:,} tasks)",
+        "",
+        "The layered DAG, forms taking turns: every task calls `flowweaver.current()` "
+        "once, or logs one record (to a handler that drops it; the run's record factory "
+        "adds the `fw_*` attributes), or the run has a `TracingObserver` (an SDK tracer "
+        "provider without exporter: spans made and ended, none sent). In brackets: what "
+        "the form adds to *plain*.",
+        "",
+        "| executor | plain | " + " | ".join(forms) + " |",
+        "|---|" + "---:|" * (len(forms) + 1),
+    ]
+    for r in res.context:
+        if r.error:
+            lines.append(f"| {r.executor} | failed: {r.error} |" + " |" * len(forms))
+            continue
+        cells = [us(r.us_per_task("plain"))]
+        for form in forms:
+            extra = r.extra_us(form)
+            sign = "+" if extra is not None and extra >= 0 else ""
+            cells.append(f"{us(r.us_per_task(form))} ({sign}{us(extra)})")
+        lines.append(f"| {r.executor} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"The same record made outside any run: {us(res.record_us)} us.",
+        "",
+    ]
+
+
+def watching_table(res: Results) -> list[str]:
+    if not res.watching:
+        return []
+    n = res.watching[0].n
+    forms = WATCHING_FORMS[1:]
+    lines = [
+        f"## Watching a run: cost per task of an observer and of progress() ({n:,} tasks)",
+        "",
+        "The layered DAG, forms taking turns in one process. *no-op observer*: "
+        "`observer=lambda e: None` (what the engine's events cost, whoever receives them); "
+        "*progress(), pipe*: `flowweaver.progress()` writing occasional lines to a "
+        "non-terminal console; *progress(), terminal*: the same console forced to be a "
+        "terminal (rich's live display, redrawn by its own thread). Each cell: microseconds "
+        "per task, and in brackets the ratio to *no observer*; the last column is "
+        "progress() on a terminal against the no-op observer (what progress() itself adds).",
+        "",
+        "| tasks | executor | no observer | " + " | ".join(forms) + " | terminal / no-op |",
+        "|---|---|" + "---:|" * (len(forms) + 2),
+    ]
+    for r in res.watching:
+        if r.error:
+            lines.append(f"| {r.task} | {r.executor} | failed: {r.error} |" + " |" * len(forms))
+            continue
+        cells = [us(r.us_per_task("no observer"))]
+        cells += [f"{us(r.us_per_task(form))} ({x(r.ratio(form))})" for form in forms]
+        cells.append(x(r.ratio("progress(), terminal", "no-op observer")))
+        lines.append(f"| {r.task} | {r.executor} | " + " | ".join(cells) + " |")
     lines.append("")
     return lines
 
@@ -692,6 +765,8 @@ def render(res: Results) -> str:
         *inputs_table(res),
         *resources_table(res),
         *processes_table(res),
+        *context_table(res),
+        *watching_table(res),
         *progress_table(res.progress),
         *memory_table(res),
         *fixed_table(res),

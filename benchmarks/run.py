@@ -7,7 +7,8 @@ with ``--only`` nothing is written unless ``--output`` says where).
 
 Sections: ``executors`` (every system on every workload and size), ``stores``, ``maps``
 (a map of 10,000 items against 10,000 static tasks), ``inputs`` (run parameters and
-input-aware records on 2,000-task DAGs, with and without a store), ``progress`` (the
+input-aware records on 2,000-task DAGs, with and without a store), ``watching`` (what an
+observer and ``flowweaver.progress()`` cost a 10,000-task run), ``progress`` (the
 command's live display and plain lines on 10,000 and 100,000 tasks), ``memory``,
 ``fixed`` (one blocking execute of a 1-task workflow), ``import``, and ``prefect``
 (only when asked for, with ``--only prefect`` or ``--prefect``). ``--only`` takes section
@@ -29,7 +30,17 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import inputs, maps, measure, processes, report, resources, workloads
+from benchmarks import (
+    context,
+    inputs,
+    maps,
+    measure,
+    processes,
+    report,
+    resources,
+    watching,
+    workloads,
+)
 from benchmarks import progress as progress_section
 from benchmarks.systems import System, all_systems
 
@@ -41,6 +52,8 @@ SECTIONS = (
     "inputs",
     "resources",
     "processes",
+    "context",
+    "watching",
     "progress",
     "memory",
     "fixed",
@@ -67,6 +80,10 @@ class Config:
     processes_n: int = 1_000
     processes_rounds: int = 5
     processes_starts: int = 15
+    context_n: int = 10_000
+    context_rounds: int = 5
+    watching_n: int = 10_000
+    watching_rounds: int = 5
     progress_sizes: list[int] = field(default_factory=lambda: [10_000, 100_000])
     progress_rounds: int = 3
     memory_n: int = 100_000
@@ -91,6 +108,9 @@ QUICK = Config(
     resources_rounds=3,
     processes_rounds=3,
     processes_starts=5,
+    context_n=2_000,
+    context_rounds=3,
+    watching_rounds=3,
     progress_sizes=[10_000],
     memory_rounds=1,
     memory_trace=False,
@@ -114,6 +134,10 @@ SMOKE = Config(
     processes_n=20,
     processes_rounds=1,
     processes_starts=1,
+    context_n=200,
+    context_rounds=1,
+    watching_n=200,
+    watching_rounds=1,
     progress_sizes=[200],
     progress_rounds=1,
     memory_n=500,
@@ -245,6 +269,13 @@ def main(argv: Sequence[str] | None = None) -> report.Results:
             "starts": cfg.processes_starts,
             "start_ms": processes.worker_start(cfg.processes_starts),
         }
+    if "context" in sections:
+        progress(f"context: {cfg.context_n:,} tasks, flowweaver.current() and log records")
+        res.context = context.context_costs(cfg.context_n, cfg.context_rounds, progress)
+        res.record_us = context.record_outside_runs_us()
+    if "watching" in sections:
+        progress(f"watching: {cfg.watching_n:,} tasks, no observer against progress()")
+        res.watching = watching.watching_costs(cfg.watching_n, cfg.watching_rounds, progress)
     if "progress" in sections:
         progress(f"progress: run displays on {cfg.progress_sizes} tasks")
         res.progress = progress_section.progress_costs(

@@ -11,6 +11,7 @@ scheduling with a blocking ``execute``, and ``Workflow.execute(executor)`` block
 import logging as _logging
 
 from ._async._executors import AsyncConcurrentExecutor as AsyncExecutor
+from ._context import TaskContext, current
 from ._errors import (
     CycleError,
     FlowWeaverError,
@@ -39,6 +40,7 @@ from ._events import (
 )
 from ._executor import BaseExecutor, RunOptions
 from ._explain import Plan, PlannedTask
+from ._live import progress
 from ._outcomes import SKIPPED, Failed, Skip
 from ._status import TaskStatus, WorkflowStatus
 from ._store._api import (
@@ -99,6 +101,7 @@ __all__ = [  # noqa: RUF022 - plainly sorted, which tests/test_public_api.py che
     "Task",
     "TaskCancelled",
     "TaskCompleted",
+    "TaskContext",
     "TaskCrashedError",
     "TaskEvent",
     "TaskExecutionError",
@@ -119,5 +122,7 @@ __all__ = [  # noqa: RUF022 - plainly sorted, which tests/test_public_api.py che
     "WorkflowStatus",
     "WorkflowValidationError",
     "__version__",
+    "current",
+    "progress",
     "task",
 ]

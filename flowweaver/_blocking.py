@@ -112,7 +112,16 @@ def _run_in_helper_thread(func: Callable[..., Awaitable[T]], args: Any, backend:
             helper.done.set()
 
     host = _current_asyncio_task()
-    threading.Thread(target=target, name="flowweaver-blocking-run", daemon=True).start()
+    # The caller's context goes along (flowweaver.current() of a task that runs a nested
+    # workflow: its run names the task's as its parent), minus the running loop's name.
+    from ._context import _CURRENT, marker
+    from ._engine._workers import thread_context
+
+    context = thread_context()
+    context.run(_CURRENT.set, marker())  # an inline task's too, kept by its thread
+    threading.Thread(
+        target=context.run, args=(target,), name="flowweaver-blocking-run", daemon=True
+    ).start()
     try:
         # Waited for in slices: the host loop is blocked by this very call, so a
         # cancellation of the host task (asyncio.Runner's answer to Ctrl-C) can only be

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -317,6 +317,31 @@ class Workflow:
         :raises WorkflowValidationError: for unknown dependencies or cycles.
         """
         return _export.to_dot(self)
+
+    # -- in a notebook: see _notebook.py ---------------------------------------------------
+
+    def _repr_html_(self) -> str:
+        """The table of tasks (status, attempts, duration, result, error) with the DAG
+        drawn as inline SVG; bounded for big workflows."""
+        from ._notebook import repr_html
+
+        return repr_html(self)
+
+    def _repr_mimebundle_(
+        self, include: Container[str] | None = None, exclude: Container[str] | None = None
+    ) -> dict[str, str]:
+        """The HTML of :meth:`_repr_html_`, plain text, and the DAG as Mermaid
+        (``text/vnd.mermaid``) when it is small enough for Mermaid to draw."""
+        from ._notebook import mimebundle
+
+        return mimebundle(self, include, exclude)
+
+    def _ipython_display_(self) -> None:
+        """Under IPython: the DAG (Mermaid where the front-end draws it, SVG elsewhere),
+        then the table."""
+        from ._notebook import ipython_display
+
+        ipython_display(self)
 
     def _check_not_running(self, what: str) -> None:
         if self._running:

@@ -198,3 +198,32 @@ def spans(folder: str) -> list[tuple[float, float]]:
         began, ended = p.read_text().split()
         out.append((float(began), float(ended)))
     return sorted(out)
+
+
+def my_context(**upstream: Any) -> list[Any]:
+    """What ``flowweaver.current()`` says in the worker, and the worker's pid."""
+    import flowweaver
+
+    c = flowweaver.current()
+    assert c is not None
+    return [os.getpid(), c.workflow, c.task, c.attempt, c.run_id, dict(c.params)]
+
+
+async def my_context_async(**upstream: Any) -> list[Any]:
+    import flowweaver
+
+    c = flowweaver.current()
+    assert c is not None
+    return [os.getpid(), c.workflow, c.task, c.attempt, c.run_id, dict(c.params)]
+
+
+def trace_ids(**upstream: Any) -> list[int]:
+    """The trace and span ids current in the worker (OpenTelemetry's API)."""
+    from opentelemetry import trace
+
+    c = trace.get_current_span().get_span_context()
+    return [c.trace_id, c.span_id]
+
+
+async def trace_ids_async(**upstream: Any) -> list[int]:
+    return trace_ids()

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import (
+    context,
     floors,
     instructions,
     processes,
@@ -21,6 +22,7 @@ from benchmarks import (
     resources,
     run,
     systems,
+    watching,
     workloads,
 )
 from benchmarks.measure import Cell
@@ -78,6 +80,18 @@ def test_smoke_run_measures_every_system_and_writes_every_section(tmp_path: Path
     assert set(res.processes["per_task"]) == {
         (w, s) for w in ("wide", "chain") for s in processes.SYSTEMS
     }
+    assert "## Run context: cost per task of `flowweaver.current()`" in text
+    assert [r.executor for r in res.context] == ["SequentialExecutor", "ThreadedExecutor(4)"]
+    for r in res.context:
+        assert r.error is None, r.error
+        assert all(r.us_per_task(form) is not None for form in context.FORMS)
+    assert "## Watching a run: cost per task of an observer and of progress() (200 tasks)" in text
+    assert [(r.task, r.executor) for r in res.watching] == [
+        (t, e) for t in watching.TASKS for e in watching.EXECUTORS
+    ]
+    for r in res.watching:
+        assert r.error is None, r.error
+        assert all(r.us_per_task(form) is not None for form in watching.FORMS)
     assert "## Run displays: cost per task of the command's live display and plain lines" in text
     assert [(r.n, r.executor) for r in res.progress] == [
         (200, "SequentialExecutor"),

@@ -354,3 +354,50 @@ def test_limits_hold_on_a_cluster_because_admission_is_the_drivers(client: Any) 
         t._reset()
     flowweaver.DaskExecutor(client, limits={"db": 2}).execute(wf)
     assert _GAUGE["most"] == 2  # the worker has 2 threads: the limit, not the cluster, bounds
+
+
+def _where_am_i() -> list[object]:
+    c = flowweaver.current()
+    assert c is not None
+    return [c.workflow, c.task, c.attempt, c.run_id]
+
+
+async def _where_am_i_async() -> list[object]:
+    return _where_am_i()
+
+
+def test_a_task_on_a_dask_worker_sees_its_context(client: Any) -> None:
+    events: list[Any] = []
+    wf = Workflow("on-dask")
+    wf.add_task(Task("sync", _where_am_i))
+    wf.add_task(Task("async", _where_am_i_async))
+    flowweaver.DaskExecutor(client, observer=events.append).execute(wf)
+    run_id = next(e.run_id for e in events if isinstance(e, flowweaver.RunStarted))
+    assert wf.get_task("sync").result == ["on-dask", "sync", 1, run_id]  # type: ignore[union-attr]
+    assert wf.get_task("async").result == ["on-dask", "async", 1, run_id]  # type: ignore[union-attr]
+
+
+def _trace_ids() -> list[int]:
+    from opentelemetry import trace
+
+    c = trace.get_current_span().get_span_context()
+    return [c.trace_id, c.span_id]
+
+
+def test_a_task_on_a_dask_worker_runs_in_its_attempts_trace(client: Any) -> None:
+    pytest.importorskip("opentelemetry.sdk")
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from flowweaver.otel import TracingObserver
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    wf = Workflow("traced-on-dask")
+    wf.add_task(Task("t", _trace_ids))
+    observer = TracingObserver(provider.get_tracer("tests"))
+    flowweaver.DaskExecutor(client, observer=observer).execute(wf)
+    (span,) = [s for s in exporter.get_finished_spans() if s.name == "t"]
+    assert wf.get_task("t").result == [span.context.trace_id, span.context.span_id]  # type: ignore[union-attr]

@@ -46,6 +46,20 @@ import anyio.abc
 from anyio.lowlevel import checkpoint
 
 from .._blocking import loop_running_in_this_thread, run_blocking
+from .._context import _CURRENT as _current
+from .._context import (
+    InContext,
+    TaskContext,
+    attempt_scope_of,
+    inline_calls_by,
+    log_attributes_off,
+    log_attributes_on,
+    parent_run_id,
+    scope_carrier,
+    scope_enter,
+    scope_exit,
+    scoped_call,
+)
 from .._errors import (
     FlowWeaverError,
     MapError,
@@ -110,6 +124,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("flowweaver")
 
+set_current = _current.set
+reset_current = _current.reset
+
 # A lane yields to the loop after this many tasks that did not suspend, so a long run of
 # tiny tasks cannot starve the driver, the store writer or a pending cancellation.
 _YIELD_EVERY = 64
@@ -141,6 +158,12 @@ class _Run:
         by_name = workflow._tasks
         self.tasks: list[Task] = [by_name[n] for n in self.graph.names]
         self.run_id = uuid.uuid4().hex[:16]
+        # A run started by a task of another run (a nested workflow) says whose it is.
+        self.parent_id = parent_run_id()
+        self.inline_node = -1  # the node whose sync function is being called inline
+        # An observer's code around each attempt, where it runs (a tracer's span)
+        self.attempt_scope = attempt_scope_of(executor.observer)
+        self.run_params: Mapping[str, Any] = dict(params) if params else {}
         index = self.graph.index
         # Tasks outside a selection whose saved results it takes (from_tasks): restored
         # at the start, never run, never reported (they stay PENDING).
@@ -160,6 +183,7 @@ class _Run:
                 self._succeeded,
                 self._failed_for_good,
                 needs_values=executor.state_store is not None,
+                wrap=self._remote_wrap,
             )
             if runner is not None
             else None
@@ -291,6 +315,22 @@ class _Run:
         if self.store is not None:
             self.keyed = {i for i, t in enumerate(self.tasks) if t.cache_key is not None}
 
+    # -- what flowweaver.current() reads (see _context) ------------------------------------
+
+    def context_of(self, i: int) -> TaskContext:
+        t = self.tasks[i]
+        return TaskContext(
+            self.name, t.name, t.item, t.attempts, self.run_id, self.run_params, self.parent_id
+        )
+
+    def log_fields(self, i: int) -> tuple[str, str, int, str]:
+        t = self.tasks[i]
+        return self.name, t.name, t.attempts, self.run_id
+
+    def _remote_wrap(self, i: int, func: Callable[..., Any]) -> Callable[..., Any]:
+        ctx = self.context_of(i)
+        return InContext(ctx, func, scope_carrier(self.attempt_scope, ctx))
+
     # -- the run ---------------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -335,6 +375,8 @@ class _Run:
             self.emit(RunStarted(self.name, began, len(self.tasks) - len(self.given)))
         ok = interrupted = False
         _gc.hold()  # released first thing in _shutdown
+        log_attributes_on()  # off in _shutdown
+        inline_before = inline_calls_by(self) if self.inline else None
         try:
             # Also a run that writes its store on its own loop: a write waiting for another
             # process's lock must give way to Ctrl-C too.
@@ -375,6 +417,8 @@ class _Run:
                 raise bare from None
             raise
         finally:
+            if self.inline:
+                inline_calls_by(inline_before)
             await self._shutdown(ok, began, interrupted)
         if self.failed:
             # As with failures, an item's skip is its mapped task's to report (a stopped map
@@ -395,6 +439,7 @@ class _Run:
         """
         self.finished = True
         _gc.release()
+        log_attributes_off()
         if self.pool is not None:
             self.pool.close()
         if self.procs is not None:
@@ -863,7 +908,12 @@ class _Run:
         def finish(ok: bool, value: Any) -> None:
             post(i, ok, value, epoch)
 
-        self._pool().submit(Job(t.func, self._kwargs(i), finish, self.job_context.copy()))
+        context = self.job_context.copy()
+        context.run(set_current, (self, i))  # the job's own copy: flowweaver.current()
+        func = t.func
+        if self.attempt_scope is not None:
+            func = partial(scoped_call, self.attempt_scope, self.context_of(i), func)
+        self._pool().submit(Job(func, self._kwargs(i), finish, context))
 
     def _in_process(self, i: int, t: Task) -> None:
         """Run task ``i`` in a worker process, through a worker thread that waits for it."""
@@ -879,9 +929,19 @@ class _Run:
         epoch = self.epoch
         kwargs = self._kwargs(i)
 
+        ctx = self.context_of(i)
+        carrier = scope_carrier(self.attempt_scope, ctx)
+
         def call() -> Any:
             return procs.run(
-                t.name, t.func, kwargs, t.timeout, t.is_async, lambda: self.epoch == epoch
+                t.name,
+                t.func,
+                kwargs,
+                t.timeout,
+                t.is_async,
+                lambda: self.epoch == epoch,
+                ctx,
+                carrier,
             )
 
         def finish(ok: bool, value: Any) -> None:
@@ -916,6 +976,7 @@ class _Run:
         awaiting = self.awaiting
         guard = self.guard
         writer = self.writer
+        scope = self.attempt_scope
         streak = 0
         cancelled = anyio.get_cancelled_exc_class()
         while True:
@@ -927,8 +988,15 @@ class _Run:
                         self._abort(KeyboardInterrupt())
                         return
                     guard.active = True
+                    self.inline_node = i  # flowweaver.current() (see _context.marker)
+                    entered = None if scope is None else scope_enter(scope, self.context_of(i))
                     try:
-                        value = tasks[i].func(**self._kwargs(i))
+                        try:
+                            value = tasks[i].func(**self._kwargs(i))
+                        finally:
+                            self.inline_node = -1
+                            if scope is not None:
+                                scope_exit(scope, entered)
                     except Exception as exc:
                         guard.active = False
                         self._attempt_failed(i, exc, time.time())
@@ -966,6 +1034,11 @@ class _Run:
         """Run one attempt of task ``i`` that must be awaited, and settle it."""
         t = self.tasks[i]
         pending = self.awaiting.pop(i, None)
+        # The task's context only while its code runs: what settles it next (dispatching
+        # others, starting callbacks and lanes, which copy this context) runs outside it.
+        mark = set_current((self, i))
+        scope = self.attempt_scope
+        entered = None if scope is None else scope_enter(scope, self.context_of(i))
         try:
             if pending is not None:
                 value = await await_with_timeout(t.name, t.timeout, pending)
@@ -982,9 +1055,19 @@ class _Run:
                     t.name, t.timeout, self._pool().call, t.func, self._kwargs(i)
                 )
         except Exception as exc:
+            self._leave(mark, entered)
             self._attempt_failed(i, exc, time.time())
             return
+        except BaseException:
+            self._leave(mark, entered)
+            raise
+        self._leave(mark, entered)
         self._succeeded(i, value, time.time())
+
+    def _leave(self, mark: Any, entered: Any) -> None:
+        if self.attempt_scope is not None:
+            scope_exit(self.attempt_scope, entered)
+        reset_current(mark)
 
     # -- settling -----------------------------------------------------------------------------
 

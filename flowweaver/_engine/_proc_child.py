@@ -11,8 +11,9 @@ per ``send_bytes``: the framing comes for free).
 
 Protocol. The parent first sends a hello, ``pickle((sys_path, cwd, backend))``, so that
 functions pickled by reference (a test module, an installed package) import as they do
-in the parent. Then each job is ``cloudpickle((func, kwargs, is_async))`` and each reply
-one of:
+in the parent. Then each job is ``cloudpickle((func, kwargs, is_async, context, carrier))``
+(``context``: the fields of the task's ``TaskContext``, or None; then a trace context's
+W3C headers, or None) and each reply one of:
 
 * ``("ok", value)``;
 * ``("error", exception or None, type name, description, traceback text)``: None when
@@ -60,6 +61,30 @@ def _watch(parent: int) -> None:
             os._exit(1)
 
 
+# The fields of the TaskContext of the job running now (see flowweaver._context).
+FLOWWEAVER_JOB_CONTEXT: tuple[Any, ...] | None = None
+
+
+def _attach(carrier: dict[str, str] | None) -> Any:
+    """The parent's trace context (an observer's, see flowweaver.otel) made current for
+    the job, when OpenTelemetry is installed: spans the task makes are its children."""
+    if not carrier:
+        return None
+    try:
+        from opentelemetry import context, propagate
+
+        return context.attach(propagate.extract(carrier))
+    except Exception:
+        return None
+
+
+def _detach(token: Any) -> None:
+    if token is not None:
+        from opentelemetry import context
+
+        context.detach(token)
+
+
 def _describe(exc: BaseException) -> str:
     kind = type(exc).__name__
     try:
@@ -101,15 +126,23 @@ def _serve(conn: Connection, backend: str) -> None:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             return
         try:
-            func, kwargs, is_async = cloudpickle.loads(job)
+            func, kwargs, is_async, fields, carrier = cloudpickle.loads(job)
         except Exception as exc:
             conn.send_bytes(pickle.dumps(("unsendable", "job", _describe(exc))))
             continue
+        # flowweaver.current() in the task reads it here (flowweaver._context looks in
+        # __main__), so a worker whose tasks never ask imports no flowweaver.
+        global FLOWWEAVER_JOB_CONTEXT
+        FLOWWEAVER_JOB_CONTEXT = fields
+        attached = _attach(carrier)
         try:
             value = _call(func, kwargs, is_async, backend)
         except Exception as exc:
             _reply_error(conn, exc)
             continue
+        finally:
+            FLOWWEAVER_JOB_CONTEXT = None
+            _detach(attached)
         # Anything else (SystemExit from SIGTERM or sys.exit, KeyboardInterrupt) ends
         # this process: the parent reports the exit status.
         try:

@@ -42,6 +42,7 @@ from typing import Any, NoReturn
 import anyio.lowlevel
 import cloudpickle
 
+from .._context import TaskContext
 from .._errors import (
     FlowWeaverError,
     TaskCrashedError,
@@ -122,6 +123,8 @@ class ProcessPool:
         timeout: float | None,
         is_async: bool,
         wanted: Callable[[], bool] | None = None,
+        context: TaskContext | None = None,
+        carrier: dict[str, str] | None = None,
     ) -> Any:
         """Run ``func(**kwargs)`` in a worker process and return its result; blocks.
 
@@ -135,7 +138,7 @@ class ProcessPool:
         :raises WorkerStopped: when :meth:`close` or :meth:`kill_busy` stopped the job.
         The function's own exception is re-raised, its traceback text as ``__cause__``.
         """
-        job = _job(task_name, func, kwargs, is_async)
+        job = _job(task_name, func, kwargs, is_async, context, carrier)
         worker = self._take(wanted)
         conn = worker.conn
         try:
@@ -330,12 +333,32 @@ def current_backend() -> str:
     return "asyncio" if isinstance(native, asyncio.AbstractEventLoop) else "trio"
 
 
-def _job(task_name: str, func: Callable[..., Any], kwargs: dict[str, Any], is_async: bool) -> bytes:
+def _job(
+    task_name: str,
+    func: Callable[..., Any],
+    kwargs: dict[str, Any],
+    is_async: bool,
+    context: TaskContext | None,
+    carrier: dict[str, str] | None = None,
+) -> bytes:
+    # the context as plain fields: the worker imports flowweaver only if the task does
+    fields = None
+    if context is not None:
+        c = context
+        fields = (c.workflow, c.task, c.item, c.attempt, c.run_id, c.params, c.parent_run_id)
     try:
-        data: bytes = cloudpickle.dumps((func, kwargs, is_async))
+        data: bytes = cloudpickle.dumps((func, kwargs, is_async, fields, carrier))
     except Exception as exc:
+        culprit = _culprit(func, kwargs)
+        if culprit == "its function" and context is not None:
+            try:
+                cloudpickle.dumps(func)
+            except Exception:
+                pass
+            else:
+                culprit = "a parameter of the run (flowweaver.current().params)"
         raise UnsendableError(
-            f"task {task_name!r}: {_culprit(func, kwargs)} cannot be sent to a worker "
+            f"task {task_name!r}: {culprit} cannot be sent to a worker "
             f"process ({describe_exception(exc)}); {_UNSENDABLE}"
         ) from exc
     return data

@@ -49,8 +49,12 @@ class RemoteSteps:
         succeeded: Settle,
         failed_for_good: Fail,
         needs_values: bool,
+        wrap: Callable[[int, Callable[..., Any]], Callable[..., Any]] | None = None,
     ) -> None:
         self.runner = runner
+        # flowweaver.current() (and a trace context) on the worker: each attempt's function
+        # is wrapped to carry them (see _context.InContext)
+        self._wrap = wrap
         self._run_id = run_id
         self._succeeded = succeeded
         self._failed_for_good = failed_for_good
@@ -95,7 +99,8 @@ class RemoteSteps:
         self, i: int, t: Task, kwargs: dict[str, Any], done: Callable[[bool, Any], None]
     ) -> None:
         """Start an attempt; ``done`` hears of it from any thread."""
-        self._live[i] = self.runner.submit(self.key(t), t.func, kwargs, done)
+        func = t.func if self._wrap is None else self._wrap(i, t.func)
+        self._live[i] = self.runner.submit(self.key(t), func, kwargs, done)
 
     async def submit_and_wait(
         self, i: int, t: Task, kwargs: dict[str, Any], call_soon: CallSoon

@@ -379,6 +379,7 @@ def context_table(res: Results) -> list[str]:
         f"The same record made outside any run: {us(res.record_us)} us.",
         "",
     ]
+    return lines
 
 
 def watching_table(res: Results) -> list[str]:

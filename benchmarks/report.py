@@ -22,6 +22,8 @@ from .inputs import InputsResult
 from .maps import MapResult
 from .measure import ROOT, Cell, MemoryResult, StoreResult
 from .processes import SYSTEMS as PROCESS_SYSTEMS
+from .progress import ProgressResult
+from .progress import table as progress_table
 from .resources import FORMS as RESOURCE_FORMS
 from .resources import ResourcesResult
 from .watching import FORMS as WATCHING_FORMS
@@ -52,6 +54,7 @@ class Results:
     context: list[ContextResult] = field(default_factory=list)
     record_us: float = 0.0
     watching: list[WatchingResult] = field(default_factory=list)
+    progress: list[ProgressResult] = field(default_factory=list)
     memory: list[MemoryResult] = field(default_factory=list)
     fixed: dict[str, float] = field(default_factory=dict)
     fixed_rounds: int = 0
@@ -377,6 +380,7 @@ def context_table(res: Results) -> list[str]:
         f"The same record made outside any run: {us(res.record_us)} us.",
         "",
     ]
+    return lines
 
 
 def watching_table(res: Results) -> list[str]:
@@ -765,6 +769,7 @@ def render(res: Results) -> str:
         *processes_table(res),
         *context_table(res),
         *watching_table(res),
+        *progress_table(res.progress),
         *memory_table(res),
         *fixed_table(res),
         *import_table(res),

@@ -8,7 +8,8 @@ with ``--only`` nothing is written unless ``--output`` says where).
 Sections: ``executors`` (every system on every workload and size), ``stores``, ``maps``
 (a map of 10,000 items against 10,000 static tasks), ``inputs`` (run parameters and
 input-aware records on 2,000-task DAGs, with and without a store), ``watching`` (what an
-observer and ``flowweaver.progress()`` cost a 10,000-task run), ``memory``,
+observer and ``flowweaver.progress()`` cost a 10,000-task run), ``progress`` (the
+command's live display and plain lines on 10,000 and 100,000 tasks), ``memory``,
 ``fixed`` (one blocking execute of a 1-task workflow), ``import``, and ``prefect``
 (only when asked for, with ``--only prefect`` or ``--prefect``). ``--only`` takes section
 names and/or parts of system names (``--only ThreadedExecutor,dask``: those systems, their
@@ -40,6 +41,7 @@ from benchmarks import (
     watching,
     workloads,
 )
+from benchmarks import progress as progress_section
 from benchmarks.systems import System, all_systems
 
 HERE = Path(__file__).resolve().parent
@@ -52,6 +54,7 @@ SECTIONS = (
     "processes",
     "context",
     "watching",
+    "progress",
     "memory",
     "fixed",
     "import",
@@ -81,6 +84,8 @@ class Config:
     context_rounds: int = 5
     watching_n: int = 10_000
     watching_rounds: int = 5
+    progress_sizes: list[int] = field(default_factory=lambda: [10_000, 100_000])
+    progress_rounds: int = 3
     memory_n: int = 100_000
     memory_rounds: int = 3
     memory_trace: bool = True
@@ -106,6 +111,7 @@ QUICK = Config(
     context_n=2_000,
     context_rounds=3,
     watching_rounds=3,
+    progress_sizes=[10_000],
     memory_rounds=1,
     memory_trace=False,
     peer_repeats=1,
@@ -132,6 +138,8 @@ SMOKE = Config(
     context_rounds=1,
     watching_n=200,
     watching_rounds=1,
+    progress_sizes=[200],
+    progress_rounds=1,
     memory_n=500,
     memory_rounds=1,
     fixed_rounds=3,
@@ -268,6 +276,11 @@ def main(argv: Sequence[str] | None = None) -> report.Results:
     if "watching" in sections:
         progress(f"watching: {cfg.watching_n:,} tasks, no observer against progress()")
         res.watching = watching.watching_costs(cfg.watching_n, cfg.watching_rounds, progress)
+    if "progress" in sections:
+        progress(f"progress: run displays on {cfg.progress_sizes} tasks")
+        res.progress = progress_section.progress_costs(
+            cfg.progress_sizes, cfg.progress_rounds, progress
+        )
     if "memory" in sections:
         progress(f"memory: {cfg.memory_n:,} tasks")
         res.memory = measure.memory(

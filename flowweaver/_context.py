@@ -346,8 +346,16 @@ def log_attributes_on() -> None:
     global _runs, _previous
     with _lock:
         _runs += 1
-        if logging.getLogRecordFactory() is not _factory and _previous is None:
-            _previous = logging.getLogRecordFactory()
+        if _runs > 1:
+            return
+        factory = logging.getLogRecordFactory()
+        if factory is _factory:
+            return
+        # Ours may still be in the chain, below a factory installed over it during an
+        # earlier run: a record made now says so (it has the attributes).
+        probe = factory("flowweaver", logging.DEBUG, "", 0, "", (), None)
+        if not hasattr(probe, "fw_task"):
+            _previous = factory
             logging.setLogRecordFactory(_factory)
 
 

@@ -17,6 +17,7 @@ from benchmarks import (
     floors,
     instructions,
     processes,
+    progress,
     report,
     resources,
     run,
@@ -91,6 +92,14 @@ def test_smoke_run_measures_every_system_and_writes_every_section(tmp_path: Path
     for r in res.watching:
         assert r.error is None, r.error
         assert all(r.us_per_task(form) is not None for form in watching.FORMS)
+    assert "## Run displays: cost per task of the command's live display and plain lines" in text
+    assert [(r.n, r.executor) for r in res.progress] == [
+        (200, "SequentialExecutor"),
+        (200, "ThreadedExecutor(4)"),
+    ]
+    for r in res.progress:
+        assert r.error is None, r.error
+        assert all(r.ratio(form) is not None for form in progress.FORMS)
     assert len(res.memory) == 3
     assert all(m.error is None for m in res.memory)
     assert res.fixed["SequentialExecutor"] > 0

@@ -89,12 +89,13 @@ def event_lines(stdout: str) -> list[tuple[str, str]]:
 
 
 def summary_rows(stdout: str) -> dict[str, list[str]]:
-    """The plain summary table: task -> [status, attempts, duration]."""
+    """The plain summary table: task -> [status, attempts, duration] (and a mapped task's
+    items, when the table has that column)."""
     lines = stdout.splitlines()
     start = next(
         i
         for i, line in enumerate(lines)
-        if line.split() == ["task", "status", "attempts", "duration"]
+        if line.split()[:4] == ["task", "status", "attempts", "duration"]
     )
     rows = {}
     for line in lines[start + 2 :]:
@@ -105,11 +106,26 @@ def summary_rows(stdout: str) -> dict[str, list[str]]:
     return rows
 
 
-def test_run_prints_one_plain_line_per_event_when_stdout_is_not_a_terminal(
+def test_in_a_pipe_a_clean_run_prints_its_start_its_end_and_the_tasks_own_output(
     tmp_path: Path,
 ) -> None:
     path = write(tmp_path, "number_flow.py", PIPELINE)
     result = flowweaver_cmd("run", path, "--no-store", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    events = event_lines(result.stdout)
+    # a start or a completion is no news in a log: only the run's own lines
+    assert [verb for verb, _ in events] == ["run", "finished"]
+    assert events[0][1] == "numbers: 3 tasks"
+    assert events[-1][1].startswith("numbers: COMPLETED in ")
+    assert "the total is 12\n" in result.stdout
+    assert "\x1b[" not in result.stdout
+
+
+def test_verbose_prints_one_plain_line_per_event_when_stdout_is_not_a_terminal(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, "number_flow.py", PIPELINE)
+    result = flowweaver_cmd("run", path, "--no-store", "--verbose", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     events = event_lines(result.stdout)
     assert [(verb, rest.split()[0]) for verb, rest in events] == [
@@ -159,9 +175,9 @@ def test_a_failed_task_exits_1_shows_retries_skips_and_its_traceback(tmp_path: P
     assert result.returncode == 1
     events = event_lines(result.stdout)
     assert ("retrying", "validate (attempt 1 failed: ValueError: bad row count 3)") in events
-    assert ("started", "validate (attempt 2)") in events
     assert ("FAILED", "validate after 2 attempts: ValueError: bad row count 3") in events
     assert ("skipped", "load (upstream task 'validate' failed)") in events
+    assert "started" not in {verb for verb, _ in events}  # what went wrong, not every step
     assert events[-1][1].startswith("failing: FAILED in ")
     rows = summary_rows(result.stdout)
     assert rows["validate"][:2] == ["FAILED", "2"]
@@ -495,3 +511,39 @@ def test_no_store_saves_nothing(tmp_path: Path) -> None:
         assert "restored" not in result.stdout
     assert not (tmp_path / ".flowweaver").exists()
     assert list(tmp_path.iterdir()) == [path]
+
+
+WIDE_FAILURE = """
+    from flowweaver import Task, Workflow
+
+    def extract():
+        raise ConnectionError("database unreachable")
+
+    def noop(**kw):
+        return None
+
+    workflow = Workflow("wide_failure")
+    workflow.add_task(Task("extract", extract))
+    workflow.add_task(Task("other", noop))
+    for i in range(200):
+        workflow.add_task(Task(f"t{i}", noop), depends_on=["extract" if i < 150 else "other"])
+"""
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("executor", ["sequential", "threaded", "async", "process"])
+def test_in_a_pipe_a_failure_and_its_150_skips_take_two_lines_under_every_executor(
+    tmp_path: Path, executor: str, backend: str
+) -> None:
+    path = write(tmp_path, "wide_failure.py", WIDE_FAILURE)
+    result = flowweaver_cmd(
+        "run", path, "--no-store", "--executor", executor, "--backend", backend, cwd=tmp_path
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    events = event_lines(result.stdout)
+    assert [verb for verb, _ in events] == ["run", "FAILED", "skipped", "finished"]
+    assert events[2][1] == "150 tasks below 'extract' (it failed): t0, t1, t2 and 147 more"
+    assert "202 tasks; shown: 1 failed, the 5 slowest" in result.stdout
+    assert "and 196 more: 46 completed, 150 skipped (--all shows every task)" in result.stdout
+    assert len(result.stdout.splitlines()) < 30

@@ -268,3 +268,9 @@ def test_a_factory_installed_over_ours_keeps_working_and_ours_adds_nothing_after
         assert _fields(app_log.records[-1]) == ("absent",) * 4
     finally:
         logging.setLogRecordFactory(original)
+    # theirs removed (and ours with it): the next run installs ours again
+    wf = Workflow("again")
+    wf.add_task(Task("t", lambda: app.info("inside")))
+    flowweaver.SequentialExecutor().execute(wf)
+    assert _fields(app_log.records[-1])[:3] == ("again", "t", 1)
+    assert logging.getLogRecordFactory() is original

@@ -75,7 +75,7 @@ def test_example_runs_with_the_command_and_then_resumes(tmp_path: Path, name: st
 
 def test_async_fanout_runs_its_fetches_together_and_retries_the_flaky_one(tmp_path: Path) -> None:
     result = flowweaver_cmd(
-        "run", EXAMPLES / "async_fanout.py", "--no-store", "--executor", "async", cwd=tmp_path
+        "run", EXAMPLES / "async_fanout.py", "--no-store", "-e", "async", "-v", cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
     assert "retrying   fetch_07 (attempt 1 failed: ConnectionError" in result.stdout
@@ -154,7 +154,7 @@ def test_cleanup_example_restores_its_skip_and_counts_it_as_skipped(tmp_path: Pa
     assert "skipped    check (no new rows since the last run)" in first.stdout
     again = flowweaver_cmd("run", example, cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "restored   check" in again.stdout
+    assert "restored   4 tasks (saved results): scratch, load, check, clean_up" in again.stdout
     assert "3 completed (3 restored), 0 failed, 2 skipped" in again.stdout
 
 
@@ -176,7 +176,7 @@ def test_map_files_processes_each_file_once_and_a_second_run_restores_them(
 ) -> None:
     env = files_folder(tmp_path, 6)
     example = EXAMPLES / "map_files.py"
-    first = flowweaver_cmd("run", example, cwd=tmp_path, env=env)
+    first = flowweaver_cmd("run", example, "--verbose", cwd=tmp_path, env=env)
     assert first.returncode == 0, first.stdout + first.stderr
     assert sorted(processed(first.stdout)) == [f"f{i:02d}.txt" for i in range(6)]
     assert "started    process_file[f03.txt]" in first.stdout  # items named by map_key
@@ -217,14 +217,14 @@ def test_daily_report_reruns_only_what_reads_the_date_then_plans_an_edit(tmp_pat
     """The README's walkthrough: two dates, an edited version, its plan, its run."""
     example = tmp_path / "daily_report.py"
     example.write_text((EXAMPLES / "daily_report.py").read_text())
-    first = flowweaver_cmd("run", example, "-p", "date=2026-11-30", cwd=tmp_path)
+    first = flowweaver_cmd("run", example, "-p", "date=2026-11-30", "-v", cwd=tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
     assert len(started(first.stdout)) == 5
     report = (tmp_path / "reports" / "sales-2026-11-30.txt").read_text()
     assert report.startswith("Sales on 2026-11-30\n")
     assert re.search(r"^total\s+\d+\s+[\d.]+$", report, re.M)
 
-    second = flowweaver_cmd("run", example, "-p", "date=2026-12-01", cwd=tmp_path)
+    second = flowweaver_cmd("run", example, "-p", "date=2026-12-01", "-v", cwd=tmp_path)
     assert second.returncode == 0, second.stdout + second.stderr
     assert started(second.stdout) == ["orders_of_day", "region_totals", "write_report"]
     assert sorted(restored(second.stdout)) == ["load_orders", "load_shops"]
@@ -245,7 +245,7 @@ def test_daily_report_reruns_only_what_reads_the_date_then_plans_an_edit(tmp_pat
     assert f"```text\n{plan.stdout}```" in readme
 
     # the totals come out the same: the report is restored after all (early cut-off)
-    third = flowweaver_cmd("run", example, "-p", "date=2026-12-01", cwd=tmp_path)
+    third = flowweaver_cmd("run", example, "-p", "date=2026-12-01", "-v", cwd=tmp_path)
     assert third.returncode == 0, third.stdout + third.stderr
     assert started(third.stdout) == ["region_totals"]
     assert "write_report" in restored(third.stdout)

@@ -128,7 +128,8 @@ def test_package_ships_py_typed() -> None:
 
 def test_private_modules_start_with_an_underscore() -> None:
     package = pathlib.Path(flowweaver.__file__).parent
-    public = {"__init__.py", "aio.py"}
+    # flowweaver.otel: the [otel] extra's one name, importable only with OpenTelemetry
+    public = {"__init__.py", "aio.py", "otel.py"}
     for path in package.rglob("*.py"):
         relative = path.relative_to(package)
         if relative.name in public and len(relative.parts) == 1:
@@ -259,3 +260,9 @@ def test_library_logs_to_a_null_handler_by_default() -> None:
 def test_workflow_locked_error_is_a_state_store_error() -> None:
     assert issubclass(flowweaver.WorkflowLockedError, flowweaver.StateStoreError)
     assert "WorkflowLockedError" in flowweaver.__all__
+
+
+def test_the_otel_module_exports_only_the_tracing_observer() -> None:
+    import flowweaver.otel
+
+    assert flowweaver.otel.__all__ == ["TracingObserver"]

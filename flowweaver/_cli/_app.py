@@ -24,8 +24,10 @@ from ._inspect import task_logs as show_logs
 from ._load import load_workflow
 from ._params import Selection, selection_options
 from ._plan import plan as plan_workflow
+from ._progress import DEFAULT_INTERVAL
 from ._run import EXECUTORS, RunOptions
 from ._run import run as run_workflow
+from ._summary import ALL_ROWS_UP_TO
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -113,6 +115,30 @@ def store_options(command: F) -> F:
     is_flag=True,
     help="At the first failure, cancel what is running and skip the rest.",
 )
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="Print every event (each start, completion, restore, skip, item) and every "
+    "failed task's traceback.",
+)
+@click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help=f"A summary row per task (a run of more than {ALL_ROWS_UP_TO} tasks shows the "
+    "failed, retried and slowest ones and counts the rest).",
+)
+@click.option(
+    "--progress-interval",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_INTERVAL,
+    show_default=True,
+    envvar="FLOWWEAVER_PROGRESS_INTERVAL",
+    metavar="SECONDS",
+    help="In a log or a pipe, a progress line this often (0: none). "
+    "Env: FLOWWEAVER_PROGRESS_INTERVAL.",
+)
 @selection_options
 def run(
     target: str,
@@ -125,6 +151,9 @@ def run(
     fresh: bool,
     backend: str,
     fail_fast: bool,
+    verbose: bool,
+    show_all: bool,
+    progress_interval: float,
     params: dict[str, Any],
     targets: tuple[str, ...],
     from_tasks: tuple[str, ...],
@@ -145,6 +174,10 @@ def run(
     depends on them, taking what they need from upstream from the state store. The other
     tasks are left alone.
 
+    On a terminal a live display shows the run. In a log or a pipe it prints what needs
+    reading: retries, failures, skips (a line per cause), restored tasks (counted), and
+    a progress line every few seconds; --verbose prints every event.
+
     Exit codes: 0 all tasks completed, 1 a task failed, 2 bad usage, 130 interrupted.
     """
     _check_store_options(store, no_store)
@@ -160,6 +193,9 @@ def run(
         selection=Selection(params, targets, from_tasks),
         limits=limits,
         rates=rates,
+        verbose=verbose,
+        show_all=show_all,
+        progress_interval=progress_interval,
     )
     try:
         code = run_workflow(options)

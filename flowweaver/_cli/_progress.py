@@ -1,28 +1,24 @@
-"""Showing a run as it happens: a live display on a terminal, one line per event elsewhere.
+"""Showing a run as it happens: a live display on a terminal (:mod:`._live`), plain lines
+in a log or a pipe (:class:`PlainProgress`).
 
-Both are run observers (see :mod:`flowweaver._events`). An observer is called on the run's
-event loop thread and must be quick, so neither draws anything heavy there: the plain one
-writes a line; the live one only updates :class:`RunState` under a lock, and rich's own
-refresh thread (``Live``, a few times a second) reads it and redraws.
+Both are run observers (see :mod:`flowweaver._events`), called on the run's event loop
+thread, so neither draws anything heavy there.
 
-Items of a mapped task arrive as task events with ``item`` set (``task`` is
-``process_file[3]``); they are counted per mapped task, never as tasks, so "3 of 4 tasks"
-stays true of the workflow's own tasks however many items a map has.
+In a log a person reads what needs them: retries, failures, skips with their reason (one
+line per cause, not one per task), a count of the tasks restored, and a progress line every
+few seconds. A 3,000-task run printed a line per start and per completion (9,008 lines in
+all with its table); a clean one now prints a handful. ``--verbose`` prints every event as
+before. The lines that could still come by the thousand (retries, failures, a map's failed
+items) are capped, and what was left out is counted at the end.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING
-
-from rich.console import Console, Group, RenderableType
-from rich.live import Live
-from rich.progress_bar import ProgressBar
-from rich.table import Table
-from rich.text import Text
 
 from .._events import (
     RunEvent,
@@ -37,184 +33,269 @@ from .._events import (
     TaskSkipped,
     TaskStarted,
 )
-from ._output import describe_error, format_clock, format_duration, write_line
+from ._lines import (
+    event_line,
+    failure_text,
+    line,
+    map_counts,
+    progress_text,
+    retry_text,
+    skip_group_text,
+    skip_reason,
+)
+from ._live import LiveProgress
+from ._output import format_duration, write_line
+from ._state import RunState, count, map_task_of, some_names
 
-if TYPE_CHECKING:
-    from .._task import Task
+__all__ = ["DEFAULT_INTERVAL", "LiveProgress", "PlainProgress", "RunState"]
 
-# The live display lists at most this many running tasks, then "and N more".
-_SHOWN_RUNNING = 8
+# Seconds between two progress lines in a log (--progress-interval, or
+# FLOWWEAVER_PROGRESS_INTERVAL): often enough to see a run is alive, rarely enough that a
+# long run's log stays short (720 lines an hour).
+DEFAULT_INTERVAL = 5.0
 
-
-@dataclass
-class _Running:
-    since: float
-    attempt: int
-    retrying: bool = False
-
-
-@dataclass
-class ItemCounts:
-    """How one mapped task's items ended so far, counted from their events."""
-
-    done: int = 0
-    restored: int = 0
-    failed: list[str] = field(default_factory=list)
-    skipped: int = 0
-
-
-def map_task_of(event: TaskEvent) -> str:
-    """The mapped task an item event is about: ``"p"`` for ``"p[3]"``."""
-    return event.task[: -len(str(event.item)) - 2]
-
-
-@dataclass
-class RunState:
-    """What the displays know about a run, updated from its events.
-
-    :ivar mapped: the workflow's mapped tasks by name; how many items each has so far is
-        read from the task itself (it knows them all once it expanded, before they ran).
-    """
-
-    workflow: str
-    total: int
-    mapped: dict[str, Task] = field(default_factory=dict)
-    items: dict[str, ItemCounts] = field(default_factory=dict)
-    began: float | None = None
-    completed: int = 0
-    restored: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    skipped: int = 0
-    cancelled: int = 0
-    running: dict[str, _Running] = field(default_factory=dict)
-    finished: RunFinished | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def apply(self, event: RunEvent) -> None:
-        with self.lock:
-            if isinstance(event, TaskEvent):
-                self._track(event)
-                if event.item is not None:
-                    self._count_item(event)
-                else:
-                    self._count_task(event)
-            elif isinstance(event, RunStarted):
-                self.began = event.timestamp
-                self.total = event.total
-            elif isinstance(event, RunFinished):
-                self.finished = event
-
-    def _track(self, event: TaskEvent) -> None:
-        """What is running now: tasks and items alike."""
-        if isinstance(event, TaskStarted):
-            current = self.running.get(event.task)
-            since = current.since if current is not None else event.timestamp
-            self.running[event.task] = _Running(since, event.attempt)
-        elif isinstance(event, TaskRetrying):
-            current = self.running.get(event.task)
-            if current is not None:
-                current.retrying = True
-        elif isinstance(event, (TaskCompleted, TaskFailed, TaskCancelled)):
-            self.running.pop(event.task, None)
-
-    def _count_task(self, event: TaskEvent) -> None:
-        if isinstance(event, TaskCompleted):
-            self.completed += 1
-        elif isinstance(event, TaskFailed):
-            self.failed.append(event.task)
-        elif isinstance(event, TaskSkipped):
-            self.skipped += 1
-        elif isinstance(event, TaskRestored):
-            self.restored.append(event.task)
-        elif isinstance(event, TaskCancelled):
-            self.cancelled += 1
-
-    def _count_item(self, event: TaskEvent) -> None:
-        """Items count per mapped task, never as tasks."""
-        counts = self.items.setdefault(map_task_of(event), ItemCounts())
-        if isinstance(event, TaskCompleted):
-            counts.done += 1
-        elif isinstance(event, TaskFailed):
-            counts.failed.append(event.task)
-        elif isinstance(event, TaskSkipped):
-            counts.skipped += 1
-        elif isinstance(event, TaskRestored):
-            counts.restored += 1
-
-    def item_counts(self) -> list[tuple[str, int, int, int, int, int]]:
-        """Each mapped task with items so far: ``(name, known, done, restored, failed,
-        skipped)``, where ``known`` is how many items it has (ended or not). Call with the
-        lock held."""
-        out = []
-        for name, c in self.items.items():
-            task = self.mapped.get(name)
-            # its items are all known once it expanded, before they run
-            known = len(task.items) if task is not None else 0
-            out.append((name, known, c.done, c.restored, len(c.failed), c.skipped))
-        return out
-
-    def elapsed(self, now: float | None = None) -> float:
-        if self.began is None:
-            return 0.0
-        if self.finished is not None:
-            return self.finished.duration
-        return (time.time() if now is None else now) - self.began
+# At most this many lines of each kind, then a count: a run where every task fails the
+# same way must not print it 3,000 times. Per map for its failed items.
+_SHOWN = {"retrying": 10, "FAILED": 10, "cancelled": 10, "skipped": 10}
+_SHOWN_ITEMS = 5
+_HIDDEN_NOTE = {
+    "retrying": "more retries are counted, not printed (--verbose prints each)",
+    "FAILED": "more failures are counted, not printed (the summary lists them)",
+    "cancelled": "more interrupted tasks are counted, not printed",
+    "skipped": "more skips are counted, not printed (the summary counts them)",
+}
 
 
-def event_line(event: RunEvent, began: float | None) -> str | None:
-    """The plain line for ``event``: ``[  1.25s] completed  load (0.40 s)``."""
-    offset = event.timestamp - began if began is not None else 0.0
-    stamp = f"[{offset:7.2f}s]"
-    if isinstance(event, RunStarted):
-        return f"{stamp} run        {event.workflow}: {event.total} tasks"
-    if isinstance(event, TaskStarted):
-        again = f" (attempt {event.attempt})" if event.attempt > 1 else ""
-        return f"{stamp} started    {event.task}{again}"
-    if isinstance(event, TaskRetrying):
-        wait = f"; next attempt in {format_duration(event.delay)}" if event.delay else ""
-        return (
-            f"{stamp} retrying   {event.task} (attempt {event.attempt} failed: "
-            f"{describe_error(event.error)}{wait})"
-        )
-    if isinstance(event, TaskCompleted):
-        return f"{stamp} completed  {event.task} ({format_duration(event.duration)})"
-    if isinstance(event, TaskFailed):
-        tries = "1 attempt" if event.attempts == 1 else f"{event.attempts} attempts"
-        return f"{stamp} FAILED     {event.task} after {tries}: {describe_error(event.error)}"
-    if isinstance(event, TaskSkipped):
-        why = event.reason or f"upstream task {event.upstream!r} failed"
-        return f"{stamp} skipped    {event.task} ({why})"
-    if isinstance(event, TaskRestored):
-        return f"{stamp} restored   {event.task} (saved result)"
-    if isinstance(event, TaskCancelled):
-        return f"{stamp} cancelled  {event.task} (interrupted; it runs again next time)"
-    if isinstance(event, RunFinished):
-        return (
-            f"{stamp} finished   {event.workflow}: {event.status} in "
-            f"{format_duration(event.duration)}"
-        )
-    return None
+class _Group:
+    """Tasks waiting to be printed as one line: restored ones, or skipped for one cause."""
+
+    __slots__ = ("n", "names", "reason", "upstream", "when")
+
+    def __init__(self, when: float, upstream: str, reason: str) -> None:
+        self.when = when  # of its first event: the line is stamped with it
+        self.upstream = upstream
+        self.reason = reason
+        self.names: list[str] = []
+        self.n = 0
+
+    def add(self, name: str) -> None:
+        if len(self.names) < 4:  # see some_names
+            self.names.append(name)
+        self.n += 1
 
 
 class PlainProgress:
-    """Writes one line per event to stdout, flushed at once (for logs and pipes)."""
+    """Lines on stdout, each flushed at once, for logs and pipes.
 
-    def __init__(self, state: RunState) -> None:
+    :param verbose: a line per event (each start, completion, item...), as the command
+        printed before it learnt to summarise.
+    :param interval: seconds between two progress lines (0: none); a thread of this
+        object's writes them while the run goes, so a long task with no events in between
+        still shows the run is alive.
+    :param clock: what "now" is for the progress lines (``time.time``; tests pass theirs).
+    :param write: where a line goes (stdout, flushed at once, by default).
+    """
+
+    def __init__(
+        self,
+        state: RunState,
+        *,
+        verbose: bool = False,
+        interval: float = DEFAULT_INTERVAL,
+        clock: Callable[[], float] = time.time,
+        write: Callable[[str], None] = write_line,
+    ) -> None:
         self.state = state
+        self.verbose = verbose
+        self.interval = interval
+        self.clock = clock
+        self.write = write
+        # The ticker thread writes too: one writer at a time, groups flushed in order.
+        self._lock = threading.Lock()
+        self._pending: dict[tuple[str, str, str], _Group] = {}
+        self._shown: Counter[str] = Counter()
+        self._hidden: Counter[str] = Counter()
+        self._items_shown: Counter[str] = Counter()
+        self._items_hidden: Counter[str] = Counter()
+        self._last: tuple[float, int] | None = None  # when the last progress line was
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+
+    # -- the observer ------------------------------------------------------------------------
 
     def __call__(self, event: RunEvent) -> None:
         state = self.state
         state.apply(event)
-        line = event_line(event, state.began)
-        if line is None:
+        if self.verbose:
+            self._every_event(event)
             return
-        if isinstance(event, (TaskCompleted, TaskFailed)) and event.task in state.items:
+        if not self._pending and (
+            type(event) is TaskStarted
+            or (type(event) is TaskCompleted and not self._is_map(event.task))
+        ):
+            # no news in a log, and most events by far: back to the run at once, no lock
+            return
+        with self._lock:
+            if self._pending and type(event) not in (TaskSkipped, TaskRestored):
+                # a burst of skips or restores has ended: its lines come before what follows
+                self._flush()
+            if isinstance(event, TaskEvent):
+                if event.item is None:
+                    self._task_event(event)
+                elif isinstance(event, TaskFailed):
+                    self._item_failed(event)
+            elif isinstance(event, RunStarted):
+                self._emit(line(0.0, "run", f"{event.workflow}: {count(event.total, 'task')}"))
+            elif isinstance(event, RunFinished):
+                self._finish(event)
+
+    def _every_event(self, event: RunEvent) -> None:
+        text = event_line(event, self.state.began)
+        if text is None:
+            return
+        if isinstance(event, (TaskCompleted, TaskFailed)) and self._is_map(event.task):
             # a mapped task ended: its items, counted (each had a line of its own)
-            c = state.items[event.task]
-            line += f": {c.done + c.restored} items done, {len(c.failed)} failed"
-        write_line(line)
+            text += f": {map_counts(self.state, event.task)}"
+        self.write(text)
+
+    def _task_event(self, event: TaskEvent) -> None:
+        offset = self._offset(event.timestamp)
+        if isinstance(event, TaskSkipped):
+            reason = skip_reason(event)
+            if event.upstream:  # one of a burst of skips below a failure: grouped
+                self._group(event, "skipped", event.upstream, reason).add(event.task)
+            else:  # on purpose (flowweaver.Skip) or by a trigger rule: its own line
+                text = line(offset, "skipped", f"{event.task} ({reason})")
+                self._capped_emit("skipped", text, offset)
+        elif isinstance(event, TaskRestored):
+            self._group(event, "restored", "", "").add(event.task)
+        elif isinstance(event, TaskRetrying):
+            self._capped_emit("retrying", line(offset, "retrying", retry_text(event)), offset)
+        elif isinstance(event, TaskFailed):
+            text = failure_text(event)
+            if self._is_map(event.task):
+                text += f" ({map_counts(self.state, event.task)})"
+            self._capped_emit("FAILED", line(offset, "FAILED", text), offset)
+            self._items_left_out(event.task, offset)
+        elif isinstance(event, TaskCompleted) and self._is_map(event.task):
+            # a map is one line in a log, its items counted (they have no lines of their own)
+            counts = map_counts(self.state, event.task)
+            took = f"{event.task} ({format_duration(event.duration)}): {counts}"
+            self._emit(line(offset, "completed", took))
+            self._items_left_out(event.task, offset)
+        elif isinstance(event, TaskCancelled):
+            text = f"{event.task} (interrupted; it runs again next time)"
+            self._capped_emit("cancelled", line(offset, "cancelled", text), offset)
+
+    def _item_failed(self, event: TaskFailed) -> None:
+        name = map_task_of(event)
+        if self._items_shown[name] < _SHOWN_ITEMS:
+            self._items_shown[name] += 1
+            self._emit(line(self._offset(event.timestamp), "FAILED", failure_text(event)))
+        else:
+            self._items_hidden[name] += 1
+
+    def _items_left_out(self, name: str, offset: float) -> None:
+        hidden = self._items_hidden.pop(name, 0)
+        if hidden:
+            text = f"and {count(hidden, 'more item')} of {name!r} failed"
+            self._emit(line(offset, "FAILED", text))
+
+    def _finish(self, event: RunFinished) -> None:
+        offset = self._offset(event.timestamp)
+        self._flush()
+        for kind, n in self._hidden.items():
+            what = (
+                count(n, "more retry", "more retries")
+                if kind == "retrying"
+                else count(n, "more task")
+            )
+            self._emit(line(offset, kind, f"and {what} (not shown above)"))
+        self._hidden.clear()
+        self._emit(event_line(event, self.state.began) or "")
+
+    # -- lines ---------------------------------------------------------------------------
+
+    def _emit(self, text: str) -> None:
+        """Write ``text`` after the groups waiting, so lines stay in the order of events."""
+        self._flush()
+        self.write(text)
+
+    def _capped_emit(self, kind: str, text: str, offset: float) -> None:
+        self._flush()
+        self._capped(kind, text, offset)
+
+    def _capped(self, kind: str, text: str, offset: float, n: int = 1) -> None:
+        """Write ``text`` (about ``n`` tasks) unless ``kind`` had its share of lines: then
+        count them, and say so once."""
+        if self._shown[kind] < _SHOWN[kind]:
+            self._shown[kind] += 1
+            self.write(text)
+            return
+        if not self._hidden[kind]:
+            self.write(line(offset, kind, f"({_HIDDEN_NOTE[kind]})"))
+        self._hidden[kind] += n
+
+    def _group(self, event: TaskEvent, verb: str, upstream: str, reason: str) -> _Group:
+        key = (verb, upstream, reason)
+        group = self._pending.get(key)
+        if group is None:
+            group = self._pending[key] = _Group(event.timestamp, upstream, reason)
+        return group
+
+    def _flush(self) -> None:
+        """Print the skips and restores gathered since the last line, a line per cause."""
+        if not self._pending:
+            return
+        for (verb, upstream, reason), g in self._pending.items():
+            if verb == "restored":
+                text = (
+                    f"{g.names[0]} (saved result)"
+                    if g.n == 1
+                    else f"{count(g.n, 'task')} (saved results): {some_names(g.names, g.n)}"
+                )
+                self.write(line(self._offset(g.when), verb, text))
+            else:
+                offset = self._offset(g.when)
+                text = line(offset, verb, skip_group_text(upstream, reason, g.names, g.n))
+                self._capped("skipped", text, offset, g.n)
+        self._pending.clear()
+
+    def _offset(self, timestamp: float) -> float:
+        began = self.state.began
+        return timestamp - began if began is not None else 0.0
+
+    def _is_map(self, name: str) -> bool:
+        return name in self.state.mapped or name in self.state.items
+
+    # -- the progress line ---------------------------------------------------------------------
+
+    def tick(self, now: float | None = None) -> None:
+        """Write the progress line (and the groups waiting), unless the run has not begun
+        or has ended."""
+        now = self.clock() if now is None else now
+        state = self.state
+        with self._lock:
+            began = state.began
+            if began is None or state.finished is not None:
+                return
+            ended = state.ran()
+            # the rate since the last progress line (since the start for the first)
+            since, before = self._last or (began, 0)
+            rate = (ended - before) / (now - since) if now > since else None
+            self._last = (now, ended)
+            self._emit(line(now - began, "progress", progress_text(state, now, rate)))
+
+    def _tick_until_stopped(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.tick()
 
     def __enter__(self) -> PlainProgress:
+        if self.interval > 0 and not self.verbose:
+            self._ticker = threading.Thread(
+                target=self._tick_until_stopped, name="flowweaver-progress", daemon=True
+            )
+            self._ticker.start()
         return self
 
     def __exit__(
@@ -223,107 +304,8 @@ class PlainProgress:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        return None
-
-
-class LiveProgress:
-    """A live display on the terminal: counts, a bar, the running tasks, elapsed time.
-
-    Retries and failures are also printed above it as they happen, so they stay on screen
-    after the display is gone.
-    """
-
-    def __init__(self, state: RunState, console: Console) -> None:
-        self.state = state
-        self.console = console
-        # The display is drawn by rich's refresh thread from __rich__; stdout and stderr
-        # are redirected above it, so the tasks' own prints do not tear it.
-        self.live = Live(self, console=console, refresh_per_second=8, transient=True)
-
-    def __call__(self, event: RunEvent) -> None:
-        self.state.apply(event)
-        if isinstance(event, (TaskRetrying, TaskFailed)):
-            line = event_line(event, self.state.began)
-            if line is not None:
-                style = "red" if isinstance(event, TaskFailed) else "magenta"
-                self.console.print(Text(line, style=style))
-
-    def __enter__(self) -> LiveProgress:
-        self.live.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.live.stop()
-
-    def __rich__(self) -> RenderableType:
-        state = self.state
-        now = time.time()
-        with state.lock:
-            done = state.completed + len(state.restored)
-            failed = len(state.failed)
-            settled = done + failed + state.skipped
-            running = sorted(state.running.items(), key=lambda item: item[1].since)
-            elapsed = state.elapsed(now)
-            total = state.total
-            maps = state.item_counts()
-
-        head = Table.grid(padding=(0, 1))
-        head.add_column()
-        head.add_column(ratio=1)
-        head.add_column(justify="right")
-        head.add_row(
-            Text(state.workflow, style="bold"),
-            ProgressBar(total=max(total, 1), completed=settled),
-            Text(f"{settled}/{total}  {format_clock(elapsed)}"),
-        )
-        counts = Text()
-        counts.append(f"{done} done", style="green")
-        if state.restored:
-            counts.append(f" ({len(state.restored)} restored)", style="green")
-        counts.append(" · ")
-        counts.append(f"{len(running)} running", style="cyan")
-        counts.append(" · ")
-        counts.append(f"{failed} failed", style="bold red" if failed else "")
-        counts.append(" · ")
-        counts.append(f"{state.skipped} skipped", style="yellow" if state.skipped else "")
-        parts: list[RenderableType] = [head, counts]
-        parts.extend(_item_line(*counts) for counts in maps)
-        for name, info in running[:_SHOWN_RUNNING]:
-            line = Text("  ▶ ", style="cyan")
-            line.append(name)
-            line.append(f"  {_running_for(now - info.since)}", style="dim")
-            if info.attempt > 1 or info.retrying:
-                note = "waiting to retry" if info.retrying else f"attempt {info.attempt}"
-                line.append(f"  ({note})", style="magenta")
-            parts.append(line)
-        if len(running) > _SHOWN_RUNNING:
-            parts.append(Text(f"  … and {len(running) - _SHOWN_RUNNING} more", style="dim"))
-        return Group(*parts)
-
-
-def _item_line(name: str, known: int, ran: int, restored: int, failed: int, skipped: int) -> Text:
-    """``  ▦ process_file  57/120 items done (3 restored) · 2 failed · 1 skipped``."""
-    done = ran + restored
-    line = Text("  ▦ ", style="cyan")
-    line.append(name)
-    line.append(f"  {done}/{max(known, done + failed + skipped)} items done", style="green")
-    if restored:
-        line.append(f" ({restored} restored)", style="green")
-    if failed:
-        line.append(" · ")
-        line.append(f"{failed} failed", style="bold red")
-    if skipped:
-        line.append(" · ")
-        line.append(f"{skipped} skipped", style="yellow")
-    return line
-
-
-def _running_for(seconds: float) -> str:
-    """``"0.4s"`` for a task running under a minute (a moving number shows it is alive),
-    ``m:ss`` after."""
-    return f"{max(seconds, 0.0):.1f}s" if seconds < 60 else format_clock(seconds)
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
+        with self._lock:
+            self._flush()  # a run stopped before its end event still shows its skips

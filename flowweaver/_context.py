@@ -14,7 +14,9 @@ no flowweaver (a task that imports it inside its function still finds them).
 While a run is under way a log-record factory (installed by the first run, removed by
 the last; it calls the factory it replaced) gives every record ``fw_workflow``,
 ``fw_task``, ``fw_attempt`` and ``fw_run``: the running task's, or None outside tasks.
-Outside runs it adds nothing: no global side effect survives the runs.
+Outside runs it adds nothing: no global side effect survives the runs. During a run
+with ``capture_logs`` it also hands each record made in a task to ``_capture``
+(:data:`capture_record`), which keeps it in that task's tail.
 """
 
 from __future__ import annotations

@@ -7,7 +7,10 @@ forms taking turns: ``plain``; every task calling ``flowweaver.current()`` once;
 task logging one record to a logger with a handler that drops it (the record factory
 of the run gives each record ``fw_*`` attributes); ``flowweaver.otel.TracingObserver``
 on an SDK tracer provider with no exporter (a span per attempt made, made current, and
-ended). And, for scale, one such record made outside any run (no factory), timed by itself.
+ended); ``capture_logs=True`` with no-op tasks (a tail per task, the streams teed); every
+task logging one record and printing one line, without and with ``capture_logs`` (the
+line goes to a sink that keeps nothing, in both). And, for scale, one such record made
+outside any run (no factory), timed by itself.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import gc
 import logging
 import statistics
+import sys
 import time
 import timeit
 from dataclasses import dataclass, field
@@ -23,7 +27,16 @@ from typing import Any
 from . import workloads
 from .measure import Progress, _quiet, rotated
 
-FORMS = ("plain", "current()", "one log record", "TracingObserver")
+FORMS = (
+    "plain",
+    "current()",
+    "one log record",
+    "TracingObserver",
+    "capture_logs",
+    "log + print",
+    "log + print, captured",
+)
+_CAPTURED = ("capture_logs", "log + print, captured")
 EXECUTORS = ("SequentialExecutor", "ThreadedExecutor(4)")
 _LOG = logging.getLogger("flowweaver-bench.context")
 
@@ -41,6 +54,21 @@ def _calls_current(**kw: object) -> None:
 
 def _logs(**kw: object) -> None:
     _LOG.info("a task ran")
+
+
+def _logs_and_prints(**kw: object) -> None:
+    _LOG.info("a task ran")
+    print("and said so")
+
+
+class _Sink:
+    """sys.stdout during the section: a print costs the same in every form."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
 
 
 @dataclass
@@ -62,7 +90,12 @@ class ContextResult:
 def _workflow(dag: workloads.Dag, form: str) -> Any:
     from flowweaver import Task, Workflow
 
-    func = {"current()": _calls_current, "one log record": _logs}.get(form, workloads.noop)
+    func = {
+        "current()": _calls_current,
+        "one log record": _logs,
+        "log + print": _logs_and_prints,
+        "log + print, captured": _logs_and_prints,
+    }.get(form, workloads.noop)
     wf = Workflow(f"bench-context-{len(dag)}")
     names = dag.names
     for name, ups in zip(names, dag.deps, strict=True):
@@ -95,6 +128,7 @@ def context_costs(n: int, rounds: int, progress: Progress = _quiet) -> list[Cont
     _LOG.setLevel(logging.INFO)
     _LOG.propagate = False
     began = time.perf_counter()
+    stdout, sys.stdout = sys.stdout, _Sink()
     try:
         for rep in range(rounds):
             for res in results:
@@ -107,6 +141,8 @@ def context_costs(n: int, rounds: int, progress: Progress = _quiet) -> list[Cont
                             res.error = "TracingObserver: opentelemetry-sdk is not installed"
                             continue
                         options["observer"] = observer
+                    if form in _CAPTURED:
+                        options["capture_logs"] = True
                     ex: Any = (
                         flowweaver.SequentialExecutor(**options)
                         if res.executor == "SequentialExecutor"
@@ -121,6 +157,7 @@ def context_costs(n: int, rounds: int, progress: Progress = _quiet) -> list[Cont
                         continue
                     res.times.setdefault(form, []).append(time.perf_counter() - start)
     finally:
+        sys.stdout = stdout
         _LOG.removeHandler(handler)
     progress(f"  context: {rounds} repetitions in {time.perf_counter() - began:.1f} s")
     return results

@@ -358,8 +358,9 @@ def context_table(res: Results) -> list[str]:
         "The layered DAG, forms taking turns: every task calls `flowweaver.current()` "
         "once, or logs one record (to a handler that drops it; the run's record factory "
         "adds the `fw_*` attributes), or the run has a `TracingObserver` (an SDK tracer "
-        "provider without exporter: spans made and ended, none sent). In brackets: what "
-        "the form adds to *plain*.",
+        "provider without exporter: spans made and ended, none sent), or the run has "
+        "`capture_logs=True`; or every task logs one record and prints one line (to a sink), "
+        "without and with `capture_logs`. In brackets: what the form adds to *plain*.",
         "",
         "| executor | plain | " + " | ".join(forms) + " |",
         "|---|" + "---:|" * (len(forms) + 1),

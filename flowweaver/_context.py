@@ -14,7 +14,9 @@ no flowweaver (a task that imports it inside its function still finds them).
 While a run is under way a log-record factory (installed by the first run, removed by
 the last; it calls the factory it replaced) gives every record ``fw_workflow``,
 ``fw_task``, ``fw_attempt`` and ``fw_run``: the running task's, or None outside tasks.
-Outside runs it adds nothing: no global side effect survives the runs.
+Outside runs it adds nothing: no global side effect survives the runs. During a run
+with ``capture_logs`` it also hands each record made in a task to ``_capture``
+(:data:`capture_record`), which keeps it in that task's tail.
 """
 
 from __future__ import annotations
@@ -25,9 +27,12 @@ import threading
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._errors import FlowWeaverError
+
+if TYPE_CHECKING:
+    from ._capture import Tail
 
 
 class Source(Protocol):
@@ -36,6 +41,10 @@ class Source(Protocol):
     def context_of(self, i: int) -> TaskContext: ...
 
     def log_fields(self, i: int) -> tuple[str, str, int, str]: ...
+
+    def tail_of(self, i: int) -> Tail | None:
+        """Where the attempt's lines go under ``capture_logs`` (see ``_capture``), or None."""
+        ...
 
 
 _CURRENT: ContextVar[tuple[Source, int] | None] = ContextVar("flowweaver_current", default=None)
@@ -265,6 +274,9 @@ class Fixed:
         c = self.ctx
         return c.workflow, c.task, c.attempt, c.run_id
 
+    def tail_of(self, i: int) -> Tail | None:
+        return None  # a worker process captures by itself (_proc_child)
+
 
 class InContext:
     """``func`` to call elsewhere (a Dask worker) with ``ctx`` as the current context, and
@@ -310,6 +322,9 @@ async def _awaited_in(ctx: TaskContext, carrier: dict[str, str] | None, awaitabl
 _lock = threading.Lock()
 _runs = 0  # runs under way in this process
 _previous: Callable[..., logging.LogRecord] | None = None
+# Set while a run with capture_logs is under way (see _capture): takes each record made
+# in a task, with the task's marker.
+capture_record: Callable[[tuple[Source, int], logging.LogRecord], None] | None = None
 
 
 def _factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
@@ -322,6 +337,9 @@ def _factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         else:
             fields = value[0].log_fields(value[1])
             record.fw_workflow, record.fw_task, record.fw_attempt, record.fw_run = fields
+            hook = capture_record
+            if hook is not None:
+                hook(value, record)
     return record
 
 

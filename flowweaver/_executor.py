@@ -48,6 +48,8 @@ class ExecutorOptions(TypedDict, total=False):
     limits: Mapping[str, int] | None
     rate_limits: Mapping[str, str] | None
     kill_grace: float
+    capture_logs: bool
+    capture_logs_lines: int
 
 
 class RunOptions(TypedDict, total=False):
@@ -100,12 +102,22 @@ class BaseExecutor(ABC):
     :param kill_grace: seconds a task's worker process gets between SIGTERM and SIGKILL
         when its timeout expires or the run ends (``isolation="process"``,
         :class:`~flowweaver.ProcessExecutor`; default 5).
+    :param capture_logs: keep the tail of each task's log records (from any logger, as
+        ``"WARNING etl: message"`` with the traceback's lines) and of what its code
+        writes to ``sys.stdout`` and ``sys.stderr`` from its own thread or coroutine
+        (everything still reaches the stream), and save it with the task's record:
+        ``Task.logs``, ``flowweaver status --logs TASK``. A retry's lines follow the
+        attempt before, under a ``--- attempt N ---`` line. Off by default: a run without
+        it replaces no stream.
+    :param capture_logs_lines: how many lines the tail keeps per task (default 200).
     :raises WorkflowValidationError: for an unknown ``backend``, an ``observer`` that
         cannot be called, a ``commit_interval`` that is not a positive finite number, a
         ``wait_for_lock`` that is neither None nor a number of seconds (0 or more), a
         limit that is not a whole number of at least 1, or a rate that does not read
-        ``"N/s"``, ``"N/min"`` or ``"N/h"``. A limit or rate naming a tag that no task of
-        the workflow has is an error of the run, before anything runs.
+        ``"N/s"``, ``"N/min"`` or ``"N/h"``, a ``capture_logs`` that is not a bool or a
+        ``capture_logs_lines`` that is not a whole number of at least 1. A limit or rate
+        naming a tag that no task of the workflow has is an error of the run, before
+        anything runs.
     """
 
     _inline_sync = False
@@ -126,6 +138,8 @@ class BaseExecutor(ABC):
         limits: Mapping[str, int] | None = None,
         rate_limits: Mapping[str, str] | None = None,
         kill_grace: float = 5.0,
+        capture_logs: bool = False,
+        capture_logs_lines: int = 200,
     ) -> None:
         if backend not in _BACKENDS:
             raise WorkflowValidationError(f"backend must be 'asyncio' or 'trio', got {backend!r}")
@@ -149,6 +163,12 @@ class BaseExecutor(ABC):
         # per tag: (tokens per second, bucket size), checked here so a typo fails early
         self._rates: dict[str, tuple[float, float]] = _rates(self.rate_limits)
         self.kill_grace = _grace(kill_grace)
+        if not isinstance(capture_logs, bool):
+            raise WorkflowValidationError(
+                f"capture_logs must be True or False, got {capture_logs!r}"
+            )
+        self.capture_logs = capture_logs
+        self.capture_logs_lines = _positive_int("capture_logs_lines", capture_logs_lines)
 
     @property
     @abstractmethod

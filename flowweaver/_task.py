@@ -125,6 +125,7 @@ class Task:
         "_is_async",
         "_items",
         "_keywords",
+        "_logs",
         "_started",
         "_state",
         "attempts",
@@ -206,6 +207,7 @@ class Task:
         self.item: str | int | None = None
         self._items: list[Task] = []
         self._failed_items: list[str] = []
+        self._logs: list[str] | None = None
 
     def _item(self, key: str | int) -> Task:
         """A new item of this mapped task: the same function and settings, its own state."""
@@ -242,6 +244,7 @@ class Task:
         new.attempts = 0
         new._started = None
         new._finished = None
+        new._logs = None
         new.item = key
         # An item never expands: it shares one empty list for each of these instead of
         # making two per element (both are only ever replaced whole, never appended to).
@@ -308,6 +311,7 @@ class Task:
         self._finished = None
         self._items = []
         self._failed_items = []
+        self._logs = None
 
     @property
     def items(self) -> list[Task]:
@@ -319,6 +323,14 @@ class Task:
     def failed_items(self) -> list[str]:
         """The names of the items that failed in a mapped task's latest run."""
         return list(self._failed_items)
+
+    @property
+    def logs(self) -> list[str]:
+        """The lines its latest run captured (an executor's ``capture_logs=True``): the
+        tail of its log records and ``print`` output, a retry's below a ``--- attempt N
+        ---`` line; for a task restored from a store, the lines saved with its record.
+        Empty when nothing was captured (a new list each time)."""
+        return list(self._logs) if self._logs else []
 
     # -- calling the function --------------------------------------------------------------
 

@@ -227,3 +227,21 @@ def trace_ids(**upstream: Any) -> list[int]:
 
 async def trace_ids_async(**upstream: Any) -> list[int]:
     return trace_ids()
+
+
+def chatty(n: int = 3) -> int:
+    """Prints and logs in its worker process (capture_logs), and from a thread of its own."""
+    import logging
+
+    side = threading.Thread(target=print, args=("from a thread of the task",))
+    side.start()
+    side.join()
+    for i in range(n):
+        print(f"line {i}")
+    logging.getLogger("proc").warning("careful %s", "now")
+    return n
+
+
+def chatty_then_fail() -> None:
+    print("about to fail")
+    raise ValueError("failed after printing")

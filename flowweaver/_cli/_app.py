@@ -20,6 +20,7 @@ from ._history import history as show_history
 from ._history import show_run
 from ._inspect import reset as reset_store
 from ._inspect import status as show_status
+from ._inspect import task_logs as show_logs
 from ._load import load_workflow
 from ._params import Selection, selection_options
 from ._plan import plan as plan_workflow
@@ -245,16 +246,30 @@ def plan(
     metavar="ID",
     help="Show this run instead (an id from `flowweaver history`, or its first characters).",
 )
-def status(store: str | None, workflow: str | None, run_id: str | None) -> None:
+@click.option(
+    "--logs",
+    "logs_of",
+    metavar="TASK",
+    help="Print the log and print lines saved with TASK's record (captured by the run).",
+)
+def status(
+    store: str | None, workflow: str | None, run_id: str | None, logs_of: str | None
+) -> None:
     """Show the tasks saved in STORE: status, when, and the error of failed ones.
 
     With --run ID: that run's parameters, times, status and counts, which tasks ran and
-    why, and which were restored.
+    why, and which were restored. With --logs TASK: the last lines TASK logged and
+    printed, as its run captured them (`flowweaver run` captures them; in Python, an
+    executor's capture_logs=True).
 
     STORE defaults to .flowweaver/state.db, where `flowweaver run` saves by default.
     """
+    if run_id is not None and logs_of is not None:
+        raise click.UsageError("--run and --logs do not go together: pick one")
     if run_id is not None:
         raise SystemExit(show_run(store, run_id, workflow))
+    if logs_of is not None:
+        raise SystemExit(show_logs(store, logs_of, workflow))
     raise SystemExit(show_status(store, workflow))
 
 

@@ -63,6 +63,42 @@ def status(store_arg: str | None, workflow: str | None) -> int:
     return OK
 
 
+def task_logs(store_arg: str | None, task_name: str, workflow: str | None) -> int:
+    """Print the lines saved with ``task_name``'s record, one per line (so a pipe can
+    grep them).
+
+    :raises BadInput: for an unknown workflow or task, a name saved for several
+        workflows without ``workflow``, or a record without captured lines.
+    """
+    store, path = existing_store(store_arg)
+    every = read_records(store, path, None)
+    if workflow is not None and workflow not in workflows_of(every):
+        raise _unknown("workflow", workflow, workflows_of(every), str(path))
+    scope = [r for r in every if workflow is None or (r.workflow or "?") == workflow]
+    matches = [r for r in scope if r.task_name == task_name]
+    if not matches:
+        where = f"{path} (workflow {workflow!r})" if workflow else str(path)
+        raise _unknown("task", task_name, sorted({r.task_name for r in scope}), where)
+    if len(matches) > 1:
+        owners = ", ".join(workflows_of(matches))
+        raise BadInput(
+            f"task {task_name!r} is saved for several workflows ({owners}); pick one with "
+            "--workflow NAME"
+        )
+    record = matches[0]
+    if record.logs is None:
+        raise BadInput(
+            f"task {task_name!r} in {path} has no captured lines: the run that saved it "
+            "did not capture them (flowweaver run does; in Python, pass capture_logs=True "
+            "to the executor)"
+        )
+    if not record.logs:
+        click.echo(f"(task {task_name!r} logged and printed nothing)", err=True)
+    for line in record.logs:
+        click.echo(line)
+    return OK
+
+
 def _counts(records: Sequence[TaskRecord]) -> str:
     by_status: dict[str, int] = {}
     for r in records:

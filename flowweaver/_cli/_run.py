@@ -123,6 +123,9 @@ def make_executor(options: RunOptions, store: CliStore | None, observer: Any) ->
         "backend": options.backend,
         "observer": observer,
         "fresh": options.fresh,
+        # what a failed task logged and printed: its summary shows the last lines, and
+        # `flowweaver status --logs TASK` all that the store kept
+        "capture_logs": True,
     }
     common.update(_resource_options(options))
     try:

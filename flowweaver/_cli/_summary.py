@@ -14,6 +14,7 @@ import sys
 import traceback
 from collections import Counter
 from pathlib import Path
+from shlex import quote
 from types import TracebackType
 
 import click
@@ -45,6 +46,8 @@ _KIND_WORDS = {
 _LISTED_ITEMS = 5
 _TRACED_ITEMS = 3
 _TRACED_TASKS = 5
+# A failed task's summary shows the last this many lines it logged and printed.
+_LAST_LINES = 5
 # The final line names at most this many failed tasks.
 _NAMED_FAILED = 5
 
@@ -216,6 +219,7 @@ def show_failures(tasks: list[Task], *, every: bool = False) -> None:
             continue
         click.echo(f"\ntask {t.name!r} failed after {_tries(t)}:", err=True)
         click.echo(_task_traceback(t.error), err=True, nl=False)
+        _last_lines(t)
     if len(failed) > len(shown):
         click.echo(
             f"\n(and {count(len(failed) - len(shown), 'more failed task')}: "
@@ -224,12 +228,31 @@ def show_failures(tasks: list[Task], *, every: bool = False) -> None:
         )
 
 
+def _last_lines(t: Task) -> None:
+    """The last lines the task logged and printed (captured by the run), if any."""
+    logs = t.logs
+    if not logs:
+        return
+    shown = logs[-_LAST_LINES:]
+    if len(shown) == len(logs):
+        click.echo(f"what it logged and printed ({count(len(logs), 'line')}):", err=True)
+    else:
+        click.echo(
+            f"the last {len(shown)} of the {len(logs)} lines it logged and printed (all of "
+            f"them: flowweaver status --logs {quote(t.name)}):",
+            err=True,
+        )
+    for line in shown:
+        click.echo(f"  | {line}", err=True)
+
+
 def _show_item_failures(task: Task) -> None:
     failed = [i for i in task.items if i.status is TaskStatus.FAILED and i.error is not None]
     for item in failed[:_TRACED_ITEMS]:
         assert item.error is not None
         click.echo(f"\nitem {item.name!r} failed after {_tries(item)}:", err=True)
         click.echo(_task_traceback(item.error), err=True, nl=False)
+        _last_lines(item)
     if len(failed) > _TRACED_ITEMS:
         click.echo(f"\n(and {len(failed) - _TRACED_ITEMS} more failed items)", err=True)
 

@@ -177,6 +177,14 @@ class DaskBase(BaseExecutor):
         if cluster_options is not None:
             self.cluster_options.update(cluster_options)
         super().__init__(state_store, **options)
+        if self.capture_logs:
+            # A task's value is what its dependents take from the cluster, so its lines
+            # would need a channel of their own from the workers (see the README).
+            raise WorkflowValidationError(
+                "capture_logs does not work with DaskExecutor yet: the lines a task writes "
+                "stay in the worker's own output; use ThreadedExecutor, AsyncExecutor or "
+                "ProcessExecutor to capture them, or leave capture_logs off"
+            )
 
     @property
     def concurrency(self) -> int:

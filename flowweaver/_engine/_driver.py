@@ -46,6 +46,7 @@ import anyio.abc
 from anyio.lowlevel import checkpoint
 
 from .._blocking import loop_running_in_this_thread, run_blocking
+from .._capture import Tail, capture_off, capture_on
 from .._context import _CURRENT as _current
 from .._context import (
     InContext,
@@ -164,6 +165,16 @@ class _Run:
         # An observer's code around each attempt, where it runs (a tracer's span)
         self.attempt_scope = attempt_scope_of(executor.observer)
         self.run_params: Mapping[str, Any] = dict(params) if params else {}
+        # capture_logs: each running task's lines (see _capture); None: the run captures
+        # nothing, and its tasks pay nothing for it.
+        self.tails: dict[int, Tail] | None = None
+        self.tail_lines = executor.capture_logs_lines
+        if executor.capture_logs:
+            self.tails = {}
+            # Swapped in, as _kwargs_with_params is: the hot path of a run that does not
+            # capture stays exactly as it was.
+            self._dispatch = self._dispatch_capturing  # type: ignore[method-assign]
+            self._succeeded = self._succeeded_capturing  # type: ignore[method-assign]
         index = self.graph.index
         # Tasks outside a selection whose saved results it takes (from_tasks): restored
         # at the start, never run, never reported (they stay PENDING).
@@ -327,6 +338,41 @@ class _Run:
         t = self.tasks[i]
         return self.name, t.name, t.attempts, self.run_id
 
+    def tail_of(self, i: int) -> Tail | None:
+        tails = self.tails
+        return None if tails is None else tails.get(i)
+
+    def _tail_for(self, i: int, attempt: int) -> Tail:
+        """Task ``i``'s tail as its attempt starts: a retry goes on below the attempt
+        before it, under a ``--- attempt N ---`` line."""
+        assert self.tails is not None
+        tail = self.tails.get(i)
+        if tail is None:
+            tail = self.tails[i] = Tail(self.tail_lines)
+        elif attempt > 1:
+            tail.new_attempt(attempt)
+        return tail
+
+    def _dispatch_capturing(self, i: int) -> None:
+        if self.kinds[i] != MAP:  # a mapped task runs no code of its own
+            self._tail_for(i, self.sched.attempts[i])
+        _Run._dispatch(self, i)
+
+    def _succeeded_capturing(self, i: int, value: Any, ended: float) -> None:
+        if type(value) in _PLAIN or not is_awaitable(value):  # else: awaited on a lane first
+            self._take_logs(i, self.tasks[i])
+        _Run._succeeded(self, i, value, ended)
+
+    def _take_logs(self, i: int, t: Task) -> list[str] | None:
+        """Task ``i`` ended: its captured lines, kept on the task (``Task.logs``)."""
+        tails = self.tails
+        if tails is None:
+            return None
+        tail = tails.pop(i, None)
+        if tail is not None:  # else taken already: a result the store refused fails it
+            t._logs = tail.take()
+        return t._logs
+
     def _remote_wrap(self, i: int, func: Callable[..., Any]) -> Callable[..., Any]:
         ctx = self.context_of(i)
         return InContext(ctx, func, scope_carrier(self.attempt_scope, ctx))
@@ -376,6 +422,8 @@ class _Run:
         ok = interrupted = False
         _gc.hold()  # released first thing in _shutdown
         log_attributes_on()  # off in _shutdown
+        if self.tails is not None:
+            capture_on()  # off in _shutdown
         inline_before = inline_calls_by(self) if self.inline else None
         try:
             # Also a run that writes its store on its own loop: a write waiting for another
@@ -440,6 +488,8 @@ class _Run:
         self.finished = True
         _gc.release()
         log_attributes_off()
+        if self.tails is not None:
+            capture_off()
         if self.pool is not None:
             self.pool.close()
         if self.procs is not None:
@@ -603,6 +653,7 @@ class _Run:
             else:
                 t._state = (_COMPLETED, rec.result, None)
                 self.results[i] = rec.result
+            t._logs = rec.logs
             self.store.restored_task(i)
             if emit is not None:
                 emit(TaskRestored(self.name, time.time(), t.name))
@@ -873,6 +924,7 @@ class _Run:
         self.store.restored(i, rec)
         t = self.tasks[i]
         t.attempts = 0  # not run: as a task restored at the start
+        t._logs = rec.logs
         self.judged.reasons.pop(i, None)
         if rec.status is TaskStatus.SKIPPED:  # skipped on purpose: the decision stands
             t._state = (TaskStatus.SKIPPED, None, None)
@@ -931,6 +983,8 @@ class _Run:
 
         ctx = self.context_of(i)
         carrier = scope_carrier(self.attempt_scope, ctx)
+        # the worker process captures by itself and sends its lines back (_proc_child)
+        tail = self.tail_of(i)
 
         def call() -> Any:
             return procs.run(
@@ -942,6 +996,7 @@ class _Run:
                 lambda: self.epoch == epoch,
                 ctx,
                 carrier,
+                tail,
             )
 
         def finish(ok: bool, value: Any) -> None:
@@ -1106,7 +1161,7 @@ class _Run:
         if store is not None:
             # Dependents wait until the record is durable (see _durable); the slot is free now.
             sched.completed(i, durable=False)
-            store.completed(i, encoded)
+            store.completed(i, encoded, t._logs)  # taken by _succeeded_capturing
         else:
             sched.completed(i)
         if sched.skips:
@@ -1153,6 +1208,7 @@ class _Run:
         self, i: int, t: Task, exc: BaseException, ended: float, decision: Failure
     ) -> None:
         t._finished = ended
+        logs = self._take_logs(i, t) if self.tails is not None else None
         t._state = (TaskStatus.FAILED, None, exc)
         self.results[i] = Failed(exc)
         if i < self.n_static:  # an item's failure is its mapped task's to report
@@ -1168,7 +1224,7 @@ class _Run:
         if t.callbacks:
             self._callbacks(t)
         if self.store is not None:
-            self.store.failed(i, exc)
+            self.store.failed(i, exc, logs)
         self._report_skips(ended)
         if self.sched.gathered:
             self._gather(ended)
@@ -1182,6 +1238,7 @@ class _Run:
         """Task ``i`` raised ``Skip``: it ends SKIPPED, not FAILED, and is not retried."""
         t = self.tasks[i]
         t._finished = ended
+        logs = self._take_logs(i, t) if self.tails is not None else None
         t._state = (TaskStatus.SKIPPED, None, None)
         self.results[i] = SKIPPED
         self.skipped.append(i)
@@ -1191,7 +1248,7 @@ class _Run:
         if t.callbacks:
             self._callbacks(t)
         if self.store is not None:
-            self.store.skipped_on_purpose(i, exc.reason)
+            self.store.skipped_on_purpose(i, exc.reason, logs)
         self.sched.skip(i)
         self._report_skips(ended)
         if self.sched.gathered:
@@ -1271,6 +1328,7 @@ class _Run:
             if not sched.restorable(k):
                 continue
             t = self.tasks[k]
+            t._logs = rec.logs
             if rec.status is TaskStatus.SKIPPED:
                 sched.restore(k, skipped=True)
                 t._state = (TaskStatus.SKIPPED, None, None)
@@ -1420,6 +1478,8 @@ class _SoloSettings:
     commit_interval = 0.2  # unused without a store
     wait_for_lock: float | None = 0.0
     kill_grace = 5.0  # the executors' default (isolation="process")
+    capture_logs = False
+    capture_logs_lines = 200
     _isolation = "thread"
     limits: Mapping[str, int] = {}
     _rates: Mapping[str, tuple[float, float]] = {}

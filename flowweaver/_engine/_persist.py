@@ -392,16 +392,24 @@ class RunStore:
         assert self._session is not None
         return self._session.encode(name, value)
 
-    def completed(self, i: int, encoded: Any) -> None:
-        """Queue task ``i``'s COMPLETED record; its dependents wait until it is durable."""
-        self._outcome(i, TaskStatus.COMPLETED, encoded, None)
+    def completed(self, i: int, encoded: Any, logs: list[str] | None = None) -> None:
+        """Queue task ``i``'s COMPLETED record; its dependents wait until it is durable.
+        ``logs``: its captured lines (``capture_logs``), saved with it."""
+        self._outcome(i, TaskStatus.COMPLETED, encoded, None, logs)
 
-    def skipped_on_purpose(self, i: int, reason: str) -> None:
+    def skipped_on_purpose(self, i: int, reason: str, logs: list[str] | None = None) -> None:
         """Queue task ``i``'s record of a ``Skip``: SKIPPED, with a token like a result's
         (which is how a resumed run tells it from a skip by an upstream failure)."""
-        self._outcome(i, TaskStatus.SKIPPED, None, reason)
+        self._outcome(i, TaskStatus.SKIPPED, None, reason, logs)
 
-    def _outcome(self, i: int, status: TaskStatus, encoded: Any, error: str | None) -> None:
+    def _outcome(
+        self,
+        i: int,
+        status: TaskStatus,
+        encoded: Any,
+        error: str | None,
+        logs: list[str] | None = None,
+    ) -> None:
         assert self.writer is not None
         t = self._tasks[i]
         name = t.name
@@ -430,6 +438,7 @@ class RunStore:
                 fingerprint,
                 token,
                 inputs,
+                logs,
             ),
         )
 
@@ -444,13 +453,13 @@ class RunStore:
         first, digests = self._digests[p]
         return item_inputs(others, digests[i - first])
 
-    def failed(self, i: int, exc: BaseException) -> None:
-        self._final(i, TaskStatus.FAILED, describe_exception(exc))
+    def failed(self, i: int, exc: BaseException, logs: list[str] | None = None) -> None:
+        self._final(i, TaskStatus.FAILED, describe_exception(exc), logs)
 
     def skipped(self, i: int, reason: str) -> None:
         self._final(i, TaskStatus.SKIPPED, reason)
 
-    def _final(self, i: int, status: TaskStatus, error: str) -> None:
+    def _final(self, i: int, status: TaskStatus, error: str, logs: list[str] | None = None) -> None:
         assert self.writer is not None
         # Restored at the start, then run again anyway (a rule decided otherwise): its
         # result is no longer the saved one.
@@ -458,7 +467,16 @@ class RunStore:
         t = self._tasks[i]
         self.writer.put(
             i,
-            TaskRecord(t.name, status, None, error, _STAMPED_BY_WRITER, self._workflow, t.version),
+            TaskRecord(
+                t.name,
+                status,
+                None,
+                error,
+                _STAMPED_BY_WRITER,
+                self._workflow,
+                t.version,
+                logs=logs,
+            ),
         )
 
     async def close(self, ok: bool, interrupted: bool = False) -> None:

@@ -42,6 +42,7 @@ from typing import Any, NoReturn
 import anyio.lowlevel
 import cloudpickle
 
+from .._capture import Tail
 from .._context import TaskContext
 from .._errors import (
     FlowWeaverError,
@@ -125,6 +126,7 @@ class ProcessPool:
         wanted: Callable[[], bool] | None = None,
         context: TaskContext | None = None,
         carrier: dict[str, str] | None = None,
+        tail: Tail | None = None,
     ) -> Any:
         """Run ``func(**kwargs)`` in a worker process and return its result; blocks.
 
@@ -136,9 +138,12 @@ class ProcessPool:
         :raises FlowWeaverError: for a function, inputs, result or exception that cannot
             travel between the processes, naming the task and what to do.
         :raises WorkerStopped: when :meth:`close` or :meth:`kill_busy` stopped the job.
+        :param tail: ``capture_logs``: the worker captures the job's lines and they are
+            added here, whatever the outcome (none when the process dies or is killed).
         The function's own exception is re-raised, its traceback text as ``__cause__``.
         """
-        job = _job(task_name, func, kwargs, is_async, context, carrier)
+        capture = 0 if tail is None else tail.lines.maxlen or 0
+        job = _job(task_name, func, kwargs, is_async, context, carrier, capture)
         worker = self._take(wanted)
         conn = worker.conn
         try:
@@ -154,7 +159,7 @@ class ProcessPool:
             self._discard(worker)
             raise TaskTimeoutError(task_name, timeout)
         self._release(worker)
-        return _outcome(task_name, reply)
+        return _outcome(task_name, reply, tail)
 
     def kill_busy(self) -> None:
         """Stop every worker busy with a job, and wait until they are gone.
@@ -340,6 +345,7 @@ def _job(
     is_async: bool,
     context: TaskContext | None,
     carrier: dict[str, str] | None = None,
+    capture: int = 0,
 ) -> bytes:
     # the context as plain fields: the worker imports flowweaver only if the task does
     fields = None
@@ -347,7 +353,7 @@ def _job(
         c = context
         fields = (c.workflow, c.task, c.item, c.attempt, c.run_id, c.params, c.parent_run_id)
     try:
-        data: bytes = cloudpickle.dumps((func, kwargs, is_async, fields, carrier))
+        data: bytes = cloudpickle.dumps((func, kwargs, is_async, fields, carrier, capture))
     except Exception as exc:
         culprit = _culprit(func, kwargs)
         if culprit == "its function" and context is not None:
@@ -374,7 +380,7 @@ def _culprit(func: Callable[..., Any], kwargs: dict[str, Any]) -> str:
     return "its function"
 
 
-def _outcome(task_name: str, reply: bytes) -> Any:
+def _outcome(task_name: str, reply: bytes, tail: Tail | None = None) -> Any:
     try:
         message = pickle.loads(reply)
     except Exception as exc:
@@ -383,6 +389,9 @@ def _outcome(task_name: str, reply: bytes) -> Any:
             f"this process ({describe_exception(exc)}); return plain data, or give the task "
             "isolation='thread'"
         ) from exc
+    *message, lines = message  # every reply ends with the job's lines (or None)
+    if lines and tail is not None:
+        tail.add(lines)
     kind = message[0]
     if kind == "ok":
         return message[1]

@@ -102,6 +102,9 @@ class TaskRecord:
         joined with commas (``""`` for a task without upstream tasks). A dependent whose
         upstream task has a token not in its ``inputs`` was computed from an older result
         and is stale.
+    :ivar logs: the lines a run with ``capture_logs`` kept of the task's attempts (see
+        ``Task.logs``), or None: not captured, or a store that keeps no lines (a user's
+        store of five methods).
     """
 
     task_name: str
@@ -114,6 +117,7 @@ class TaskRecord:
     fingerprint: str | None = None
     token: str | None = None
     inputs: str | None = None
+    logs: list[str] | None = None
 
 
 #: The statuses of a :class:`RunRecord`.

@@ -2,7 +2,9 @@
 
 Theory of operation. The store is a main file in the reference's format (a JSON object
 keyed by task name; each record has ``status``, ``result``, ``error`` and ``timestamp``,
-plus the keys ``workflow``, ``version``, ``fingerprint``, ``token`` and ``inputs``) and a
+plus the keys ``workflow``, ``version``, ``fingerprint``, ``token`` and ``inputs``, and
+``logs``, a list of lines, only in a record of a run with ``capture_logs``: files written
+before it existed read as they are, records without it as they were) and a
 *journal* beside it (``<file>.journal``), one JSON line per durable change:
 
 * ``{"put": {task_name: record, ...}}``: a batch of records, written by one ``save``;
@@ -303,6 +305,8 @@ class JSONState:
             "token": record.token,
             "inputs": record.inputs,
         }
+        if record.logs is not None:
+            raw["logs"] = record.logs
         result = record.result
         if not self._plain_json and result is not None:
             if isinstance(result, bytes):
@@ -326,6 +330,7 @@ class JSONState:
             fingerprint=raw.get("fingerprint"),
             token=raw.get("token"),
             inputs=inputs,
+            logs=_copy(raw.get("logs")),
         )
 
     def _result(self, name: str, raw: Raw) -> Any:
@@ -353,6 +358,11 @@ class JSONState:
             f"the state store {str(self.path)!r} cannot decode the result of task {name!r} "
             f"with {self.serializer!r}: {why}; open it with the serializer that wrote it"
         )
+
+
+def _copy(logs: list[str] | None) -> list[str] | None:
+    # the caller may change it; the copy here is written out again later
+    return None if logs is None else list(logs)
 
 
 def _owned(raw: Raw, workflow: str | None) -> bool:
@@ -445,3 +455,8 @@ def _check_record(name: object, raw: object) -> None:
     inputs = raw.get("inputs")
     if inputs is not None and not isinstance(inputs, str):
         raise ValueError(f"the record of task {name!r} has 'inputs' that are not a string")
+    logs = raw.get("logs")
+    if logs is not None and (
+        not isinstance(logs, list) or not all(isinstance(line, str) for line in logs)
+    ):
+        raise ValueError(f"the record of task {name!r} has 'logs' that are not a list of strings")

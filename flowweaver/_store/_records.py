@@ -212,6 +212,8 @@ def public_state(record: TaskRecord) -> dict[str, Any]:
         "fingerprint": record.fingerprint,
         "token": record.token,
         "inputs": record.inputs,
+        # only when captured: the reference's keys stay as they were otherwise
+        **({"logs": record.logs} if record.logs is not None else {}),
     }
 
 

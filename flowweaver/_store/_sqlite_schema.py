@@ -4,7 +4,10 @@ The table keeps the reference's columns (``task_name``, ``status``, ``result``, 
 ``timestamp``) and index (``idx_timestamp``), so the reference's own query,
 ``SELECT task_name, timestamp FROM tasks WHERE status = 'COMPLETED'``, runs unchanged. It
 adds ``workflow`` (part of the key, so many workflows share one database; ``''`` for a
-record saved without one), ``version``, ``fingerprint``, ``token`` and ``inputs``.
+record saved without one), ``version``, ``fingerprint``, ``token`` and ``inputs``, and
+``logs`` (the lines of a run with ``capture_logs``, a JSON list; NULL otherwise). A
+database made before ``logs`` existed gets the column when a store opens it (``ALTER
+TABLE ... ADD COLUMN``: its rows read NULL, and older FlowWeavers still read it).
 
 Timestamps are ISO 8601 text in UTC with microseconds, so they sort and compare as text
 and garbage collection can use the index.
@@ -12,6 +15,7 @@ and garbage collection can use the index.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -39,7 +43,10 @@ COLUMNS = (
     "fingerprint",
     "token",
     "inputs",
+    "logs",
 )
+#: What a database made by an earlier FlowWeaver may lack: added when a store opens it.
+ADDED_COLUMNS = {"logs": "ALTER TABLE tasks ADD COLUMN logs TEXT"}
 _SELECT = ", ".join(COLUMNS)
 
 PRAGMAS = (
@@ -67,6 +74,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     fingerprint TEXT,
     token TEXT,
     inputs TEXT,
+    logs TEXT,
     PRIMARY KEY (workflow, task_name)
 ) WITHOUT ROWID"""
 # WITHOUT ROWID keeps the rows in the primary key's own tree, and only the reference's
@@ -157,16 +165,17 @@ def gc_cutoff(days: int, now: datetime | None = None) -> str:
     return format_timestamp(now - timedelta(days=days))
 
 
-def check_shape(path: Path, columns: Sequence[Sequence[Any]]) -> None:
+def check_shape(path: Path, columns: Sequence[Sequence[Any]]) -> list[str]:
     """Fail unless ``PRAGMA table_info(tasks)`` shows a table this store can use.
 
+    :returns: the statements that add what a table of an earlier FlowWeaver lacks.
     :raises StateStoreError: naming the database, what is missing and what to do.
     """
     names = {row[1] for row in columns}
     key = sorted((row[5], row[1]) for row in columns if row[5])
-    missing = [c for c in COLUMNS if c not in names]
+    missing = [c for c in COLUMNS if c not in names and c not in ADDED_COLUMNS]
     if not missing and [name for _, name in key] == ["workflow", "task_name"]:
-        return
+        return [sql for column, sql in ADDED_COLUMNS.items() if column not in names]
     problem = (
         f"it has no column {', '.join(missing)}"
         if missing
@@ -265,6 +274,7 @@ class Rows:
             record.fingerprint,
             record.token,
             record.inputs,
+            None if record.logs is None else json.dumps(record.logs, ensure_ascii=False),
         )
 
     def record(self, row: Sequence[Any]) -> TaskRecord:
@@ -273,7 +283,19 @@ class Rows:
         :raises StateStoreError: for a row this store cannot read, naming the row (its
             workflow and task name), the column and what is wrong with it.
         """
-        workflow, name, status, result, error, stamp, version, fingerprint, token, inputs = row
+        (
+            workflow,
+            name,
+            status,
+            result,
+            error,
+            stamp,
+            version,
+            fingerprint,
+            token,
+            inputs,
+            logs,
+        ) = row
         for column, value in zip(COLUMNS, row, strict=True):
             if isinstance(value, str) and not value.isascii() and not _utf8(value):
                 raise self._damaged(row, f"its {column!r} is not valid UTF-8 text")
@@ -306,7 +328,17 @@ class Rows:
             fingerprint=fingerprint,
             token=token,
             inputs=inputs,
+            logs=None if logs is None else self._logs(row, logs),
         )
+
+    def _logs(self, row: Sequence[Any], text: object) -> list[str]:
+        try:
+            lines = json.loads(text) if isinstance(text, str) else None
+        except ValueError:
+            lines = None
+        if not isinstance(lines, list) or not all(isinstance(x, str) for x in lines):
+            raise self._damaged(row, "its 'logs' are not a JSON list of strings")
+        return lines
 
     def _damaged(self, row: Sequence[Any], problem: str) -> StateStoreError:
         workflow, name = row[0], row[1]

@@ -16,6 +16,7 @@ several processes share the database: a writer waits for the one before it (up t
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -81,10 +82,10 @@ class SQLiteStateStore(BaseStateStore):
 
     The table ``tasks`` has the reference's columns (``task_name``, ``status``,
     ``result`` as JSON text, ``error``, ``timestamp``) and index (``idx_timestamp``), plus
-    ``workflow`` (with ``task_name``, the key), ``version``, ``fingerprint``, ``token``
-    and ``inputs``, so the reference's query ``SELECT task_name, timestamp FROM tasks
-    WHERE status = 'COMPLETED'`` works as it is. Beside it, the table ``runs`` keeps the
-    run history (:meth:`runs`), one row per run.
+    ``workflow`` (with ``task_name``, the key), ``version``, ``fingerprint``, ``token``,
+    ``inputs`` and ``logs`` (``capture_logs``), so the reference's query ``SELECT
+    task_name, timestamp FROM tasks WHERE status = 'COMPLETED'`` works as it is. Beside
+    it, the table ``runs`` keeps the run history (:meth:`runs`), one row per run.
 
     The database runs in WAL mode with ``synchronous=NORMAL``: a commit survives the
     process being killed at any moment, but a power loss or an OS crash may lose the last
@@ -263,12 +264,18 @@ class SQLiteStateStore(BaseStateStore):
                 # Check before anything writes, even the switch to WAL: a database that
                 # is not ours is left byte for byte as it was.
                 columns = db.execute(TABLE_INFO)
-                if columns:
-                    check_shape(self._path, columns)
+                added = check_shape(self._path, columns) if columns else []
                 for pragma in PRAGMAS:
                     db.execute(pragma)
                 if not columns:
                     _write(db, [(CREATE_TABLE, None)])
+                elif added:  # a table of an earlier FlowWeaver: the new columns, empty
+                    try:
+                        _write(db, [(sql, None) for sql in added])
+                    except sqlite3.OperationalError as exc:
+                        # another connection added them first
+                        if "duplicate column" not in str(exc):
+                            raise
                 for statement in (*CREATE_INDEXES, CREATE_RUNS, CREATE_RUNS_INDEX):
                     db.execute(statement)
                 if gc and self.enable_gc:

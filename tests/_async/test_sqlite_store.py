@@ -40,6 +40,7 @@ COLUMNS = {
     "fingerprint",
     "token",
     "inputs",
+    "logs",
 }
 
 

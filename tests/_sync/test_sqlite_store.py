@@ -42,6 +42,7 @@ COLUMNS = {
     "fingerprint",
     "token",
     "inputs",
+    "logs",
 }
 
 

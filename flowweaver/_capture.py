@@ -51,14 +51,22 @@ class Tail:
     Written from the attempt's thread, read by the engine once the attempt has ended.
     """
 
-    __slots__ = ("lines", "partial")
+    __slots__ = ("lines", "partial", "pending")
 
     def __init__(self, n: int) -> None:
         self.lines: deque[str] = deque(maxlen=n)
+        # a retry's "--- attempt N ---", written only once that attempt writes a line: an
+        # attempt that wrote nothing leaves no separator alone at the end of the tail
+        self.pending: str | None = None
         # what each stream wrote after its last newline, by stream
         self.partial: dict[str, str] = {}
 
     def add(self, lines: list[str]) -> None:
+        if not lines:
+            return
+        if self.pending is not None:
+            self.lines.append(self.pending)
+            self.pending = None
         self.lines.extend(line if len(line) <= MAX_LINE else _cut(line) for line in lines)
 
     def write(self, stream: str, text: str) -> None:
@@ -75,7 +83,7 @@ class Tail:
 
     def new_attempt(self, attempt: int) -> None:
         self.end_lines()
-        self.lines.append(f"--- attempt {attempt} ---")
+        self.pending = f"--- attempt {attempt} ---"
 
     def end_lines(self) -> None:
         """Lines left without their newline count as lines."""

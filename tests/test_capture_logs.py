@@ -223,6 +223,23 @@ def test_a_retry_goes_on_below_the_attempt_before(form: tuple[type, bool], backe
     ]
 
 
+def test_an_attempt_that_writes_nothing_leaves_no_separator() -> None:
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            print("try 1")
+        if len(calls) < 3:
+            raise ConnectionError("again")  # attempts 2 and 3 print nothing
+        return "ok"
+
+    wf = Workflow("quiet-retries")
+    wf.add_task(Task("t", flaky, retries=2))
+    flowweaver.SequentialExecutor(capture_logs=True).execute(wf)
+    assert wf.get_task("t").logs == ["try 1"]  # type: ignore[union-attr]
+
+
 def test_the_tail_keeps_the_last_lines_only(form: tuple[type, bool], backend: str) -> None:
     def many() -> None:
         for i in range(10):

@@ -4,7 +4,9 @@ bounds, the failures' tracebacks and the final line (in this process, with real 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -16,6 +18,35 @@ from flowweaver._cli._output import Output
 from flowweaver._cli._progress import LiveProgress, RunState
 from flowweaver._cli._summary import finish_line, show_failures, summarise
 from flowweaver._events import RunStarted, TaskCompleted, TaskFailed, TaskRetrying, TaskStarted
+
+
+@contextmanager
+def _isolated(runner: CliRunner) -> Iterator[tuple[Any, Any]]:
+    """``(stdout, stderr)`` buffers of click's isolation: click 8.2 yields three streams;
+    8.1 (the lowest bound) two, stderr None when it is mixed into stdout."""
+    with runner.isolation() as streams:
+        out = _Kept(streams[0])
+        err = _Kept(streams[1]) if streams[1] is not None else out
+        try:
+            yield out, err
+        finally:
+            out.keep()
+            err.keep()
+
+
+class _Kept:
+    """A stream of click's isolation whose value outlives it (8.1 closes them on exit)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.value: bytes | None = None
+
+    def keep(self) -> None:
+        if self.value is None:
+            self.value = self.stream.getvalue()
+
+    def getvalue(self) -> bytes:
+        return self.value if self.value is not None else self.stream.getvalue()  # type: ignore[no-any-return]
 
 
 def noop(**kw: object) -> None:
@@ -49,7 +80,7 @@ def run(wf: Workflow) -> RunState:
 
 def table(wf: Workflow, state: RunState, show_all: bool = False) -> str:
     runner = CliRunner()
-    with runner.isolation() as (out, _err, _):
+    with _isolated(runner) as (out, _err):
         summarise(Output(False), wf.tasks, state, show_all=show_all)
     return out.getvalue().decode()
 
@@ -141,12 +172,12 @@ def test_tracebacks_of_at_most_five_failed_tasks_unless_verbose() -> None:
         wf.add_task(Task(f"b{i}", boom))
     run(wf)
     runner = CliRunner()
-    with runner.isolation() as (_out, err, _):
+    with _isolated(runner) as (_out, err):
         show_failures(wf.tasks)
     text = err.getvalue().decode()
     assert text.count("Traceback (most recent call last)") == 5
     assert "(and 3 more failed tasks: --verbose prints every traceback)" in text
-    with runner.isolation() as (_out, err, _):
+    with _isolated(runner) as (_out, err):
         show_failures(wf.tasks, every=True)
     assert err.getvalue().decode().count("Traceback (most recent call last)") == 8
 
@@ -157,7 +188,7 @@ def test_the_final_line_names_at_most_five_failed_tasks() -> None:
         wf.add_task(Task(f"b{i}", boom))
     state = run(wf)
     runner = CliRunner()
-    with runner.isolation() as (out, _err, _):
+    with _isolated(runner) as (out, _err):
         finish_line(Output(False), wf, wf.tasks, state, "failed", None)
     assert "(failed: b0, b1, b2, b3, b4 and 3 more)." in out.getvalue().decode()
 

@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .._errors import describe_exception
+from .._html import duration_text
 from .._status import TaskStatus
 
 STATUS_STYLES = {
@@ -116,20 +117,9 @@ def describe_error(error: BaseException | None) -> str:
 
 
 def format_duration(seconds: float | None) -> str:
-    """``"0.4 ms"``, ``"12 ms"``, ``"3.40 s"``, ``"2m 05s"``, ``"1h 02m"``; ``"-"`` for None."""
-    if seconds is None:
-        return "-"
-    if seconds < 0.01:
-        return f"{seconds * 1000:.1f} ms"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.2f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
+    """``"0.4 ms"``, ``"12 ms"``, ``"3.40 s"``, ``"2m 05s"``, ``"1h 02m"``; ``"-"`` for None
+    (the notebook's wording, ``_html.duration_text``, with the table's dash)."""
+    return "-" if seconds is None else duration_text(seconds)
 
 
 def format_clock(seconds: float) -> str:

@@ -756,7 +756,8 @@ class _Run:
         if self.finished:
             return  # stopped (fail_fast, a fatal error): nothing new starts
         sched = self.sched
-        for i in self._handed_out():
+        # without limits, the scheduler's own admit: no extra call per admission
+        for i in sched.admit() if sched.gate is None else self._handed_out():
             self._dispatch(i)
         if self.deciding and self.to_restore:
             self._restore_later()

@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import gc
 import logging
-import statistics
 import sys
 import time
 import timeit
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import workloads
-from .measure import Progress, _quiet, rotated
+from .measure import FormTimes, Progress, _quiet, rotated
 
 FORMS = (
     "plain",
@@ -71,20 +69,7 @@ class _Sink:
         pass
 
 
-@dataclass
-class ContextResult:
-    n: int
-    executor: str
-    times: dict[str, list[float]] = field(default_factory=dict)
-    error: str | None = None
-
-    def us_per_task(self, form: str) -> float | None:
-        t = self.times.get(form)
-        return statistics.median(t) / self.n * 1e6 if t else None
-
-    def extra_us(self, form: str) -> float | None:
-        a, b = self.us_per_task(form), self.us_per_task("plain")
-        return None if a is None or b is None else a - b
+ContextResult = FormTimes  # one executor's times: form -> seconds per repetition
 
 
 def _workflow(dag: workloads.Dag, form: str) -> Any:

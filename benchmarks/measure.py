@@ -391,3 +391,23 @@ def memory(
         results.append(MemoryResult(n, ex, added, peak, kept))
     progress(f"  memory: {rounds} repetitions in {time.perf_counter() - began:.1f} s")
     return results
+
+
+@dataclass
+class FormTimes:
+    """One executor's times in a section whose forms take turns (resources, context):
+    form -> seconds per repetition; ``plain`` is the form the others are priced against."""
+
+    n: int
+    executor: str
+    times: dict[str, list[float]] = field(default_factory=dict)
+    error: str | None = None
+
+    def us_per_task(self, form: str) -> float | None:
+        t = self.times.get(form)
+        return statistics.median(t) / self.n * 1e6 if t else None
+
+    def extra_us(self, form: str) -> float | None:
+        """What the form costs per task beyond ``plain``."""
+        a, b = self.us_per_task(form), self.us_per_task("plain")
+        return None if a is None or b is None else a - b

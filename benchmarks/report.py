@@ -20,7 +20,7 @@ from .context import FORMS as CONTEXT_FORMS
 from .context import ContextResult
 from .inputs import InputsResult
 from .maps import MapResult
-from .measure import ROOT, Cell, MemoryResult, StoreResult
+from .measure import ROOT, Cell, FormTimes, MemoryResult, StoreResult
 from .processes import SYSTEMS as PROCESS_SYSTEMS
 from .progress import ProgressResult
 from .progress import table as progress_table
@@ -314,6 +314,22 @@ def map_table(res: Results) -> list[str]:
     return lines
 
 
+def _extra_rows(results: Sequence[FormTimes], forms: Sequence[str]) -> list[str]:
+    """A row per executor: *plain*, then each form with what it adds to *plain*."""
+    rows = []
+    for r in results:
+        if r.error:
+            rows.append(f"| {r.executor} | failed: {r.error} |" + " |" * len(forms))
+            continue
+        cells = [us(r.us_per_task("plain"))]
+        for form in forms:
+            extra = r.extra_us(form)
+            sign = "+" if extra is not None and extra >= 0 else ""
+            cells.append(f"{us(r.us_per_task(form))} ({sign}{us(extra)})")
+        rows.append(f"| {r.executor} | " + " | ".join(cells) + " |")
+    return rows
+
+
 def resources_table(res: Results) -> list[str]:
     if not res.resources:
         return []
@@ -332,16 +348,7 @@ def resources_table(res: Results) -> list[str]:
         "| executor | plain | " + " | ".join(forms) + " |",
         "|---|" + "---:|" * (len(forms) + 1),
     ]
-    for r in res.resources:
-        if r.error:
-            lines.append(f"| {r.executor} | failed: {r.error} |" + " |" * len(forms))
-            continue
-        cells = [us(r.us_per_task("plain"))]
-        for form in forms:
-            extra = r.extra_us(form)
-            sign = "+" if extra is not None and extra >= 0 else ""
-            cells.append(f"{us(r.us_per_task(form))} ({sign}{us(extra)})")
-        lines.append(f"| {r.executor} | " + " | ".join(cells) + " |")
+    lines += _extra_rows(res.resources, forms)
     lines.append("")
     return lines
 
@@ -365,16 +372,7 @@ def context_table(res: Results) -> list[str]:
         "| executor | plain | " + " | ".join(forms) + " |",
         "|---|" + "---:|" * (len(forms) + 1),
     ]
-    for r in res.context:
-        if r.error:
-            lines.append(f"| {r.executor} | failed: {r.error} |" + " |" * len(forms))
-            continue
-        cells = [us(r.us_per_task("plain"))]
-        for form in forms:
-            extra = r.extra_us(form)
-            sign = "+" if extra is not None and extra >= 0 else ""
-            cells.append(f"{us(r.us_per_task(form))} ({sign}{us(extra)})")
-        lines.append(f"| {r.executor} | " + " | ".join(cells) + " |")
+    lines += _extra_rows(res.context, forms)
     lines += [
         "",
         f"The same record made outside any run: {us(res.record_us)} us.",

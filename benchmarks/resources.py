@@ -19,36 +19,18 @@ Building the workflow is not timed; ``execute`` is.
 from __future__ import annotations
 
 import gc
-import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import workloads
-from .measure import Progress, _quiet, rotated
+from .measure import FormTimes, Progress, _quiet, rotated
 
 FORMS = ("plain", "limit, never full", "limit 2", "rate, never empty", "retried once")
 EXECUTORS = ("SequentialExecutor", "ThreadedExecutor(4)")
 
 
-@dataclass
-class ResourcesResult:
-    """One executor's times: form -> seconds per repetition."""
-
-    n: int
-    executor: str
-    times: dict[str, list[float]] = field(default_factory=dict)
-    error: str | None = None
-
-    def us_per_task(self, form: str) -> float | None:
-        t = self.times.get(form)
-        return statistics.median(t) / self.n * 1e6 if t else None
-
-    def extra_us(self, form: str) -> float | None:
-        """What the form costs per task beyond ``plain``."""
-        a, b = self.us_per_task(form), self.us_per_task("plain")
-        return None if a is None or b is None else a - b
+ResourcesResult = FormTimes  # one executor's times: form -> seconds per repetition
 
 
 def _fails_once() -> Callable[..., None]:

@@ -7,6 +7,7 @@ Saves COUNT batches (forever when COUNT is 0) of ``BATCH`` records named
 batch ``n``. The crash tests kill it at random moments and check that every printed batch
 is in the store; the concurrency tests run several at once on one file.
 
+``FW_DURABILITY`` is the store's ``durability`` (default ``normal``).
 ``FW_COMPACT_MIN_BYTES`` lowers the JSON store's compaction threshold so that a short
 run compacts often (and gets killed while compacting, too).
 """
@@ -30,7 +31,8 @@ PER_SESSION = 3
 
 async def main(spec: str, path: str, workflow: str, prefix: str, start: int, count: int) -> None:
     module, _, name = spec.partition(":")
-    store = getattr(importlib.import_module(module), name)(path)
+    durability = os.environ.get("FW_DURABILITY", "normal")
+    store = getattr(importlib.import_module(module), name)(path, durability=durability)
     n = start
     while count == 0 or n < start + count:
         session = await open_session(store)

@@ -70,11 +70,13 @@ def child(
     start: int = 0,
     count: int = 0,
     compact_min: int | None = None,
+    durability: str = "normal",
 ) -> subprocess.Popen[bytes]:
     """Start ``tests/store_child.py`` saving batches into ``path``."""
     env = dict(os.environ)
     if compact_min is not None:
         env["FW_COMPACT_MIN_BYTES"] = str(compact_min)
+    env["FW_DURABILITY"] = durability
     args = [spec(store_cls), str(path), backend, workflow, prefix, str(start), str(count)]
     return subprocess.Popen(
         [sys.executable, CHILD, *args],
@@ -90,11 +92,16 @@ def acked(out: bytes) -> list[int]:
 
 
 def run_and_kill(
-    store_cls: type, path: Path, backend: str, start: int, rng: random.Random
+    store_cls: type,
+    path: Path,
+    backend: str,
+    start: int,
+    rng: random.Random,
+    durability: str = "normal",
 ) -> list[int]:
     """Run a child until it has saved at least one batch, let it go on for a random
     moment, SIGKILL it, and return the batches whose ``save`` returned."""
-    proc = child(store_cls, path, backend, start=start, compact_min=4096)
+    proc = child(store_cls, path, backend, start=start, compact_min=4096, durability=durability)
     assert proc.stdout is not None
     first = proc.stdout.readline()
     if not first:

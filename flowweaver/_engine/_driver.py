@@ -1160,8 +1160,9 @@ class _Run:
             self._callbacks(t)
         sched = self.sched
         if store is not None:
-            # Dependents wait until the record is durable (see _durable); the slot is free now.
-            sched.completed(i, durable=False)
+            # Dependents wait until the record is durable (see _durable), unless the store
+            # commits in order (durability="ordered"); the slot is free now.
+            sched.completed(i, durable=store.ordered)
             store.completed(i, encoded, t._logs)  # taken by _succeeded_capturing
         else:
             sched.completed(i)
@@ -1390,7 +1391,7 @@ class _Run:
         if t.callbacks:
             self._callbacks(t)
         if store is not None:
-            sched.finish_map(p, durable=False)
+            sched.finish_map(p, durable=store.ordered)
             store.completed(p, encoded)
         else:
             sched.finish_map(p)

@@ -18,6 +18,7 @@ import anyio
 from .._errors import WorkflowValidationError, describe_exception
 from .._status import TaskStatus
 from .._store._api import AsyncStoreSession, StateSerializationError, TaskRecord
+from .._store._durability import durability_of
 from .._store._io import give_up_after
 from .._store._lease import Lease
 from .._store._resume import (
@@ -76,6 +77,10 @@ class RunStore:
     ) -> None:
         self.history: RunLog | None = None
         self._store = store
+        # durability="ordered": a completed task's dependents start before its record is
+        # committed; the one writer commits records in the order tasks completed, which
+        # puts every record after those of its upstream tasks (see _durability).
+        self.ordered = durability_of(store) == "ordered"
         self._wait_for_lock = wait_for_lock
         self._lease: Lease | None = None
         self._commit_interval = commit_interval
@@ -183,7 +188,7 @@ class RunStore:
         self.writer = Writer(
             session,
             self._workflow,
-            on_durable,
+            _nothing_held if self.ordered else on_durable,
             deferred=True,
             guard=guard,
             interval=self._commit_interval,
@@ -568,3 +573,7 @@ class RunStore:
             exc,
             shown or "none",
         )
+
+
+def _nothing_held(indices: list[int]) -> None:
+    """An ordered run holds no dependent back: a saved batch releases nothing."""

@@ -361,15 +361,18 @@ class Files:
         except FileNotFoundError:
             return None
 
-    def append(self, path: Path, data: bytes) -> Identity:
-        """Append ``data`` and fsync it (and the folder, when the file is new)."""
+    def append(self, path: Path, data: bytes, sync: bool = True) -> Identity:
+        """Append ``data`` with one ``write``: once it returns the data survives the
+        process being killed. With ``sync``, fsync it too (and the folder, when the file
+        is new), so that it survives a power loss."""
         with open(path, "ab") as f:
             new = f.tell() == 0
             f.write(data)
             f.flush()
-            _fsync(f.fileno())
+            if sync:
+                _fsync(f.fileno())
             result = _identity(os.fstat(f.fileno()))
-        if new:
+        if new and sync:
             _fsync_dir(path.parent)
         return result
 
@@ -459,17 +462,18 @@ class AsyncFiles:
         except FileNotFoundError:
             return None
 
-    async def append(self, path: Path, data: bytes) -> Identity:
-        """Append ``data`` and fsync it (and the folder, when the file is new)."""
+    async def append(self, path: Path, data: bytes, sync: bool = True) -> Identity:
+        """Append ``data``, as :meth:`Files.append`."""
         if not running_on_asyncio():
-            return await self._worker.run(self._blocking.append, path, data)
+            return await self._worker.run(self._blocking.append, path, data, sync)
         async with _aio().open(path, "ab") as f:
             new = await f.tell() == 0
             await f.write(data)
             await f.flush()
-            await _aio().fsync(f.fileno())
+            if sync:
+                await _aio().fsync(f.fileno())
             result = _identity(await _aio().fstat(f.fileno()))
-        if new:
+        if new and sync:
             await _aio().fsync_dir(path.parent)
         return result
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from .._status import TaskStatus
 from .._store._api import RunRecord, TaskRecord
+from .._store._durability import Durability, check_durability
 from .._store._io import FileLock, Files, Identity
 from .._store._json_format import JSONState
 from .._store._records import (
@@ -84,11 +85,15 @@ class JSONStateStore(BaseStateStore):
         pretty_print: bool = True,
         *,
         serializer: Serializer | None = None,
+        durability: Durability = "normal",
     ) -> None:
         self._path = as_path(store_path, "store_path")
         self.store_path = os.fspath(store_path)
         self.pretty_print = bool(pretty_print)
         self.serializer = check_serializer(serializer)
+        self.durability = check_durability(durability)
+        # Journal and history lines are fsync'd only when a power loss must not lose them.
+        self._sync = self.durability == "fsync"
         self._state = JSONState(self._path, self.serializer)
         self._history = self._path.with_name(self._path.name + ".runs.jsonl")
 
@@ -98,7 +103,10 @@ class JSONStateStore(BaseStateStore):
 
     def _twin_settings(self) -> dict[str, Any]:
         return dict(
-            store_path=self.store_path, pretty_print=self.pretty_print, serializer=self.serializer
+            store_path=self.store_path,
+            pretty_print=self.pretty_print,
+            serializer=self.serializer,
+            durability=self.durability,
         )
 
     def _lease_file(self) -> Path:
@@ -260,7 +268,7 @@ class JSONStateStore(BaseStateStore):
     def _append_runs(self, files: Files, runs: Sequence[RunRecord]) -> None:
         """Make ``runs`` durable as history lines (the lock is held)."""
         try:
-            files.append(self._history, to_line(runs))
+            files.append(self._history, to_line(runs), self._sync)
         except OSError as exc:
             raise os_error(self._history, exc, "write") from None
 
@@ -306,7 +314,7 @@ class JSONStateStore(BaseStateStore):
         """Make one journal line durable; fold the journal in once it outgrows the file."""
         state = self._state
         try:
-            state.appended(files.append(state.journal, line))
+            state.appended(files.append(state.journal, line, self._sync))
         except OSError as exc:
             raise os_error(state.journal, exc, "write") from None
         if state.should_compact():

@@ -25,6 +25,7 @@ from typing import Any
 from .._status import TaskStatus
 from .._store._api import RunRecord, TaskRecord
 from .._store._db import Database
+from .._store._durability import Durability, check_durability
 from .._store._io import Shield
 from .._store._records import (
     check_argument_status,
@@ -58,7 +59,6 @@ from .._store._sqlite_schema import (
     CREATE_INDEXES,
     CREATE_TABLE,
     GC,
-    PRAGMAS,
     TABLE_INFO,
     UPSERT,
     WORKFLOWS,
@@ -68,6 +68,7 @@ from .._store._sqlite_schema import (
     check_shape,
     delete,
     gc_cutoff,
+    pragmas,
     select_all,
     select_for_run,
     select_names,
@@ -109,12 +110,14 @@ class SQLiteStateStore(BaseStateStore):
         gc_days: int = 30,
         *,
         serializer: Serializer | None = None,
+        durability: Durability = "normal",
     ) -> None:
         self._path: Path = check_db_path(as_path(db_path, "db_path"))
         self.db_path = os.fspath(db_path)
         self.enable_gc = bool(enable_gc)
         self.gc_days = check_gc_days(gc_days)
         self.serializer = check_serializer(serializer)
+        self.durability = check_durability(durability)
         self._rows = Rows(self._path, self.serializer)
         self._collected = False
 
@@ -128,6 +131,7 @@ class SQLiteStateStore(BaseStateStore):
             enable_gc=self.enable_gc,
             gc_days=self.gc_days,
             serializer=self.serializer,
+            durability=self.durability,
         )
 
     def _lease_file(self) -> Path:
@@ -265,7 +269,7 @@ class SQLiteStateStore(BaseStateStore):
                 # is not ours is left byte for byte as it was.
                 columns = db.execute(TABLE_INFO)
                 added = check_shape(self._path, columns) if columns else []
-                for pragma in PRAGMAS:
+                for pragma in pragmas(self.durability):
                     db.execute(pragma)
                 if not columns:
                     _write(db, [(CREATE_TABLE, None)])

@@ -23,17 +23,20 @@ KILLS = 4
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("durability", ["normal", "fsync"])
 @pytest.mark.parametrize("store_cls", [JSONStateStore, SQLiteStateStore])
 async def test_a_killed_writer_never_loses_a_batch_whose_save_returned(
-    store_cls: type, tmp_path: Path, anyio_backend: str
+    store_cls: type, durability: str, tmp_path: Path, anyio_backend: str
 ) -> None:
+    # "ordered" saves as "normal" does (it changes when the engine starts dependents:
+    # tests/test_crash_resume.py kills runs under each setting).
     path = tmp_path / ("state.json" if store_cls is JSONStateStore else "state.db")
-    rng = random.Random(f"{store_cls.__name__}-{anyio_backend}")
+    rng = random.Random(f"{store_cls.__name__}-{anyio_backend}-{durability}")
     durable: set[int] = set()
     start = 0
     for _ in range(KILLS):
         # the child's blocking wait is the point here, not the event loop
-        acked = run_and_kill(store_cls, path, anyio_backend, start, rng)
+        acked = run_and_kill(store_cls, path, anyio_backend, start, rng, durability)
         durable.update(acked)
         store = store_cls(path)
         records = await store.list_records(workflow="wf")

@@ -302,11 +302,13 @@ def test_a_plan_refuses_a_json_file_whose_task_names_another_workflow_holds(
 
 
 def kept(directory: Path) -> dict[str, bytes]:
-    """The store's files, without the lease and lock files that only coordinate runs."""
+    """The store's files, without the lease and lock files that only coordinate runs, and
+    SQLite's shared-memory index (``-shm``), which every reader of a database in WAL mode
+    updates while another connection (a store keeps one between runs) holds it open."""
     return {
         name: data
         for name, data in store_files(directory).items()
-        if ".lease-" not in name and not name.endswith(".lock")
+        if ".lease-" not in name and not name.endswith((".lock", "-shm"))
     }
 
 

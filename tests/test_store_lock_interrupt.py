@@ -172,3 +172,51 @@ def test_flowweaver_run_exits_130_promptly_while_another_process_holds_the_lock(
     assert took < PROMPT, f"Ctrl-C took {took:.1f} s: {out}"
     assert code == 130, out  # (the command shows no library log lines)
     check_store_usable(store)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("executor", ["sequential", "threaded"])
+@pytest.mark.parametrize("suffix", [".json", ".db"])
+def test_ctrl_c_while_the_store_is_locked_before_the_run_starts_ends_it_promptly(
+    tmp_path: Path, suffix: str, executor: str
+) -> None:
+    """A blocking run opens its store on its own thread (no thread round trips): while
+    another process holds the lock, opening it waits, and Ctrl-C must end that wait too."""
+    store = tmp_path / f"state{suffix}"
+    (tmp_path / "wf.py").write_text(WORKFLOW)
+    (tmp_path / "holder.py").write_text(HOLDER)
+    if suffix == ".db":
+        SQLiteStateStore(store).list_all_tasks()  # the holder's lock needs the file
+    holder = subprocess.Popen(
+        [sys.executable, str(tmp_path / "holder.py"), str(store), str(tmp_path / "locked")]
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "locked").exists():
+            assert holder.poll() is None, "the holder failed"
+            assert time.monotonic() < deadline, "the holder took no lock"
+            time.sleep(0.01)
+        with subprocess.Popen(
+            [sys.executable, "wf.py", str(store), executor],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        ) as run:
+            time.sleep(2.0)  # imported, and waiting for the store
+            assert run.poll() is None, run.communicate()[0]
+            pressed = time.monotonic()
+            run.send_signal(signal.SIGINT)
+            try:
+                out, _ = run.communicate(timeout=30)
+            finally:
+                if run.poll() is None:
+                    run.kill()
+            took = time.monotonic() - pressed
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert took < PROMPT, f"Ctrl-C took {took:.1f} s: {out}"
+    assert run.returncode in (-signal.SIGINT, 130, 1), out
+    assert "KeyboardInterrupt" in out, out
+    assert "gate started" not in out, out

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .._status import TaskStatus
-from .._store._api import RunRecord, TaskRecord
+from .._store._api import RunRecord, StateStoreError, TaskRecord
 from .._store._durability import Durability, check_durability
 from .._store._io import AsyncFileLock, AsyncFiles, Identity
 from .._store._json_format import JSONState
@@ -94,6 +94,7 @@ class AsyncJSONStateStore(AsyncBaseStateStore):
         self._sync = self.durability == "fsync"
         self._state = JSONState(self._path, self.serializer)
         self._history = self._path.with_name(self._path.name + ".runs.jsonl")
+        self._folder_checked = False
 
     def _run_form(self) -> Any:
         """A run writes through the blocking twin of this store (see ``_sessions``)."""
@@ -339,8 +340,18 @@ class _Locked:
         self._lock = AsyncFileLock(store._path)
 
     async def __aenter__(self) -> AsyncFiles:
-        check_folder(self._store._path)
-        await self._lock.__aenter__()
+        store = self._store
+        # The folder is checked once per store object (four system calls: a run saves
+        # many batches); when it is gone or changed later, taking the lock fails and the
+        # check then says why.
+        if not store._folder_checked:
+            check_folder(store._path)
+        try:
+            await self._lock.__aenter__()
+        except StateStoreError:
+            check_folder(store._path)
+            raise
+        store._folder_checked = True
         return AsyncFiles()
 
     async def __aexit__(self, *exc: Any) -> None:

@@ -25,6 +25,7 @@ from .._store._api import RunRecord, TaskRecord
 from .._store._db import AsyncDatabase
 from .._store._durability import Durability, check_durability
 from .._store._io import AsyncShield
+from .._store._pool import Idle
 from .._store._records import (
     check_argument_status,
     check_folder,
@@ -118,6 +119,8 @@ class AsyncSQLiteStateStore(AsyncBaseStateStore):
         self.durability = check_durability(durability)
         self._rows = Rows(self._path, self.serializer)
         self._collected = False
+        # Connections kept between sessions (the blocking form's only: see _pool).
+        self._idle = Idle()
 
     def _run_form(self) -> Any:
         """A run writes through the blocking twin of this store (see ``_sessions``)."""
@@ -246,7 +249,18 @@ class AsyncSQLiteStateStore(AsyncBaseStateStore):
     # -- a run's session -------------------------------------------------------------------------
 
     async def _open_session(self) -> AsyncSQLiteSession:
-        return AsyncSQLiteSession(self, await self._connect(gc=True))
+        # Every session collects old records, on a kept connection too (see _pool).
+        db = self._idle.take(self._path)
+        if db is None:
+            return AsyncSQLiteSession(self, await self._connect(gc=True))
+        if self.enable_gc:
+            try:
+                with translate_errors(self._path, "open"):
+                    await self._collect(db)
+            except BaseException:
+                await db.close()
+                raise
+        return AsyncSQLiteSession(self, db)
 
     # -- the database ----------------------------------------------------------------------------
 
@@ -281,13 +295,16 @@ class AsyncSQLiteStateStore(AsyncBaseStateStore):
                 for statement in (*CREATE_INDEXES, CREATE_RUNS, CREATE_RUNS_INDEX):
                     await db.execute(statement)
                 if gc and self.enable_gc:
-                    cutoff = [gc_cutoff(self.gc_days)]
-                    await _write(db, [(GC, [cutoff]), (GC_RUNS, [cutoff])])
-                    self._collected = True
+                    await self._collect(db)
         except BaseException:
             await db.close()
             raise
         return db
+
+    async def _collect(self, db: AsyncDatabase) -> None:
+        cutoff = [gc_cutoff(self.gc_days)]
+        await _write(db, [(GC, [cutoff]), (GC_RUNS, [cutoff])])
+        self._collected = True
 
     async def _query(self, sql: str, params: Sequence[Any]) -> list[Any]:
         db = await self._connect(gc=not self._collected)
@@ -343,6 +360,7 @@ class AsyncSQLiteSession:
         self._rows = store._rows
         self._db = db
         self._opened = file_id(store._path)
+        self._commits = 0  # counted towards the store's next checkpoint (see _pool)
 
     def encode(self, task_name: str, value: Any) -> Any:
         """The ``result`` column's value for a task's result.
@@ -381,6 +399,7 @@ class AsyncSQLiteSession:
         rows = [self._rows.row(r, workflow) for r in records]
         with translate_errors(self._store._path, "write"):
             await _write(self._db, [(UPSERT, rows)])
+        self._commits += 1
 
     async def begin_run(self, run: RunRecord) -> None:
         """Record ``run`` (``RUNNING``) and mark the other ``RUNNING`` runs of its workflow
@@ -405,10 +424,16 @@ class AsyncSQLiteSession:
             await _write(self._db, [*before, (UPSERT_RUN, [to_row(run)])])
 
     async def aclose(self) -> None:
-        """Copy the log into the database as far as no reader holds it back, and close
-        the connection (shielded)."""
+        """Give the connection back to the store for its next session, or close it
+        (shielded); once the log has grown big, copy it into the database first, as far
+        as no reader holds it back."""
+        store = self._store
         try:
-            with translate_errors(self._store._path, "write"):
-                await self._db.execute(CHECKPOINT)
-        finally:
+            if store._idle.due(self._commits):
+                with translate_errors(store._path, "write"):
+                    await self._db.execute(CHECKPOINT)
+        except BaseException:
+            await self._db.close()
+            raise
+        if not store._idle.give(self._db, self._opened):
             await self._db.close()

@@ -380,6 +380,14 @@ class _Run:
     # -- the run ---------------------------------------------------------------------------
 
     async def run(self) -> None:
+        # Ctrl-C interrupts an inline call (a task's function on the loop thread, or the
+        # store's, which a run that owns its loop reaches inline: see _sessions) from the
+        # moment the store opens until it is closed.
+        inline_io = self.inline or (self.owns_loop and self.store is not None)
+        with interrupt_inline_calls(self.guard) if inline_io else nullcontext():
+            await self._run()
+
+    async def _run(self) -> None:
         workflow = self.workflow
         if workflow._running:
             raise WorkflowValidationError(
@@ -426,11 +434,7 @@ class _Run:
             capture_on()  # off in _shutdown
         inline_before = inline_calls_by(self) if self.inline else None
         try:
-            # Also a run that writes its store on its own loop: a write waiting for another
-            # process's lock must give way to Ctrl-C too.
-            inline_io = self.inline or (self.owns_loop and self.store is not None)
-            sigint = interrupt_inline_calls(self.guard) if inline_io else nullcontext()
-            with sigint, self.scope:
+            with self.scope:
                 async with anyio.create_task_group() as side:
                     self.side = side
                     if emitter is not None and emitter.is_async:

@@ -162,14 +162,15 @@ class RunStore:
             await lease.acquire(self._wait_for_lock)
             self._lease = lease
         try:
-            session = await open_session(self._store)
+            session = await open_session(self._store, inline_guard)
         except BaseException:
             self._release()
             raise
         guard = None
-        if inline_guard is not None and isinstance(session, ThreadSession):
-            session.inline = True
+        blocking_save = None
+        if isinstance(session, ThreadSession) and session.inline:
             guard = inline_guard
+            blocking_save = session.blocking.save
         try:
             # Loaded even for a fresh run: load is where a store refuses a run whose task
             # names belong to another workflow, and that must happen before anything runs.
@@ -192,6 +193,7 @@ class RunStore:
             deferred=True,
             guard=guard,
             interval=self._commit_interval,
+            blocking_save=blocking_save,
         )
 
     async def begin(self) -> None:

@@ -7,6 +7,12 @@ records pile up for the next one. So batches grow exactly when the store is the 
 and a store costs one write per batch, not per task. When a batch is durable the writer
 tells the engine which completed tasks it held; only then do their dependents start.
 
+A run that owns its loop and runs one task at a time saves inline, on the loop's own
+thread: its writer is given the session's blocking ``save`` and, when kicked, saves on the
+spot and releases the batch's dependents before it returns. On a chain that is every
+step, and each step then costs one call instead of two trips through the event loop
+(waking the writer's task, then the lane).
+
 A deferred writer (see :class:`Writer`) also bounds how long a record waits: the first
 record of a batch reads the clock once and sets the batch's deadline, ``interval`` later;
 the writer waits for it with one timer per batch. A lane that runs sync tasks on the loop
@@ -38,6 +44,8 @@ class Writer:
         transaction or one fsync, and no batch while all slots are busy anyway.
     :param interval: a deferred writer saves a record at the latest this many seconds
         after it was queued, however much else is ready (``commit_interval``).
+    :param blocking_save: the session's blocking ``save``, when saves run inline on the
+        loop thread: :meth:`kick` then saves at once (see the module's docstring).
     """
 
     #: A deferred writer saves anyway once this many records wait.
@@ -51,8 +59,12 @@ class Writer:
         deferred: bool = False,
         guard: InlineGuard | None = None,
         interval: float = 0.2,
+        blocking_save: Callable[[str, list[TaskRecord]], None] | None = None,
     ) -> None:
         self._session = session
+        self._blocking_save = blocking_save
+        self._saving = False
+        self._error: Exception | None = None  # an inline save's failure, for run to raise
         self._guard = guard
         self._workflow = workflow
         self._on_durable = on_durable
@@ -87,10 +99,38 @@ class Writer:
         return True
 
     def kick(self) -> None:
-        """The run waits for the store: a deferred writer saves what is queued now."""
-        if self._queue:
-            self._due = True
+        """The run waits for the store: a deferred writer saves what is queued now (on
+        the spot when it saves inline)."""
+        if not self._queue or self._error is not None:
+            return
+        if self._blocking_save is not None and not self._saving:
+            self._save_inline(self._blocking_save)
+            return
+        self._due = True
+        self._more.set()
+
+    def _save_inline(self, save: Callable[[str, list[TaskRecord]], None]) -> None:
+        batch, records = self._take()
+        guard = self._guard
+        self._saving = True
+        if guard is not None:
+            guard.active = True  # Ctrl-C interrupts a save that waits for another's lock
+        try:
+            save(self._workflow, records)
+        except Exception as exc:
+            # Not saved: the writer's task ends the run with the error (see run).
+            self._queue[:0] = batch
+            self._error = exc
             self._more.set()
+            return
+        except BaseException:
+            self._queue[:0] = batch
+            raise
+        finally:
+            if guard is not None:
+                guard.active = False
+            self._saving = False
+        self._on_durable([i for i, record in batch if record.status.value == "COMPLETED"])
 
     def close(self) -> None:
         """No more records: :meth:`run` returns once everything queued is saved."""
@@ -108,6 +148,8 @@ class Writer:
         :raises StateStoreError: when a batch cannot be saved; the run ends with it.
         """
         while True:
+            if self._error is not None:
+                raise self._error
             if self._queue and (self._due or self._closed):
                 self._due = not self._deferred
                 await self._save_queued()
@@ -134,7 +176,8 @@ class Writer:
         while self._queue:
             await self._save_queued()
 
-    async def _save_queued(self) -> None:
+    def _take(self) -> tuple[list[tuple[int, TaskRecord]], list[TaskRecord]]:
+        """Everything queued, as the next batch, stamped with the time it is saved."""
         batch, self._queue = self._queue, []
         self.due_at = math.inf
         now = datetime.now(timezone.utc)
@@ -142,6 +185,10 @@ class Writer:
         for _, record in batch:
             record.timestamp = now
             records.append(record)
+        return batch, records
+
+    async def _save_queued(self) -> None:
+        batch, records = self._take()
         guard = self._guard
         try:
             if guard is None:

@@ -47,9 +47,17 @@ class Database:
     a run, the run's cancellation ends the wait. It may be used from any thread, one call at a time.
     """
 
+    #: A store may keep it open for its next session (see ``_pool``).
+    reusable = True
+
     def __init__(self, conn: sqlite3.Connection, busy_timeout: float) -> None:
         self._conn = conn
         self._patience = busy_timeout
+
+    @property
+    def idle(self) -> bool:
+        """No transaction is open: the connection can serve another session."""
+        return not self._conn.in_transaction
 
     @classmethod
     def connect(cls, path: str, busy_timeout: float) -> Database:
@@ -98,6 +106,10 @@ class AsyncDatabase:
 
     Waiting for another connection's write lock can be cancelled between tries.
     """
+
+    #: Never kept between sessions: aiosqlite's thread and futures belong to one loop.
+    reusable = False
+    idle = False
 
     def __init__(
         self, conn: aiosqlite.Connection | None, blocking: Database | None, busy_timeout: float

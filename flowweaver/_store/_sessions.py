@@ -21,9 +21,9 @@ so a batch is either durable or not written, never half-written by a thread left
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -32,8 +32,10 @@ from .._calls import is_async_callable
 from .._errors import WorkflowValidationError
 from ._api import AsyncStoreSession, RunRecord, StoreSession, TaskRecord
 
+T = TypeVar("T")
 
-async def open_session(store: object) -> AsyncStoreSession:
+
+async def open_session(store: object, inline: Any = None) -> AsyncStoreSession:
     """Open ``store`` for one run on the current event loop (asyncio or trio).
 
     A store offers the session protocol with two methods:
@@ -46,6 +48,8 @@ async def open_session(store: object) -> AsyncStoreSession:
       awaitable stores name their blocking twin: one thread call per batch, where
       aiosqlite and aiofiles cost one per statement, and under trio they cannot work.
 
+    :param inline: for a blocking store, an ``InlineGuard`` of a run that owns its loop:
+        the session is opened, and used, on the calling thread (see :class:`ThreadSession`).
     :raises WorkflowValidationError: when ``store`` offers no session (naming its type).
     :raises StateStoreError: when a built-in store cannot be opened.
     """
@@ -64,6 +68,8 @@ async def open_session(store: object) -> AsyncStoreSession:
         session: AsyncStoreSession = await opener()
         return session
     limiter = anyio.CapacityLimiter(1)
+    if inline is not None:
+        return ThreadSession(marked(inline, opener), limiter, inline)
     blocking = await anyio.to_thread.run_sync(opener, limiter=limiter)
     return ThreadSession(blocking, limiter)
 
@@ -100,19 +106,36 @@ def blocking_form(store: Any) -> Any:
 
 
 class ThreadSession:
-    """An async session over a blocking one: each call runs in a worker thread.
+    """An async session over a blocking one: each call runs in a worker thread, or on
+    the calling thread for a run that owns its loop (``inline``).
 
     ``encode`` is called directly (it is quick and must run on the loop thread).
 
-    :ivar inline: save batches on the calling thread instead. Set by a run that owns its
-        loop and runs one task at a time: its loop has nothing else to do while a batch
-        is written, and a thread round trip per batch would only add latency.
+    An inline session serves a blocking run whose loop is its own: while the store opens,
+    loads, records the run's beginning and end and closes, nothing else is running, and
+    while a batch is written the run waits for it (see ``_writer``). A thread round trip
+    per call would only add latency: a 10-task run made twenty. Each inline call is marked
+    on the run's ``InlineGuard``, so Ctrl-C interrupts one that waits for another
+    process's lock, as it interrupts a task's function.
     """
 
-    def __init__(self, session: StoreSession, limiter: anyio.CapacityLimiter) -> None:
+    def __init__(
+        self, session: StoreSession, limiter: anyio.CapacityLimiter, guard: Any = None
+    ) -> None:
         self._session = session
         self._limiter = limiter
-        self.inline = False
+        self._guard = guard
+        self.inline = guard is not None
+
+    @property
+    def blocking(self) -> StoreSession:
+        """The blocking session itself (for a run that saves inline)."""
+        return self._session
+
+    async def _run(self, func: Callable[..., T], *args: Any) -> T:
+        if self.inline:
+            return marked(self._guard, func, *args)
+        return await anyio.to_thread.run_sync(func, *args, limiter=self._limiter)
 
     def encode(self, task_name: str, value: Any) -> Any:
         """The blocking session's ``encode``."""
@@ -121,33 +144,41 @@ class ThreadSession:
     async def load(
         self, workflow: str, task_names: Sequence[str], prefixes: Sequence[str] = ()
     ) -> dict[str, TaskRecord]:
-        """The blocking session's ``load``, in a worker thread."""
-        return await anyio.to_thread.run_sync(
-            self._session.load, workflow, task_names, prefixes, limiter=self._limiter
-        )
+        """The blocking session's ``load``."""
+        return await self._run(self._session.load, workflow, task_names, prefixes)
 
     async def save(self, workflow: str, records: Sequence[TaskRecord]) -> None:
-        """The blocking session's ``save``, in a worker thread; once started it
-        finishes even if the caller is cancelled."""
+        """The blocking session's ``save``; once started in a thread it finishes even if
+        the caller is cancelled. (The writer marks an inline save on the guard itself.)"""
         if self.inline:
             self._session.save(workflow, records)
             return
         await anyio.to_thread.run_sync(self._session.save, workflow, records, limiter=self._limiter)
 
     async def begin_run(self, run: RunRecord) -> None:
-        """The blocking session's ``begin_run``, in a worker thread; nothing when it has
-        none (a user's store keeps no history)."""
+        """The blocking session's ``begin_run``; nothing when it has none (a user's store
+        keeps no history)."""
         await self._history("begin_run", run)
 
     async def end_run(self, run: RunRecord) -> None:
-        """The blocking session's ``end_run``, in a worker thread, as ``begin_run``."""
+        """The blocking session's ``end_run``, as ``begin_run``."""
         await self._history("end_run", run)
 
     async def _history(self, method: str, run: RunRecord) -> None:
         call = getattr(self._session, method, None)
         if call is not None:
-            await anyio.to_thread.run_sync(call, run, limiter=self._limiter)
+            await self._run(call, run)
 
     async def aclose(self) -> None:
-        """The blocking session's ``close``, in a worker thread."""
-        await anyio.to_thread.run_sync(self._session.close, limiter=self._limiter)
+        """The blocking session's ``close``."""
+        await self._run(self._session.close)
+
+
+def marked(guard: Any, func: Callable[..., T], *args: Any) -> T:
+    """``func(*args)`` on this thread, marked as an inline call on the run's guard (so
+    that Ctrl-C interrupts it: see ``_engine._sigint``)."""
+    guard.active = True
+    try:
+        return func(*args)
+    finally:
+        guard.active = False

@@ -27,6 +27,7 @@ from .._store._api import RunRecord, TaskRecord
 from .._store._db import Database
 from .._store._durability import Durability, check_durability
 from .._store._io import Shield
+from .._store._pool import Idle
 from .._store._records import (
     check_argument_status,
     check_folder,
@@ -120,6 +121,8 @@ class SQLiteStateStore(BaseStateStore):
         self.durability = check_durability(durability)
         self._rows = Rows(self._path, self.serializer)
         self._collected = False
+        # Connections kept between sessions (the blocking form's only: see _pool).
+        self._idle = Idle()
 
     def _run_form(self) -> Any:
         """A run writes through the blocking twin of this store (see ``_sessions``)."""
@@ -248,7 +251,18 @@ class SQLiteStateStore(BaseStateStore):
     # -- a run's session -------------------------------------------------------------------------
 
     def _open_session(self) -> SQLiteSession:
-        return SQLiteSession(self, self._connect(gc=True))
+        # Every session collects old records, on a kept connection too (see _pool).
+        db = self._idle.take(self._path)
+        if db is None:
+            return SQLiteSession(self, self._connect(gc=True))
+        if self.enable_gc:
+            try:
+                with translate_errors(self._path, "open"):
+                    self._collect(db)
+            except BaseException:
+                db.close()
+                raise
+        return SQLiteSession(self, db)
 
     # -- the database ----------------------------------------------------------------------------
 
@@ -283,13 +297,16 @@ class SQLiteStateStore(BaseStateStore):
                 for statement in (*CREATE_INDEXES, CREATE_RUNS, CREATE_RUNS_INDEX):
                     db.execute(statement)
                 if gc and self.enable_gc:
-                    cutoff = [gc_cutoff(self.gc_days)]
-                    _write(db, [(GC, [cutoff]), (GC_RUNS, [cutoff])])
-                    self._collected = True
+                    self._collect(db)
         except BaseException:
             db.close()
             raise
         return db
+
+    def _collect(self, db: Database) -> None:
+        cutoff = [gc_cutoff(self.gc_days)]
+        _write(db, [(GC, [cutoff]), (GC_RUNS, [cutoff])])
+        self._collected = True
 
     def _query(self, sql: str, params: Sequence[Any]) -> list[Any]:
         db = self._connect(gc=not self._collected)
@@ -345,6 +362,7 @@ class SQLiteSession:
         self._rows = store._rows
         self._db = db
         self._opened = file_id(store._path)
+        self._commits = 0  # counted towards the store's next checkpoint (see _pool)
 
     def encode(self, task_name: str, value: Any) -> Any:
         """The ``result`` column's value for a task's result.
@@ -383,6 +401,7 @@ class SQLiteSession:
         rows = [self._rows.row(r, workflow) for r in records]
         with translate_errors(self._store._path, "write"):
             _write(self._db, [(UPSERT, rows)])
+        self._commits += 1
 
     def begin_run(self, run: RunRecord) -> None:
         """Record ``run`` (``RUNNING``) and mark the other ``RUNNING`` runs of its workflow
@@ -407,10 +426,16 @@ class SQLiteSession:
             _write(self._db, [*before, (UPSERT_RUN, [to_row(run)])])
 
     def close(self) -> None:
-        """Copy the log into the database as far as no reader holds it back, and close
-        the connection (shielded)."""
+        """Give the connection back to the store for its next session, or close it
+        (shielded); once the log has grown big, copy it into the database first, as far
+        as no reader holds it back."""
+        store = self._store
         try:
-            with translate_errors(self._store._path, "write"):
-                self._db.execute(CHECKPOINT)
-        finally:
+            if store._idle.due(self._commits):
+                with translate_errors(store._path, "write"):
+                    self._db.execute(CHECKPOINT)
+        except BaseException:
+            self._db.close()
+            raise
+        if not store._idle.give(self._db, self._opened):
             self._db.close()

@@ -18,6 +18,7 @@ from typing import Any
 from . import systems as S
 from .context import FORMS as CONTEXT_FORMS
 from .context import ContextResult
+from .durability import DurabilityResult, durability_table
 from .inputs import InputsResult
 from .maps import MapResult
 from .measure import ROOT, Cell, FormTimes, MemoryResult, StoreResult
@@ -47,6 +48,7 @@ class Results:
     systems: list[S.System] = field(default_factory=list)
     cells: dict[tuple[str, str, int], Cell] = field(default_factory=dict)
     stores: list[StoreResult] = field(default_factory=list)
+    durability: DurabilityResult | None = None
     maps: list[MapResult] = field(default_factory=list)
     inputs: list[InputsResult] = field(default_factory=list)
     resources: list[ResourcesResult] = field(default_factory=list)
@@ -761,6 +763,7 @@ def render(res: Results) -> str:
         *target_table(res),
         *matrix_tables(res),
         *store_table(res),
+        *durability_table(res.durability),
         *map_table(res),
         *inputs_table(res),
         *resources_table(res),

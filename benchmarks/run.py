@@ -32,6 +32,7 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 
 from benchmarks import (
     context,
+    durability,
     inputs,
     maps,
     measure,
@@ -48,6 +49,7 @@ HERE = Path(__file__).resolve().parent
 SECTIONS = (
     "executors",
     "stores",
+    "durability",
     "maps",
     "inputs",
     "resources",
@@ -71,6 +73,10 @@ class Config:
     repeats: dict[int, int]
     store_n: int = 10_000
     store_rounds: int = 5
+    durability_chain_n: int = 2_000
+    durability_small_runs: int = 200
+    durability_resume_n: int = 10_000
+    durability_rounds: int = 5
     map_n: int = 10_000
     map_rounds: int = 5
     inputs_n: int = 2_000
@@ -102,6 +108,7 @@ QUICK = Config(
     sizes=[1_000, 10_000],
     repeats={1_000: 5, 10_000: 3},
     store_rounds=3,
+    durability_rounds=3,
     map_rounds=3,
     inputs_rounds=5,
     resources_n=2_000,
@@ -125,6 +132,10 @@ SMOKE = Config(
     repeats={60: 1},
     store_n=200,
     store_rounds=1,
+    durability_chain_n=50,
+    durability_small_runs=3,
+    durability_resume_n=200,
+    durability_rounds=1,
     map_n=200,
     map_rounds=1,
     inputs_n=200,
@@ -251,6 +262,15 @@ def main(argv: Sequence[str] | None = None) -> report.Results:
     if "stores" in sections:
         progress(f"stores: {cfg.store_n:,} tasks")
         res.stores = measure.store_costs(cfg.store_n, cfg.store_rounds, progress)
+    if "durability" in sections:
+        progress(f"durability: {cfg.durability_chain_n:,}-task chains, small runs, resume")
+        res.durability = durability.durability_costs(
+            cfg.durability_chain_n,
+            cfg.durability_small_runs,
+            cfg.durability_resume_n,
+            cfg.durability_rounds,
+            progress,
+        )
     if "maps" in sections:
         progress(f"maps: {cfg.map_n:,} items against {cfg.map_n:,} static tasks")
         res.maps = maps.map_costs(cfg.map_n, cfg.map_rounds, progress)

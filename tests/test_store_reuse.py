@@ -215,3 +215,36 @@ def test_kept_connections_are_closed_at_exit_leaving_one_database_file(tmp_path:
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
     left = sorted(p.name for p in tmp_path.iterdir() if ".lease-" not in p.name)
     assert left == ["s.db"]  # no -wal or -shm beside it
+
+
+def test_the_json_history_is_read_on_from_where_it_was_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flowweaver._store._io import Files
+
+    reads: list[int] = []
+    real = Files.read
+
+    def read(self: Files, path: Path, offset: int = 0) -> bytes | None:
+        if path.name.endswith(".runs.jsonl"):
+            reads.append(offset)
+        return real(self, path, offset)
+
+    monkeypatch.setattr(Files, "read", read)
+    store = JSONStateStore(tmp_path / "s.json")
+    for _ in range(3):
+        SequentialExecutor(state_store=store, fresh=True).execute(small())
+    # read whole once (the first run found no file), then only what was appended (and the
+    # last byte, by the check for a torn line)
+    assert reads.count(0) == 1, reads
+    assert len(store.runs("small")) == 3
+    # Replaced by another file (a copy: another inode): read again from the start.
+    history = tmp_path / "s.json.runs.jsonl"
+    copy = tmp_path / "copy"
+    copy.write_bytes(history.read_bytes())
+    os.replace(copy, history)
+    reads.clear()
+    assert len(store.runs("small")) == 3
+    assert reads == [0]
+    SequentialExecutor(state_store=store, fresh=True).execute(small())
+    assert [r.status for r in store.runs("small")] == ["COMPLETED"] * 4

@@ -95,6 +95,8 @@ class AsyncJSONStateStore(AsyncBaseStateStore):
         self._state = JSONState(self._path, self.serializer)
         self._history = self._path.with_name(self._path.name + ".runs.jsonl")
         self._folder_checked = False
+        # The history read so far: (device, inode), bytes read, runs (see _read_runs).
+        self._runs_read: tuple[tuple[int, int], int, dict[str, RunRecord]] | None = None
 
     def _run_form(self) -> Any:
         """A run writes through the blocking twin of this store (see ``_sessions``)."""
@@ -252,17 +254,31 @@ class AsyncJSONStateStore(AsyncBaseStateStore):
 
     async def _read_runs(self, files: AsyncFiles) -> dict[str, RunRecord]:
         """The runs in the history file, by id (the lock is held); a torn last line is
-        cut off, as the journal's is."""
+        cut off, as the journal's is.
+
+        The file only grows (two lines a run): what was read is kept, with the file's
+        identity and the size read up to, and only the lines appended since are read,
+        so a service that runs a workflow per request does not read its whole history
+        each time. A file replaced or cut is read again from the start.
+        """
         try:
-            data = await files.read(self._history)
-            if not data:
+            now = await files.identity(self._history)
+            if now is None or now.size == 0:
+                self._runs_read = None
                 return {}
-            found, size = parse_sidecar(self._history, data)
-            if size < len(data):
-                await files.truncate(self._history, size)
+            kept = self._runs_read
+            start, found = 0, {}
+            if kept is not None and kept[0] == (now.device, now.inode) and kept[1] <= now.size:
+                start, found = kept[1], dict(kept[2])
+            data = await files.read(self._history, start) or b""
+            more, size = parse_sidecar(self._history, data, start)
+            found.update(more)
+            if start + size < now.size:
+                await files.truncate(self._history, start + size)
         except OSError as exc:
             raise os_error(self._history, exc, "read") from None
-        return found
+        self._runs_read = ((now.device, now.inode), start + size, found)
+        return dict(found)
 
     async def _append_runs(self, files: AsyncFiles, runs: Sequence[RunRecord]) -> None:
         """Make ``runs`` durable as history lines (the lock is held)."""

@@ -205,14 +205,16 @@ def _mapping(value: Any, key: str, run_id: str) -> dict[str, Any]:
     return value
 
 
-def parse_sidecar(path: Path, data: bytes) -> tuple[dict[str, RunRecord], int]:
-    """The runs in a sidecar's bytes, the last line of each run winning.
+def parse_sidecar(path: Path, data: bytes, start: int = 0) -> tuple[dict[str, RunRecord], int]:
+    """The runs in a sidecar's bytes (read from byte ``start`` on), the last line of each
+    run winning.
 
     :returns: the runs by id, and the size up to the end of the last complete line (a
         torn last line after it was never reported durable; the writer cuts it off).
     """
     end = data.rfind(b"\n") + 1
     runs: dict[str, RunRecord] = {}
+    after = f" after byte {start}" if start else ""
     for number, line in enumerate(data[:end].splitlines(), 1):
         if not line.strip():
             continue
@@ -221,7 +223,7 @@ def parse_sidecar(path: Path, data: bytes) -> tuple[dict[str, RunRecord], int]:
         except (ValueError, TypeError, OverflowError) as exc:
             # Skipped, not fatal: a damaged history line must not stop runs or hide
             # the store's records (the reference file is never touched for it).
-            logger.warning("skipped line %d of the run history %s: %s", number, path, exc)
+            logger.warning("skipped line %d%s of the run history %s: %s", number, after, path, exc)
             continue
         runs[run.run_id] = run
     return runs, end

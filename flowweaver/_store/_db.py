@@ -62,11 +62,12 @@ class Database:
     @classmethod
     def connect(cls, path: str, busy_timeout: float) -> Database:
         """Open ``path``; a statement waits up to ``busy_timeout`` s for another writer."""
-        conn = sqlite3.connect(
-            path, timeout=_BUSY_TRY, isolation_level=None, check_same_thread=False
+        # TEXT is decoded by sqlite3 itself (in C), and only a query that meets text
+        # that is not UTF-8 is run again with text_factory (see execute).
+        return cls(
+            sqlite3.connect(path, timeout=_BUSY_TRY, isolation_level=None, check_same_thread=False),
+            busy_timeout,
         )
-        conn.text_factory = text_factory
-        return cls(conn, busy_timeout)
 
     def execute(self, sql: str, params: Params = ()) -> list[Any]:
         """Run one statement and return its rows."""
@@ -75,9 +76,21 @@ class Database:
             try:
                 return self._conn.execute(sql, params).fetchall()
             except sqlite3.OperationalError as exc:
+                if "decode" in str(exc):
+                    return self._damaged_text(sql, params)
                 if not _busy(exc) or time.monotonic() >= deadline:
                     raise
             check_cancelled_in_worker()
+
+    def _damaged_text(self, sql: str, params: Params) -> list[Any]:
+        """The rows again, text that is not UTF-8 with lone surrogates instead of failing
+        the whole query, so that ``Rows.record`` can say which row and column it is."""
+        conn = self._conn
+        conn.text_factory = text_factory
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.text_factory = str
 
     def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         """Run one statement for each row of parameters (inside a transaction)."""

@@ -210,6 +210,8 @@ def _params_changed(inputs: str | None, params: Mapping[str, str]) -> str | None
     if inputs is None:
         # A user's store keeps no inputs: without parameters nothing can have changed.
         return "its store keeps no inputs, and it takes parameters" if params else None
+    if not params and "$" not in inputs:
+        return None  # the common case: no parameters then, none now
     saved = {e for e in inputs.split(",") if e.startswith("$")}
     for name, entry in params.items():
         if entry not in saved:

@@ -23,6 +23,8 @@ import flowweaver
 import flowweaver.aio
 from flowweaver import Task, TaskCompleted, Workflow
 from flowweaver._engine import _driver
+from flowweaver._engine._wake import Waker
+from flowweaver._engine._workers import threadsafe_caller
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -132,3 +134,19 @@ def test_a_loop_that_cannot_watch_the_pipe_still_settles_every_outcome() -> None
     finally:
         loop.close()
     assert all(t.status is flowweaver.TaskStatus.COMPLETED for t in wf.tasks)
+
+
+@pytest.mark.anyio
+async def test_a_batch_flagged_before_the_pipe_opened_still_ends_the_next_wait() -> None:
+    # A worker (a remote runner's thread, say) flagged a batch before the run's pool
+    # existed, so it woke the loop's own way; then the pool opened the pipe. The next wait
+    # must return for that batch: no worker writes to the pipe while the batch is flagged.
+    waker = Waker(lambda: None, threadsafe_caller())
+    await anyio.to_thread.run_sync(waker.wake)
+    await anyio.sleep(0.01)  # the wake has landed: nobody waited for it yet
+    waker.open()
+    try:
+        with anyio.fail_after(5):
+            await waker.wait()
+    finally:
+        waker.close()

@@ -86,10 +86,13 @@ class Waker:
                 os.close(write)
                 return
             self._loop = token
-        else:
-            # The driving task, waiting on the event, is to wait on the pipe instead.
-            self._event.set()
         self._read, self._write = read, write
+        if self._loop is None:
+            # The driving task waits on the pipe from now on: end a wait on the event, and
+            # leave a byte for a batch flagged before the pipe was open, whose worker
+            # woke only the event (a remote run whose callback opened the pool, say).
+            self._event.set()
+            os.write(write, b"\0")
 
     def wake(self) -> None:
         """Worker thread, under the run's inbox lock: the loop has a batch to settle."""

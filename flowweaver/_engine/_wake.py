@@ -81,7 +81,7 @@ class Waker:
                 context.run(sniffio.current_async_library_cvar.set, "asyncio")
             try:
                 context.run(token.add_reader, read, self._readable)
-            except (NotImplementedError, RuntimeError):  # pragma: no cover - no add_reader
+            except (NotImplementedError, RuntimeError):  # a loop that cannot watch a pipe
                 os.close(read)
                 os.close(write)
                 return

@@ -19,6 +19,9 @@ from . import systems as S
 from .context import FORMS as CONTEXT_FORMS
 from .context import ContextResult
 from .durability import DurabilityResult, durability_table
+from .handoff import FLOOR as HANDOFF_FLOOR
+from .handoff import FORMS as HANDOFF_FORMS
+from .handoff import HandoffResult
 from .inputs import InputsResult
 from .maps import MapResult
 from .measure import ROOT, Cell, FormTimes, MemoryResult, StoreResult
@@ -55,6 +58,7 @@ class Results:
     processes: dict[str, Any] = field(default_factory=dict)
     context: list[ContextResult] = field(default_factory=list)
     record_us: float = 0.0
+    handoff: list[HandoffResult] = field(default_factory=list)
     watching: list[WatchingResult] = field(default_factory=list)
     progress: list[ProgressResult] = field(default_factory=list)
     memory: list[MemoryResult] = field(default_factory=list)
@@ -351,6 +355,34 @@ def resources_table(res: Results) -> list[str]:
         "|---|" + "---:|" * (len(forms) + 1),
     ]
     lines += _extra_rows(res.resources, forms)
+    lines.append("")
+    return lines
+
+
+def handoff_table(res: Results) -> list[str]:
+    if not res.handoff:
+        return []
+    forms = HANDOFF_FORMS[1:]
+    lines = [
+        f"## Thread hand-off: sync no-op tasks on 4 worker threads against {HANDOFF_FLOOR}",
+        "",
+        "Every step of a chain is a round trip, worker thread to loop and back; the "
+        "layered DAG has a hundred tasks ready at once. Forms taking turns: the floor, the "
+        "blocking `ThreadedExecutor(4)`, `flowweaver.aio.ThreadedExecutor(4)` awaited "
+        "under asyncio and trio. Each cell: microseconds per task, and in brackets the "
+        "ratio to the floor (issue 15: the chain must reach 1.3x, aim 1.1x).",
+        "",
+        "| workload | floor | " + " | ".join(forms) + " |",
+        "|---|" + "---:|" * (len(forms) + 1),
+    ]
+    for r in res.handoff:
+        label = f"{r.executor}, {r.n:,} tasks"
+        if r.error:
+            lines.append(f"| {label} | failed: {r.error} |" + " |" * len(forms))
+            continue
+        cells = [f"{us(r.us_per_task(HANDOFF_FLOOR))} us"]
+        cells += [f"{us(r.us_per_task(f))} us ({x(r.ratio(f))})" for f in forms]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append("")
     return lines
 
@@ -769,6 +801,7 @@ def render(res: Results) -> str:
         *resources_table(res),
         *processes_table(res),
         *context_table(res),
+        *handoff_table(res),
         *watching_table(res),
         *progress_table(res.progress),
         *memory_table(res),

@@ -33,6 +33,7 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 from benchmarks import (
     context,
     durability,
+    handoff,
     inputs,
     maps,
     measure,
@@ -55,6 +56,7 @@ SECTIONS = (
     "resources",
     "processes",
     "context",
+    "handoff",
     "watching",
     "progress",
     "memory",
@@ -88,6 +90,9 @@ class Config:
     processes_starts: int = 15
     context_n: int = 10_000
     context_rounds: int = 5
+    handoff_chain_n: int = 2_000
+    handoff_layered_n: int = 10_000
+    handoff_rounds: int = 7
     watching_n: int = 10_000
     watching_rounds: int = 5
     progress_sizes: list[int] = field(default_factory=lambda: [10_000, 100_000])
@@ -117,6 +122,7 @@ QUICK = Config(
     processes_starts=5,
     context_n=2_000,
     context_rounds=3,
+    handoff_rounds=3,
     watching_rounds=3,
     progress_sizes=[10_000],
     memory_rounds=1,
@@ -147,6 +153,9 @@ SMOKE = Config(
     processes_starts=1,
     context_n=200,
     context_rounds=1,
+    handoff_chain_n=30,
+    handoff_layered_n=200,
+    handoff_rounds=1,
     watching_n=200,
     watching_rounds=1,
     progress_sizes=[200],
@@ -293,6 +302,14 @@ def main(argv: Sequence[str] | None = None) -> report.Results:
         progress(f"context: {cfg.context_n:,} tasks, flowweaver.current() and log records")
         res.context = context.context_costs(cfg.context_n, cfg.context_rounds, progress)
         res.record_us = context.record_outside_runs_us()
+    if "handoff" in sections:
+        progress(
+            f"handoff: {cfg.handoff_chain_n:,}-task chain, {cfg.handoff_layered_n:,}-task "
+            "layered DAG, ThreadedExecutor(4) against graphlib + ThreadPoolExecutor(4)"
+        )
+        res.handoff = handoff.handoff_costs(
+            cfg.handoff_chain_n, cfg.handoff_layered_n, cfg.handoff_rounds, progress
+        )
     if "watching" in sections:
         progress(f"watching: {cfg.watching_n:,} tasks, no observer against progress()")
         res.watching = watching.watching_costs(cfg.watching_n, cfg.watching_rounds, progress)

@@ -15,6 +15,7 @@ import pytest
 from benchmarks import (
     context,
     floors,
+    handoff,
     instructions,
     processes,
     progress,
@@ -85,6 +86,11 @@ def test_smoke_run_measures_every_system_and_writes_every_section(tmp_path: Path
     for r in res.context:
         assert r.error is None, r.error
         assert all(r.us_per_task(form) is not None for form in context.FORMS)
+    assert "## Thread hand-off: sync no-op tasks on 4 worker threads" in text
+    assert [(r.executor, r.n) for r in res.handoff] == [("chain", 30), ("layered", 200)]
+    for r in res.handoff:
+        assert r.error is None, r.error
+        assert all(r.ratio(form) is not None for form in handoff.FORMS)
     assert "## Watching a run: cost per task of an observer and of progress() (200 tasks)" in text
     assert [(r.task, r.executor) for r in res.watching] == [
         (t, e) for t in watching.TASKS for e in watching.EXECUTORS

@@ -114,6 +114,7 @@ from ._sigint import (
     wait_event,
     wake_loop_on_signals,
 )
+from ._wake import Waker
 from ._workers import Job, WorkerPool, thread_context, threadsafe_caller
 from ._writer import Writer
 
@@ -277,7 +278,6 @@ class _Run:
         self.inbox_flagged = False
         self.epoch = 0  # a fail_fast stop starts a new one (see _clean_up)
         self.lock = threading.Lock()
-        self.wake = anyio.Event()
         self.procs: ProcessPool | None = None  # worker processes (PROCESS), made lazily
 
         self.work: anyio.abc.TaskGroup | None = None  # lanes, retry timers
@@ -423,6 +423,7 @@ class _Run:
             t._reset()
         self.call_soon = threadsafe_caller()
         self.job_context = thread_context()
+        self.waker = Waker(self._settle_woken, self.call_soon)
         began = time.time()
         emitter = self.emitter
         if self.emit is not None:
@@ -496,6 +497,8 @@ class _Run:
             capture_off()
         if self.pool is not None:
             self.pool.close()
+        with self.lock:
+            self.waker.close()
         if self.procs is not None:
             # Before the store: a task's process must be gone before the run's record of
             # it is final. Shielded, since it is the cleanup of a cancelled run too; it
@@ -597,7 +600,6 @@ class _Run:
         with self.lock:
             self.inbox = []
             self.inbox_flagged = False
-        self.wake = anyio.Event()
         self.timer_at = None  # the stop cancelled the timers with the work group
         async with anyio.create_task_group() as work:
             self.work = work
@@ -703,25 +705,39 @@ class _Run:
 
     async def _drive(self) -> None:
         """Settle what the worker threads hand back, until every task is settled."""
+        waker = self.waker
         while not self.finished:
-            await wait_event(self.wake)
-            self.wake = anyio.Event()
-            with self.lock:
-                batch, self.inbox = self.inbox, []
-                self.inbox_flagged = False
-            kinds = self.kinds
-            for i, ok, value, ended in batch:
-                if ok:
-                    if kinds[i] == REMOTE:
-                        assert self.remote is not None
-                        self.remote.done(i, value, ended)
-                    else:
-                        self._succeeded(i, value, ended)
-                elif isinstance(value, Exception):
-                    self._attempt_failed(i, value, ended)
+            await waker.wait()
+            self._settle_inbox()
+
+    def _settle_inbox(self) -> None:
+        """Settle the batch of outcomes the worker threads handed back so far."""
+        if self.finished:
+            return  # a stop or a fatal error: what is still in flight is not settled
+        with self.lock:
+            batch, self.inbox = self.inbox, []
+            self.inbox_flagged = False
+        kinds = self.kinds
+        for i, ok, value, ended in batch:
+            if ok:
+                if kinds[i] == REMOTE:
+                    assert self.remote is not None
+                    self.remote.done(i, value, ended)
                 else:
-                    self._abort(value)
-                    return
+                    self._succeeded(i, value, ended)
+            elif isinstance(value, Exception):
+                self._attempt_failed(i, value, ended)
+            else:
+                self._abort(value)
+                return
+
+    def _settle_woken(self) -> None:
+        """Settle the inbox from the loop's callback on the wake pipe (asyncio, see
+        _wake): an error ends the run, as one raised in _drive would (see _guarded)."""
+        try:
+            self._settle_inbox()
+        except BaseException as exc:
+            self._abort(exc)
 
     def _abort(self, exc: BaseException) -> None:
         """End the run because of ``exc`` (Ctrl-C, SystemExit...), re-raised after cleanup.
@@ -740,7 +756,7 @@ class _Run:
 
     def _finish(self) -> None:
         self.finished = True
-        self.wake.set()
+        self.waker.nudge()
         for scope in self.timers:
             scope.cancel()
         if self.remote is not None:
@@ -956,6 +972,8 @@ class _Run:
     def _pool(self) -> WorkerPool:
         if self.pool is None:
             self.pool = WorkerPool(self.concurrency, self.call_soon, self.workflow.name)
+            # Outcomes of this pool's jobs wake the loop through a pipe of the run's own.
+            self.waker.open()
         return self.pool
 
     def _submit(self, i: int, t: Task) -> None:
@@ -1019,13 +1037,8 @@ class _Run:
             if self.inbox_flagged:
                 return
             self.inbox_flagged = True
-        try:
-            self.call_soon(self._inbox_ready)
-        except Exception:
-            pass  # the loop is gone: the run was cancelled and abandoned this worker
-
-    def _inbox_ready(self) -> None:
-        self.wake.set()
+            # Under the lock: _shutdown closes the waker's pipe under it too.
+            self.waker.wake()
 
     # -- lanes --------------------------------------------------------------------------------
 

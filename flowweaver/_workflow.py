@@ -94,27 +94,14 @@ class Workflow:
                 f"{task_or_func!r}"
             )
         deps = self._dependency_names(new.name, depends_on)
-        changes: dict[str, Any] = {}
-        if trigger is not None:
-            changes["trigger"] = trigger
-        if map_over is not None:
-            # A task or a function stands for its name; a name (or a bad value) is checked
-            # with the other map settings, whose messages speak of map_over, not depends_on.
-            by_name = isinstance(map_over, Task) or callable(map_over)
-            changes["map_over"] = (
-                self._dependency_names(new.name, [map_over])[0] if by_name else map_over
-            )
-        for label, value in (
-            ("map_key", map_key),
-            ("max_concurrent", max_concurrent),
-            ("on_item_failure", on_item_failure),
+        if (
+            trigger is not None
+            or map_over is not None
+            or map_key is not None
+            or max_concurrent is not None
+            or on_item_failure is not None
         ):
-            if value is not None:
-                changes[label] = value
-        if changes:
-            new.settings = replace(new.settings, **changes)  # checked, naming the task
-            for label, value in changes.items():
-                setattr(new, label, value)
+            self._apply(new, trigger, map_over, map_key, max_concurrent, on_item_failure)
         over = new.map_over
         if over is not None:
             if over not in deps:
@@ -138,6 +125,37 @@ class Workflow:
         self._depends_on[new.name] = deps
         self._graph = None
         return new
+
+    def _apply(
+        self,
+        new: Task,
+        trigger: TriggerRule | None,
+        map_over: str | Task | Callable[..., Any] | None,
+        map_key: Callable[[Any], str] | None,
+        max_concurrent: int | None,
+        on_item_failure: ItemFailure | None,
+    ) -> None:
+        """Give ``new`` the options add_task was given, checked with its others."""
+        changes: dict[str, Any] = {}
+        if trigger is not None:
+            changes["trigger"] = trigger
+        if map_over is not None:
+            # A task or a function stands for its name; a name (or a bad value) is checked
+            # with the other map settings, whose messages speak of map_over, not depends_on.
+            by_name = isinstance(map_over, Task) or callable(map_over)
+            changes["map_over"] = (
+                self._dependency_names(new.name, [map_over])[0] if by_name else map_over
+            )
+        for label, value in (
+            ("map_key", map_key),
+            ("max_concurrent", max_concurrent),
+            ("on_item_failure", on_item_failure),
+        ):
+            if value is not None:
+                changes[label] = value
+        new.settings = replace(new.settings, **changes)  # checked, naming the task
+        for label, value in changes.items():
+            setattr(new, label, value)
 
     def _dependency_names(
         self, name: str, depends_on: Sequence[str | Task | Callable[..., Any]] | None

@@ -136,6 +136,7 @@ _YIELD_EVERY = 64
 _PLAIN = frozenset({type(None), bool, int, float, str, bytes, list, tuple, dict, set})
 
 _COMPLETED = TaskStatus.COMPLETED
+_COMPLETED_NONE: tuple[TaskStatus, Any, BaseException | None] = (_COMPLETED, None, None)
 _RUNNING = TaskStatus.RUNNING
 _SKIPPED = TaskStatus.SKIPPED
 _RULE = {name: rule for rule, name in enumerate(TRIGGER_RULES)}
@@ -1151,12 +1152,13 @@ class _Run:
         t._finished = ended
         # Under a remote runner a dependent gets the handle: the data stays on the cluster.
         self.results[i] = value.handle if type(value) is RemoteResult else value
-        t._state = (_COMPLETED, value, None)
+        # One shared state for the many tasks that return None: a tuple less per task.
+        t._state = _COMPLETED_NONE if value is None else (_COMPLETED, value, None)
         if self.emit is not None:
             self.emit(
                 TaskCompleted(self.name, ended, t.name, t.attempts, t.duration or 0.0, item=t.item)
             )
-        if t.callbacks:
+        if t._callbacks:  # t.callbacks would make a list for a task with none
             self._callbacks(t)
         sched = self.sched
         if store is not None:
@@ -1222,7 +1224,7 @@ class _Run:
                     self.name, ended, t.name, t.attempts, t.duration or 0.0, exc, item=t.item
                 )
             )
-        if t.callbacks:
+        if t._callbacks:  # t.callbacks would make a list for a task with none
             self._callbacks(t)
         if self.store is not None:
             self.store.failed(i, exc, logs)
@@ -1246,7 +1248,7 @@ class _Run:
         logger.info("task %r skipped: %s", t.name, exc.reason)
         if self.emit is not None:
             self.emit(TaskSkipped(self.name, ended, t.name, "", exc.reason, item=t.item))
-        if t.callbacks:
+        if t._callbacks:  # t.callbacks would make a list for a task with none
             self._callbacks(t)
         if self.store is not None:
             self.store.skipped_on_purpose(i, exc.reason, logs)
@@ -1387,7 +1389,7 @@ class _Run:
         t._state = (_COMPLETED, values, None)
         if self.emit is not None:
             self.emit(TaskCompleted(self.name, ended, t.name, t.attempts, t.duration or 0.0))
-        if t.callbacks:
+        if t._callbacks:  # t.callbacks would make a list for a task with none
             self._callbacks(t)
         if store is not None:
             sched.finish_map(p, durable=False)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     else:
         from typing_extensions import Unpack
 
+    from ._engine._plan import PlanKey, Planned
     from ._executor import BaseExecutor, RunOptions
     from ._settings import ItemFailure, TriggerRule
 
@@ -49,6 +50,10 @@ class Workflow:
         self._mapped: list[str] = []
         self._depends_on: dict[str, tuple[str, ...]] = {}
         self._graph: Graph | None = None
+        # Each kind of executor's plan of a run (see _engine/_plan.cached_plan): replaced,
+        # never cleared, when a task is added, so a run planning meanwhile cannot put a
+        # stale plan back.
+        self._plans: dict[PlanKey, Planned] = {}
         self._status = WorkflowStatus.IDLE
         self._running = False
         # A subset's tasks whose saved results it takes from the store, and the ones it
@@ -124,6 +129,7 @@ class Workflow:
             self._mapped.append(new.name)
         self._depends_on[new.name] = deps
         self._graph = None
+        self._plans = {}
         return new
 
     def _apply(
@@ -162,6 +168,15 @@ class Workflow:
     ) -> tuple[str, ...]:
         if depends_on is None:
             return ()
+        if type(depends_on) is list or type(depends_on) is tuple:
+            # The common form, a list of names, checked in one pass; anything else takes
+            # the general path below, with its messages.
+            deps = tuple(depends_on)
+            for dep in deps:
+                if type(dep) is not str or dep == name:
+                    break
+            else:
+                return deps
         if isinstance(depends_on, (str, bytes)):
             raise WorkflowValidationError(
                 f"task {name!r}: depends_on must be a list of names, got the string "

@@ -102,7 +102,17 @@ from ._limits import build_gate
 from ._maps import MapSource, check_item_names, elements, items_failed, keys
 from ._observe import Emitter
 from ._persist import RunStore
-from ._plan import ASYNC, INLINE, MAP, POOL, PROCESS, REMOTE, REMOTE_TIMED, plan
+from ._plan import (
+    ASYNC,
+    INLINE,
+    MAP,
+    POOL,
+    PROCESS,
+    REMOTE,
+    REMOTE_TIMED,
+    Planned,
+    cached_plan,
+)
 from ._scheduler import DONE, FAILED, Failure, Scheduler
 from ._select import Selection, check_params, held, results_unavailable, select
 from ._sigint import (
@@ -158,7 +168,6 @@ class _Run:
         hold = held(workflow, selection)
         self.graph = hold.graph
         by_name = workflow._tasks
-        self.tasks: list[Task] = [by_name[n] for n in self.graph.names]
         self.run_id = uuid.uuid4().hex[:16]
         # A run started by a task of another run (a nested workflow) says whose it is.
         self.parent_id = parent_run_id()
@@ -200,9 +209,22 @@ class _Run:
             if runner is not None
             else None
         )
-        self.kinds, self.inject = plan(
-            self.tasks, self.graph, inline, self.remote is not None, executor._isolation
-        )
+        # The workflow's plan, made by its first run (see _plan.cached_plan); each run
+        # copies the lists it grows. A selection's graph is the run's own: planned anew.
+        remote = self.remote is not None
+        if selection is None and workflow._plans is not None:
+            planned = cached_plan(
+                workflow._plans, self.graph, by_name, inline, remote, executor._isolation
+            )
+        else:
+            tasks = [by_name[n] for n in self.graph.names]
+            planned = Planned(tasks, self.graph, inline, remote, executor._isolation)
+        self.tasks: list[Task] = list(planned.tasks)
+        self.kinds = list(planned.kinds)
+        self.inject = list(planned.inject)
+        # The keyword under which each node's result is passed (see _plan.Inject); a run
+        # with maps extends a copy of its own.
+        self.keywords: list[str] = self.graph.names
         self.kill_grace = executor.kill_grace
         # Maps: items are appended to the run's lists (tasks, kinds, inject, results) as
         # their task expands; the workflow's own tasks are the first n_static.
@@ -944,11 +966,13 @@ class _Run:
 
     def _kwargs(self, i: int) -> dict[str, Any]:
         results = self.results
-        return {name: results[j] for j, name in self.inject[i]}
+        keywords = self.keywords
+        return {keywords[j]: results[j] for j in self.inject[i]}
 
     def _kwargs_with_params(self, i: int) -> dict[str, Any]:
         results = self.results
-        return {**self.params[i], **{name: results[j] for j, name in self.inject[i]}}
+        keywords = self.keywords
+        return {**self.params[i], **{keywords[j]: results[j] for j in self.inject[i]}}
 
     def _pool(self) -> WorkerPool:
         if self.pool is None:
@@ -1305,9 +1329,13 @@ class _Run:
         self.tasks.extend(items)
         self.kinds.extend([m.kind] * n)
         source_name = self.tasks[src].name
-        others = tuple(pair for pair in self.inject[p] if pair[0] != src)
-        # Each item reads its element where its result will go: results[item].
-        self.inject.extend(((k, source_name), *others) for k in range(first, first + n))
+        others = tuple(j for j in self.inject[p] if j != src)
+        # Each item reads its element where its result will go: results[item], under the
+        # name of the source (the graph's names are the workflow's: extend a copy).
+        if self.keywords is self.graph.names:
+            self.keywords = list(self.keywords)
+        self.keywords.extend([source_name] * n)
+        self.inject.extend((k, *others) for k in range(first, first + n))
         self.results.extend(values)
         if self.params:
             self.params.extend([self.params[p]] * n)
@@ -1493,6 +1521,8 @@ class _SoloSettings:
 
 class _Solo:
     """What a one-task run needs of a workflow."""
+
+    _plans = None  # one task: nothing to keep between runs
 
     def __init__(self, task: Task) -> None:
         self.name = task.name

@@ -40,8 +40,6 @@ else:
 F = TypeVar("F", bound=Callable[..., Any])
 
 _PENDING_STATE: tuple[TaskStatus, Any, BaseException | None] = (TaskStatus.PENDING, None, None)
-_NO_ITEMS: list[Task] = []
-_NO_FAILED_ITEMS: list[str] = []
 
 __all__ = ["Callback", "Task", "TaskSettings", "task"]
 
@@ -128,10 +126,7 @@ class Task:
     __slots__ = (
         "__dict__",
         "_callbacks",
-        "_failed_items",
         "_finished",
-        "_is_async",
-        "_items",
         "_keywords",
         "_logs",
         "_settings",
@@ -139,9 +134,15 @@ class Task:
         "_state",
         "attempts",
         "func",
-        "item",
         "name",
     )
+    # Like the options, state that only maps use is a class default, set on the tasks
+    # that need it (a mapped task and its items have a __dict__ anyway: map_over).
+    #: For an item of a mapped task, its key (its index, or what ``map_key`` returned).
+    item: str | int | None = None
+    # Shared empty lists: both are only ever replaced whole, never appended to.
+    _items: list[Task] = []  # noqa: RUF012 - per instance; see above
+    _failed_items: list[str] = []  # noqa: RUF012
 
     if TYPE_CHECKING:  # the options, copied from self.settings (see _settings.py)
         retries: int
@@ -210,15 +211,9 @@ class Task:
         self._callbacks = list(settings.callbacks) if settings.callbacks else None
         self._state = _PENDING_STATE
         self._keywords: tuple[frozenset[str], bool] | None = None
-        self._is_async: bool | None = None
         self.attempts = 0
         self._started: float | None = None
         self._finished: float | None = None
-        #: For an item of a mapped task, its key (its index, or what ``map_key`` returned).
-        self.item: str | int | None = None
-        # Shared empty lists: both are only ever replaced whole, never appended to.
-        self._items: list[Task] = _NO_ITEMS
-        self._failed_items: list[str] = _NO_FAILED_ITEMS
         self._logs: list[str] | None = None
 
     @property
@@ -261,16 +256,17 @@ class Task:
         new._callbacks = self._callbacks
         new._state = _PENDING_STATE
         new._keywords = self._keywords
-        new._is_async = self._is_async
         new.attempts = 0
         new._started = None
         new._finished = None
         new._logs = None
         new.item = key
-        # An item never expands: it shares one empty list for each of these instead of
-        # making two per element (both are only ever replaced whole, never appended to).
-        new._items = _NO_ITEMS
-        new._failed_items = _NO_FAILED_ITEMS
+        # An item never expands: back to the class's empty lists (its __dict__ is a copy
+        # of the task's, which holds the task's own).
+        if new._items is not Task._items:
+            del new._items
+        if new._failed_items is not Task._failed_items:
+            del new._failed_items
         return new
 
     # -- state ---------------------------------------------------------------------------
@@ -330,8 +326,12 @@ class Task:
         self.attempts = 0
         self._started = None
         self._finished = None
-        self._items = _NO_ITEMS
-        self._failed_items = _NO_FAILED_ITEMS
+        # Back to the class's empty lists, without giving a task that never had lists of
+        # its own a __dict__ (reading one makes it).
+        if self._items is not Task._items:
+            del self._items
+        if self._failed_items is not Task._failed_items:
+            del self._failed_items
         self._logs = None
 
     @property
@@ -358,9 +358,8 @@ class Task:
     @property
     def is_async(self) -> bool:
         """True when the function is ``async def`` (it is awaited, never called bare)."""
-        if self._is_async is None:
-            self._is_async = is_async_callable(self.func)
-        return self._is_async
+        # Not kept: read from the code's flags, it costs less than a slot in every task.
+        return is_async_callable(self.func)
 
     def retryable(self, exc: BaseException) -> bool:
         """Whether ``retry_on`` and ``retry_if`` let a failed attempt with ``exc`` be
@@ -393,7 +392,6 @@ class Task:
     def _forget_func(self) -> None:
         """Drop what was read from the function: ``func`` was given a new one."""
         self._keywords = None
-        self._is_async = None
 
     def kwargs_from(self, context: Mapping[str, Any] | None) -> dict[str, Any]:
         """The keyword arguments the function receives from ``context`` (upstream results)."""

@@ -209,7 +209,7 @@ class _Run:
             if runner is not None
             else None
         )
-        # The workflow's plan, made by its first run (see _plan.cached_plan); each run
+        # The workflow's plan, made by its first run (see _plan.cached_plan); a run with maps
         # copies the lists it grows. A selection's graph is the run's own: planned anew.
         remote = self.remote is not None
         if selection is None and workflow._plans is not None:
@@ -219,9 +219,15 @@ class _Run:
         else:
             tasks = [by_name[n] for n in self.graph.names]
             planned = Planned(tasks, self.graph, inline, remote, executor._isolation)
-        self.tasks: list[Task] = list(planned.tasks)
-        self.kinds = list(planned.kinds)
-        self.inject = list(planned.inject)
+        self.tasks: list[Task] = planned.tasks
+        self.kinds = planned.kinds
+        self.inject = planned.inject
+        if workflow._mapped:  # only maps change these lists (MAP, and their items)
+            self.tasks, self.kinds, self.inject = (
+                list(self.tasks),
+                list(self.kinds),
+                list(self.inject),
+            )
         # The keyword under which each node's result is passed (see _plan.Inject); a run
         # with maps extends a copy of its own.
         self.keywords: list[str] = self.graph.names

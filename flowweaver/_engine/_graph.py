@@ -53,22 +53,32 @@ class Graph:
         no_deps: tuple[str, ...] = ()
         # The index's own int objects, not new ones: a million tasks are a million ints
         # of 28 bytes each, made once, not twice.
+        # While every task depends only on tasks added before it (a workflow built in
+        # order), there can be no cycle: the search for one is skipped.
+        backwards_only = True
         for i, name in zip(index.values(), names, strict=True):
             deps = depends_on.get(name, no_deps)
             if not deps:
                 upstream.append(())
                 continue
-            found = tuple(map(get, deps))
-            if None in found or i in found or (len(found) > 1 and len(set(found)) < len(found)):
-                ups = self._checked(i, name, deps)  # unknown, itself, or repeated
+            found = cast("tuple[int, ...]", tuple(map(get, deps)))  # None: unknown
+            if None in found:
+                ups = self._checked(i, name, deps)  # raises
             else:
-                ups = cast("tuple[int, ...]", found)
+                top = max(found)
+                if (top >= i and i in found) or (len(found) > 1 and len(set(found)) < len(found)):
+                    ups = self._checked(i, name, deps)  # the task itself, or a repeat
+                else:
+                    ups = found
+                if top > i:
+                    backwards_only = False
             upstream.append(ups)
             for j in ups:
                 downstream[j].append(i)
-        cycle = self._find_cycle()
-        if cycle:
-            raise CycleError([self.names[i] for i in cycle])
+        if not backwards_only:
+            cycle = self._find_cycle()
+            if cycle:
+                raise CycleError([self.names[i] for i in cycle])
 
     def _checked(self, i: int, name: str, deps: Sequence[str]) -> tuple[int, ...]:
         """Task ``i``'s upstream indices, each once, in declaration order.

@@ -16,6 +16,8 @@ from importlib import metadata
 from typing import Any
 
 from . import systems as S
+from .building import Building
+from .building import table as building_table
 from .context import FORMS as CONTEXT_FORMS
 from .context import ContextResult
 from .durability import DurabilityResult, durability_table
@@ -62,6 +64,7 @@ class Results:
     watching: list[WatchingResult] = field(default_factory=list)
     progress: list[ProgressResult] = field(default_factory=list)
     memory: list[MemoryResult] = field(default_factory=list)
+    building: Building | None = None
     fixed: dict[str, float] = field(default_factory=dict)
     fixed_rounds: int = 0
     imports: dict[str, Any] = field(default_factory=dict)
@@ -805,6 +808,7 @@ def render(res: Results) -> str:
         *watching_table(res),
         *progress_table(res.progress),
         *memory_table(res),
+        *building_table(res.building),
         *fixed_table(res),
         *import_table(res),
         *prefect_table(res),

@@ -10,6 +10,8 @@ Sections: ``executors`` (every system on every workload and size), ``stores``, `
 input-aware records on 2,000-task DAGs, with and without a store), ``watching`` (what an
 observer and ``flowweaver.progress()`` cost a 10,000-task run), ``progress`` (the
 command's live display and plain lines on 10,000 and 100,000 tasks), ``memory``,
+``building`` (``add_task`` per task, a second ``execute`` against the first, a million
+tasks built and run in a process: seconds and peak memory),
 ``fixed`` (one blocking execute of a 1-task workflow), ``import``, and ``prefect``
 (only when asked for, with ``--only prefect`` or ``--prefect``). ``--only`` takes section
 names and/or parts of system names (``--only ThreadedExecutor,dask``: those systems, their
@@ -31,6 +33,7 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import (
+    building,
     context,
     durability,
     handoff,
@@ -60,6 +63,7 @@ SECTIONS = (
     "watching",
     "progress",
     "memory",
+    "building",
     "fixed",
     "import",
     "prefect",
@@ -100,6 +104,10 @@ class Config:
     memory_n: int = 100_000
     memory_rounds: int = 3
     memory_trace: bool = True
+    build_n: int = 100_000
+    repeat_n: int = 10_000
+    big_n: int = 1_000_000
+    build_rounds: int = 5
     peer_repeats: int = 3
     fixed_rounds: int = 500
     import_rounds: int = 15
@@ -127,6 +135,8 @@ QUICK = Config(
     progress_sizes=[10_000],
     memory_rounds=1,
     memory_trace=False,
+    big_n=200_000,
+    build_rounds=3,
     peer_repeats=1,
     fixed_rounds=200,
     import_rounds=7,
@@ -162,6 +172,10 @@ SMOKE = Config(
     progress_rounds=1,
     memory_n=500,
     memory_rounds=1,
+    build_n=200,
+    repeat_n=200,
+    big_n=500,
+    build_rounds=1,
     fixed_rounds=3,
     import_rounds=1,
     prefect_rounds=1,
@@ -323,6 +337,13 @@ def main(argv: Sequence[str] | None = None) -> report.Results:
         res.memory = measure.memory(
             cfg.memory_n, cfg.memory_rounds, progress, trace=cfg.memory_trace
         )
+    if "building" in sections:
+        progress(f"building: add_task, a second execute, {cfg.big_n:,} tasks in a process")
+        res.building = building.building_costs(
+            cfg.build_n, cfg.repeat_n, cfg.big_n, cfg.build_rounds, progress
+        )
+        if args.quick:
+            res.notes.append(f"--quick: the building section's big run has {cfg.big_n:,} tasks")
     if "fixed" in sections:
         progress("fixed cost of one blocking execute()")
         res.fixed = measure.fixed_cost(cfg.fixed_rounds, progress)

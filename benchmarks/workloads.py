@@ -71,8 +71,9 @@ def chain(n: int) -> Dag:
     return Dag("chain", _names(n), tuple(deps))
 
 
-def layered(n: int, width: int = LAYER_WIDTH, seed: int = SEED) -> Dag:
-    """Layers of ``width`` tasks; each task depends on 2 random tasks of the layer before.
+def layered(n: int, width: int = LAYER_WIDTH, seed: int = SEED, fan_in: int = 2) -> Dag:
+    """Layers of ``width`` tasks; each task depends on ``fan_in`` random tasks of the layer
+    before (2 unless said: the building section of issue 15 uses 3).
 
     The randomness comes from a ``random.Random(seed)``, so the graph is the same every time.
     """
@@ -84,7 +85,7 @@ def layered(n: int, width: int = LAYER_WIDTH, seed: int = SEED) -> Dag:
             deps.append(())
         else:
             start = (layer - 1) * width
-            deps.append(tuple(sorted(rnd.sample(range(start, start + width), 2))))
+            deps.append(tuple(sorted(rnd.sample(range(start, start + width), fan_in))))
     return Dag("layered", _names(n), tuple(deps))
 
 

@@ -20,6 +20,7 @@ from ._calls import accepted_keywords, is_async_callable
 from ._errors import WorkflowValidationError, check_name_text
 from ._remote._protocol import RemoteResult
 from ._settings import (
+    DEFAULTS,
     OPTIONS,
     Callback,
     DecoratorOptions,
@@ -39,8 +40,6 @@ else:
 F = TypeVar("F", bound=Callable[..., Any])
 
 _PENDING_STATE: tuple[TaskStatus, Any, BaseException | None] = (TaskStatus.PENDING, None, None)
-_NO_ITEMS: list[Task] = []
-_NO_FAILED_ITEMS: list[str] = []
 
 __all__ = ["Callback", "Task", "TaskSettings", "task"]
 
@@ -119,27 +118,35 @@ class Task:
         delay, backoff or cap that is not a finite number, say).
     """
 
+    # Only the per-task state is a slot: the options live on the class as their defaults
+    # (set below from TaskSettings) and an option away from its default in the instance's
+    # __dict__, made only then. A task with default options is about half the size it
+    # was with a slot per option (issue 15: a million tasks in memory), and reads an
+    # option as fast.
     __slots__ = (
-        "_failed_items",
+        "__dict__",
+        "_callbacks",
         "_finished",
-        "_is_async",
-        "_items",
         "_keywords",
         "_logs",
+        "_settings",
         "_started",
         "_state",
         "attempts",
         "func",
-        "item",
         "name",
-        "settings",
-        *OPTIONS,
     )
+    # Like the options, state that only maps use is a class default, set on the tasks
+    # that need it (a mapped task and its items have a __dict__ anyway: map_over).
+    #: For an item of a mapped task, its key (its index, or what ``map_key`` returned).
+    item: str | int | None = None
+    # Shared empty lists: both are only ever replaced whole, never appended to.
+    _items: list[Task] = []  # noqa: RUF012 - per instance; see above
+    _failed_items: list[str] = []  # noqa: RUF012
 
     if TYPE_CHECKING:  # the options, copied from self.settings (see _settings.py)
         retries: int
         timeout: float | None
-        callbacks: list[Callback]
         retry_delay: float
         retry_backoff: float
         retry_jitter: float
@@ -172,84 +179,94 @@ class Task:
             raise WorkflowValidationError(
                 f"task {name!r}: func must be callable, got {type(func).__name__} {func!r}"
             )
-        settings = TaskSettings.make(
-            name,
-            {
-                "name": name,
-                "retries": retries,
-                "timeout": timeout,
-                "callbacks": callbacks,
-                **options,
-            },
-        )
+        if options or callbacks is not None or timeout is not None or not _is_zero(retries):
+            settings = TaskSettings.make(
+                name,
+                {
+                    "name": name,
+                    "retries": retries,
+                    "timeout": timeout,
+                    "callbacks": callbacks,
+                    **options,
+                },
+            )
+        else:
+            # Every option at its default (most tasks): the shared, already checked
+            # defaults, named on demand (see settings); nothing to make or check.
+            settings = DEFAULTS
         self._setup(name, func, settings)
 
     def _setup(self, name: str, func: Callable[..., Any], settings: TaskSettings) -> None:
         check_name_text("task", name)
         self.name = name
         self.func = func
-        self.settings = settings
-        # Plain attributes, not properties over settings: the engine reads them per task.
-        for option in OPTIONS:
-            setattr(self, option, getattr(settings, option))
-        self.callbacks = list(settings.callbacks)
-        self._state: tuple[TaskStatus, Any, BaseException | None] = (
-            TaskStatus.PENDING,
-            None,
-            None,
-        )
+        self._settings = settings
+        if settings is not DEFAULTS:
+            # Only the options away from their defaults become the task's own.
+            own = self.__dict__
+            for option, default in _DEFAULT_OPTIONS:
+                value = getattr(settings, option)
+                if value is not default:
+                    own[option] = value
+        self._callbacks = list(settings.callbacks) if settings.callbacks else None
+        self._state = _PENDING_STATE
         self._keywords: tuple[frozenset[str], bool] | None = None
-        self._is_async: bool | None = None
         self.attempts = 0
         self._started: float | None = None
         self._finished: float | None = None
-        #: For an item of a mapped task, its key (its index, or what ``map_key`` returned).
-        self.item: str | int | None = None
-        self._items: list[Task] = []
-        self._failed_items: list[str] = []
         self._logs: list[str] | None = None
+
+    @property
+    def settings(self) -> TaskSettings:
+        """Every option of the task, as one checked :class:`TaskSettings` (named after it)."""
+        settings = self._settings
+        if settings.name is None:
+            # Shared settings (the defaults, or a decorator's without a name) are named
+            # the first time they are read, not for every task made.
+            settings = self._settings = settings.named(self.name)
+        return settings
+
+    @settings.setter
+    def settings(self, settings: TaskSettings) -> None:
+        self._settings = settings
+
+    @property
+    def callbacks(self) -> list[Callback]:
+        """Called with the task once it is ``COMPLETED`` or ``FAILED`` (a list of its own,
+        made when first read: most tasks have none)."""
+        callbacks = self._callbacks
+        if callbacks is None:
+            callbacks = self._callbacks = []
+        return callbacks
+
+    @callbacks.setter
+    def callbacks(self, callbacks: list[Callback]) -> None:
+        self._callbacks = callbacks
 
     def _item(self, key: str | int) -> Task:
         """A new item of this mapped task: the same function and settings, its own state."""
         new = Task.__new__(Task)
         new.name = f"{self.name}[{key}]"
         new.func = self.func
-        new.settings = self.settings
-        # One plain assignment per option, not a loop of getattr/setattr over OPTIONS:
-        # this runs once per element of a map, and the loop made an item cost 8% more
-        # instructions than a static task (benchmarks/instructions.py --workload map).
+        # The options away from their defaults (a mapped task has one at least: map_over),
+        # copied, so that changing an item's option leaves the task's alone.
         # tests/test_task.py checks that every option is copied.
-        new.retries = self.retries
-        new.timeout = self.timeout
-        new.callbacks = self.callbacks
-        new.retry_delay = self.retry_delay
-        new.retry_backoff = self.retry_backoff
-        new.retry_jitter = self.retry_jitter
-        new.version = self.version
-        new.max_retry_delay = self.max_retry_delay
-        new.trigger = self.trigger
-        new.map_over = self.map_over
-        new.map_key = self.map_key
-        new.max_concurrent = self.max_concurrent
-        new.on_item_failure = self.on_item_failure
-        new.cache_ttl = self.cache_ttl
-        new.cache_key = self.cache_key
-        new.retry_on = self.retry_on
-        new.retry_if = self.retry_if
-        new.tags = self.tags
-        new.isolation = self.isolation
+        new.__dict__ = self.__dict__.copy()
+        new._settings = self._settings
+        new._callbacks = self._callbacks
         new._state = _PENDING_STATE
         new._keywords = self._keywords
-        new._is_async = self._is_async
         new.attempts = 0
         new._started = None
         new._finished = None
         new._logs = None
         new.item = key
-        # An item never expands: it shares one empty list for each of these instead of
-        # making two per element (both are only ever replaced whole, never appended to).
-        new._items = _NO_ITEMS
-        new._failed_items = _NO_FAILED_ITEMS
+        # An item never expands: back to the class's empty lists (its __dict__ is a copy
+        # of the task's, which holds the task's own).
+        if new._items is not Task._items:
+            del new._items
+        if new._failed_items is not Task._failed_items:
+            del new._failed_items
         return new
 
     # -- state ---------------------------------------------------------------------------
@@ -309,8 +326,12 @@ class Task:
         self.attempts = 0
         self._started = None
         self._finished = None
-        self._items = []
-        self._failed_items = []
+        # Back to the class's empty lists, without giving a task that never had lists of
+        # its own a __dict__ (reading one makes it).
+        if self._items is not Task._items:
+            del self._items
+        if self._failed_items is not Task._failed_items:
+            del self._failed_items
         self._logs = None
 
     @property
@@ -337,9 +358,8 @@ class Task:
     @property
     def is_async(self) -> bool:
         """True when the function is ``async def`` (it is awaited, never called bare)."""
-        if self._is_async is None:
-            self._is_async = is_async_callable(self.func)
-        return self._is_async
+        # Not kept: read from the code's flags, it costs less than a slot in every task.
+        return is_async_callable(self.func)
 
     def retryable(self, exc: BaseException) -> bool:
         """Whether ``retry_on`` and ``retry_if`` let a failed attempt with ``exc`` be
@@ -362,6 +382,16 @@ class Task:
             self._keywords = accepted_keywords(self.func)
         names, var_kw = self._keywords
         return var_kw or upstream in names
+
+    def _takes_any_keyword(self) -> bool:
+        """True when the function takes ``**kwargs``: every upstream result."""
+        if self._keywords is None:
+            self._keywords = accepted_keywords(self.func)
+        return self._keywords[1]
+
+    def _forget_func(self) -> None:
+        """Drop what was read from the function: ``func`` was given a new one."""
+        self._keywords = None
 
     def kwargs_from(self, context: Mapping[str, Any] | None) -> dict[str, Any]:
         """The keyword arguments the function receives from ``context`` (upstream results)."""
@@ -409,9 +439,23 @@ class Task:
         if isinstance(settings, TaskSettings):
             name = settings.name or _callable_name(func)
             new = cls.__new__(cls)
-            new._setup(name, func, settings.named(name))
+            # Named when first read (see settings), unless the name takes part in the
+            # checks: a task cannot map over itself.
+            new._setup(name, func, settings if settings.map_over is None else settings.named(name))
             return new
         return cls(_callable_name(func), func)
+
+
+# The options' defaults, on the class (see __slots__); callbacks is a property of its own.
+_DEFAULT_OPTIONS = tuple(
+    (option, getattr(DEFAULTS, option)) for option in OPTIONS if option != "callbacks"
+)
+for _option, _default in _DEFAULT_OPTIONS:
+    setattr(Task, _option, _default)
+
+
+def _is_zero(retries: object) -> bool:
+    return type(retries) is int and retries == 0
 
 
 # Type checkers read the TypedDicts; help() and IDEs that inspect at run time read these,

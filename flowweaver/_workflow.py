@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     else:
         from typing_extensions import Unpack
 
+    from ._engine._plan import PlanKey, Planned
     from ._executor import BaseExecutor, RunOptions
     from ._settings import ItemFailure, TriggerRule
 
@@ -49,6 +50,10 @@ class Workflow:
         self._mapped: list[str] = []
         self._depends_on: dict[str, tuple[str, ...]] = {}
         self._graph: Graph | None = None
+        # Each kind of executor's plan of a run (see _engine/_plan.cached_plan): replaced,
+        # never cleared, when a task is added, so a run planning meanwhile cannot put a
+        # stale plan back.
+        self._plans: dict[PlanKey, Planned] = {}
         self._status = WorkflowStatus.IDLE
         self._running = False
         # A subset's tasks whose saved results it takes from the store, and the ones it
@@ -94,27 +99,14 @@ class Workflow:
                 f"{task_or_func!r}"
             )
         deps = self._dependency_names(new.name, depends_on)
-        changes: dict[str, Any] = {}
-        if trigger is not None:
-            changes["trigger"] = trigger
-        if map_over is not None:
-            # A task or a function stands for its name; a name (or a bad value) is checked
-            # with the other map settings, whose messages speak of map_over, not depends_on.
-            by_name = isinstance(map_over, Task) or callable(map_over)
-            changes["map_over"] = (
-                self._dependency_names(new.name, [map_over])[0] if by_name else map_over
-            )
-        for label, value in (
-            ("map_key", map_key),
-            ("max_concurrent", max_concurrent),
-            ("on_item_failure", on_item_failure),
+        if (
+            trigger is not None
+            or map_over is not None
+            or map_key is not None
+            or max_concurrent is not None
+            or on_item_failure is not None
         ):
-            if value is not None:
-                changes[label] = value
-        if changes:
-            new.settings = replace(new.settings, **changes)  # checked, naming the task
-            for label, value in changes.items():
-                setattr(new, label, value)
+            self._apply(new, trigger, map_over, map_key, max_concurrent, on_item_failure)
         over = new.map_over
         if over is not None:
             if over not in deps:
@@ -137,13 +129,54 @@ class Workflow:
             self._mapped.append(new.name)
         self._depends_on[new.name] = deps
         self._graph = None
+        self._plans = {}
         return new
+
+    def _apply(
+        self,
+        new: Task,
+        trigger: TriggerRule | None,
+        map_over: str | Task | Callable[..., Any] | None,
+        map_key: Callable[[Any], str] | None,
+        max_concurrent: int | None,
+        on_item_failure: ItemFailure | None,
+    ) -> None:
+        """Give ``new`` the options add_task was given, checked with its others."""
+        changes: dict[str, Any] = {}
+        if trigger is not None:
+            changes["trigger"] = trigger
+        if map_over is not None:
+            # A task or a function stands for its name; a name (or a bad value) is checked
+            # with the other map settings, whose messages speak of map_over, not depends_on.
+            by_name = isinstance(map_over, Task) or callable(map_over)
+            changes["map_over"] = (
+                self._dependency_names(new.name, [map_over])[0] if by_name else map_over
+            )
+        for label, value in (
+            ("map_key", map_key),
+            ("max_concurrent", max_concurrent),
+            ("on_item_failure", on_item_failure),
+        ):
+            if value is not None:
+                changes[label] = value
+        new.settings = replace(new.settings, **changes)  # checked, naming the task
+        for label, value in changes.items():
+            setattr(new, label, value)
 
     def _dependency_names(
         self, name: str, depends_on: Sequence[str | Task | Callable[..., Any]] | None
     ) -> tuple[str, ...]:
         if depends_on is None:
             return ()
+        if type(depends_on) is list or type(depends_on) is tuple:
+            # The common form, a list of names, checked in one pass; anything else takes
+            # the general path below, with its messages.
+            deps = tuple(depends_on)
+            for dep in deps:
+                if type(dep) is not str or dep == name:
+                    break
+            else:
+                return deps
         if isinstance(depends_on, (str, bytes)):
             raise WorkflowValidationError(
                 f"task {name!r}: depends_on must be a list of names, got the string "

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import (
+    building,
     context,
     floors,
     handoff,
@@ -108,6 +109,18 @@ def test_smoke_run_measures_every_system_and_writes_every_section(tmp_path: Path
         assert all(r.ratio(form) is not None for form in progress.FORMS)
     assert len(res.memory) == 3
     assert all(m.error is None for m in res.memory)
+    assert "## Building a workflow, running it again, and a million tasks" in text
+    built = res.building
+    assert built is not None
+    assert built.add is not None
+    assert built.repeat is not None
+    assert built.big is not None
+    assert (built.add.error, built.repeat.error, built.big.error) == (None, None, None)
+    assert built.add.ratio() is not None
+    assert built.repeat.ratio() is not None
+    assert built.big.n == 500
+    assert (built.big.per_task() or 0) > 0
+    assert "| 500 layered build+run, Sequential: peak memory per task |" in text
     assert res.fixed["SequentialExecutor"] > 0
     assert res.imports["import flowweaver, minus pass (ms)"] is not None
     # each store is either measured or reported as not available, never silently absent
@@ -118,6 +131,23 @@ def test_smoke_run_measures_every_system_and_writes_every_section(tmp_path: Path
 
 
 @pytest.mark.timeout(120)
+def test_the_building_rows_measure_what_they_say() -> None:
+    a = building.add_task_cost(300, 2)
+    assert a.error is None
+    assert len(a.build) == len(a.run) == 2
+    r = building.repeat_cost(300, 2)
+    assert r.error is None
+    assert len(r.first) == len(r.second) == 2
+    big = building.big_run(300)
+    assert big.error is None
+    assert (big.peak_rss or 0) > (big.start_rss or 0) > 0
+    assert all(s > 0 for s in (big.build_s, big.run_s, big.build_cpu, big.run_cpu) if s)
+    assert None not in (big.build_s, big.run_s, big.build_cpu, big.run_cpu)
+    assert len(workloads.layered(300, fan_in=3).deps[-1]) == 3
+    lines = building.table(building.Building(a, r, big))
+    assert len([line for line in lines if line.startswith("| ")]) == 5
+
+
 def test_the_process_figures_measure_every_system_and_a_worker_start() -> None:
     found = processes.main(["--n", "20", "--repeats", "1", "--starts", "1"])
     assert set(found["per_task"]) == {(w, s) for w in ("wide", "chain") for s in processes.SYSTEMS}

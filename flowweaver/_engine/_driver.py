@@ -102,7 +102,17 @@ from ._limits import build_gate
 from ._maps import MapSource, check_item_names, elements, items_failed, keys
 from ._observe import Emitter
 from ._persist import RunStore
-from ._plan import ASYNC, INLINE, MAP, POOL, PROCESS, REMOTE, REMOTE_TIMED, plan
+from ._plan import (
+    ASYNC,
+    INLINE,
+    MAP,
+    POOL,
+    PROCESS,
+    REMOTE,
+    REMOTE_TIMED,
+    Planned,
+    cached_plan,
+)
 from ._scheduler import DONE, FAILED, Failure, Scheduler
 from ._select import Selection, check_params, held, results_unavailable, select
 from ._sigint import (
@@ -137,6 +147,7 @@ _YIELD_EVERY = 64
 _PLAIN = frozenset({type(None), bool, int, float, str, bytes, list, tuple, dict, set})
 
 _COMPLETED = TaskStatus.COMPLETED
+_COMPLETED_NONE: tuple[TaskStatus, Any, BaseException | None] = (_COMPLETED, None, None)
 _RUNNING = TaskStatus.RUNNING
 _SKIPPED = TaskStatus.SKIPPED
 _RULE = {name: rule for rule, name in enumerate(TRIGGER_RULES)}
@@ -158,7 +169,6 @@ class _Run:
         hold = held(workflow, selection)
         self.graph = hold.graph
         by_name = workflow._tasks
-        self.tasks: list[Task] = [by_name[n] for n in self.graph.names]
         self.run_id = uuid.uuid4().hex[:16]
         # A run started by a task of another run (a nested workflow) says whose it is.
         self.parent_id = parent_run_id()
@@ -200,9 +210,28 @@ class _Run:
             if runner is not None
             else None
         )
-        self.kinds, self.inject = plan(
-            self.tasks, self.graph, inline, self.remote is not None, executor._isolation
-        )
+        # The workflow's plan, made by its first run (see _plan.cached_plan); a run with maps
+        # copies the lists it grows. A selection's graph is the run's own: planned anew.
+        remote = self.remote is not None
+        if selection is None and workflow._plans is not None:
+            planned = cached_plan(
+                workflow._plans, self.graph, by_name, inline, remote, executor._isolation
+            )
+        else:
+            tasks = [by_name[n] for n in self.graph.names]
+            planned = Planned(tasks, self.graph, inline, remote, executor._isolation)
+        self.tasks: list[Task] = planned.tasks
+        self.kinds = planned.kinds
+        self.inject = planned.inject
+        if workflow._mapped:  # only maps change these lists (MAP, and their items)
+            self.tasks, self.kinds, self.inject = (
+                list(self.tasks),
+                list(self.kinds),
+                list(self.inject),
+            )
+        # The keyword under which each node's result is passed (see _plan.Inject); a run
+        # with maps extends a copy of its own.
+        self.keywords: list[str] = self.graph.names
         self.kill_grace = executor.kill_grace
         # Maps: items are appended to the run's lists (tasks, kinds, inject, results) as
         # their task expands; the workflow's own tasks are the first n_static.
@@ -963,11 +992,13 @@ class _Run:
 
     def _kwargs(self, i: int) -> dict[str, Any]:
         results = self.results
-        return {name: results[j] for j, name in self.inject[i]}
+        keywords = self.keywords
+        return {keywords[j]: results[j] for j in self.inject[i]}
 
     def _kwargs_with_params(self, i: int) -> dict[str, Any]:
         results = self.results
-        return {**self.params[i], **{name: results[j] for j, name in self.inject[i]}}
+        keywords = self.keywords
+        return {**self.params[i], **{keywords[j]: results[j] for j in self.inject[i]}}
 
     def _pool(self) -> WorkerPool:
         if self.pool is None:
@@ -1168,12 +1199,13 @@ class _Run:
         t._finished = ended
         # Under a remote runner a dependent gets the handle: the data stays on the cluster.
         self.results[i] = value.handle if type(value) is RemoteResult else value
-        t._state = (_COMPLETED, value, None)
+        # One shared state for the many tasks that return None: a tuple less per task.
+        t._state = _COMPLETED_NONE if value is None else (_COMPLETED, value, None)
         if self.emit is not None:
             self.emit(
                 TaskCompleted(self.name, ended, t.name, t.attempts, t.duration or 0.0, item=t.item)
             )
-        if t.callbacks:
+        if t._callbacks:  # t.callbacks would make a list for a task with none
             self._callbacks(t)
         sched = self.sched
         if store is not None:
@@ -1240,7 +1272,7 @@ class _Run:
                     self.name, ended, t.name, t.attempts, t.duration or 0.0, exc, item=t.item
                 )
             )
-        if t.callbacks:
+        if t._callbacks:  # t.callbacks would make a list for a task with none
             self._callbacks(t)
         if self.store is not None:
             self.store.failed(i, exc, logs)
@@ -1264,7 +1296,7 @@ class _Run:
         logger.info("task %r skipped: %s", t.name, exc.reason)
         if self.emit is not None:
             self.emit(TaskSkipped(self.name, ended, t.name, "", exc.reason, item=t.item))
-        if t.callbacks:
+        if t._callbacks:  # t.callbacks would make a list for a task with none
             self._callbacks(t)
         if self.store is not None:
             self.store.skipped_on_purpose(i, exc.reason, logs)
@@ -1321,9 +1353,13 @@ class _Run:
         self.tasks.extend(items)
         self.kinds.extend([m.kind] * n)
         source_name = self.tasks[src].name
-        others = tuple(pair for pair in self.inject[p] if pair[0] != src)
-        # Each item reads its element where its result will go: results[item].
-        self.inject.extend(((k, source_name), *others) for k in range(first, first + n))
+        others = tuple(j for j in self.inject[p] if j != src)
+        # Each item reads its element where its result will go: results[item], under the
+        # name of the source (the graph's names are the workflow's: extend a copy).
+        if self.keywords is self.graph.names:
+            self.keywords = list(self.keywords)
+        self.keywords.extend([source_name] * n)
+        self.inject.extend((k, *others) for k in range(first, first + n))
         self.results.extend(values)
         if self.params:
             self.params.extend([self.params[p]] * n)
@@ -1405,7 +1441,7 @@ class _Run:
         t._state = (_COMPLETED, values, None)
         if self.emit is not None:
             self.emit(TaskCompleted(self.name, ended, t.name, t.attempts, t.duration or 0.0))
-        if t.callbacks:
+        if t._callbacks:  # t.callbacks would make a list for a task with none
             self._callbacks(t)
         if store is not None:
             sched.finish_map(p, durable=store.ordered)
@@ -1509,6 +1545,8 @@ class _SoloSettings:
 
 class _Solo:
     """What a one-task run needs of a workflow."""
+
+    _plans = None  # one task: nothing to keep between runs
 
     def __init__(self, task: Task) -> None:
         self.name = task.name

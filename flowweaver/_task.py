@@ -10,10 +10,8 @@ from __future__ import annotations
 import inspect
 import logging
 import math
-import random
 import sys
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._calls import accepted_keywords, is_async_callable
@@ -28,6 +26,9 @@ from ._settings import (
     keyword_parameters,
 )
 from ._status import TaskStatus
+
+if TYPE_CHECKING:
+    from datetime import datetime, timedelta
 
 logger = logging.getLogger("flowweaver")
 
@@ -285,12 +286,20 @@ class Task:
     @property
     def started_at(self) -> datetime | None:
         """When the first attempt of the latest run started (local time)."""
-        return None if self._started is None else datetime.fromtimestamp(self._started)
+        if self._started is None:
+            return None
+        from datetime import datetime  # here: off `import flowweaver` (import time)
+
+        return datetime.fromtimestamp(self._started)
 
     @property
     def finished_at(self) -> datetime | None:
         """When the task reached ``COMPLETED`` or ``FAILED`` in the latest run."""
-        return None if self._finished is None else datetime.fromtimestamp(self._finished)
+        if self._finished is None:
+            return None
+        from datetime import datetime
+
+        return datetime.fromtimestamp(self._finished)
 
     @property
     def duration(self) -> float | None:
@@ -378,6 +387,8 @@ class Task:
         except OverflowError:  # many retries with a backoff: past any cap anyway
             wait = math.inf
         if self.retry_jitter:
+            import random  # only jittered retries need it: kept off `import flowweaver`
+
             wait *= 1 + random.uniform(-self.retry_jitter, self.retry_jitter)
         return min(max(wait, 0.0), self.max_retry_delay)
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -120,6 +119,8 @@ class ExecutionLog:
     """
 
     def __init__(self, client: Any, recomputed: Callable[[str, int, int], None]) -> None:
+        import uuid  # only Dask runs need it (it imports platform): off `import flowweaver`
+
         #: what the run's workers log with each key (``run_on_worker``'s ``token``)
         self.token = uuid.uuid4().hex
         self._client = client

@@ -538,7 +538,9 @@ def import_table(res: Results) -> list[str]:
     lines = [
         "## `import flowweaver`",
         "",
-        "Fresh interpreters, interleaved, medians; each minus `python -c pass`.",
+        "Fresh interpreters with bytecode caches, interleaved, medians; wall times minus "
+        "`python -c pass`, CPU times counted inside the interpreter around the import "
+        "(issue 15's target: flowweaver / anyio <= 3x, aim 2x).",
         "",
         "| what | value |",
         "|---|---:|",
@@ -547,7 +549,7 @@ def import_table(res: Results) -> list[str]:
         if isinstance(v, list):
             v = ", ".join(f"{name} {t / 1000:.1f} ms" for name, t in v)
         elif isinstance(v, float):
-            v = f"{v:.1f}"
+            v = f"{v:.2f}x" if " / " in k else f"{v:.1f}"
         lines.append(f"| {k} | {v} |")
     lines.append("")
     return lines

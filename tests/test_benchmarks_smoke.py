@@ -104,6 +104,7 @@ def test_smoke_run_measures_every_system_and_writes_every_section(tmp_path: Path
     assert all(m.error is None for m in res.memory)
     assert res.fixed["SequentialExecutor"] > 0
     assert res.imports["import flowweaver, minus pass (ms)"] is not None
+    assert res.imports["import flowweaver / import anyio (CPU)"] > 0
     # each store is either measured or reported as not available, never silently absent
     for r in res.stores:
         assert r.us_per_task("none") is not None

@@ -818,11 +818,13 @@ class _Run:
         t.attempts = self.sched.attempts[i]
         if self.deciding and self._decided(i, t):
             return
+        now = time.time()
         if t._started is None:
-            t._started = time.time()
+            t._started = now
         t._state = (_RUNNING, None, None)
         if self.emit is not None:
-            self.emit(TaskStarted(self.name, time.time(), t.name, t.attempts, item=t.item))
+            # _make: the positional constructor (a class call with item= costs half again)
+            self.emit(TaskStarted._make(self.name, now, t.name, t.attempts, "", t.item))
         if self.store is not None:
             self.store.started(i, self.judged.reason(i))
         kind = self.kinds[i]
@@ -1153,9 +1155,8 @@ class _Run:
         self.results[i] = value.handle if type(value) is RemoteResult else value
         t._state = (_COMPLETED, value, None)
         if self.emit is not None:
-            self.emit(
-                TaskCompleted(self.name, ended, t.name, t.attempts, t.duration or 0.0, item=t.item)
-            )
+            took = max(ended - t._started, 0.0) if t._started is not None else 0.0
+            self.emit(TaskCompleted._make(self.name, ended, t.name, t.attempts, took, "", t.item))
         if t.callbacks:
             self._callbacks(t)
         sched = self.sched

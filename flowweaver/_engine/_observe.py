@@ -16,10 +16,6 @@ from ._sigint import wait_event
 logger = logging.getLogger("flowweaver")
 
 
-def _set_run_id(event: RunEvent, run_id: str) -> None:
-    object.__setattr__(event, "run_id", run_id)  # the one field the engine fills in late
-
-
 class Emitter:
     """Calls a sync observer at once; queues events for an async one, delivered in order.
 
@@ -36,9 +32,10 @@ class Emitter:
         self._closed = False
 
     def emit(self, event: RunEvent) -> None:
-        # Stamped here, not by each of the engine's many event sites: an event is frozen,
-        # and made only when there is an observer.
-        _set_run_id(event, self._run_id)
+        # Stamped here, not by each of the engine's many event sites: an event is made
+        # only when there is an observer. Its slot, stored directly: the public field is
+        # read-only (see _events).
+        event._run_id = self._run_id  # type: ignore[attr-defined]
         if self.is_async:
             self._queue.append(event)
             self._more.set()

@@ -285,12 +285,7 @@ def _wall(code: str) -> float:
 
 def _import_cpu(module: str) -> float:
     """CPU seconds of ``import module`` in a fresh interpreter, counted from inside it."""
-    code = (
-        "import time\n"
-        "t = time.process_time()\n"
-        f"import {module}\n"
-        "print(time.process_time() - t)"
-    )
+    code = f"import time\nt = time.process_time()\nimport {module}\nprint(time.process_time() - t)"
     proc = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,

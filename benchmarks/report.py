@@ -18,6 +18,8 @@ from typing import Any
 from . import systems as S
 from .context import FORMS as CONTEXT_FORMS
 from .context import ContextResult
+from .inloop import InLoopResult
+from .inloop import table as inloop_table
 from .inputs import InputsResult
 from .maps import MapResult
 from .measure import ROOT, Cell, FormTimes, MemoryResult, StoreResult
@@ -58,6 +60,7 @@ class Results:
     memory: list[MemoryResult] = field(default_factory=list)
     fixed: dict[str, float] = field(default_factory=dict)
     fixed_rounds: int = 0
+    inloop: InLoopResult | None = None
     imports: dict[str, Any] = field(default_factory=dict)
     prefect: dict[str, Any] = field(default_factory=dict)
     load: list[tuple[float, float, float]] = field(default_factory=list)
@@ -772,6 +775,7 @@ def render(res: Results) -> str:
         *progress_table(res.progress),
         *memory_table(res),
         *fixed_table(res),
+        *inloop_table(res.inloop),
         *import_table(res),
         *prefect_table(res),
     ]

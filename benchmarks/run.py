@@ -10,7 +10,8 @@ Sections: ``executors`` (every system on every workload and size), ``stores``, `
 input-aware records on 2,000-task DAGs, with and without a store), ``watching`` (what an
 observer and ``flowweaver.progress()`` cost a 10,000-task run), ``progress`` (the
 command's live display and plain lines on 10,000 and 100,000 tasks), ``memory``,
-``fixed`` (one blocking execute of a 1-task workflow), ``import``, and ``prefect``
+``fixed`` (one blocking execute of a 1-task workflow), ``inloop`` (a blocking execute
+where a loop runs, against one on a plain thread), ``import``, and ``prefect``
 (only when asked for, with ``--only prefect`` or ``--prefect``). ``--only`` takes section
 names and/or parts of system names (``--only ThreadedExecutor,dask``: those systems, their
 floors, the executors section only), comma-separated.
@@ -32,6 +33,7 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 
 from benchmarks import (
     context,
+    inloop,
     inputs,
     maps,
     measure,
@@ -57,6 +59,7 @@ SECTIONS = (
     "progress",
     "memory",
     "fixed",
+    "inloop",
     "import",
     "prefect",
 )
@@ -91,6 +94,8 @@ class Config:
     memory_trace: bool = True
     peer_repeats: int = 3
     fixed_rounds: int = 500
+    inloop_rounds: int = 7
+    inloop_calls: int = 100
     import_rounds: int = 15
     prefect_rounds: int = 3
     prefect_n: int = 1_000
@@ -116,6 +121,8 @@ QUICK = Config(
     memory_trace=False,
     peer_repeats=1,
     fixed_rounds=200,
+    inloop_rounds=5,
+    inloop_calls=50,
     import_rounds=7,
     prefect_rounds=1,
 )
@@ -143,6 +150,8 @@ SMOKE = Config(
     memory_n=500,
     memory_rounds=1,
     fixed_rounds=3,
+    inloop_rounds=1,
+    inloop_calls=2,
     import_rounds=1,
     prefect_rounds=1,
     prefect_n=30,
@@ -290,6 +299,9 @@ def main(argv: Sequence[str] | None = None) -> report.Results:
         progress("fixed cost of one blocking execute()")
         res.fixed = measure.fixed_cost(cfg.fixed_rounds, progress)
         res.fixed_rounds = cfg.fixed_rounds
+    if "inloop" in sections:
+        progress(f"in-loop execute: {cfg.inloop_calls} blocking executes of 10 tasks per form")
+        res.inloop = inloop.inloop_costs(cfg.inloop_rounds, cfg.inloop_calls, progress)
     if "import" in sections:
         progress("import time")
         res.imports = measure.import_time(cfg.import_rounds, progress)

@@ -8,7 +8,7 @@ all other modules are private.
 scheduling with a blocking ``execute``, and ``Workflow.execute(executor)`` blocks for all.
 """
 
-import logging as _logging
+import sys as _sys
 import typing as _typing
 
 from ._async._executors import AsyncConcurrentExecutor as AsyncExecutor
@@ -111,9 +111,10 @@ else:
 
 __version__ = "0.3.2"
 
-# A library logs but never prints: without this, Python's last-resort handler would write
-# FlowWeaver's warnings to stderr of every script that has not configured logging.
-_logging.getLogger("flowweaver").addHandler(_logging.NullHandler())
+# The library's NullHandler (see _log): at once when logging is loaded already, else by
+# the engine and the stores, the code that logs, so that `import flowweaver` needs none.
+if "logging" in _sys.modules:
+    from . import _log  # noqa: F401
 
 __all__ = [  # noqa: RUF022 - plainly sorted, which tests/test_public_api.py checks
     "AsyncExecutor",

@@ -8,7 +8,6 @@ while a run is in progress never sees a status from one moment and a result from
 from __future__ import annotations
 
 import inspect
-import logging
 import math
 import sys
 from collections.abc import Callable, Mapping
@@ -29,8 +28,6 @@ from ._status import TaskStatus
 
 if TYPE_CHECKING:
     from datetime import datetime, timedelta
-
-logger = logging.getLogger("flowweaver")
 
 if sys.version_info >= (3, 11):
     from typing import Unpack
@@ -360,6 +357,8 @@ class Task:
         try:
             return bool(self.retry_if(exc))
         except Exception:
+            from ._log import logger  # a run's, whose engine has imported it
+
             logger.exception(
                 "retry_if of task %r raised on %s; the task is not retried", self.name, exc
             )

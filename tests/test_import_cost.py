@@ -26,6 +26,7 @@ HEAVY = (
     "datetime",
     "difflib",
     "random",
+    "logging",  # a third of the rest: the engine and the stores load it (see _log)
     "flowweaver._cli",
     "flowweaver._store",
     "flowweaver._live",
@@ -120,3 +121,30 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match=r"module 'flowweaver\.aio' has no attribute"):
         getattr(flowweaver.aio, "Nope")  # noqa: B009
     assert not hasattr(flowweaver, "Nope")
+
+
+def test_the_library_logger_has_its_null_handler_before_anything_logs() -> None:
+    # flowweaver first, logging after: the run that logs attaches the handler itself, so
+    # Python's last-resort handler never prints the warning of a callback that raised
+    code = (
+        "import flowweaver, sys\n"
+        "assert 'logging' not in sys.modules\n"
+        "def bad(task):\n"
+        "    raise RuntimeError('callback')\n"
+        "wf = flowweaver.Workflow('w')\n"
+        "wf.add_task(flowweaver.Task('a', lambda: 1, callbacks=[bad]))\n"
+        "flowweaver.SequentialExecutor().execute(wf)\n"
+        "import logging\n"
+        "handlers = logging.getLogger('flowweaver').handlers\n"
+        "assert any(isinstance(h, logging.NullHandler) for h in handlers), handlers\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    # and at once when logging is already loaded (no cost then)
+    code = (
+        "import logging, flowweaver\n"
+        "assert any(isinstance(h, logging.NullHandler)"
+        " for h in logging.getLogger('flowweaver').handlers)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

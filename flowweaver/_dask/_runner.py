@@ -27,7 +27,6 @@ does not need it.
 
 from __future__ import annotations
 
-import logging
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -51,8 +50,6 @@ if TYPE_CHECKING:
 
     from .._executor import ExecutorOptions
     from .._remote._protocol import Done, Recomputed
-
-logger = logging.getLogger("flowweaver")
 
 #: What a run's own ``LocalCluster`` gets unless ``cluster_options`` says otherwise.
 DEFAULT_CLUSTER_OPTIONS: Mapping[str, Any] = {"processes": True, "dashboard_address": ":0"}
@@ -579,6 +576,8 @@ class DaskRunner:
         try:
             future.cancel()
         except Exception:
+            from .._log import logger  # here: `import flowweaver` needs no logging
+
             logger.debug("could not cancel Dask future %s", future.key, exc_info=True)
 
     # -- results -------------------------------------------------------------------------

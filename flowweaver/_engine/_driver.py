@@ -31,7 +31,6 @@ exception propagates.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 import uuid
@@ -45,6 +44,7 @@ import anyio
 import anyio.abc
 from anyio.lowlevel import checkpoint
 
+from .. import _log
 from .._blocking import loop_running_in_this_thread, run_blocking
 from .._capture import Tail, capture_off, capture_on
 from .._context import _CURRENT as _current
@@ -123,7 +123,7 @@ if TYPE_CHECKING:
     from .._workflow import Workflow
     from ._processes import ProcessPool
 
-logger = logging.getLogger("flowweaver")
+logger = _log.logger  # with its NullHandler (see _log)
 
 set_current = _current.set
 reset_current = _current.reset

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import anyio
 
+from .. import _log
 from .._calls import is_async_callable
 from .._events import RunEvent
 from ._sigint import wait_event
 
-logger = logging.getLogger("flowweaver")
+logger = _log.logger  # with its NullHandler (see _log)
 
 
 class Emitter:

@@ -12,7 +12,8 @@ observer and ``flowweaver.progress()`` cost a 10,000-task run), ``progress`` (th
 command's live display and plain lines on 10,000 and 100,000 tasks), ``memory``,
 ``building`` (``add_task`` per task, a second ``execute`` against the first, a million
 tasks built and run in a process: seconds and peak memory),
-``fixed`` (one blocking execute of a 1-task workflow), ``import``, and ``prefect``
+``fixed`` (one blocking execute of a 1-task workflow), ``inloop`` (a blocking execute
+where a loop runs, against one on a plain thread), ``import``, and ``prefect``
 (only when asked for, with ``--only prefect`` or ``--prefect``). ``--only`` takes section
 names and/or parts of system names (``--only ThreadedExecutor,dask``: those systems, their
 floors, the executors section only), comma-separated.
@@ -37,6 +38,7 @@ from benchmarks import (
     context,
     durability,
     handoff,
+    inloop,
     inputs,
     maps,
     measure,
@@ -65,6 +67,7 @@ SECTIONS = (
     "memory",
     "building",
     "fixed",
+    "inloop",
     "import",
     "prefect",
 )
@@ -110,6 +113,8 @@ class Config:
     build_rounds: int = 5
     peer_repeats: int = 3
     fixed_rounds: int = 500
+    inloop_rounds: int = 7
+    inloop_calls: int = 100
     import_rounds: int = 15
     prefect_rounds: int = 3
     prefect_n: int = 1_000
@@ -139,6 +144,8 @@ QUICK = Config(
     build_rounds=3,
     peer_repeats=1,
     fixed_rounds=200,
+    inloop_rounds=5,
+    inloop_calls=50,
     import_rounds=7,
     prefect_rounds=1,
 )
@@ -177,6 +184,8 @@ SMOKE = Config(
     big_n=500,
     build_rounds=1,
     fixed_rounds=3,
+    inloop_rounds=1,
+    inloop_calls=2,
     import_rounds=1,
     prefect_rounds=1,
     prefect_n=30,
@@ -348,6 +357,9 @@ def main(argv: Sequence[str] | None = None) -> report.Results:
         progress("fixed cost of one blocking execute()")
         res.fixed = measure.fixed_cost(cfg.fixed_rounds, progress)
         res.fixed_rounds = cfg.fixed_rounds
+    if "inloop" in sections:
+        progress(f"in-loop execute: {cfg.inloop_calls} blocking executes of 10 tasks per form")
+        res.inloop = inloop.inloop_costs(cfg.inloop_rounds, cfg.inloop_calls, progress)
     if "import" in sections:
         progress("import time")
         res.imports = measure.import_time(cfg.import_rounds, progress)

@@ -8,10 +8,10 @@ all other modules are private.
 scheduling with a blocking ``execute``, and ``Workflow.execute(executor)`` blocks for all.
 """
 
-import logging as _logging
+import sys as _sys
+import typing as _typing
 
 from ._async._executors import AsyncConcurrentExecutor as AsyncExecutor
-from ._context import TaskContext, current
 from ._errors import (
     CycleError,
     FlowWeaverError,
@@ -23,34 +23,9 @@ from ._errors import (
     WorkflowExecutionError,
     WorkflowValidationError,
 )
-from ._events import (
-    RunEvent,
-    RunFinished,
-    RunStarted,
-    TaskCancelled,
-    TaskCompleted,
-    TaskEvent,
-    TaskFailed,
-    TaskQueued,
-    TaskRecomputed,
-    TaskRestored,
-    TaskRetrying,
-    TaskSkipped,
-    TaskStarted,
-)
 from ._executor import BaseExecutor, RunOptions
-from ._explain import Plan, PlannedTask
-from ._live import progress
 from ._outcomes import SKIPPED, Failed, Skip
 from ._status import TaskStatus, WorkflowStatus
-from ._store._api import (
-    RunRecord,
-    StateSerializationError,
-    StateStoreError,
-    TaskRecord,
-    WorkflowLockedError,
-)
-from ._store._serializers import JSONSerializer, PickleSerializer
 from ._sync._executors import (
     ConcurrentExecutor,
     DaskExecutor,
@@ -58,17 +33,88 @@ from ._sync._executors import (
     SequentialExecutor,
     ThreadedExecutor,
 )
-from ._sync._json_store import JSONStateStore
-from ._sync._sqlite_store import SQLiteStateStore
-from ._sync._store_base import BaseStateStore
 from ._task import Task, task
 from ._workflow import Workflow
 
+if _typing.TYPE_CHECKING:
+    from ._context import TaskContext, current
+    from ._events import (
+        RunEvent,
+        RunFinished,
+        RunStarted,
+        TaskCancelled,
+        TaskCompleted,
+        TaskEvent,
+        TaskFailed,
+        TaskQueued,
+        TaskRecomputed,
+        TaskRestored,
+        TaskRetrying,
+        TaskSkipped,
+        TaskStarted,
+    )
+    from ._explain import Plan, PlannedTask
+    from ._live import progress
+    from ._store._api import (
+        RunRecord,
+        StateSerializationError,
+        StateStoreError,
+        TaskRecord,
+        WorkflowLockedError,
+    )
+    from ._store._serializers import JSONSerializer, PickleSerializer
+    from ._sync._json_store import JSONStateStore
+    from ._sync._sqlite_store import SQLiteStateStore
+    from ._sync._store_base import BaseStateStore
+else:
+    from ._lazy import lazy_names as _lazy_names
+
+    # Imported on first use, not with the package: the stores (sqlite3, pickle, hashing),
+    # the progress displays, the run context and the events are what only some programs
+    # need, and importing them all made `import flowweaver` 7 to 14 times `import anyio`.
+    # A name is bound here once loaded, so later reads are plain attribute reads.
+    __getattr__, __dir__ = _lazy_names(
+        __name__,
+        globals(),
+        {
+            "._context": ("TaskContext", "current"),
+            "._events": (
+                "RunEvent",
+                "RunFinished",
+                "RunStarted",
+                "TaskCancelled",
+                "TaskCompleted",
+                "TaskEvent",
+                "TaskFailed",
+                "TaskQueued",
+                "TaskRecomputed",
+                "TaskRestored",
+                "TaskRetrying",
+                "TaskSkipped",
+                "TaskStarted",
+            ),
+            "._explain": ("Plan", "PlannedTask"),
+            "._live": ("progress",),
+            "._store._api": (
+                "RunRecord",
+                "StateSerializationError",
+                "StateStoreError",
+                "TaskRecord",
+                "WorkflowLockedError",
+            ),
+            "._store._serializers": ("JSONSerializer", "PickleSerializer"),
+            "._sync._json_store": ("JSONStateStore",),
+            "._sync._sqlite_store": ("SQLiteStateStore",),
+            "._sync._store_base": ("BaseStateStore",),
+        },
+    )
+
 __version__ = "0.3.2"
 
-# A library logs but never prints: without this, Python's last-resort handler would write
-# FlowWeaver's warnings to stderr of every script that has not configured logging.
-_logging.getLogger("flowweaver").addHandler(_logging.NullHandler())
+# The library's NullHandler (see _log): at once when logging is loaded already, else by
+# the engine and the stores, the code that logs, so that `import flowweaver` needs none.
+if "logging" in _sys.modules:
+    from . import _log  # noqa: F401
 
 __all__ = [  # noqa: RUF022 - plainly sorted, which tests/test_public_api.py checks
     "AsyncExecutor",

@@ -4,7 +4,8 @@ With no loop running in this thread (a script), ``anyio.run`` starts one here. W
 already running (a notebook cell, a sync helper called from an async web handler),
 starting another in this thread is impossible and waiting on the running one would
 deadlock, so the work runs on a fresh loop in a helper thread while this thread waits.
-Never ``nest_asyncio``, never a change of the global loop policy.
+Never ``nest_asyncio``, never a change of the global loop policy. Helper threads are
+daemons kept between calls (a few wait idle), one per call in progress.
 
 The helper thread runs ``anyio.run`` itself rather than an anyio blocking portal: a portal
 is driven through ``anyio.from_thread``, which trio refuses to use from a thread that runs
@@ -14,6 +15,7 @@ trio itself, so a blocking trio run called inside a trio program would hang on e
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import threading
 from collections.abc import Awaitable, Callable
@@ -119,9 +121,7 @@ def _run_in_helper_thread(func: Callable[..., Awaitable[T]], args: Any, backend:
 
     context = thread_context()
     context.run(_CURRENT.set, marker())  # an inline task's too, kept by its thread
-    threading.Thread(
-        target=context.run, args=(target,), name="flowweaver-blocking-run", daemon=True
-    ).start()
+    _hand_to_helper(lambda: context.run(target))
     try:
         # Waited for in slices: the host loop is blocked by this very call, so a
         # cancellation of the host task (asyncio.Runner's answer to Ctrl-C) can only be
@@ -136,6 +136,56 @@ def _run_in_helper_thread(func: Callable[..., Awaitable[T]], args: Any, backend:
     if helper.error is not None:
         raise helper.error
     return helper.result  # type: ignore[no-any-return]
+
+
+# Helper threads wait here between runs: starting a thread for each call cost a thread
+# start and its first scheduling, a third of a 10-task run's overhead on this path. Several
+# at once serve concurrent calls from several threads, and a run whose task calls a
+# blocking execute (a nested run, on the same path) takes another; a few stay idle.
+_MAX_IDLE = 4
+_idle: list[_HelperThread] = []
+_idle_lock = threading.Lock()
+
+
+class _HelperThread:
+    """A daemon thread that runs one job at a time, handed over by :func:`_hand_to_helper`."""
+
+    def __init__(self) -> None:
+        self._job: Callable[[], object] | None = None
+        self._go = threading.Semaphore(0)
+        threading.Thread(target=self._serve, name="flowweaver-blocking-run", daemon=True).start()
+
+    def run(self, job: Callable[[], object]) -> None:
+        self._job = job
+        self._go.release()
+
+    def _serve(self) -> None:
+        while True:
+            self._go.acquire()
+            job, self._job = self._job, None
+            assert job is not None
+            job()  # never raises: target() keeps what it raised for the caller
+            with _idle_lock:
+                if len(_idle) >= _MAX_IDLE:
+                    return  # enough wait already: this one ends
+                _idle.append(self)
+
+
+def _hand_to_helper(job: Callable[[], object]) -> None:
+    with _idle_lock:
+        helper = _idle.pop() if _idle else None
+    (helper or _HelperThread()).run(job)
+
+
+def _forget_helpers() -> None:
+    # A forked child has none of its parent's threads; the idle list must not promise them.
+    _idle.clear()
+    global _idle_lock
+    _idle_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_helpers)
 
 
 def _current_asyncio_task() -> asyncio.Task[Any] | None:

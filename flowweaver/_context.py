@@ -29,6 +29,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from . import _log as _library_log
 from ._errors import FlowWeaverError
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ class AttemptScope(Protocol):
     def carrier(self, ctx: TaskContext) -> dict[str, str] | None: ...
 
 
-_log = logging.getLogger("flowweaver")
+_log = _library_log.logger  # with its NullHandler (see _log)
 
 
 def scope_enter(scope: AttemptScope, ctx: TaskContext) -> Any:

@@ -15,7 +15,6 @@ small as a map of three.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 from ._status import TaskStatus, WorkflowStatus
@@ -85,6 +84,8 @@ def to_mermaid(workflow: Workflow) -> str:
     :raises WorkflowValidationError: when the graph is invalid (an unknown dependency or
         a cycle), as a run would.
     """
+    import json  # here: a diagram is drawn rarely, `import flowweaver` happens always
+
     graph = workflow.graph()
     lines = [
         "---",

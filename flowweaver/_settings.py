@@ -13,13 +13,14 @@ import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from ._errors import WorkflowValidationError
 from ._outcomes import TRIGGER_RULES
 
 if TYPE_CHECKING:
+    from datetime import timedelta
+
     from ._task import Task
 
 Callback = Callable[["Task"], Any]
@@ -247,6 +248,8 @@ class TaskSettings:
     def _check_cache(self, where: str) -> None:
         ttl = self.cache_ttl
         if ttl is not None:
+            from datetime import timedelta  # here: only a cache_ttl needs it (import time)
+
             seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else ttl
             if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
                 raise WorkflowValidationError(

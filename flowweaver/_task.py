@@ -8,12 +8,9 @@ while a run is in progress never sees a status from one moment and a result from
 from __future__ import annotations
 
 import inspect
-import logging
 import math
-import random
 import sys
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._calls import accepted_keywords, is_async_callable
@@ -30,7 +27,8 @@ from ._settings import (
 )
 from ._status import TaskStatus
 
-logger = logging.getLogger("flowweaver")
+if TYPE_CHECKING:
+    from datetime import datetime, timedelta
 
 if sys.version_info >= (3, 11):
     from typing import Unpack
@@ -302,12 +300,20 @@ class Task:
     @property
     def started_at(self) -> datetime | None:
         """When the first attempt of the latest run started (local time)."""
-        return None if self._started is None else datetime.fromtimestamp(self._started)
+        if self._started is None:
+            return None
+        from datetime import datetime  # here: off `import flowweaver` (import time)
+
+        return datetime.fromtimestamp(self._started)
 
     @property
     def finished_at(self) -> datetime | None:
         """When the task reached ``COMPLETED`` or ``FAILED`` in the latest run."""
-        return None if self._finished is None else datetime.fromtimestamp(self._finished)
+        if self._finished is None:
+            return None
+        from datetime import datetime
+
+        return datetime.fromtimestamp(self._finished)
 
     @property
     def duration(self) -> float | None:
@@ -371,6 +377,8 @@ class Task:
         try:
             return bool(self.retry_if(exc))
         except Exception:
+            from ._log import logger  # a run's, whose engine has imported it
+
             logger.exception(
                 "retry_if of task %r raised on %s; the task is not retried", self.name, exc
             )
@@ -408,6 +416,8 @@ class Task:
         except OverflowError:  # many retries with a backoff: past any cap anyway
             wait = math.inf
         if self.retry_jitter:
+            import random  # only jittered retries need it: kept off `import flowweaver`
+
             wait *= 1 + random.uniform(-self.retry_jitter, self.retry_jitter)
         return min(max(wait, 0.0), self.max_retry_delay)
 

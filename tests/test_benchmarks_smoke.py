@@ -17,6 +17,7 @@ from benchmarks import (
     context,
     floors,
     handoff,
+    inloop,
     instructions,
     processes,
     progress,
@@ -123,11 +124,28 @@ def test_smoke_run_measures_every_system_and_writes_every_section(tmp_path: Path
     assert "| 500 layered build+run, Sequential: peak memory per task |" in text
     assert res.fixed["SequentialExecutor"] > 0
     assert res.imports["import flowweaver, minus pass (ms)"] is not None
+    assert res.imports["import flowweaver / import anyio (CPU)"] > 0
+    assert "## In-loop execute: a blocking `execute` of 10 tasks where a loop runs" in text
+    assert res.inloop is not None
+    assert res.inloop.error is None, res.inloop.error
+    assert res.inloop.ratio() is not None
     # each store is either measured or reported as not available, never silently absent
     for r in res.stores:
         assert r.us_per_task("none") is not None
         for name in ("SQLiteStateStore", "JSONStateStore"):
             assert (name in r.errors) != bool(r.times.get(name))
+
+
+def test_the_in_loop_section_times_both_forms_and_prints_their_ratio() -> None:
+    res = inloop.inloop_costs(rounds=2, calls=2)
+    assert res.error is None, res.error
+    assert all(len(res.times[form]) == 2 for form in inloop.FORMS)
+    ratio = res.ratio()
+    assert ratio is not None
+    assert ratio > 0
+    text = "\n".join(inloop.table(res))
+    assert f"{ratio:.2f}x" in text
+    assert inloop.table(None) == []
 
 
 @pytest.mark.timeout(120)

@@ -27,12 +27,8 @@ does not need it.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import logging
 import sys
 import threading
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +40,9 @@ from ._watch import ExecutionLog, NoWorkersError, WorkerWatch
 from ._worker import run_on_worker
 
 if TYPE_CHECKING:
+    import asyncio
+    import concurrent.futures
+
     if sys.version_info >= (3, 11):
         from typing import Unpack
     else:
@@ -51,8 +50,6 @@ if TYPE_CHECKING:
 
     from .._executor import ExecutorOptions
     from .._remote._protocol import Done, Recomputed
-
-logger = logging.getLogger("flowweaver")
 
 #: What a run's own ``LocalCluster`` gets unless ``cluster_options`` says otherwise.
 DEFAULT_CLUSTER_OPTIONS: Mapping[str, Any] = {"processes": True, "dashboard_address": ":0"}
@@ -474,6 +471,8 @@ class DaskRunner:
     def _send_graph(self, calls: list[Call], graph: dict[tuple[str, ...], Any]) -> None:
         # Wrapped as client.submit does: a plain dict would be hashed whole (pickled) to
         # name the graph; a fresh token is as unique and costs nothing.
+        import uuid  # here, not at the top: only Dask runs need it (import time)
+
         expr_cls = self._expr_cls
         expr = graph if expr_cls is None else expr_cls(graph, _determ_token=uuid.uuid4().hex)
         futures = self._client.get(expr, list(graph), sync=False)
@@ -488,6 +487,8 @@ class DaskRunner:
 
     async def _watch(self, futures: list[Any]) -> None:
         """On the client's event loop: report each future of a batch as it finishes."""
+        import asyncio  # the client's loop is asyncio; `import flowweaver` needs none
+
         from distributed.client import done_callback
 
         watchers = self._watchers
@@ -546,6 +547,8 @@ class DaskRunner:
             self._cancel_now(call.future)  # or a worker joining later would still run it
 
     def _helper_pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        import concurrent.futures  # only Dask runs use it: kept off `import flowweaver`
+
         with self._lock:
             if self._helper is None:
                 self._helper = concurrent.futures.ThreadPoolExecutor(
@@ -573,6 +576,8 @@ class DaskRunner:
         try:
             future.cancel()
         except Exception:
+            from .._log import logger  # here: `import flowweaver` needs no logging
+
             logger.debug("could not cancel Dask future %s", future.key, exc_info=True)
 
     # -- results -------------------------------------------------------------------------

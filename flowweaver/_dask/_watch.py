@@ -21,17 +21,13 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
-import uuid
 import weakref
 from collections.abc import Callable
 from typing import Any
 
 from .._errors import FlowWeaverError
-
-logger = logging.getLogger("flowweaver")
 
 #: The topic the workers log each successful execution on.
 EXECUTIONS = "flowweaver-executions"
@@ -96,6 +92,8 @@ class WorkerWatch:
         try:
             return len(self._client.nthreads())
         except Exception:
+            from .._log import logger  # here: `import flowweaver` needs no logging
+
             logger.debug("could not ask the Dask scheduler for its workers", exc_info=True)
             return 0  # the scheduler cannot answer: nothing runs there either
 
@@ -120,6 +118,8 @@ class ExecutionLog:
     """
 
     def __init__(self, client: Any, recomputed: Callable[[str, int, int], None]) -> None:
+        import uuid  # only Dask runs need it (it imports platform): off `import flowweaver`
+
         #: what the run's workers log with each key (``run_on_worker``'s ``token``)
         self.token = uuid.uuid4().hex
         self._client = client
@@ -148,6 +148,8 @@ class ExecutionLog:
             try:
                 self._client.unsubscribe_topic(EXECUTIONS)
             except Exception:
+                from .._log import logger
+
                 logger.debug("could not unsubscribe from %s", EXECUTIONS, exc_info=True)
             # unsubscribe_topic tells the scheduler but keeps the client's handler
             # (distributed 2026.8): drop it, or a long-lived client keeps every run's.

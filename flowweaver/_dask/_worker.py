@@ -16,7 +16,6 @@ This module is imported on the workers, so it stays small and imports nothing he
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -66,6 +65,8 @@ def run_on_worker(
     if type(value) not in _PLAIN:
         if inspect.isawaitable(value):
             # A worker thread runs no event loop of its own: give the coroutine a fresh one.
+            import asyncio  # rarely needed, and costly to import with the package
+
             value = asyncio.run(_wait(value))
         if type(value) not in _PLAIN:
             _check_picklable(task_name, value)

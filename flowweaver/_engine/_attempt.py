@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import inspect
-import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .. import _log
 from .._errors import TaskTimeoutError, describe_exception
 
 if TYPE_CHECKING:
     from .._task import Task
 
-logger = logging.getLogger("flowweaver")
+logger = _log.logger  # with its NullHandler (see _log)
 
 
 async def await_with_timeout(name: str, limit: float | None, awaitable: Awaitable[Any]) -> Any:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import functools
 import inspect
-import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from .. import _log
 from .._calls import is_async_callable
 
 if TYPE_CHECKING:
     from .._task import Task
 
-logger = logging.getLogger("flowweaver")
+logger = _log.logger  # with its NullHandler (see _log)
 
 SyncCall = Callable[[Callable[..., Any], dict[str, Any]], Awaitable[Any]]
 

@@ -31,7 +31,6 @@ exception propagates.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 import uuid
@@ -45,6 +44,7 @@ import anyio
 import anyio.abc
 from anyio.lowlevel import checkpoint
 
+from .. import _log
 from .._blocking import loop_running_in_this_thread, run_blocking
 from .._capture import Tail, capture_off, capture_on
 from .._context import _CURRENT as _current
@@ -134,7 +134,7 @@ if TYPE_CHECKING:
     from .._workflow import Workflow
     from ._processes import ProcessPool
 
-logger = logging.getLogger("flowweaver")
+logger = _log.logger  # with its NullHandler (see _log)
 
 set_current = _current.set
 reset_current = _current.reset
@@ -867,11 +867,13 @@ class _Run:
         t.attempts = self.sched.attempts[i]
         if self.deciding and self._decided(i, t):
             return
+        now = time.time()
         if t._started is None:
-            t._started = time.time()
+            t._started = now
         t._state = (_RUNNING, None, None)
         if self.emit is not None:
-            self.emit(TaskStarted(self.name, time.time(), t.name, t.attempts, item=t.item))
+            # _make: the positional constructor (a class call with item= costs half again)
+            self.emit(TaskStarted._make(self.name, now, t.name, t.attempts, "", t.item))
         if self.store is not None:
             self.store.started(i, self.judged.reason(i))
         kind = self.kinds[i]
@@ -1202,9 +1204,8 @@ class _Run:
         # One shared state for the many tasks that return None: a tuple less per task.
         t._state = _COMPLETED_NONE if value is None else (_COMPLETED, value, None)
         if self.emit is not None:
-            self.emit(
-                TaskCompleted(self.name, ended, t.name, t.attempts, t.duration or 0.0, item=t.item)
-            )
+            took = max(ended - t._started, 0.0) if t._started is not None else 0.0
+            self.emit(TaskCompleted._make(self.name, ended, t.name, t.attempts, took, "", t.item))
         if t._callbacks:  # t.callbacks would make a list for a task with none
             self._callbacks(t)
         sched = self.sched

@@ -11,7 +11,6 @@ O(tasks + edges). Running the nodes, and when, is entirely the caller's business
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping, Sequence
 from typing import cast
 
@@ -201,6 +200,8 @@ class ReadySet:
 def unknown_dependency(task: str, dep: object, names: Sequence[str]) -> str:
     message = f"task {task!r} depends on {dep!r}, which is not a task of this workflow"
     if isinstance(dep, str):
+        import difflib  # only a mistake needs it: kept off `import flowweaver`
+
         close = difflib.get_close_matches(dep, names, n=1, cutoff=0.6)
         if close:
             return f"{message}; did you mean {close[0]!r}?"

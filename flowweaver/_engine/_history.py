@@ -11,13 +11,13 @@ elements would make one history entry as big as the records themselves.
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from .. import _log
 from .._status import TaskStatus
 from .._store._api import RunRecord
 from .._store._runs import RUNNING, now_utc
@@ -25,7 +25,7 @@ from .._store._runs import RUNNING, now_utc
 if TYPE_CHECKING:
     from .._task import Task
 
-logger = logging.getLogger("flowweaver")
+logger = _log.logger  # with its NullHandler (see _log)
 
 COMPLETED = "COMPLETED"
 FAILED = "FAILED"

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import anyio
 
+from .. import _log
 from .._calls import is_async_callable
 from .._events import RunEvent
 from ._sigint import wait_event
 
-logger = logging.getLogger("flowweaver")
-
-
-def _set_run_id(event: RunEvent, run_id: str) -> None:
-    object.__setattr__(event, "run_id", run_id)  # the one field the engine fills in late
+logger = _log.logger  # with its NullHandler (see _log)
 
 
 class Emitter:
@@ -36,9 +32,10 @@ class Emitter:
         self._closed = False
 
     def emit(self, event: RunEvent) -> None:
-        # Stamped here, not by each of the engine's many event sites: an event is frozen,
-        # and made only when there is an observer.
-        _set_run_id(event, self._run_id)
+        # Stamped here, not by each of the engine's many event sites: an event is made
+        # only when there is an observer. Its slot, stored directly: the public field is
+        # read-only (see _events).
+        event._run_id = self._run_id  # type: ignore[attr-defined]
         if self.is_async:
             self._queue.append(event)
             self._more.set()

@@ -8,13 +8,13 @@ and :meth:`close` at the end, always, inside a shield.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Container, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .. import _log
 from .._errors import WorkflowValidationError, describe_exception
 from .._status import TaskStatus
 from .._store._api import AsyncStoreSession, StateSerializationError, TaskRecord
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from .._task import Task
     from ._graph import Graph
 
-logger = logging.getLogger("flowweaver")
+logger = _log.logger  # with its NullHandler (see _log)
 
 _COMPLETED = TaskStatus.COMPLETED
 

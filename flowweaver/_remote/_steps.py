@@ -8,13 +8,13 @@ away with the run are brought home first, so ``task.result`` still works afterwa
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .. import _log
 from .._engine._sigint import wait_event
 from .._engine._workers import CallSoon, threadsafe_caller
 from .._errors import TaskTimeoutError
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 #: rest are reported lost (a run must honour Ctrl-C within a few seconds).
 INTERRUPTED_FETCH_WAIT = 3.0
 
-logger = logging.getLogger("flowweaver")
+logger = _log.logger  # with its NullHandler (see _log)
 
 Settle = Callable[[int, Any, float], None]
 Fail = Callable[[int, Exception, float], None]

@@ -18,7 +18,6 @@ run are skipped, never fatal: history must not stop a run or hide the records.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import socket
 import sys
@@ -28,12 +27,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .. import _log
 from .._errors import WorkflowValidationError
 from ._api import RUN_STATUSES, RunRecord
 from ._lease import lease_held
 from ._records import format_timestamp, parse_timestamp
 
-logger = logging.getLogger("flowweaver")
+logger = _log.logger  # with its NullHandler (see _log)
 
 RUNNING = "RUNNING"
 INTERRUPTED = "INTERRUPTED"

@@ -16,6 +16,7 @@ from importlib import metadata
 from typing import Any
 
 from . import systems as S
+from . import targets15
 from .building import Building
 from .building import table as building_table
 from .context import FORMS as CONTEXT_FORMS
@@ -801,6 +802,7 @@ def render(res: Results) -> str:
         *setup_lines(res),
         "",
         *target_table(res),
+        *targets15.table(res),
         *matrix_tables(res),
         *store_table(res),
         *durability_table(res.durability),

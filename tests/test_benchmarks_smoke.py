@@ -254,9 +254,9 @@ def test_prefect_section_says_why_when_prefect_is_missing(tmp_path: Path) -> Non
 
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
 @pytest.mark.timeout(300)
-# Two of the three workloads (a chain and the layered DAG take the same path; each run
-# under valgrind costs about 12 s of CI).
-@pytest.mark.parametrize(("workload", "extra"), [("map", []), ("chain", ["--params"])])
+# One workload, with parameters: each run under valgrind costs 30 s of CI; the tool's
+# other workloads differ only in the DAG they build.
+@pytest.mark.parametrize(("workload", "extra"), [("chain", ["--params"])])
 def test_instruction_counts_run_under_valgrind_and_measure_the_engine(
     capsys: pytest.CaptureFixture[str], workload: str, extra: list[str]
 ) -> None:

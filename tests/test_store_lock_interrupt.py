@@ -175,8 +175,7 @@ def test_flowweaver_run_exits_130_promptly_while_another_process_holds_the_lock(
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("executor", ["sequential", "threaded"])
-@pytest.mark.parametrize("suffix", [".json", ".db"])
+@pytest.mark.parametrize(("suffix", "executor"), [(".json", "sequential"), (".db", "threaded")])
 def test_ctrl_c_while_the_store_is_locked_before_the_run_starts_ends_it_promptly(
     tmp_path: Path, suffix: str, executor: str
 ) -> None:

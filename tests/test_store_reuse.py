@@ -158,7 +158,7 @@ def test_a_connection_in_a_transaction_or_of_another_process_is_never_handed_out
     path.write_text("")
     st = os.stat(path)
     assert idle.give(busy, (st.st_dev, st.st_ino))
-    idle._idle = [(os.getpid() + 1, owner, db) for _, owner, db in idle._idle]
+    idle._idle[:] = [(os.getpid() + 1, owner, db) for _, owner, db in idle._idle]
     assert idle.take(path) is None  # a forked child never uses its parent's
     assert not busy.closed  # nor closes it
 

@@ -14,7 +14,7 @@ still names the file it opened (a store deleted or replaced between runs gets a 
 connection; the old one is closed). A store keeps at most :data:`KEEP`; more sessions at
 once each open their own, and the extra ones are closed when they end.
 
-Kept connections are closed when the interpreter exits (``atexit``), so that, as before
+Kept connections are closed when their store is collected or the interpreter exits, so that, as before
 they were kept, the last close copies the log into the database file and removes it: a
 database copied after the program ended holds every record in its one file.
 
@@ -24,7 +24,6 @@ aiosqlite connection belongs to the loop and thread that opened it.
 
 from __future__ import annotations
 
-import atexit
 import os
 import threading
 import weakref
@@ -42,25 +41,20 @@ KEEP = 2
 CHECKPOINT_EVERY = 500
 
 
-#: Every store's kept connections, closed at exit (weakly held: a store that is collected
-#: closes its connections as its sqlite3 objects are collected).
-_ALL: weakref.WeakSet[Idle] = weakref.WeakSet()
-
-
-@atexit.register
-def _close_all() -> None:
-    for idle in list(_ALL):
-        idle.close()
-
-
 class Idle:
-    """A store's idle connections, each with the process and the file it opened."""
+    """A store's idle connections, each with the process and the file it opened.
+
+    They are closed when the store object is collected, and at exit (``weakref.finalize``):
+    a connection left to the collector is closed without its last checkpoint, and Python
+    3.13 warns about it.
+    """
 
     def __init__(self) -> None:
-        _ALL.add(self)
         self._lock = threading.Lock()
+        # Changed in place only (the finalizer holds this very list).
         self._idle: list[tuple[int, tuple[int, int] | None, Any]] = []
         self._commits = 0
+        weakref.finalize(self, _close, self._idle, self._lock)
 
     def due(self, commits: int) -> bool:
         """Count a session's ``commits``; True when a checkpoint is due (and reset)."""
@@ -81,7 +75,7 @@ class Idle:
         stale = []
         with self._lock:
             kept = []
-            for entry in self._idle:
+            for entry in list(self._idle):
                 owner, opened, db = entry
                 if owner != pid:
                     # A parent's connection, inherited by fork: never used, never closed
@@ -93,7 +87,7 @@ class Idle:
                     found = db
                 else:
                     kept.append(entry)
-            self._idle = kept
+            self._idle[:] = kept
         for db in stale:
             db.close()
         return found
@@ -112,9 +106,14 @@ class Idle:
 
     def close(self) -> None:
         """Close every kept connection of this process."""
-        with self._lock:
-            kept, self._idle = self._idle, []
-        pid = os.getpid()
-        for owner, _, db in kept:
-            if owner == pid:
-                db.close()
+        _close(self._idle, self._lock)
+
+
+def _close(idle: list[tuple[int, tuple[int, int] | None, Any]], lock: threading.Lock) -> None:
+    with lock:
+        kept = list(idle)
+        idle.clear()
+    pid = os.getpid()
+    for owner, _, db in kept:
+        if owner == pid:
+            db.close()

@@ -29,6 +29,8 @@ KILLS = 4
 def test_a_killed_writer_never_loses_a_batch_whose_save_returned(
     store_cls: type, durability: str, tmp_path: Path, anyio_backend: str
 ) -> None:
+    if durability == "fsync" and anyio_backend == "trio":
+        pytest.skip("fsync differs from normal in the store only: one backend is enough")
     # "ordered" saves as "normal" does (it changes when the engine starts dependents:
     # tests/test_crash_resume.py kills runs under each setting).
     path = tmp_path / ("state.json" if store_cls is JSONStateStore else "state.db")

@@ -14,9 +14,9 @@ still names the file it opened (a store deleted or replaced between runs gets a 
 connection; the old one is closed). A store keeps at most :data:`KEEP`; more sessions at
 once each open their own, and the extra ones are closed when they end.
 
-Kept connections are closed when their store is collected or the interpreter exits, so that, as before
-they were kept, the last close copies the log into the database file and removes it: a
-database copied after the program ended holds every record in its one file.
+Kept connections are closed when their store is collected or the interpreter exits, so
+that, as before they were kept, the last close copies the log into the database file and
+removes it: a database copied after the program ended holds every record in its one file.
 
 Only the blocking :class:`~flowweaver._store._db.Database` is kept (``reusable``): an
 aiosqlite connection belongs to the loop and thread that opened it.

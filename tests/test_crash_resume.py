@@ -110,7 +110,12 @@ def started(log: Path) -> list[str]:
 
 
 def start_child(
-    script: Path, store: Path, executor: str, log: Path, durability: str = "normal"
+    script: Path,
+    store: Path,
+    executor: str,
+    log: Path,
+    durability: str = "normal",
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[str]:
     """Run :data:`CHILD` (written to ``script``) on ``store``, logging to ``log``."""
     return subprocess.Popen(
@@ -118,6 +123,7 @@ def start_child(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=env,
     )
 
 
@@ -218,14 +224,9 @@ def test_a_run_killed_at_an_exact_write_point_resumes_exactly(
     # enough to reach a 4th batch.
     if durability == "ordered":
         env["FW_TASK_SLEEP"] = "0.002"
-    killed = subprocess.run(
-        [sys.executable, str(script), str(store), "threaded", str(tmp_path / "run0"), durability],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    killed = start_child(script, store, "threaded", tmp_path / "run0", durability, env)
+    _, err = killed.communicate(timeout=60)
+    assert killed.returncode == -signal.SIGKILL, err
     saved = completed(store)
     assert saved, "the batches before the kill point were not kept"
     orphans = sorted(n for n in saved for up in deps[n] if up not in saved)

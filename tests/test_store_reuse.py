@@ -30,6 +30,20 @@ from flowweaver._store._db import Database
 from flowweaver._store._pool import Idle
 
 
+@pytest.fixture
+def thread_calls(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The functions sent to a worker thread with ``anyio.to_thread.run_sync``."""
+    calls: list[Any] = []
+    real = anyio.to_thread.run_sync
+
+    async def counting(func: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(func)
+        return await real(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+    return calls
+
+
 def small(name: str = "small") -> Workflow:
     wf = Workflow(name)
     wf.add_task(Task("a", lambda: 1))
@@ -40,16 +54,8 @@ def small(name: str = "small") -> Workflow:
 @pytest.mark.parametrize("executor", [SequentialExecutor, ThreadedExecutor])
 @pytest.mark.parametrize("kind", ["json", "sqlite"])
 def test_a_blocking_run_reaches_its_store_on_its_own_thread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, executor: Any
+    tmp_path: Path, thread_calls: list[Any], kind: str, executor: Any
 ) -> None:
-    calls: list[Any] = []
-    real = anyio.to_thread.run_sync
-
-    async def counting(func: Any, *args: Any, **kwargs: Any) -> Any:
-        calls.append(func)
-        return await real(func, *args, **kwargs)
-
-    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
     store = (
         JSONStateStore(tmp_path / "s.json")
         if kind == "json"
@@ -57,24 +63,16 @@ def test_a_blocking_run_reaches_its_store_on_its_own_thread(
     )
     executor(state_store=store).execute(small())
     executor(state_store=store).execute(small())  # the second run restores both
-    assert calls == []
+    assert thread_calls == []
     assert sorted(store.list_all_tasks("small")) == ["a", "b"]
 
 
 def test_an_awaited_run_still_reaches_a_blocking_store_through_a_worker_thread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, thread_calls: list[Any]
 ) -> None:
-    calls: list[Any] = []
-    real = anyio.to_thread.run_sync
-
-    async def counting(func: Any, *args: Any, **kwargs: Any) -> Any:
-        calls.append(func)
-        return await real(func, *args, **kwargs)
-
-    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
     store = SQLiteStateStore(tmp_path / "s.db")
     anyio.run(flowweaver.aio.AsyncExecutor(state_store=store).execute, small())
-    assert calls, "an awaited run must never block its caller's loop with the store"
+    assert thread_calls, "an awaited run must never block its caller's loop with the store"
 
 
 def counted_connects(monkeypatch: pytest.MonkeyPatch) -> list[str]:

@@ -166,11 +166,11 @@ class RunStore:
         except BaseException:
             self._release()
             raise
-        guard = None
-        blocking_save = None
-        if isinstance(session, ThreadSession) and session.inline:
-            guard = inline_guard
-            blocking_save = session.blocking.save
+        # A session on this thread (its calls marked on the guard for Ctrl-C) lets the
+        # writer save on the spot.
+        blocking_save = (
+            session.save_inline if isinstance(session, ThreadSession) and session.inline else None
+        )
         try:
             # Loaded even for a fresh run: load is where a store refuses a run whose task
             # names belong to another workflow, and that must happen before anything runs.
@@ -191,7 +191,6 @@ class RunStore:
             self._workflow,
             _nothing_held if self.ordered else on_durable,
             deferred=True,
-            guard=guard,
             interval=self._commit_interval,
             blocking_save=blocking_save,
         )

@@ -7,11 +7,11 @@ records pile up for the next one. So batches grow exactly when the store is the 
 and a store costs one write per batch, not per task. When a batch is durable the writer
 tells the engine which completed tasks it held; only then do their dependents start.
 
-A run that owns its loop and runs one task at a time saves inline, on the loop's own
-thread: its writer is given the session's blocking ``save`` and, when kicked, saves on the
-spot and releases the batch's dependents before it returns. On a chain that is every
-step, and each step then costs one call instead of two trips through the event loop
-(waking the writer's task, then the lane).
+A run that owns its loop saves inline, on the loop's own thread: its writer is given the
+session's ``save_inline`` and, when kicked, saves on the spot and releases the batch's
+dependents before it returns. On a chain that is every step, and each step then costs one
+call instead of two trips through the event loop (waking the writer's task, then the
+lane).
 
 A deferred writer (see :class:`Writer`) also bounds how long a record waits: the first
 record of a batch reads the clock once and sets the batch's deadline, ``interval`` later;
@@ -30,22 +30,21 @@ from datetime import datetime, timezone
 import anyio
 
 from .._store._api import AsyncStoreSession, TaskRecord
-from ._sigint import InlineGuard, wait_event
+from ._sigint import wait_event
 
 
 class Writer:
     """Queues records and saves them in batches through ``session``.
 
     :param on_durable: called on the loop thread with the task indices of each saved batch.
-    :param guard: set active around each save when saves run inline on the loop thread.
     :param deferred: save only when :meth:`kick` says the run is waiting for the store
         (a free slot and nothing ready to start), or once the queue is long. A batch then
         holds everything that could run before it: fewer, bigger batches, each one
         transaction or one fsync, and no batch while all slots are busy anyway.
     :param interval: a deferred writer saves a record at the latest this many seconds
         after it was queued, however much else is ready (``commit_interval``).
-    :param blocking_save: the session's blocking ``save``, when saves run inline on the
-        loop thread: :meth:`kick` then saves at once (see the module's docstring).
+    :param blocking_save: the session's ``save_inline``, when saves run on the loop's
+        thread: :meth:`kick` then saves at once (see the module's docstring).
     """
 
     #: A deferred writer saves anyway once this many records wait.
@@ -57,15 +56,12 @@ class Writer:
         workflow: str,
         on_durable: Callable[[list[int]], None],
         deferred: bool = False,
-        guard: InlineGuard | None = None,
         interval: float = 0.2,
         blocking_save: Callable[[str, list[TaskRecord]], None] | None = None,
     ) -> None:
         self._session = session
         self._blocking_save = blocking_save
-        self._saving = False
         self._error: Exception | None = None  # an inline save's failure, for run to raise
-        self._guard = guard
         self._workflow = workflow
         self._on_durable = on_durable
         self._deferred = deferred
@@ -103,7 +99,7 @@ class Writer:
         the spot when it saves inline)."""
         if not self._queue or self._error is not None:
             return
-        if self._blocking_save is not None and not self._saving:
+        if self._blocking_save is not None:
             self._save_inline(self._blocking_save)
             return
         self._due = True
@@ -111,10 +107,6 @@ class Writer:
 
     def _save_inline(self, save: Callable[[str, list[TaskRecord]], None]) -> None:
         batch, records = self._take()
-        guard = self._guard
-        self._saving = True
-        if guard is not None:
-            guard.active = True  # Ctrl-C interrupts a save that waits for another's lock
         try:
             save(self._workflow, records)
         except Exception as exc:
@@ -126,10 +118,6 @@ class Writer:
         except BaseException:
             self._queue[:0] = batch
             raise
-        finally:
-            if guard is not None:
-                guard.active = False
-            self._saving = False
         self._on_durable([i for i, record in batch if record.status.value == "COMPLETED"])
 
     def close(self) -> None:
@@ -189,17 +177,8 @@ class Writer:
 
     async def _save_queued(self) -> None:
         batch, records = self._take()
-        guard = self._guard
         try:
-            if guard is None:
-                await self._session.save(self._workflow, records)
-            else:
-                # an inline save runs on this thread without suspending (see _persist)
-                guard.active = True
-                try:
-                    await self._session.save(self._workflow, records)
-                finally:
-                    guard.active = False
+            await self._session.save(self._workflow, records)
         except BaseException:
             # Not saved: put the batch back, so a later flush can still try.
             self._queue[:0] = batch

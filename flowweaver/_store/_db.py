@@ -76,7 +76,7 @@ class Database:
             try:
                 return self._conn.execute(sql, params).fetchall()
             except sqlite3.OperationalError as exc:
-                if "decode" in str(exc):
+                if "Could not decode" in str(exc):  # sqlite3's text for TEXT not UTF-8
                     return self._damaged_text(sql, params)
                 if not _busy(exc) or time.monotonic() >= deadline:
                     raise

@@ -38,9 +38,8 @@ def check_durability(value: object) -> Durability:
 
     :raises WorkflowValidationError: naming the value and the settings.
     """
-    for setting in SETTINGS:
-        if value == setting and isinstance(value, str):
-            return setting
+    if isinstance(value, str) and value in SETTINGS:
+        return value
     raise WorkflowValidationError(
         f"durability must be one of {', '.join(map(repr, SETTINGS))}, got {value!r}; "
         "'normal' survives a killed process, 'fsync' a power loss too, 'ordered' lets "

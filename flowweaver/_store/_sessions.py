@@ -35,7 +35,7 @@ from ._api import AsyncStoreSession, RunRecord, StoreSession, TaskRecord
 T = TypeVar("T")
 
 
-async def open_session(store: object, inline: Any = None) -> AsyncStoreSession:
+async def open_session(store: object, guard: Any = None) -> AsyncStoreSession:
     """Open ``store`` for one run on the current event loop (asyncio or trio).
 
     A store offers the session protocol with two methods:
@@ -48,7 +48,7 @@ async def open_session(store: object, inline: Any = None) -> AsyncStoreSession:
       awaitable stores name their blocking twin: one thread call per batch, where
       aiosqlite and aiofiles cost one per statement, and under trio they cannot work.
 
-    :param inline: for a blocking store, an ``InlineGuard`` of a run that owns its loop:
+    :param guard: for a blocking store, the ``InlineGuard`` of a run that owns its loop:
         the session is opened, and used, on the calling thread (see :class:`ThreadSession`).
     :raises WorkflowValidationError: when ``store`` offers no session (naming its type).
     :raises StateStoreError: when a built-in store cannot be opened.
@@ -68,8 +68,8 @@ async def open_session(store: object, inline: Any = None) -> AsyncStoreSession:
         session: AsyncStoreSession = await opener()
         return session
     limiter = anyio.CapacityLimiter(1)
-    if inline is not None:
-        return ThreadSession(marked(inline, opener), limiter, inline)
+    if guard is not None:
+        return ThreadSession(marked(guard, opener), limiter, guard)
     blocking = await anyio.to_thread.run_sync(opener, limiter=limiter)
     return ThreadSession(blocking, limiter)
 
@@ -127,11 +127,6 @@ class ThreadSession:
         self._guard = guard
         self.inline = guard is not None
 
-    @property
-    def blocking(self) -> StoreSession:
-        """The blocking session itself (for a run that saves inline)."""
-        return self._session
-
     async def _run(self, func: Callable[..., T], *args: Any) -> T:
         if self.inline:
             return marked(self._guard, func, *args)
@@ -149,11 +144,13 @@ class ThreadSession:
 
     async def save(self, workflow: str, records: Sequence[TaskRecord]) -> None:
         """The blocking session's ``save``; once started in a thread it finishes even if
-        the caller is cancelled. (The writer marks an inline save on the guard itself.)"""
-        if self.inline:
-            self._session.save(workflow, records)
-            return
-        await anyio.to_thread.run_sync(self._session.save, workflow, records, limiter=self._limiter)
+        the caller is cancelled."""
+        await self._run(self._session.save, workflow, records)
+
+    def save_inline(self, workflow: str, records: Sequence[TaskRecord]) -> None:
+        """The blocking session's ``save`` on this thread, marked on the guard: an inline
+        session's writer calls it when the run waits for the store (see ``_writer``)."""
+        marked(self._guard, self._session.save, workflow, records)
 
     async def begin_run(self, run: RunRecord) -> None:
         """The blocking session's ``begin_run``; nothing when it has none (a user's store

@@ -269,9 +269,10 @@ class JSONStateStore(BaseStateStore):
                 self._runs_read = None
                 return {}
             kept = self._runs_read
-            start, found = 0, {}
+            start: int = 0
+            found: dict[str, RunRecord] = {}
             if kept is not None and kept[0] == (now.device, now.inode) and kept[1] <= now.size:
-                start, found = kept[1], dict(kept[2])
+                start, found = kept[1], kept[2]  # read on: the lines after it only add
             data = files.read(self._history, start) or b""
             more, size = parse_sidecar(self._history, data, start)
             found.update(more)
@@ -280,7 +281,7 @@ class JSONStateStore(BaseStateStore):
         except OSError as exc:
             raise os_error(self._history, exc, "read") from None
         self._runs_read = ((now.device, now.inode), start + size, found)
-        return dict(found)
+        return found  # read only by the callers (no copy per run of a growing history)
 
     def _append_runs(self, files: Files, runs: Sequence[RunRecord]) -> None:
         """Make ``runs`` durable as history lines (the lock is held)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import sqlite3
 import threading
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -217,6 +218,6 @@ def test_an_ordered_store_keeps_a_resume_exact(tmp_path: Path) -> None:
     runner.run(wf)
     runner.run(wf)
     assert calls == ["a", "b"]
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db:  # closing(): `with db` only commits
         rows = db.execute("SELECT task_name FROM tasks WHERE status = 'COMPLETED'").fetchall()
     assert sorted(r[0] for r in rows) == ["a", "b"]

@@ -246,3 +246,23 @@ def test_the_json_history_is_read_on_from_where_it_was_left(
     assert reads == [0]
     SequentialExecutor(state_store=store, fresh=True).execute(small())
     assert [r.status for r in store.runs("small")] == ["COMPLETED"] * 4
+
+
+def test_a_json_store_whose_folder_went_away_between_runs_says_so(tmp_path: Path) -> None:
+    """The folder is checked once per store object; when it is gone later, taking the
+    lock fails and the check then names the folder (not a bare OSError)."""
+    import shutil
+
+    from flowweaver import StateStoreError
+
+    folder = tmp_path / "state"
+    folder.mkdir()
+    store = JSONStateStore(folder / "s.json")
+    SequentialExecutor(state_store=store).execute(small())
+    shutil.rmtree(folder)
+    with pytest.raises(StateStoreError, match=r"its folder .* does not exist; create the folder"):
+        store.list_all_tasks()
+    # (a run says so first, when it takes its lease beside the store)
+    with pytest.raises(StateStoreError, match=r"check that the folder exists"):
+        SequentialExecutor(state_store=store).execute(small())
+    assert not folder.exists()  # never created by the store

@@ -1,4 +1,5 @@
-"""Developer sessions: `nox -s tests`, `nox -s lint`, `nox -s typecheck`, `nox -s twins`.
+"""Developer sessions: `nox -s tests`, `nox -s lint`, `nox -s typecheck`, `nox -s twins`,
+`nox -s docs`.
 
 `nox -s tests` runs the README's test suite on every supported Python (`tests-3.10` ...
 `tests-3.13` one at a time; arguments after `--` go to pytest). `nox -s lowest` runs it
@@ -25,7 +26,7 @@ from packaging.requirements import Requirement
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 ROOT = Path(__file__).resolve().parent
 
-nox.options.sessions = ["tests", "lint", "typecheck", "twins"]
+nox.options.sessions = ["tests", "lint", "typecheck", "twins", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
@@ -115,6 +116,20 @@ def typecheck(session: nox.Session) -> None:
 def twins(session: nox.Session) -> None:
     """Fail when a generated _sync twin differs from its _async source."""
     session.run("python", "scripts/unasync.py", "--check", external=True)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site built with ``--strict``: a broken link, a name the API
+    reference cannot find or any other warning fails it (the site goes to ``site/``).
+    ``nox -s docs -- serve`` serves it at http://127.0.0.1:8000 while you edit."""
+    session.install("-e", ".[docs]")
+    # Material's notice about MkDocs 2 is printed on every build; it is not about the site.
+    env = {"NO_MKDOCS_2_WARNING": "1"}
+    if session.posargs[:1] == ["serve"]:
+        session.run("mkdocs", "serve", "--strict", *session.posargs[1:], env=env)
+    else:
+        session.run("mkdocs", "build", "--strict", *session.posargs, env=env)
 
 
 @nox.session

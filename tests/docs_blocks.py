@@ -19,7 +19,7 @@ working directory. How a block is treated follows from its fence (what a reader 
   (CI runs the README's two setup commands in a fresh clone); every other command runs
   and must exit 0, its output unchecked. The project's ``examples/`` folder is copied
   into every scratch folder, so a page may run ``examples/etl_pipeline.py``.
-- ```toml, ```json: parsed. ```mermaid, ```text: not code.
+- ```toml, ```json, ```yaml: parsed. ```mermaid, ```text, ```csv: not code.
 
 A page may start with ``<!-- docs-test: slow timeout=300 notebook -->``: ``slow`` gives its
 test the slow marker, ``timeout=N`` its hard timeout in seconds, ``notebook`` runs its
@@ -43,6 +43,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 try:
     import tomllib
@@ -72,7 +74,7 @@ SHOWN_ONLY = (
     # the README's test command: CI runs it; the suite cannot run itself
     "python -m pytest",
 )
-KNOWN = {"python", "pycon", "console", "bash", "text", "toml", "json", "mermaid", "csv"}
+KNOWN = {"python", "pycon", "console", "bash", "text", "toml", "json", "yaml", "mermaid", "csv"}
 
 
 @dataclass
@@ -289,6 +291,8 @@ def run_page(page: Page, scratch: Path) -> int:
                     tomllib.loads(block.body)
                 elif block.language == "json":
                     json.loads(block.body)
+                elif block.language == "yaml":
+                    yaml.safe_load(block.body)  # PyYAML comes with the dask extra
                 elif block.language not in KNOWN:
                     raise DocsError(
                         f"{where(page, block)}: no way to test a {block.language or 'bare'!r} "

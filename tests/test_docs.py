@@ -94,7 +94,11 @@ def anchors(path: Path) -> set[str]:
     return ids
 
 
-@pytest.mark.parametrize("page", [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))], ids=str)
+@pytest.mark.parametrize(
+    "page",
+    [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))],
+    ids=lambda path: path.relative_to(ROOT).as_posix(),
+)
 def test_every_relative_link_resolves(page: Path) -> None:
     text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
     for target in LINK.findall(text):

@@ -110,6 +110,7 @@ else:
     )
 
 __version__ = "0.3.2"
+"""The version of FlowWeaver, as its package metadata gives it."""
 
 # The library's NullHandler (see _log): at once when logging is loaded already, else by
 # the engine and the stores, the code that logs, so that `import flowweaver` needs none.

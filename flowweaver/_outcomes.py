@@ -73,6 +73,6 @@ class _Skipped:
         return "SKIPPED"
 
 
-#: Passed for an upstream task that was skipped (or, to a ``one_failed`` or
-#: ``one_success`` task that started before it ended, one that had not ended yet).
 SKIPPED: Final = _Skipped()
+"""Passed for an upstream task that was skipped (or, to a ``one_failed`` or
+``one_success`` task that started before it ended, one that had not ended yet)."""

@@ -17,7 +17,7 @@ class PlannedTask:
     :ivar action: ``"run"``, ``"restore"`` (its saved result stands) or ``"skip"``
         (outside the selection, or skipped by its trigger rule).
     :ivar reason: why, in words: ``"no saved result"``, ``"upstream `extract` will run"``,
-        ``"parameter `date` changed"``, ``"version '2' != '1'"``, ``"code changed"``,
+        ``"parameter `date` changed"``, ``"version 2 != 1"``, ``"code changed"``,
         ``"older than cache_ttl"``, ``"fresh run"``, ``"saved result stands"``...
     :ivar unless_unchanged: for ``"run"`` only: the run decides once the task is ready,
         and restores it after all when what it receives is what it was saved with (the

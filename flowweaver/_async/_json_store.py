@@ -61,7 +61,8 @@ class AsyncJSONStateStore(AsyncBaseStateStore):
 
     Writes are crash-safe: the file is only ever replaced whole (temp file in the same
     folder, fsync, rename, fsync of the folder). A run appends each batch of results to
-    a journal beside it (``<file>.journal``, one fsync per batch) and folds the journal
+    a journal beside it (``<file>.journal``, one write per batch, fsync'd under
+    ``durability="fsync"``) and folds the journal
     into the file when the journal outgrows it and when the run ends, so after a run
     the file alone holds everything. A lock file (``<file>.lock``) lets threads and
     processes share the store; it stays in place, which is harmless. The run history
@@ -74,7 +75,13 @@ class AsyncJSONStateStore(AsyncBaseStateStore):
         keeps exactly what JSON holds and refuses anything else when the task completes;
         ``PickleSerializer()`` for any picklable object (never on an untrusted file); or
         any object with ``dumps`` and ``loads``.
-    :raises WorkflowValidationError: for a path or serializer that is not one.
+    :param durability: what a crash may cost (keyword-only): ``"normal"`` (a dependent
+        starts once its upstream's record is written to the OS: a kill -9 loses nothing
+        committed, a power loss may lose the last batches), ``"fsync"`` (each journal
+        batch is fsync'd first: a power loss loses nothing committed either) or
+        ``"ordered"`` (dependents start at once; records are committed in completion
+        order, at most ``commit_interval`` apart).
+    :raises WorkflowValidationError: for a path, serializer or durability that is not one.
     """
 
     def __init__(

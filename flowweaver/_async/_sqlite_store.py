@@ -87,9 +87,10 @@ class AsyncSQLiteStateStore(AsyncBaseStateStore):
     task_name, timestamp FROM tasks WHERE status = 'COMPLETED'`` works as it is. Beside
     it, the table ``runs`` keeps the run history (:meth:`runs`), one row per run.
 
-    The database runs in WAL mode with ``synchronous=NORMAL``: a commit survives the
-    process being killed at any moment, but a power loss or an OS crash may lose the last
-    few commits (never corrupt the file); those tasks then simply run again.
+    The database runs in WAL mode, with ``synchronous=NORMAL`` by default: a commit
+    survives the process being killed at any moment, but a power loss or an OS crash may
+    lose the last few commits (never corrupt the file); those tasks then simply run
+    again. ``durability="fsync"`` sets ``synchronous=FULL``, which loses none.
 
     :param db_path: the database file. Its folder must exist (it is not created).
     :param enable_gc: delete records older than ``gc_days``, and runs that started
@@ -99,7 +100,14 @@ class AsyncSQLiteStateStore(AsyncBaseStateStore):
     :param serializer: how results are stored (keyword-only): JSON by default;
         ``PickleSerializer()`` for any picklable object (never on an untrusted file); or
         any object with ``dumps`` and ``loads``.
-    :raises WorkflowValidationError: for a bad path, ``gc_days`` or serializer.
+    :param durability: what a crash may cost (keyword-only): ``"normal"`` (a dependent
+        starts once its upstream's record is committed: a kill -9 loses nothing
+        committed, a power loss may lose the last commits), ``"fsync"`` (commits are
+        flushed to the disk first: a power loss loses nothing committed either) or
+        ``"ordered"`` (dependents start at once; records are committed in completion
+        order, at most ``commit_interval`` apart).
+    :raises WorkflowValidationError: for a bad path, ``gc_days``, serializer or
+        durability.
     """
 
     def __init__(

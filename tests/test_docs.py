@@ -86,11 +86,13 @@ LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
 
 
 def anchors(path: Path) -> set[str]:
-    """The ids MkDocs (toc) and GitHub give a page's headings."""
-    ids = set()
-    for heading in re.findall(r"^#+ (.+)$", path.read_text(encoding="utf-8"), re.M):
-        text = re.sub(r"[`*_]", "", heading).strip().lower()
-        ids.add(re.sub(r"[^\w\- ]", "", text).replace(" ", "-"))
+    """The ids MkDocs (toc) and GitHub give a page's headings, and the ids mkdocstrings
+    gives each name a ``::: flowweaver.Name`` line documents (its full dotted name)."""
+    text = path.read_text(encoding="utf-8")
+    ids = set(re.findall(r"^::: ([\w.]+)\s*$", text, re.M))
+    for heading in re.findall(r"^#+ (.+)$", text, re.M):
+        heading = re.sub(r"[`*_]", "", heading).strip().lower()
+        ids.add(re.sub(r"[^\w\- ]", "", heading).replace(" ", "-"))
     return ids
 
 

@@ -99,3 +99,10 @@ def forgets(client: Any, task_name: str, timeout: float = 10) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+def own_key() -> list[str]:
+    """The Dask key this call runs under, read on the worker."""
+    from distributed.worker import thread_state
+
+    return list(thread_state.key)

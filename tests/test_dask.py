@@ -401,3 +401,16 @@ def test_a_task_on_a_dask_worker_runs_in_its_attempts_trace(client: Any) -> None
     flowweaver.DaskExecutor(client, observer=observer).execute(wf)
     (span,) = [s for s in exporter.get_finished_spans() if s.name == "t"]
     assert wf.get_task("t").result == [span.context.trace_id, span.context.span_id]  # type: ignore[union-attr]
+
+
+def test_keys_are_grouped_by_task_function_so_the_scheduler_keeps_few_groups(
+    client: Any,
+) -> None:
+    """Dask keeps state per key group (the key's first part): one per function, not one
+    per wrapper object the engine makes to carry each attempt's context."""
+    wf = Workflow("grouped")
+    wf.add_task(Task("first", sup.own_key))
+    wf.add_task(Task("second", sup.own_key))
+    flowweaver.DaskExecutor(client).execute(wf)
+    keys = [wf.get_task(name).result for name in ("first", "second")]
+    assert [key[:2] for key in keys] == [["own_key", "first"], ["own_key", "second"]]

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .._context import InContext
 from .._errors import FlowWeaverError, WorkflowValidationError
 from .._executor import BaseExecutor, _positive_int
 from ._watch import ExecutionLog, NoWorkersError, WorkerWatch
@@ -419,7 +420,9 @@ class DaskRunner:
         Called on the driver's loop thread. Inputs that are :class:`Call` handles become
         their futures, so the data moves between workers, never through the driver.
         """
-        dask_key = _dask_key(key, self._funcname(func))
+        # The engine wraps each function to carry its context; the group is the function's.
+        named = func.func if isinstance(func, InContext) else func
+        dask_key = _dask_key(key, self._funcname(named))
         call = Call(dask_key, dask_key[1], func, kwargs, done)
         batch = self._batch
         batch.append(call)

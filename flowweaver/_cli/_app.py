@@ -178,7 +178,8 @@ def run(
     reading: retries, failures, skips (a line per cause), restored tasks (counted), and
     a progress line every few seconds; --verbose prints every event.
 
-    Exit codes: 0 all tasks completed, 1 a task failed, 2 bad usage, 130 interrupted.
+    Exit codes: 0 all tasks completed, 1 a task failed, 2 bad usage, 130 interrupted
+    (Ctrl-C), 143 terminated (SIGTERM); after 130 and 143 the next run resumes.
     """
     _check_store_options(store, no_store)
     options = RunOptions(

@@ -4,6 +4,7 @@ names, and every relative link of the README and the site resolves."""
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
@@ -86,11 +87,18 @@ LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
 
 
 def anchors(path: Path) -> set[str]:
-    """The ids MkDocs (toc) and GitHub give a page's headings."""
+    """The ids MkDocs (toc) and GitHub give a page's headings, and the ids mkdocstrings
+    gives each object of a ``::: flowweaver.Name`` directive and its public members
+    (``flowweaver.Workflow``, ``flowweaver.Workflow.add_task``)."""
     ids = set()
-    for heading in re.findall(r"^#+ (.+)$", path.read_text(encoding="utf-8"), re.M):
-        text = re.sub(r"[`*_]", "", heading).strip().lower()
-        ids.add(re.sub(r"[^\w\- ]", "", text).replace(" ", "-"))
+    text = path.read_text(encoding="utf-8")
+    for heading in re.findall(r"^#+ (.+)$", text, re.M):
+        heading = re.sub(r"[`*_]", "", heading).strip().lower()
+        ids.add(re.sub(r"[^\w\- ]", "", heading).replace(" ", "-"))
+    for module, name in DIRECTIVE.findall(text):
+        ids.add(f"{module}.{name}")
+        obj = getattr(importlib.import_module(module), name)
+        ids.update(f"{module}.{name}.{m}" for m in dir(obj) if not m.startswith("_"))
     return ids
 
 
@@ -109,6 +117,16 @@ def test_every_relative_link_resolves(page: Path) -> None:
         assert path.exists(), f"{page.name}: link to {target} (no such file)"
         if anchor and path.suffix == ".md":
             assert anchor in anchors(path), f"{page.name}: link to {target} (no such heading)"
+
+
+def test_api_reference_anchors_are_the_ids_mkdocstrings_gives() -> None:
+    ids = anchors(DOCS / "reference" / "workflows.md")
+    assert {
+        "flowweaver.Workflow",
+        "flowweaver.Workflow.add_task",
+        "outcomes-skips-and-failed-upstreams",
+    } <= ids
+    assert "flowweaver.Workflow._tasks" not in ids
 
 
 # --- the rules of tests/docs_blocks.py themselves ------------------------------------

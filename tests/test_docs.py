@@ -211,6 +211,26 @@ def test_blocks_inside_tabs_and_admonitions_are_found(tmp_path: Path) -> None:
     run_page(page, tmp_path)
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_notebook_page_runs_cells_files_and_console_blocks_in_page_order(
+    tmp_path: Path,
+) -> None:
+    page = page_of(
+        tmp_path,
+        "<!-- docs-test: notebook -->\n"
+        "```python\nimport asyncio\nx = await asyncio.sleep(0, result=2)\nprint(x)\n```\n"
+        '```text title="Output"\n2\n```\n'
+        '```python title="script.py"\nprint("run as a script")\n```\n'
+        "```console\n$ python script.py\nrun as a script\n```\n"
+        '```python\nopen("from_cell.txt", "w").write("the kernel wrote this")\nprint(x * 2)\n```\n'
+        '```text title="Output"\n4\n```\n'
+        "```console\n$ cat from_cell.txt\nthe kernel wrote this\n```\n",
+    )
+    assert page.notebook
+    assert run_page(page, tmp_path) == 7
+
+
 def test_console_steps_split_commands_from_output() -> None:
     steps = list(console_steps("$ a \\\n  --b\nout 1\nout 2\n$ c\n"))
     assert steps == [("a \\\n  --b", "out 1\nout 2"), ("c", "")]

@@ -24,7 +24,7 @@ working directory. How a block is treated follows from its fence (what a reader 
 A page may start with ``<!-- docs-test: slow timeout=300 notebook -->``: ``slow`` gives its
 test the slow marker, ``timeout=N`` its hard timeout in seconds, ``notebook`` runs its
 python blocks as the cells of a notebook in a real Jupyter kernel (top-level ``await``
-works there as in Jupyter).
+works there as in Jupyter), in page order with its file and console blocks.
 """
 
 from __future__ import annotations
@@ -321,23 +321,13 @@ def _chdir(path: Path) -> Iterator[None]:  # contextlib.chdir is Python 3.11+
 
 
 def run_notebook_page(page: Page, scratch: Path) -> int:
-    """The page's python blocks as a notebook's cells, in a real kernel; each Output
-    block is checked against the text the cell before it printed."""
+    """The page's python blocks as a notebook's cells, in a real kernel, run in page order
+    with its file and console blocks (a page may end on the same code run as a script);
+    each Output block is checked against the text the cell before it printed."""
     import nbformat
     from nbclient import NotebookClient
 
-    cells: list[tuple[Block, Block | None]] = []
-    for block in page.blocks:
-        if block.is_output and cells and cells[-1][1] is None:
-            cells[-1] = (cells[-1][0], block)
-        elif block.language == "python" and not block.file:
-            cells.append((block, None))
-        elif block.file:
-            (scratch / block.file).write_text(block.body, encoding="utf-8")
-        elif block.language not in {"text", "mermaid"}:
-            raise DocsError(f"{where(page, block)}: a notebook page holds python cells only")
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(block.body.strip()) for block, _ in cells]
     client = NotebookClient(
         nb,
         timeout=page.timeout,
@@ -345,9 +335,33 @@ def run_notebook_page(page: Page, scratch: Path) -> int:
         allow_errors=False,
         resources={"metadata": {"path": str(scratch)}},
     )
-    client.execute()
-    for (_, output), cell in zip(cells, nb.cells, strict=True):
-        printed = "".join(o.get("text", "") for o in cell.outputs if o["output_type"] == "stream")
-        if output is not None:
-            check_output(page, output, output.body, printed)
+    client.reset_execution_trackers()
+    last: Any = None  # the cell run last, until an Output block checks it
+    with client.setup_kernel():
+        for block in page.blocks:
+            if block.is_output:
+                if last is None:
+                    raise DocsError(f"{where(page, block)}: an Output block after no python")
+                printed = "".join(
+                    o.get("text", "") for o in last.outputs if o["output_type"] == "stream"
+                )
+                check_output(page, block, block.body, printed)
+                last = None
+                continue
+            last = None
+            if block.file:
+                target = scratch / block.file
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(block.body, encoding="utf-8")
+            elif block.language == "python":
+                last = nbformat.v4.new_code_cell(block.body.strip())
+                nb.cells.append(last)
+                client.execute_cell(last, len(nb.cells) - 1)
+            elif block.language == "console":
+                run_console(page, block, scratch)
+            elif block.language not in {"text", "mermaid"}:
+                raise DocsError(
+                    f"{where(page, block)}: a notebook page holds python cells, files and "
+                    "console blocks only"
+                )
     return len(page.blocks)

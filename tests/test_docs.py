@@ -4,6 +4,7 @@ names, and every relative link of the README and the site resolves."""
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
@@ -87,12 +88,18 @@ LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
 
 def anchors(path: Path) -> set[str]:
     """The ids MkDocs (toc) and GitHub give a page's headings, and the ids mkdocstrings
-    gives each name a ``::: flowweaver.Name`` line documents (its full dotted name)."""
+    gives each object of a ``::: flowweaver.Name`` directive and its public members
+    (``flowweaver.Workflow``, ``flowweaver.Workflow.add_task``)."""
+    ids = set()
     text = path.read_text(encoding="utf-8")
-    ids = set(re.findall(r"^::: ([\w.]+)\s*$", text, re.M))
     for heading in re.findall(r"^#+ (.+)$", text, re.M):
-        heading = re.sub(r"[`*_]", "", heading).strip().lower()
+        # MkDocs' slugs keep underscores (they are word characters), as GitHub's do.
+        heading = re.sub(r"[`*]", "", heading).strip().lower()
         ids.add(re.sub(r"[^\w\- ]", "", heading).replace(" ", "-"))
+    for module, name in DIRECTIVE.findall(text):
+        ids.add(f"{module}.{name}")
+        obj = getattr(importlib.import_module(module), name)
+        ids.update(f"{module}.{name}.{m}" for m in dir(obj) if not m.startswith("_"))
     return ids
 
 
@@ -111,6 +118,16 @@ def test_every_relative_link_resolves(page: Path) -> None:
         assert path.exists(), f"{page.name}: link to {target} (no such file)"
         if anchor and path.suffix == ".md":
             assert anchor in anchors(path), f"{page.name}: link to {target} (no such heading)"
+
+
+def test_api_reference_anchors_are_the_ids_mkdocstrings_gives() -> None:
+    ids = anchors(DOCS / "reference" / "workflows.md")
+    assert {
+        "flowweaver.Workflow",
+        "flowweaver.Workflow.add_task",
+        "outcomes-skips-and-failed-upstreams",
+    } <= ids
+    assert "flowweaver.Workflow._tasks" not in ids
 
 
 # --- the rules of tests/docs_blocks.py themselves ------------------------------------
@@ -193,6 +210,26 @@ def test_blocks_inside_tabs_and_admonitions_are_found(tmp_path: Path) -> None:
     assert [b.language for b in page.blocks] == ["python", "text"]
     assert page.blocks[0].body == "x = 1\nprint(x)\n"
     run_page(page, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_notebook_page_runs_cells_files_and_console_blocks_in_page_order(
+    tmp_path: Path,
+) -> None:
+    page = page_of(
+        tmp_path,
+        "<!-- docs-test: notebook -->\n"
+        "```python\nimport asyncio\nx = await asyncio.sleep(0, result=2)\nprint(x)\n```\n"
+        '```text title="Output"\n2\n```\n'
+        '```python title="script.py"\nprint("run as a script")\n```\n'
+        "```console\n$ python script.py\nrun as a script\n```\n"
+        '```python\nopen("from_cell.txt", "w").write("the kernel wrote this")\nprint(x * 2)\n```\n'
+        '```text title="Output"\n4\n```\n'
+        "```console\n$ cat from_cell.txt\nthe kernel wrote this\n```\n",
+    )
+    assert page.notebook
+    assert run_page(page, tmp_path) == 7
 
 
 def test_console_steps_split_commands_from_output() -> None:

@@ -206,7 +206,8 @@ def _hamilton_modes() -> list[Mode]:
         Mode(
             "Hamilton, execute with .with_cache()",
             "Hamilton",
-            "metadata of every node in SQLite, results in files keyed by their hash",
+            "metadata of every node in SQLite, results in files named by their hash "
+            "(here one file: every task returns None)",
             make(True),
             max_repeats=5,
         ),
@@ -321,11 +322,35 @@ PEERS: dict[str, tuple[str, tuple[str, ...], Callable[[], list[Mode]]]] = {
     "pipefunc": ("pipefunc", ("pipefunc",), _pipefunc_modes),
     "Dagster": ("dagster", ("dagster",), _dagster_modes),
 }
+# How each system is called, for the report (the module docstring says why).
+HOW = {
+    "FlowWeaver": (
+        "a fresh `Workflow` per run (`add_task` per task), then `executor.execute(workflow)`; "
+        "the store object is made before the clock starts, in a fresh folder per run."
+    ),
+    "Hamilton": (
+        "`driver.Builder().with_modules(module).build()` per run, then "
+        "`driver.execute(leaves)` (the default executor: one thread, results in memory); "
+        "`.with_cache(path)` on the builder, in a fresh folder per run, for its cache."
+    ),
+    "pipefunc": (
+        "`Pipeline([PipeFunc(f, output_name=name), ...])`, then `pipeline.map(inputs={}, "
+        'storage="dict", parallel=False)`, the mode pipefunc\'s own overhead benchmark uses; '
+        "`run_folder=` a fresh folder per run, instead of `storage=`, to write its outputs."
+    ),
+    "Dagster": (
+        "a job of ops (`GraphDefinition(...).to_job()`) per run, then "
+        "`job.execute_in_process(run_config=...)` with the console logger at ERROR (at DEBUG "
+        'it logs every event); the persisting mode adds `resources={"io_manager": '
+        "FilesystemIOManager(base_dir=...)}` in a fresh folder per run."
+    ),
+}
 LEFT_OUT = (
     "Apache Airflow is not measured: its in-process mode, `dag.test()`, needs the DAG in a "
-    "file of a DAG bundle and a metadata database made by `airflow db migrate`, writes every "
-    "task instance to that database, and in a trial here cost more per task than Dagster, "
-    "more so as the DAG grew: a 1,000-task run takes minutes (benchmarks/README.md)."
+    "file of a DAG bundle and a metadata database made by `airflow db migrate`, and writes "
+    "every task instance to that database; in a trial here it cost more per task than "
+    "Dagster, and more per task on a bigger DAG, so a 1,000-task run would take minutes "
+    "(benchmarks/README.md)."
 )
 
 
@@ -487,11 +512,14 @@ def _x(ratio: float | None) -> str:
 def table(res: PeersResult | None) -> list[str]:
     if res is None:
         return []
-    fewer: dict[int, list[str]] = {}
+    fewer: dict[str, int] = {}
     for mode in res.modes:
         if mode.max_repeats is not None and mode.max_repeats < res.rounds:
-            fewer.setdefault(mode.max_repeats, []).append(mode.name)
-    capped = "; ".join(f"{k} for {', '.join(v)}" for k, v in sorted(fewer.items()))
+            cap = mode.max_repeats
+            same = [m for m in res.modes if m.system == mode.system]
+            whole = all(m.max_repeats == cap for m in same)
+            fewer[f"every {mode.system} mode" if whole else f"`{mode.name}`"] = cap
+    capped = "; ".join(f"{k} for {what}" for what, k in fewer.items())
     runs = f"{res.rounds} runs" + (f" ({capped})" if capped else "")
     lines = [
         HEADING,
@@ -542,6 +570,8 @@ def table(res: PeersResult | None) -> list[str]:
             "every run of both pipefunc modes reuses it, which errs in pipefunc's favour "
             "(its graph analysis is cached after the first run)."
         )
+    measured = {m.system for m in res.modes}
+    notes = [f"{system}: {HOW[system]}" for system in HOW if system in measured] + notes
     notes += [f"{system}: {why}" for system, why in res.missing.items()]
     notes.append(LEFT_OUT)
     lines += [f"- {note}" for note in notes]

@@ -124,7 +124,7 @@ class Config:
     import_rounds: int = 15
     prefect_rounds: int = 3
     prefect_n: int = 1_000
-    peers_rounds: int = 7
+    peers_rounds: int = 11
     peers_n: int = 1_000
     workloads: list[str] = field(default_factory=lambda: list(workloads.WORKLOADS))
 
@@ -156,7 +156,7 @@ QUICK = Config(
     inloop_calls=50,
     import_rounds=7,
     prefect_rounds=1,
-    peers_rounds=3,
+    peers_rounds=5,
 )
 # For tests/test_benchmarks_smoke.py: every code path, tiny sizes, in seconds.
 SMOKE = Config(

@@ -437,8 +437,8 @@ def measure(rounds: int, n: int = PEERS_N, progress: Progress = _quiet) -> Peers
     res = PeersResult(n=n, rounds=rounds)
     res.versions["FlowWeaver"] = _version(("flowweaver",)) or "flowweaver (source tree)"
     res.modes = _flowweaver_modes()
-    for system, (module, dists, make) in PEERS.items():
-        if importlib.util.find_spec(module) is None:
+    for system, (import_name, dists, make) in PEERS.items():
+        if importlib.util.find_spec(import_name) is None:
             res.missing[system] = "not installed (run `nox -s bench_peers`)"
             continue
         try:

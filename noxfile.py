@@ -4,7 +4,8 @@
 `nox -s tests` runs the README's test suite on every supported Python (`tests-3.10` ...
 `tests-3.13` one at a time; arguments after `--` go to pytest). `nox -s lowest` runs it
 with every dependency at the lower bound pyproject.toml declares. `nox -s bench` (and the
-optional `nox -s bench_prefect`) run the benchmark suite; they are not run by default.
+optional `nox -s bench_prefect` and `nox -s bench_peers`) run the benchmark suite; they are
+not run by default.
 
 A supported Python that cannot be found fails its session (it is never skipped).
 """
@@ -161,4 +162,25 @@ def bench_prefect(session: nox.Session) -> None:
         "benchmarks/RESULTS-prefect.md",
         *session.posargs,
         env={"FLOWWEAVER_BENCH_VIA": "nox -s bench_prefect"},
+    )
+
+
+@nox.session
+def bench_peers(session: nox.Session) -> None:
+    """FlowWeaver against Hamilton, pipefunc and Dagster at 1,000 tasks, in one process:
+    benchmarks/RESULTS-peers.md (the docs' comparison page includes its table).
+
+    The peers are installed into this session's own virtualenv only; none is a dependency
+    of FlowWeaver. Each runs in process and offline (no server, no telemetry).
+    """
+    session.install("-e", ".[bench]", "sf-hamilton>=1.80", "pipefunc>=0.80", "dagster>=1.9")
+    session.run(
+        "python",
+        "benchmarks/run.py",
+        "--only",
+        "peers",
+        "--output",
+        "benchmarks/RESULTS-peers.md",
+        *session.posargs,
+        env={"FLOWWEAVER_BENCH_VIA": "nox -s bench_peers"},
     )

@@ -30,6 +30,8 @@ from .inloop import table as inloop_table
 from .inputs import InputsResult
 from .maps import MapResult
 from .measure import ROOT, Cell, FormTimes, MemoryResult, StoreResult
+from .peers import PeersResult
+from .peers import table as peers_table
 from .processes import SYSTEMS as PROCESS_SYSTEMS
 from .progress import ProgressResult
 from .progress import table as progress_table
@@ -73,6 +75,7 @@ class Results:
     inloop: InLoopResult | None = None
     imports: dict[str, Any] = field(default_factory=dict)
     prefect: dict[str, Any] = field(default_factory=dict)
+    peers: PeersResult | None = None
     load: list[tuple[float, float, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -820,6 +823,7 @@ def render(res: Results) -> str:
         *inloop_table(res.inloop),
         *import_table(res),
         *prefect_table(res),
+        *peers_table(res.peers),
     ]
     if res.notes:
         lines += ["## Notes", "", *[f"- {n}" for n in res.notes], ""]

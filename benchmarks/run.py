@@ -13,10 +13,12 @@ command's live display and plain lines on 10,000 and 100,000 tasks), ``memory``,
 ``building`` (``add_task`` per task, a second ``execute`` against the first, a million
 tasks built and run in a process: seconds and peak memory),
 ``fixed`` (one blocking execute of a 1-task workflow), ``inloop`` (a blocking execute
-where a loop runs, against one on a plain thread), ``import``, and ``prefect``
-(only when asked for, with ``--only prefect`` or ``--prefect``). ``--only`` takes section
-names and/or parts of system names (``--only ThreadedExecutor,dask``: those systems, their
-floors, the executors section only), comma-separated.
+where a loop runs, against one on a plain thread), ``import``, ``prefect``
+(only when asked for, with ``--only prefect`` or ``--prefect``) and ``peers`` (FlowWeaver
+against Hamilton, pipefunc and Dagster in this process; only with ``--only peers``).
+``--only`` takes section names and/or parts of system names (``--only
+ThreadedExecutor,dask``: those systems, their floors, the executors section only),
+comma-separated.
 """
 
 from __future__ import annotations
@@ -70,8 +72,12 @@ SECTIONS = (
     "inloop",
     "import",
     "prefect",
+    "peers",
 )
-DEFAULT_SECTIONS = SECTIONS[:-1]
+# Run only when asked for: they need packages the suite does not install (nox -s
+# bench_prefect, nox -s bench_peers).
+OPTIONAL_SECTIONS = ("prefect", "peers")
+DEFAULT_SECTIONS = tuple(s for s in SECTIONS if s not in OPTIONAL_SECTIONS)
 
 
 @dataclass
@@ -118,6 +124,8 @@ class Config:
     import_rounds: int = 15
     prefect_rounds: int = 3
     prefect_n: int = 1_000
+    peers_rounds: int = 11
+    peers_n: int = 1_000
     workloads: list[str] = field(default_factory=lambda: list(workloads.WORKLOADS))
 
 
@@ -148,6 +156,7 @@ QUICK = Config(
     inloop_calls=50,
     import_rounds=7,
     prefect_rounds=1,
+    peers_rounds=5,
 )
 # For tests/test_benchmarks_smoke.py: every code path, tiny sizes, in seconds.
 SMOKE = Config(
@@ -189,6 +198,8 @@ SMOKE = Config(
     import_rounds=1,
     prefect_rounds=1,
     prefect_n=30,
+    peers_rounds=1,
+    peers_n=30,
 )
 
 
@@ -371,6 +382,12 @@ def main(argv: Sequence[str] | None = None) -> report.Results:
             res.prefect = peer_prefect.measure(cfg.prefect_rounds, cfg.prefect_n, progress)
         else:
             res.prefect = {"error": "prefect is not installed (run `nox -s bench_prefect`)"}
+    if "peers" in sections:
+        # FlowWeaver's modes always run; each peer only where it is installed.
+        progress(f"peers: {cfg.peers_n:,} tasks, FlowWeaver and the installed peers")
+        from benchmarks import peers
+
+        res.peers = peers.measure(cfg.peers_rounds, cfg.peers_n, progress)
     if "executors" in sections:
         res.notes += [
             "The async floor: a worker coroutine runs a task that never suspends to its end "

@@ -7,6 +7,7 @@ part. The suite's own pure helpers (floors, workloads, verdicts, --only) are che
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from benchmarks import (
     handoff,
     inloop,
     instructions,
+    peers,
     processes,
     progress,
     report,
@@ -250,6 +252,35 @@ def test_prefect_section_says_why_when_prefect_is_missing(tmp_path: Path) -> Non
     text = out.read_text(encoding="utf-8")
     assert "## Prefect 3 (optional session)" in text
     assert "## The targets of issue 4" not in text  # nothing of them was measured
+
+
+def test_peers_section_runs_flowweaver_and_names_the_peers_it_could_not_run(
+    tmp_path: Path,
+) -> None:
+    # Without the peers (they are installed by nox -s bench_peers only) FlowWeaver's
+    # modes still run and the report says which peers are missing; with them, every
+    # mode of every peer runs each workload to the end.
+    out = tmp_path / "peers.md"
+    res = run.main(["--smoke", "--only", "peers", "--output", str(out)])
+    found = res.peers
+    assert found is not None
+    text = out.read_text(encoding="utf-8")
+    assert text.count(peers.HEADING) == 1
+    assert "## The targets of issue 4" not in text
+    assert found.modes[0].name == peers.BASELINE
+    for mode in found.modes:
+        for wl in peers.WORKLOADS:
+            cell = found.cells[(mode.name, wl)]
+            assert cell.error is None, (mode.name, wl, cell.error)
+            assert (cell.us_per_task() or 0) > 0
+            assert found.ratio(mode.name, wl) is not None
+        assert f"| {mode.name} |" in text
+    for system, (module, _, _) in peers.PEERS.items():
+        if importlib.util.find_spec(module) is None:
+            assert "not installed" in found.missing[system]
+            assert f"- {system}: not installed" in text
+        else:
+            assert system in found.versions
 
 
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")

@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._context import InContext
 from .._errors import FlowWeaverError, WorkflowValidationError
 from .._executor import BaseExecutor, _positive_int
 from ._watch import ExecutionLog, NoWorkersError, WorkerWatch
@@ -317,7 +316,13 @@ class DaskRunner:
         from dask._task_spec import Task
         from dask.utils import funcname
 
+        from .._context import InContext
         from .._engine._workers import threadsafe_caller
+
+        def group(func: Any) -> str:
+            # The engine wraps each function to carry its context; the group is the
+            # function's (one per wrapper would make a group per attempt).
+            return str(funcname(func.func if isinstance(func, InContext) else func))
 
         distributed = import_distributed()
         self._task_cls = Task
@@ -327,7 +332,7 @@ class DaskRunner:
             self._expr_cls = LLGExpr
         except ImportError:  # an older dask: client.get takes the plain dict
             self._expr_cls = None
-        self._funcname = funcname
+        self._funcname = group
         self._call_soon = threadsafe_caller()
         target = self._target
         if isinstance(target, distributed.Client):
@@ -420,9 +425,7 @@ class DaskRunner:
         Called on the driver's loop thread. Inputs that are :class:`Call` handles become
         their futures, so the data moves between workers, never through the driver.
         """
-        # The engine wraps each function to carry its context; the group is the function's.
-        named = func.func if isinstance(func, InContext) else func
-        dask_key = _dask_key(key, self._funcname(named))
+        dask_key = _dask_key(key, self._funcname(func))
         call = Call(dask_key, dask_key[1], func, kwargs, done)
         batch = self._batch
         batch.append(call)

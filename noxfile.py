@@ -152,17 +152,7 @@ def bench_prefect(session: nox.Session) -> None:
     Prefect is installed into this session's own virtualenv only; it is never a dependency
     of FlowWeaver. It runs in its ephemeral mode (a temporary local server), offline.
     """
-    session.install("-e", ".[bench]", "prefect>=3,<4")
-    session.run(
-        "python",
-        "benchmarks/run.py",
-        "--only",
-        "prefect",
-        "--output",
-        "benchmarks/RESULTS-prefect.md",
-        *session.posargs,
-        env={"FLOWWEAVER_BENCH_VIA": "nox -s bench_prefect"},
-    )
+    optional_bench(session, "prefect", "prefect>=3,<4")
 
 
 @nox.session
@@ -173,14 +163,20 @@ def bench_peers(session: nox.Session) -> None:
     The peers are installed into this session's own virtualenv only; none is a dependency
     of FlowWeaver. Each runs in process and offline (no server, no telemetry).
     """
-    session.install("-e", ".[bench]", "sf-hamilton>=1.80", "pipefunc>=0.80", "dagster>=1.9")
+    optional_bench(session, "peers", "sf-hamilton>=1.80", "pipefunc>=0.80", "dagster>=1.9")
+
+
+def optional_bench(session: nox.Session, section: str, *packages: str) -> None:
+    """Run the optional benchmark ``section`` with ``packages`` installed into the session's
+    own virtualenv: it writes ``benchmarks/RESULTS-<section>.md``."""
+    session.install("-e", ".[bench]", *packages)
     session.run(
         "python",
         "benchmarks/run.py",
         "--only",
-        "peers",
+        section,
         "--output",
-        "benchmarks/RESULTS-peers.md",
+        f"benchmarks/RESULTS-{section}.md",
         *session.posargs,
-        env={"FLOWWEAVER_BENCH_VIA": "nox -s bench_peers"},
+        env={"FLOWWEAVER_BENCH_VIA": f"nox -s bench_{section}"},
     )

@@ -446,3 +446,22 @@ class FormTimes:
         """What the form costs per task beyond ``plain``."""
         a, b = self.us_per_task(form), self.us_per_task("plain")
         return None if a is None or b is None else a - b
+
+
+# -- numbers as the reports show them ---------------------------------------------------
+
+
+def us(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value < 10:
+        return f"{value:.2f}"
+    if value < 100:
+        return f"{value:.1f}"
+    return f"{value:,.0f}"
+
+
+def x(ratio: float | None) -> str:
+    if ratio is None:
+        return "-"
+    return f"{ratio:.2f}x" if ratio < 10 else f"{ratio:,.1f}x" if ratio < 100 else f"{ratio:,.0f}x"

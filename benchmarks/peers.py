@@ -55,7 +55,7 @@ from types import ModuleType
 from typing import Any
 
 from . import workloads
-from .measure import Progress, _quiet, rotated
+from .measure import Progress, _quiet, rotated, us, x
 from .workloads import Dag
 
 PEERS_N = 1_000
@@ -493,24 +493,6 @@ def measure(rounds: int, n: int = PEERS_N, progress: Progress = _quiet) -> Peers
 HEADING = "## Peers in one process: microseconds per task"
 
 
-def _us(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if value < 10:
-        return f"{value:.2f}"
-    if value < 100:
-        return f"{value:.1f}"
-    return f"{value:,.0f}"
-
-
-def _x(ratio: float | None) -> str:
-    if ratio is None:
-        return "-"
-    if ratio < 10:
-        return f"{ratio:.2f}x"
-    return f"{ratio:,.1f}x" if ratio < 100 else f"{ratio:,.0f}x"
-
-
 def table(res: PeersResult | None) -> list[str]:
     if res is None:
         return []
@@ -558,9 +540,9 @@ def table(res: PeersResult | None) -> list[str]:
                     f"recursion limit ({cell.default_limit:,}); measured with "
                     f"`sys.setrecursionlimit({cell.deep_stack:,})`."
                 )
-            cells += [_us(cell.us_per_task()) + mark, _x(res.ratio(mode.name, wl))]
+            cells += [us(cell.us_per_task()) + mark, x(res.ratio(mode.name, wl))]
         layered = res.cells.get((mode.name, "layered"))
-        build = _us(layered.build_us_per_task()) if layered else "-"
+        build = us(layered.build_us_per_task()) if layered else "-"
         if mode.build_once and build != "-":
             build += " (once)"
         lines.append(f"| {mode.name} | {mode.persists} | " + " | ".join(cells) + f" | {build} |")

@@ -29,7 +29,7 @@ from .inloop import InLoopResult
 from .inloop import table as inloop_table
 from .inputs import InputsResult
 from .maps import MapResult
-from .measure import ROOT, Cell, FormTimes, MemoryResult, StoreResult
+from .measure import ROOT, Cell, FormTimes, MemoryResult, StoreResult, us, x
 from .peers import PeersResult
 from .peers import table as peers_table
 from .processes import SYSTEMS as PROCESS_SYSTEMS
@@ -81,22 +81,6 @@ class Results:
 
 
 # -- numbers ------------------------------------------------------------------------------
-
-
-def us(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if value < 10:
-        return f"{value:.2f}"
-    if value < 100:
-        return f"{value:.1f}"
-    return f"{value:,.0f}"
-
-
-def x(ratio: float | None) -> str:
-    if ratio is None:
-        return "-"
-    return f"{ratio:.2f}x" if ratio < 10 else f"{ratio:,.1f}x" if ratio < 100 else f"{ratio:,.0f}x"
 
 
 def per_task(cell: Cell | None) -> float | None:

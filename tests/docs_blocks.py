@@ -189,24 +189,31 @@ def environment() -> dict[str, str]:
     return env
 
 
-def run_console(page: Page, block: Block, cwd: Path) -> None:
-    for command, expected in console_steps(block.body):
-        done = subprocess.run(
-            ["bash", "-c", command],
-            cwd=cwd,
-            env=environment(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=page.timeout,
-            check=False,
+def run_command(page: Page, block: Block, command: str, cwd: Path, advice: str = "") -> str:
+    """Run ``command`` with bash as a reader would; its output (stdout and stderr), or a
+    :class:`DocsError` when it exits with another status than 0."""
+    done = subprocess.run(
+        ["bash", "-c", command],
+        cwd=cwd,
+        env=environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=page.timeout,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise DocsError(
+            f"{where(page, block)}: `{command}` exited with {done.returncode}{advice}:\n"
+            f"{done.stdout}"
         )
-        if done.returncode != 0:
-            raise DocsError(
-                f"{where(page, block)}: `{command}` exited with {done.returncode} "
-                f"(a page shows a failing command's status with `; echo $?`):\n{done.stdout}"
-            )
-        check_output(page, block, expected, done.stdout)
+    return done.stdout
+
+
+def run_console(page: Page, block: Block, cwd: Path) -> None:
+    advice = " (a page shows a failing command's status with `; echo $?`)"
+    for command, expected in console_steps(block.body):
+        check_output(page, block, expected, run_command(page, block, command, cwd, advice))
 
 
 def run_python(page: Page, block: Block, namespace: dict[str, Any]) -> str:
@@ -235,22 +242,8 @@ def run_bash(page: Page, block: Block, cwd: Path) -> None:
         if line.startswith("#"):
             continue
         for part in filter(None, (p.strip() for p in line.split("&&"))):
-            if part.startswith(SHOWN_ONLY):
-                continue
-            done = subprocess.run(
-                ["bash", "-c", part],
-                cwd=cwd,
-                env=environment(),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                timeout=page.timeout,
-                check=False,
-            )
-            if done.returncode != 0:
-                raise DocsError(
-                    f"{where(page, block)}: `{part}` exited with {done.returncode}:\n{done.stdout}"
-                )
+            if not part.startswith(SHOWN_ONLY):
+                run_command(page, block, part, cwd)
 
 
 def run_page(page: Page, scratch: Path) -> int:

@@ -64,12 +64,11 @@ class JSONStateStore(BaseStateStore):
     Writes are crash-safe: the file is only ever replaced whole (temp file in the same
     folder, fsync, rename, fsync of the folder). A run appends each batch of results to
     a journal beside it (``<file>.journal``, one write per batch, fsync'd under
-    ``durability="fsync"``) and folds the journal
-    into the file when the journal outgrows it and when the run ends, so after a run
-    the file alone holds everything. A lock file (``<file>.lock``) lets threads and
-    processes share the store; it stays in place, which is harmless. The run history
-    (:meth:`runs`) goes to another file beside it, ``<file>.runs.jsonl``, so the file
-    itself keeps the reference's format.
+    ``durability="fsync"``) and folds the journal into the file when the journal
+    outgrows it and when the run ends, so after a run the file alone holds everything.
+    A lock file (``<file>.lock``) lets threads and processes share the store; it stays
+    in place, which is harmless. The run history (:meth:`runs`) goes to another file
+    beside it, ``<file>.runs.jsonl``, so the file itself keeps the reference's format.
 
     :param store_path: the JSON file. Its folder must exist (it is not created).
     :param pretty_print: indent the file for people to read.

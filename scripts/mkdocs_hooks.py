@@ -13,8 +13,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mkdocs.exceptions import PluginError
-
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = re.compile(r'<!-- results: (\S+) "([^"]+)" -->')
 ROLE = re.compile(r":(?:class|func|meth|mod|attr|exc|data|obj):(?=<code)")
@@ -25,7 +23,10 @@ def section(path: str, heading: str) -> str:
     above, with the heading itself left out: the page gives its own."""
     file = ROOT / path
     if not file.is_file():
-        raise PluginError(f"results file {path} does not exist (run `nox -s bench`)")
+        # RESULTS.md comes from `nox -s bench`, RESULTS-<name>.md from `nox -s bench_<name>`
+        name = file.stem.partition("-")[2]
+        session = f"bench_{name}" if name else "bench"
+        raise LookupError(f"results file {path} does not exist (run `nox -s {session}`)")
     lines = file.read_text(encoding="utf-8").splitlines()
     for start, line in enumerate(lines):
         level = len(line) - len(line.lstrip("#"))
@@ -38,11 +39,19 @@ def section(path: str, heading: str) -> str:
                 # Subheadings sit under the page's own heading for this section.
                 body.append("#" * (3 - level) + later if depth > level else later)
             return "\n".join(body).strip() + "\n"
-    raise PluginError(f'{path} has no heading "{heading}" (a results section was renamed?)')
+    raise LookupError(
+        f'{path} has no heading "{heading}": the page names a results section that is not '
+        "there (renamed, or the file is from an older run); fix the page or rerun the bench"
+    )
 
 
 def on_page_markdown(markdown: str, **_: Any) -> str:
-    return RESULTS.sub(lambda m: section(m.group(1), m.group(2)), markdown)
+    from mkdocs.exceptions import PluginError
+
+    try:
+        return RESULTS.sub(lambda m: section(m.group(1), m.group(2)), markdown)
+    except LookupError as exc:
+        raise PluginError(str(exc)) from None
 
 
 def on_page_content(html: str, **_: Any) -> str:

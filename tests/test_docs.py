@@ -5,8 +5,10 @@ names, and every relative link of the README and the site resolves."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -236,3 +238,53 @@ def test_console_steps_split_commands_from_output() -> None:
     steps = list(console_steps("$ a \\\n  --b\nout 1\nout 2\n$ c\n"))
     assert steps == [("a \\\n  --b", "out 1\nout 2"), ("c", "")]
     assert Block("text", {"title": "Output"}, "", 1).is_output
+
+
+# --- the site's hook: figures from the results files ---------------------------------
+
+
+def hooks() -> Any:
+    spec = importlib.util.spec_from_file_location("mkdocs_hooks", ROOT / "scripts/mkdocs_hooks.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_results_section_is_taken_whole_with_its_subheadings_under_the_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hook = hooks()
+    monkeypatch.setattr(hook, "ROOT", tmp_path)
+    (tmp_path / "R.md").write_text(
+        "# Results\n\n## Speed\n\nintro\n\n### wide\n\n| a |\n\n## Memory\n\n42 B\n",
+        encoding="utf-8",
+    )
+    assert hook.section("R.md", "Speed") == "intro\n\n#### wide\n\n| a |\n"
+    page = 'before\n<!-- results: R.md "Memory" -->\nafter'
+    assert hook.on_page_markdown(page) == "before\n42 B\n\nafter"
+
+
+def test_a_missing_results_file_or_heading_names_it_and_what_to_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hook = hooks()
+    monkeypatch.setattr(hook, "ROOT", tmp_path)
+    with pytest.raises(LookupError, match=r"RESULTS-peers\.md does not exist.*bench_peers"):
+        hook.section("RESULTS-peers.md", "Peers")
+    (tmp_path / "RESULTS.md").write_text("## Speed\n\n1 us\n", encoding="utf-8")
+    with pytest.raises(LookupError, match=r'no heading "Memory".*fix the page or rerun'):
+        hook.section("RESULTS.md", "Memory")
+
+
+def test_every_results_section_the_site_names_exists() -> None:
+    hook = hooks()
+    for path in DOCS.rglob("*.md"):
+        for file, heading in hook.RESULTS.findall(path.read_text(encoding="utf-8")):
+            assert hook.section(file, heading).strip(), (path.name, file, heading)
+
+
+def test_sphinx_roles_before_code_are_dropped_from_the_reference() -> None:
+    html = "see :class:<code>Task</code> and a:b <code>x</code>"
+    assert hooks().on_page_content(html) == "see <code>Task</code> and a:b <code>x</code>"

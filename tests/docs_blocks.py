@@ -246,34 +246,43 @@ def run_bash(page: Page, block: Block, cwd: Path) -> None:
                 run_command(page, block, part, cwd)
 
 
+def write_file(scratch: Path, block: Block) -> None:
+    """A file block, written where the page's programs will look for it."""
+    assert block.file is not None
+    target = scratch / block.file
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(block.body, encoding="utf-8")
+
+
+def check_printed(page: Page, block: Block, printed: str | None) -> None:
+    """An Output block against what the python block (or cell) before it printed."""
+    if printed is None:
+        raise DocsError(f"{where(page, block)}: an Output block after no python")
+    check_output(page, block, block.body, printed)
+
+
 def run_page(page: Page, scratch: Path) -> int:
     """Run every block of ``page`` in ``scratch``; the number of blocks checked."""
     if page.notebook:
         return run_notebook_page(page, scratch)
     namespace: dict[str, Any] = {"__name__": "__main__"}
-    last: tuple[Block, str] | None = None
-    checked = 0
+    printed: str | None = None  # what the last python block printed, for an Output block
     shutil.copytree(ROOT / "examples", scratch / "examples", dirs_exist_ok=True)
     sys.path.insert(0, str(scratch))
     try:
-        with contextlib.chdir(scratch) if hasattr(contextlib, "chdir") else _chdir(scratch):
+        with _chdir(scratch):
             for block in page.blocks:
-                checked += 1
                 if block.is_output:
-                    if last is None:
-                        raise DocsError(f"{where(page, block)}: an Output block after no python")
-                    check_output(page, block, block.body, last[1])
-                    last = None
+                    check_printed(page, block, printed)
+                    printed = None
                     continue
-                last = None
+                printed = None
                 if block.file:
-                    target = scratch / block.file
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_text(block.body, encoding="utf-8")
+                    write_file(scratch, block)
                     if block.language == "python":
                         ast.parse(block.body, block.file)
                 elif block.language == "python":
-                    last = (block, run_python(page, block, namespace))
+                    printed = run_python(page, block, namespace)
                 elif block.language == "pycon":
                     run_pycon(page, block, namespace)
                 elif block.language == "console":
@@ -295,7 +304,7 @@ def run_page(page: Page, scratch: Path) -> int:
         sys.path.remove(str(scratch))
         for name in [n for n, m in sys.modules.items() if _from(m, scratch)]:
             del sys.modules[name]
-    return checked
+    return len(page.blocks)
 
 
 def _from(module: Any, folder: Path) -> bool:
@@ -304,7 +313,7 @@ def _from(module: Any, folder: Path) -> bool:
 
 
 @contextlib.contextmanager
-def _chdir(path: Path) -> Iterator[None]:  # contextlib.chdir is Python 3.11+
+def _chdir(path: Path) -> Iterator[None]:  # contextlib.chdir, which Python 3.10 lacks
     before = Path.cwd()
     os.chdir(path)
     try:
@@ -329,27 +338,23 @@ def run_notebook_page(page: Page, scratch: Path) -> int:
         resources={"metadata": {"path": str(scratch)}},
     )
     client.reset_execution_trackers()
-    last: Any = None  # the cell run last, until an Output block checks it
+    printed: str | None = None  # the stream text of the cell run last
     with client.setup_kernel():
         for block in page.blocks:
             if block.is_output:
-                if last is None:
-                    raise DocsError(f"{where(page, block)}: an Output block after no python")
-                printed = "".join(
-                    o.get("text", "") for o in last.outputs if o["output_type"] == "stream"
-                )
-                check_output(page, block, block.body, printed)
-                last = None
+                check_printed(page, block, printed)
+                printed = None
                 continue
-            last = None
+            printed = None
             if block.file:
-                target = scratch / block.file
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(block.body, encoding="utf-8")
+                write_file(scratch, block)
             elif block.language == "python":
-                last = nbformat.v4.new_code_cell(block.body.strip())
-                nb.cells.append(last)
-                client.execute_cell(last, len(nb.cells) - 1)
+                cell = nbformat.v4.new_code_cell(block.body.strip())
+                nb.cells.append(cell)
+                client.execute_cell(cell, len(nb.cells) - 1)
+                printed = "".join(
+                    o.get("text", "") for o in cell.outputs if o["output_type"] == "stream"
+                )
             elif block.language == "console":
                 run_console(page, block, scratch)
             elif block.language not in {"text", "mermaid"}:

@@ -52,6 +52,8 @@ def test_cpu_bound_tasks_run_in_parallel_in_worker_processes() -> None:
     # machine is shared, and a neighbour's burst must not decide the ratio (a busy machine
     # slows both; only a quiet moment shows what the executors can do).
     # Tasks of about a second each: the workers' start (about 70 ms) must not decide it.
+    # The bound is generous: threads holding the GIL give about 1.0x, two processes up to
+    # 2.0x; a CI run measured 1.55x best of 6 at load 0.93, so 1.6 was a speed assertion.
     loops = _loops_for(1.0)
     timings: dict[str, list[float]] = {"ThreadedExecutor": [], "ProcessExecutor": []}
     ratio = 0.0
@@ -62,14 +64,14 @@ def test_cpu_bound_tasks_run_in_parallel_in_worker_processes() -> None:
             timings[cls.__name__].append(time.perf_counter() - started)
         threads, procs = min(timings["ThreadedExecutor"]), min(timings["ProcessExecutor"])
         ratio = threads / procs
-        if len(timings["ThreadedExecutor"]) >= 3 and ratio >= 1.6:
+        if len(timings["ThreadedExecutor"]) >= 3 and ratio >= 1.3:
             break
     print(
         f"\n4 CPU-bound tasks of ~1 s (best of {len(timings['ThreadedExecutor'])}): "
         f"ThreadedExecutor(2) {threads:.2f} s, ProcessExecutor(2) {procs:.2f} s: "
         f"{ratio:.2f}x faster; load average {os.getloadavg()[0]:.2f}"
     )
-    assert ratio >= 1.6
+    assert ratio >= 1.3
 
 
 @pytest.mark.timeout(60)

@@ -146,3 +146,15 @@ def store_files(directory: Path) -> dict[str, bytes]:
         for p in sorted(directory.rglob("*"))
         if p.is_file()
     }
+
+
+def stored_state(directory: Path) -> dict[str, bytes]:
+    """The store's files, without the lease and lock files that only coordinate runs (a
+    run refused after taking the lease rewrites its holder and time), and SQLite's
+    shared-memory index (``-shm``), which every reader of a database in WAL mode updates
+    while another connection (a store keeps one between runs) holds it open."""
+    return {
+        name: data
+        for name, data in store_files(directory).items()
+        if ".lease-" not in name and not name.endswith((".lock", "-shm"))
+    }

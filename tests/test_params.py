@@ -27,6 +27,7 @@ from tests.helpers import EventLog
 from tests.run_helpers import (
     Runner,
     store_files,
+    stored_state,
 )
 
 
@@ -169,10 +170,10 @@ def test_a_store_that_saved_before_is_left_as_it_was_by_a_refused_param(
     store = JSONStateStore(tmp_path / "state.json")
     calls: list[str] = []
     SequentialExecutor(store).execute(pipeline(calls), params=GOOD)
-    before = store_files(tmp_path)
+    before = stored_state(tmp_path)
     with pytest.raises(WorkflowValidationError, match="'limit'"):
         SequentialExecutor(store).execute(pipeline(calls), params={**GOOD, "limit": {2}})
-    assert store_files(tmp_path) == before
+    assert stored_state(tmp_path) == before
 
 
 def test_without_a_store_any_value_is_a_param(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ from tests.run_helpers import (
     BUILT_IN,
     Runner,
     age_records,
-    store_files,
+    stored_state,
 )
 from tests.test_input_resume import ALL_TASKS, A, B, Daily
 
@@ -283,7 +283,7 @@ def test_a_plan_refuses_what_a_run_refuses(
 ) -> None:
     with pytest.raises(WorkflowValidationError, match=message):
         stored.plan(Daily().workflow(), **{"params": A, **options})
-    assert kept(tmp_path) == {}
+    assert stored_state(tmp_path) == {}
 
 
 # The plan loads a JSON store's records as a run does, refusing another workflow's names.
@@ -301,34 +301,23 @@ def test_a_plan_refuses_a_json_file_whose_task_names_another_workflow_holds(
     assert str(planned.value) == str(ran.value)
 
 
-def kept(directory: Path) -> dict[str, bytes]:
-    """The store's files, without the lease and lock files that only coordinate runs, and
-    SQLite's shared-memory index (``-shm``), which every reader of a database in WAL mode
-    updates while another connection (a store keeps one between runs) holds it open."""
-    return {
-        name: data
-        for name, data in store_files(directory).items()
-        if ".lease-" not in name and not name.endswith((".lock", "-shm"))
-    }
-
-
 def test_a_plan_writes_nothing(stored: Runner, store: Any, tmp_path: Path) -> None:
     d = Daily()
     d.settings["other"] = {"cache_ttl": 3600}
     saved_once(stored, d)
     store.delete_task_state("stamp", workflow="daily")
     age_records(store, "daily", ["other"], timedelta(hours=2))
-    before = kept(tmp_path)
+    before = stored_state(tmp_path)
     assert before
     for options in ({}, {"fresh": True}, {"targets": ["rows"]}, {"fingerprint_code": True}):
         stored.plan(d.workflow(), params=B, **options)
-        assert kept(tmp_path) == before, options
+        assert stored_state(tmp_path) == before, options
     assert d.take() == set()
 
 
 def test_a_plan_creates_no_store_file(stored: Runner, tmp_path: Path) -> None:
     stored.plan(Daily().workflow(), params=A)
-    assert kept(tmp_path) == {}
+    assert stored_state(tmp_path) == {}
 
 
 def journaled(path: Path, keep_main: bool) -> None:
@@ -351,9 +340,9 @@ def test_a_plan_reads_a_json_journal_and_leaves_it_as_it_is(
     d = Daily()
     saved_once(runner, d)
     journaled(tmp_path / "state.json", keep_main)
-    before = kept(tmp_path)
+    before = stored_state(tmp_path)
     plan = runner.plan(d.workflow(), params=A)
-    assert kept(tmp_path) == before  # not folded: a plan writes nothing
+    assert stored_state(tmp_path) == before  # not folded: a plan writes nothing
     assert plan.counts() == {"run": 0, "restore": 7, "skip": 0}  # what the run does:
     log = EventLog()
     runner.run(d.workflow(), params=A, observer=log)

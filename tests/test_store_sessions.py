@@ -325,11 +325,51 @@ async def test_an_sqlite_prefix_load_is_an_index_range_of_its_own_workflow(tmp_p
     found = await session.load("wf", [], prefixes=["p["])
     await session.aclose()
     assert {n: r.result for n, r in found.items()} == {"p[0]": 1, "p[1]": 2}
-    ((sql, params),) = select_for_run("wf", [], ["p["])
+    ((sql, params),), _ = select_for_run("wf", [], ["p["])
     with closing(sqlite3.connect(tmp_path / "s.db")) as db:
         plan = " ".join(str(row) for row in db.execute(f"EXPLAIN QUERY PLAN {sql}", params))
     assert "SCAN" not in plan  # a search on the primary key, not a table scan
     assert "task_name>? AND task_name<?" in plan.replace("=", "")
+
+
+SQLITE_KINDS = [k for k in STORE_KINDS if k[0].startswith("sqlite")]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", SQLITE_KINDS, ids=[k for k, _ in SQLITE_KINDS])
+@pytest.mark.parametrize("gone", [3, 5000], ids=["walk", "lookups"])
+async def test_an_sqlite_load_of_many_names_finds_exactly_the_runs_records(
+    tmp_path: Path, kind: tuple[str, Any], gone: int
+) -> None:
+    # More names than one chunk of lookups: the store counts what the workflow (and no
+    # workflow) holds, and walks all of it when that is at most twice the names, dropping
+    # the rest; else it looks each name up. Both must find the same records.
+    from flowweaver._store._sqlite_schema import COUNT_FOR_RUN, select_for_run
+
+    session = await open_session(kind[1](tmp_path))
+
+    def saved(name: str, value: Any) -> TaskRecord:
+        return record(name, session.encode(name, value))
+
+    names = [f"t{i}" for i in range(1200)]
+    await session.save("wf", [saved(n, i) for i, n in enumerate(names[:1000])])
+    await session.save("wf", [saved(f"gone{i}", "gone") for i in range(gone)])
+    await session.save("wf", [saved("m[0]", "item"), saved("m[1]", "item")])
+    await session.save("wf", [saved("mx", "not an item")])
+    await session.save("other", [saved(n, "other's") for n in names[:10]])
+    await session.save("", [saved("t1100", "ownerless"), saved("t5", "ownerless")])
+    found = await session.load("wf", [*names, "m"], prefixes=["m["])
+    await session.aclose()
+
+    expected: dict[str, Any] = {n: i for i, n in enumerate(names[:1000])}
+    expected.update({"t1100": "ownerless", "m[0]": "item", "m[1]": "item"})
+    assert {n: r.result for n, r in found.items()} == expected
+    assert found["t5"].workflow == "wf"
+    assert found["t1100"].workflow is None
+    with closing(sqlite3.connect(tmp_path / "s.db")) as db:
+        ((count,),) = db.execute(COUNT_FOR_RUN, ["wf"]).fetchall()
+    _, wanted = select_for_run("wf", [*names, "m"], ["m["], count)
+    assert (wanted is not None) == (gone == 3)  # the path this test meant to take
 
 
 @pytest.mark.anyio

@@ -667,7 +667,7 @@ class _Run:
         for i, rec in found.items():  # upstream tasks first: the order _resume found them in
             if i in given:
                 continue  # restored above
-            on_purpose = rec.status is TaskStatus.SKIPPED
+            on_purpose = rec.status is _SKIPPED
             if on_purpose and rec.token is None:
                 continue  # skipped by a rule: the scheduler decides it again
             # Only once every upstream task has ended as it did then: one that a rule now
@@ -681,8 +681,8 @@ class _Run:
         for i in sorted(restored):
             rec = found[i]
             t = self.tasks[i]
-            if rec.status is TaskStatus.SKIPPED:  # skipped on purpose: the decision stands
-                t._state = (TaskStatus.SKIPPED, None, None)
+            if rec.status is _SKIPPED:  # skipped on purpose: the decision stands
+                t._state = (_SKIPPED, None, None)
                 self.results[i] = SKIPPED
                 self.skipped.append(i)
             else:

@@ -29,8 +29,11 @@ from datetime import datetime, timezone
 
 import anyio
 
+from .._status import TaskStatus
 from .._store._api import AsyncStoreSession, TaskRecord
 from ._sigint import wait_event
+
+_COMPLETED = TaskStatus.COMPLETED
 
 
 class Writer:
@@ -118,7 +121,7 @@ class Writer:
         except BaseException:
             self._queue[:0] = batch
             raise
-        self._on_durable([i for i, record in batch if record.status.value == "COMPLETED"])
+        self._on_durable([i for i, record in batch if record.status is _COMPLETED])
 
     def close(self) -> None:
         """No more records: :meth:`run` returns once everything queued is saved."""
@@ -183,4 +186,4 @@ class Writer:
             # Not saved: put the batch back, so a later flush can still try.
             self._queue[:0] = batch
             raise
-        self._on_durable([i for i, record in batch if record.status.value == "COMPLETED"])
+        self._on_durable([i for i, record in batch if record.status is _COMPLETED])

@@ -63,6 +63,11 @@ from .._engine._graph import Graph
 from .._status import TaskStatus
 from ._api import TaskRecord
 
+# Module constants: reading an Enum member off its class costs a metaclass lookup, and
+# these are compared once or twice per saved task of a resume.
+_COMPLETED = TaskStatus.COMPLETED
+_SKIPPED = TaskStatus.SKIPPED
+
 
 @dataclass(slots=True)
 class TaskFacts:
@@ -140,8 +145,12 @@ def judge(
             reasons[i] = "selected with from_tasks"
             continue
         ups = graph.upstream[i]
-        waits = next((j for j in ups if j not in restore), None)
-        if rec.status is TaskStatus.SKIPPED and rec.token is None:
+        waits = None  # the first upstream task not restored (loops: no generator per task)
+        for j in ups:
+            if j not in restore:
+                waits = j
+                break
+        if rec.status is _SKIPPED and rec.token is None:
             # Skipped by a trigger rule: the run decides it again from its upstream
             # outcomes; listed (when they are all restored) so that its downstream may be.
             if waits is None:
@@ -163,13 +172,14 @@ def judge(
             continue
         if rec.inputs is not None and ups:
             consumed = rec.inputs.split(",")
-            tokens = [(j, restore[j].token) for j in ups]
-            changed = next(
-                (j for j, tok in tokens if tok is not None and tok not in consumed), None
-            )
-            if changed is not None:
-                reasons[i] = f"upstream `{names[changed]}` changed since it was saved"
-                continue
+            for j in ups:
+                token = restore[j].token
+                if token is not None and token not in consumed:
+                    reasons[i] = f"upstream `{names[j]}` changed since it was saved"
+                    break
+            else:
+                restore[i] = rec
+            continue
         restore[i] = rec
     return out
 
@@ -179,9 +189,7 @@ def stale_reason(rec: TaskRecord, workflow: str, facts: TaskFacts, now: datetime
     it can: completed (or skipped on purpose), of this workflow, of this version and
     code, young enough, saved with the parameters the task takes now."""
     status = rec.status
-    if status is not TaskStatus.COMPLETED and (
-        status is not TaskStatus.SKIPPED or rec.token is None
-    ):
+    if status is not _COMPLETED and (status is not _SKIPPED or rec.token is None):
         return "the saved attempt failed" if status is TaskStatus.FAILED else "no saved result"
     if rec.workflow is not None and rec.workflow != workflow:
         return f"saved by workflow {rec.workflow!r}"

@@ -57,6 +57,7 @@ from .._store._sessions import blocking_form
 from .._store._sqlite_schema import (
     BUSY_TIMEOUT,
     CHECKPOINT,
+    COUNT_FOR_RUN,
     CREATE_INDEXES,
     CREATE_TABLE,
     GC,
@@ -67,8 +68,10 @@ from .._store._sqlite_schema import (
     check_db_path,
     check_gc_days,
     check_shape,
+    counts_first,
     delete,
     gc_cutoff,
+    kept,
     pragmas,
     select_all,
     select_for_run,
@@ -389,9 +392,17 @@ class SQLiteSession:
         :raises StateStoreError: when the database cannot be read.
         """
         found: dict[str, TaskRecord] = {}
+        names = list(task_names)
+        wanted_prefixes = tuple(prefixes)
         with translate_errors(self._store._path, "read"):
-            for sql, params in select_for_run(workflow, list(task_names), prefixes):
+            saved = None
+            if counts_first(names):
+                saved = (self._db.execute(COUNT_FOR_RUN, [workflow]))[0][0]
+            statements, wanted = select_for_run(workflow, names, prefixes, saved)
+            for sql, params in statements:
                 for row in self._db.execute(sql, params):
+                    if wanted is not None and not kept(row[1], wanted, wanted_prefixes):
+                        continue
                     record = self._rows.record(row)
                     if record.workflow is not None or record.task_name not in found:
                         found[record.task_name] = record

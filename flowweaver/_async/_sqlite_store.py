@@ -39,7 +39,7 @@ from .._store._records import (
 from .._store._records import store_path as as_path
 from .._store._runs import (
     CREATE_RUNS,
-    CREATE_RUNS_INDEX,
+    CREATE_RUNS_INDEXES,
     GC_RUNS,
     MARK_INTERRUPTED,
     SELECT_RUN,
@@ -303,7 +303,7 @@ class AsyncSQLiteStateStore(AsyncBaseStateStore):
                         # another connection added them first
                         if "duplicate column" not in str(exc):
                             raise
-                for statement in (*CREATE_INDEXES, CREATE_RUNS, CREATE_RUNS_INDEX):
+                for statement in (*CREATE_INDEXES, CREATE_RUNS, *CREATE_RUNS_INDEXES):
                     await db.execute(statement)
                 if gc and self.enable_gc:
                     await self._collect(db)

@@ -67,8 +67,15 @@ CREATE TABLE IF NOT EXISTS runs (
     pid INTEGER,
     host TEXT
 )"""
-CREATE_RUNS_INDEX = (
-    "CREATE INDEX IF NOT EXISTS idx_runs_workflow_started ON runs(workflow, started)"
+# Each run reads only its own rows, whatever the history holds (a service keeps a month
+# of runs): the history's listing by workflow and time; garbage collection, which every
+# session runs, by start time; and begin_run's marking of its workflow's RUNNING runs as
+# INTERRUPTED, through a partial index of the few RUNNING rows. Without the last two, a
+# 10-task run over 20,000 past runs took 11.9 ms a run, 0.9 with them (1.0 over none).
+CREATE_RUNS_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS idx_runs_workflow_started ON runs(workflow, started)",
+    "CREATE INDEX IF NOT EXISTS idx_runs_started ON runs(started)",
+    "CREATE INDEX IF NOT EXISTS idx_runs_running ON runs(workflow) WHERE status = 'RUNNING'",
 )
 UPSERT_RUN = (
     f"INSERT OR REPLACE INTO runs ({_SELECT_RUNS}) VALUES ({', '.join('?' * len(RUN_COLUMNS))})"

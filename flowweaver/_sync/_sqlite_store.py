@@ -41,7 +41,7 @@ from .._store._records import (
 from .._store._records import store_path as as_path
 from .._store._runs import (
     CREATE_RUNS,
-    CREATE_RUNS_INDEX,
+    CREATE_RUNS_INDEXES,
     GC_RUNS,
     MARK_INTERRUPTED,
     SELECT_RUN,
@@ -305,7 +305,7 @@ class SQLiteStateStore(BaseStateStore):
                         # another connection added them first
                         if "duplicate column" not in str(exc):
                             raise
-                for statement in (*CREATE_INDEXES, CREATE_RUNS, CREATE_RUNS_INDEX):
+                for statement in (*CREATE_INDEXES, CREATE_RUNS, *CREATE_RUNS_INDEXES):
                     db.execute(statement)
                 if gc and self.enable_gc:
                     self._collect(db)

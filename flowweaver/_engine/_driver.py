@@ -662,34 +662,40 @@ class _Run:
         self.judged = judged
         # Only then does a dispatch have anything to decide (kept off the hot path).
         self.deciding = bool(self.later or self.keyed)
-        restored = []
         given = self.given_records
+        candidates = []
         for i, rec in found.items():  # upstream tasks first: the order _resume found them in
             if i in given:
                 continue  # restored above
             on_purpose = rec.status is _SKIPPED
             if on_purpose and rec.token is None:
                 continue  # skipped by a rule: the scheduler decides it again
-            # Only once every upstream task has ended as it did then: one that a rule now
-            # decides otherwise (it runs) makes its whole downstream run again too.
-            if sched.restorable(i):
-                sched.restore(i, skipped=on_purpose)
-                restored.append(i)
-            else:
-                judged.reasons[i] = "an upstream task ends otherwise than when it was saved"
+            candidates.append((i, on_purpose))
+        # Only once every upstream task has ended as it did then: one that a rule now
+        # decides otherwise (it runs) makes its whole downstream run again too.
+        restored = sched.restore_all(candidates)
+        if len(restored) < len(candidates):
+            done = set(restored)
+            for i, _ in candidates:
+                if i not in done:
+                    judged.reasons[i] = "an upstream task ends otherwise than when it was saved"
         emit = self.emit
+        tasks = self.tasks
+        results = self.results
+        restored_task = self.store.restored_task
         for i in sorted(restored):
             rec = found[i]
-            t = self.tasks[i]
+            t = tasks[i]
             if rec.status is _SKIPPED:  # skipped on purpose: the decision stands
                 t._state = (_SKIPPED, None, None)
-                self.results[i] = SKIPPED
+                results[i] = SKIPPED
                 self.skipped.append(i)
             else:
-                t._state = (_COMPLETED, rec.result, None)
-                self.results[i] = rec.result
+                value = rec.result
+                t._state = _COMPLETED_NONE if value is None else (_COMPLETED, value, None)
+                results[i] = value
             t._logs = rec.logs
-            self.store.restored_task(i)
+            restored_task(i)
             if emit is not None:
                 emit(TaskRestored(self.name, time.time(), t.name))
         if self.maps and restored:

@@ -443,6 +443,50 @@ class Scheduler:
         self.state[i] = HELD
         return self._release(i)
 
+    def restore_all(self, nodes: Iterable[tuple[int, bool]]) -> list[int]:
+        """:meth:`restore` each ``(node, skipped)`` in turn, upstream nodes first, when it
+        is :meth:`restorable` then; the others are left as they are (they run).
+
+        :returns: the nodes restored, in the order given.
+        """
+        state = self.state
+        pending = self._pending
+        counts = self._counts
+        group = self._group
+        downstream = self.downstream
+        ready = self._ready
+        restored = []
+        for i, skipped in nodes:
+            if (
+                state[i] != READY
+                or skipped
+                or pending[i]
+                or self.gate is not None
+                or i in counts
+                or (group and i in group)
+            ):
+                # Anything but a plain ready node: the general path.
+                if self.restorable(i):
+                    self.restore(i, skipped)
+                    restored.append(i)
+                continue
+            # restore and _release, inlined: a resume restores every node this way.
+            state[i] = DONE
+            self.unsettled -= 1
+            released = 0
+            for j in downstream[i]:
+                n = pending[j] - 1
+                pending[j] = n
+                if n == 0 and state[j] == WAITING:
+                    state[j] = READY
+                    ready.append(j)
+                    released += 1
+            self._n_ready += released - 1  # its own entry in the queue is dropped when reached
+            if self._watch and i in self._watch:
+                self._tell_ruled(i)
+            restored.append(i)
+        return restored
+
     def restorable(self, i: int) -> bool:
         """Node ``i`` has not started and every upstream node has ended (and been
         released): its saved outcome may stand in for running it."""

@@ -117,6 +117,47 @@ def test_a_run_on_a_damaged_row_says_which_row(tmp_path: Path) -> None:
         SequentialExecutor(SQLiteStateStore(path)).execute(wf)
 
 
+@pytest.mark.parametrize("how", ["blocking", "asyncio", "trio"])
+@pytest.mark.parametrize(("column", "raw"), [("error", "x'ff41'"), ("inputs", "x'c3'")])
+def test_a_run_on_a_row_that_is_not_utf8_says_which_row_and_column(
+    tmp_path: Path, how: str, column: str, raw: str
+) -> None:
+    # A run's load takes sqlite3's strict decoding as proof that no text is damaged and
+    # checks nothing (Database.select); text that is not UTF-8 sends the query through
+    # the surrogate-escaping decoder, and then every column is checked.
+    import anyio
+
+    import flowweaver.aio
+
+    path = damaged(tmp_path, column, f"CAST({raw} AS TEXT)")
+    wf = Workflow("wf")
+    wf.add_task(Task("t1", lambda: 1))
+
+    def run() -> None:
+        if how == "blocking":
+            SequentialExecutor(SQLiteStateStore(path)).execute(wf)
+        else:
+            executor = flowweaver.aio.SequentialExecutor(flowweaver.aio.SQLiteStateStore(path))
+            anyio.run(executor.execute, wf, backend=how)
+
+    with pytest.raises(StateStoreError, match=rf"task 't1'\): its '{column}' is not valid UTF-8"):
+        run()
+
+
+def test_select_says_whether_text_was_decoded_strictly(tmp_path: Path) -> None:
+    from flowweaver._store._db import Database
+
+    path = damaged(tmp_path, "error", "CAST(x'ff41' AS TEXT)")
+    db = Database.connect(str(path), 1.0)
+    try:
+        assert db.select("SELECT task_name FROM tasks") == ([("t1",)], True)
+        rows, strict = db.select("SELECT error FROM tasks")
+        assert (rows, strict) == ([("\udcffA",)], False)
+        assert db.select("SELECT task_name FROM tasks")[1] is True  # each query anew
+    finally:
+        db.close()
+
+
 # -- a FIFO for a store ------------------------------------------------------------------------
 
 fifo_only = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs mkfifo")

@@ -398,10 +398,11 @@ class AsyncSQLiteSession:
                 saved = (await self._db.execute(COUNT_FOR_RUN, [workflow]))[0][0]
             statements, wanted = select_for_run(workflow, names, prefixes, saved)
             for sql, params in statements:
-                for row in await self._db.execute(sql, params):
+                rows, strict = await self._db.select(sql, params)
+                for row in rows:
                     if wanted is not None and not kept(row[1], wanted, wanted_prefixes):
                         continue
-                    record = self._rows.record(row)
+                    record = self._rows.record(row, strict)
                     if record.workflow is not None or record.task_name not in found:
                         found[record.task_name] = record
         return found

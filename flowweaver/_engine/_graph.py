@@ -22,9 +22,11 @@ class Graph:
 
     :ivar upstream: for each node, the indices it depends on (in declaration order).
     :ivar downstream: for each node, the indices that depend on it.
+    :ivar forward: every node depends only on nodes before it (a workflow built in
+        order): the indices themselves are then a topological order.
     """
 
-    __slots__ = ("downstream", "index", "names", "upstream")
+    __slots__ = ("downstream", "forward", "index", "names", "upstream")
 
     def __init__(self, names: Sequence[str], depends_on: Mapping[str, Sequence[str]]) -> None:
         """Check and compile the graph.
@@ -74,6 +76,7 @@ class Graph:
             upstream.append(ups)
             for j in ups:
                 downstream[j].append(i)
+        self.forward = backwards_only
         if not backwards_only:
             cycle = self._find_cycle()
             if cycle:

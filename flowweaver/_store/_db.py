@@ -53,6 +53,7 @@ class Database:
     def __init__(self, conn: sqlite3.Connection, busy_timeout: float) -> None:
         self._conn = conn
         self._patience = busy_timeout
+        self._strict = True  # the last query's text was decoded strictly (see select)
 
     @property
     def idle(self) -> bool:
@@ -82,9 +83,18 @@ class Database:
                     raise
             check_cancelled_in_worker()
 
+    def select(self, sql: str, params: Params = ()) -> tuple[list[Any], bool]:
+        """:meth:`execute`, and whether the rows' text was decoded strictly: sqlite3's own
+        UTF-8 decoding, which fails on what is not UTF-8, leaves no lone surrogate to look
+        for (``Rows.record`` then skips its check of every column of every row)."""
+        self._strict = True
+        rows = self.execute(sql, params)
+        return rows, self._strict
+
     def _damaged_text(self, sql: str, params: Params) -> list[Any]:
         """The rows again, text that is not UTF-8 with lone surrogates instead of failing
         the whole query, so that ``Rows.record`` can say which row and column it is."""
+        self._strict = False
         conn = self._conn
         conn.text_factory = text_factory
         try:
@@ -161,6 +171,13 @@ class AsyncDatabase:
                 if not _busy(exc) or time.monotonic() >= deadline:
                     raise
             await anyio.lowlevel.checkpoint()
+
+    async def select(self, sql: str, params: Params = ()) -> tuple[list[Any], bool]:
+        """The blocking form's :meth:`Database.select`; aiosqlite's text always comes
+        through the surrogate-escaping factory, so it is never strict."""
+        if self._conn is None:
+            return await self._worker.run(self._sync().select, sql, params)
+        return await self.execute(sql, params), False
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         """Run one statement for each row of parameters (inside a transaction)."""

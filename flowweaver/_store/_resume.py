@@ -130,7 +130,8 @@ def judge(
     names = graph.names
     out = Judged()
     restore, later, reasons = out.restore, out.later, out.reasons
-    for i in graph.topological_order():
+    # Index order when it is topological: no order to work out per resume.
+    for i in range(len(names)) if graph.forward else graph.topological_order():
         if given and i in given:
             restore[i] = given[i]
             continue

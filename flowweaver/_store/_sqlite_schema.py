@@ -317,8 +317,11 @@ class Rows:
             None if record.logs is None else json.dumps(record.logs, ensure_ascii=False),
         )
 
-    def record(self, row: Sequence[Any]) -> TaskRecord:
+    def record(self, row: Sequence[Any], strict: bool = False) -> TaskRecord:
         """A :class:`TaskRecord` from a row, its result decoded.
+
+        :param strict: its text was decoded strictly (``Database.select``): no column
+            can hold a lone surrogate, so none is looked for.
 
         :raises StateStoreError: for a row this store cannot read, naming the row (its
             workflow and task name), the column and what is wrong with it.
@@ -336,7 +339,7 @@ class Rows:
             inputs,
             logs,
         ) = row
-        if not "".join([v for v in row if type(v) is str]).isascii():  # one check, in C
+        if not strict and not "".join([v for v in row if type(v) is str]).isascii():
             for column, value in zip(COLUMNS, row, strict=True):
                 if isinstance(value, str) and not value.isascii() and not _utf8(value):
                     raise self._damaged(row, f"its {column!r} is not valid UTF-8 text")

@@ -128,6 +128,8 @@ class RunStore:
         # item_stands.
         self._restored: set[int] = set()
         self.writer: Writer | None = None
+        self._encoder: Callable[[str, Any], Any] = _not_open
+        self._static = len(graph.names)  # the tasks of the graph (items come after)
 
     def _task_facts(self, i: int, plain: dict[str | None, TaskFacts]) -> TaskFacts:
         """What judging task ``i``'s record needs; ``plain``: the facts shared by the tasks
@@ -194,6 +196,8 @@ class RunStore:
                 self._release()
             raise
         self._session = session
+        # A result is encoded per task: the fewest calls that do it.
+        self._encoder = getattr(session, "encoder", session.encode)
         self.writer = Writer(
             session,
             self._workflow,
@@ -404,8 +408,7 @@ class RunStore:
 
     def encode(self, name: str, value: Any) -> Any:
         """Serialise a result on the loop thread; raises StateSerializationError."""
-        assert self._session is not None
-        return self._session.encode(name, value)
+        return self._encoder(name, value)
 
     def completed(self, i: int, encoded: Any, logs: list[str] | None = None) -> None:
         """Queue task ``i``'s COMPLETED record; its dependents wait until it is durable.
@@ -436,7 +439,11 @@ class RunStore:
         elif self._keys and i in self._keys:
             inputs = self._keys.pop(i)
         else:
-            used = sorted({tokens[j] or "" for j in self._graph.upstream[i]})
+            ups = self._graph.upstream[i]
+            if len(ups) == 1:  # a chain's step: nothing to sort or deduplicate
+                used = [tokens[ups[0]] or ""]
+            else:
+                used = sorted({tokens[j] or "" for j in ups})
             takes = self._takes
             inputs = ",".join([*used, *takes[i].values()] if takes else used)
         fingerprint = self._fingerprints[i] if self._fingerprints is not None else None
@@ -560,10 +567,11 @@ class RunStore:
     def started(self, i: int, why: str) -> None:
         """Task ``i`` starts an attempt: the history notes, once, that it ran and ``why``."""
         history = self.history
-        if history is not None and i < len(self._graph.names):
+        if history is not None and i < self._static:
+            ran = history.run.ran  # RunLog.ran, inline: once per task started
             name = self._tasks[i].name
-            if name not in history.run.ran:
-                history.ran(name, why)
+            if name not in ran:
+                ran[name] = why
 
     def restored_task(self, i: int) -> None:
         """Task ``i`` took its saved result: the history notes it."""
@@ -583,6 +591,10 @@ class RunStore:
             exc,
             shown or "none",
         )
+
+
+def _not_open(name: str, value: Any) -> Any:
+    raise AssertionError("the run's store session is not open")
 
 
 def _nothing_held(indices: list[int]) -> None:

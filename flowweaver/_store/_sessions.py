@@ -126,6 +126,8 @@ class ThreadSession:
         self._limiter = limiter
         self._guard = guard
         self.inline = guard is not None
+        #: ``encode`` without the calls in between: the built-in sessions' own encoder.
+        self.encoder: Callable[[str, Any], Any] = getattr(session, "encoder", session.encode)
 
     async def _run(self, func: Callable[..., T], *args: Any) -> T:
         if self.inline:

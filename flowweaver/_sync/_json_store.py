@@ -404,6 +404,8 @@ class JSONSession:
     def __init__(self, store: JSONStateStore) -> None:
         self._store = store
         self._state = store._state
+        #: What ``encode`` calls, for a caller that encodes every result of a run.
+        self.encoder = store._state.encode
         self._saved = False
         self._witness: tuple[str, object] | None = None
 

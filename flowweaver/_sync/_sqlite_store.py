@@ -371,6 +371,8 @@ class SQLiteSession:
     def __init__(self, store: SQLiteStateStore, db: Database) -> None:
         self._store = store
         self._rows = store._rows
+        #: What ``encode`` calls, for a caller that encodes every result of a run.
+        self.encoder = store._rows.encode
         self._db = db
         self._opened = file_id(store._path)
         self._commits = 0  # counted towards the store's next checkpoint (see _pool)

@@ -137,9 +137,15 @@ class Tee:
     def __init__(self, stream: TextIO, name: str) -> None:
         self._stream = stream
         self._name = name
+        # One write at a time: the C TextIOWrapper of CPython 3.10-3.12 lets the GIL go
+        # while it flushes, and a second thread's write then can corrupt its pending
+        # buffer (a test that prints from another thread during a capturing run crashed
+        # in this write once). Everything that prints while a run captures comes here.
+        self._lock = threading.RLock()
 
     def write(self, text: str) -> int:
-        n = self._stream.write(text)
+        with self._lock:
+            n = self._stream.write(text)
         if _runs:
             tail = tail_here()
             # A logging handler writing here (logging's last resort, which writes to

@@ -532,3 +532,35 @@ def test_a_result_the_store_refuses_fails_the_task_with_its_lines(stored: Runner
     assert wf.get_task("t").logs == ["made something odd"]  # type: ignore[union-attr]
     [record] = stored.store.list_records("odd")
     assert record.logs == ["made something odd"]
+
+
+def test_the_tee_writes_to_its_stream_one_write_at_a_time() -> None:
+    # CPython's TextIOWrapper lets the GIL go while it flushes, and a second thread's
+    # write can then corrupt it (a crash seen once in this file's test of another thread
+    # printing): the tee hands its stream one write at a time.
+    from flowweaver._capture import Tee
+
+    inside = 0
+    overlaps = 0
+    lock = threading.Lock()
+
+    class Slow:
+        def write(self, text: str) -> int:
+            nonlocal inside, overlaps
+            with lock:
+                inside += 1
+                overlaps += inside > 1
+            time.sleep(0.002)  # lets the GIL go, as a flush does
+            with lock:
+                inside -= 1
+            return len(text)
+
+    tee = Tee(Slow(), "stdout")  # type: ignore[arg-type]
+    threads = [
+        threading.Thread(target=lambda: [tee.write("x") for _ in range(20)]) for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert overlaps == 0

@@ -347,6 +347,34 @@ def test_a_different_result_runs_its_dependents_and_an_equal_one_further_down_cu
     assert d.take() == set()
 
 
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [(1, "1"), (None, "null"), ("true", True), ([1], "[1]"), ({"a": 1}, '{"a":1}')],
+    ids=["int-str", "none-str", "str-bool", "list-str", "dict-str"],
+)
+def test_a_result_whose_json_text_equals_the_old_ones_text_is_still_a_change(
+    stored: Runner, before: Any, after: Any
+) -> None:
+    # The JSON store keeps a result as a value: its token hashes the value's JSON, so the
+    # number 1 and the string "1" differ (hashing a str as it was made its dependents
+    # stand on the old result). An equal value still cuts off.
+    received: list[Any] = []
+
+    def workflow(value: Any) -> Workflow:
+        wf = Workflow("cutoff")
+        wf.add_task(Task("up", lambda: value, version=repr(value)))
+        wf.add_task(Task("down", lambda up: received.append(up) or repr(up)), depends_on=["up"])
+        return wf
+
+    stored.run(workflow(before))
+    wf = workflow(after)
+    stored.run(wf)
+    assert received == [before, after]
+    assert results(wf)["down"] == repr(after)
+    stored.run(workflow(after))  # the same value again: restored, nothing runs
+    assert received == [before, after]
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize("kind", [name for name, _ in BUILT_IN])
 async def test_an_awaited_run_with_new_params_cancelled_midway_resumes_with_nothing_stale(

@@ -5,6 +5,7 @@ tasks a run restores at the start, decides later, or runs."""
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -58,7 +59,17 @@ def test_a_token_depends_on_the_value_and_the_task_not_on_the_run() -> None:
 def test_the_json_stores_copies_hash_by_content_whatever_the_dict_order(value: Any) -> None:
     if isinstance(value, dict):
         reordered = dict(reversed(list(value.items())))
-        assert result_token("t", value) == result_token("t", reordered)
+        assert result_token("t", value, value=True) == result_token("t", reordered, value=True)
+
+
+@given(JSON)
+def test_the_json_stores_copy_hashes_as_its_canonical_json_text(value: Any) -> None:
+    # value=True: the JSON store's copy of the value is hashed as its JSON, whatever its
+    # type, so a str is hashed with its quotes and never as a number's or None's text.
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    assert result_token("t", value, value=True) == result_token("t", text)
+    if isinstance(value, str):
+        assert result_token("t", value, value=True) != result_token("t", value)
 
 
 def test_a_value_that_cannot_be_hashed_gets_a_token_that_matches_nothing() -> None:

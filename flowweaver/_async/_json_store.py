@@ -404,6 +404,8 @@ class AsyncJSONSession:
         self._state = store._state
         #: What ``encode`` calls, for a caller that encodes every result of a run.
         self.encoder = store._state.encode
+        #: ``encode`` gives the value itself (a copy), not text: under plain JSON.
+        self.encodes_values = store._state.plain_json
         self._saved = False
         self._witness: tuple[str, object] | None = None
 

@@ -129,6 +129,7 @@ class RunStore:
         self._restored: set[int] = set()
         self.writer: Writer | None = None
         self._encoder: Callable[[str, Any], Any] = _not_open
+        self._values = False
         self._static = len(graph.names)  # the tasks of the graph (items come after)
 
     def _task_facts(self, i: int, plain: dict[str | None, TaskFacts]) -> TaskFacts:
@@ -198,6 +199,8 @@ class RunStore:
         self._session = session
         # A result is encoded per task: the fewest calls that do it.
         self._encoder = getattr(session, "encoder", session.encode)
+        # What encode gives is the value itself, not its text (see result_token).
+        self._values = bool(getattr(session, "encodes_values", False))
         self.writer = Writer(
             session,
             self._workflow,
@@ -431,7 +434,9 @@ class RunStore:
         assert self.writer is not None
         t = self._tasks[i]
         name = t.name
-        token = result_token(name, encoded) if status is _COMPLETED else skip_token(name)
+        token = (
+            result_token(name, encoded, self._values) if status is _COMPLETED else skip_token(name)
+        )
         tokens = self._tokens
         tokens[i] = token
         if i >= len(self._graph.names):

@@ -59,6 +59,8 @@ class JSONState:
         self.journal = path.with_name(path.name + ".journal")
         self.serializer = serializer
         self._plain_json = isinstance(serializer, JSONSerializer)
+        #: Results are kept as plain JSON values: ``encode`` gives a copy of the value.
+        self.plain_json = self._plain_json
         self.records: dict[str, Raw] = {}
         self._rendered: dict[str, tuple[Raw, str]] = {}  # name -> (record, its pretty text)
         self.main: Identity | None = None

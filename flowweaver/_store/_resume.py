@@ -251,15 +251,29 @@ def inputs_unchanged(
     return None
 
 
-def result_token(name: str, encoded: Any) -> str:
+def result_token(name: str, encoded: Any, value: bool = False) -> str:
     """The token of a task's result: a hash of its name and its stored form, so that a
     task that runs again and returns an equal value gets the same token (and its
-    dependents stand: early cut-off), while an equal value of another task does not."""
-    if isinstance(encoded, str):
+    dependents stand: early cut-off), while an equal value of another task does not.
+
+    :param value: ``encoded`` is the value itself (the JSON store keeps its own copy of
+        a plain value), not the text or bytes a serializer made of it: it is hashed as
+        canonical JSON whatever its type, so that the string ``"1"`` and the number
+        ``1`` (or ``"null"`` and None) never share a token.
+    """
+    if value:
+        if encoded is None:  # what _CANONICAL writes for it, without the encoder's call
+            data = b"null"
+        else:
+            try:
+                data = _CANONICAL(encoded).encode("utf-8", "surrogatepass")
+            except Exception:
+                return uuid.uuid4().hex[:16]  # matches nothing: its dependents run again
+    elif isinstance(encoded, str):
         data = encoded.encode("utf-8", "surrogatepass")
     elif isinstance(encoded, bytes):
         data = encoded
-    else:  # the JSON store's own copy of a plain value
+    else:  # a store of one's own that encodes into something else
         try:
             data = _CANONICAL(encoded).encode("utf-8", "surrogatepass")
         except Exception:

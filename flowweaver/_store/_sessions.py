@@ -128,6 +128,7 @@ class ThreadSession:
         self.inline = guard is not None
         #: ``encode`` without the calls in between: the built-in sessions' own encoder.
         self.encoder: Callable[[str, Any], Any] = getattr(session, "encoder", session.encode)
+        self.encodes_values = bool(getattr(session, "encodes_values", False))
 
     async def _run(self, func: Callable[..., T], *args: Any) -> T:
         if self.inline:

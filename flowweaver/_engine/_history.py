@@ -72,10 +72,6 @@ class RunLog:
         await self._begin_run(self.run)
         self._begun = True
 
-    def ran(self, name: str, reason: str) -> None:
-        """Task ``name`` is running (its first attempt), because of ``reason``."""
-        self.run.ran[name] = reason
-
     def restored(self, name: str) -> None:
         """Task ``name`` took its saved result instead of running."""
         self.run.restored.append(name)

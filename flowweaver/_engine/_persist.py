@@ -573,7 +573,7 @@ class RunStore:
         """Task ``i`` starts an attempt: the history notes, once, that it ran and ``why``."""
         history = self.history
         if history is not None and i < self._static:
-            ran = history.run.ran  # RunLog.ran, inline: once per task started
+            ran = history.run.ran  # the run's record of why each task ran: once per task
             name = self._tasks[i].name
             if name not in ran:
                 ran[name] = why

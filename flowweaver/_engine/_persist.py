@@ -284,7 +284,7 @@ class RunStore:
         if not self._records:
             return Judged(default="fresh run" if self._fresh else "no saved result")
         plain: dict[str | None, TaskFacts] = {}
-        self._facts = [self._task_facts(i, plain) for i in range(len(self._graph.names))]
+        self._facts = [self._task_facts(i, plain) for i in range(self._static)]
         found = judge(
             self._graph,
             self._workflow,
@@ -439,7 +439,7 @@ class RunStore:
         )
         tokens = self._tokens
         tokens[i] = token
-        if i >= len(self._graph.names):
+        if i >= self._static:
             inputs = self._item_inputs(i)
         elif self._keys and i in self._keys:
             inputs = self._keys.pop(i)
@@ -563,9 +563,7 @@ class RunStore:
             # The selection's tasks: those outside it whose saved results it took
             # (from_tasks) were neither run nor restored by this run.
             given = self._given
-            static = [
-                t for i, t in enumerate(self._tasks[: len(self._graph.names)]) if i not in given
-            ]
+            static = [t for i, t in enumerate(self._tasks[: self._static]) if i not in given]
             status, counts = outcome(static, set(history.run.restored), ok, interrupted)
             await history.end(status, counts)
 
@@ -580,7 +578,7 @@ class RunStore:
 
     def restored_task(self, i: int) -> None:
         """Task ``i`` took its saved result: the history notes it."""
-        if self.history is not None and i < len(self._graph.names):
+        if self.history is not None and i < self._static:
             self.history.restored(self._tasks[i].name)
 
     def _log_unsaved(self, exc: Exception) -> None:

@@ -453,38 +453,24 @@ class Scheduler:
         pending = self._pending
         counts = self._counts
         group = self._group
-        downstream = self.downstream
-        ready = self._ready
+        plain = self.gate is None
         restored = []
         for i, skipped in nodes:
             if (
-                state[i] != READY
-                or skipped
-                or pending[i]
-                or self.gate is not None
-                or i in counts
-                or (group and i in group)
+                plain
+                and state[i] == READY
+                and not (skipped or pending[i] or i in counts)
+                and not (group and i in group)
             ):
-                # Anything but a plain ready node: the general path.
-                if self.restorable(i):
-                    self.restore(i, skipped)
-                    restored.append(i)
-                continue
-            # restore and _release, inlined: a resume restores every node this way.
-            state[i] = DONE
-            self.unsettled -= 1
-            released = 0
-            for j in downstream[i]:
-                n = pending[j] - 1
-                pending[j] = n
-                if n == 0 and state[j] == WAITING:
-                    state[j] = READY
-                    ready.append(j)
-                    released += 1
-            self._n_ready += released - 1  # its own entry in the queue is dropped when reached
-            if self._watch and i in self._watch:
-                self._tell_ruled(i)
-            restored.append(i)
+                # What restore does for a plain ready node, without its checks: a resume
+                # restores every node this way. Its entry in the queue is dropped when
+                # reached.
+                self._n_ready -= 1
+                self._release(i)
+                restored.append(i)
+            elif self.restorable(i):
+                self.restore(i, skipped)
+                restored.append(i)
         return restored
 
     def restorable(self, i: int) -> bool:

@@ -53,7 +53,6 @@ class Database:
     def __init__(self, conn: sqlite3.Connection, busy_timeout: float) -> None:
         self._conn = conn
         self._patience = busy_timeout
-        self._strict = True  # the last query's text was decoded strictly (see select)
 
     @property
     def idle(self) -> bool:
@@ -72,29 +71,26 @@ class Database:
 
     def execute(self, sql: str, params: Params = ()) -> list[Any]:
         """Run one statement and return its rows."""
-        deadline = wait_deadline(self._patience)
-        while True:
-            try:
-                return self._conn.execute(sql, params).fetchall()
-            except sqlite3.OperationalError as exc:
-                if "Could not decode" in str(exc):  # sqlite3's text for TEXT not UTF-8
-                    return self._damaged_text(sql, params)
-                if not _busy(exc) or time.monotonic() >= deadline:
-                    raise
-            check_cancelled_in_worker()
+        return self.select(sql, params)[0]
 
     def select(self, sql: str, params: Params = ()) -> tuple[list[Any], bool]:
         """:meth:`execute`, and whether the rows' text was decoded strictly: sqlite3's own
         UTF-8 decoding, which fails on what is not UTF-8, leaves no lone surrogate to look
         for (``Rows.record`` then skips its check of every column of every row)."""
-        self._strict = True
-        rows = self.execute(sql, params)
-        return rows, self._strict
+        deadline = wait_deadline(self._patience)
+        while True:
+            try:
+                return self._conn.execute(sql, params).fetchall(), True
+            except sqlite3.OperationalError as exc:
+                if "Could not decode" in str(exc):  # sqlite3's text for TEXT not UTF-8
+                    return self._damaged_text(sql, params), False
+                if not _busy(exc) or time.monotonic() >= deadline:
+                    raise
+            check_cancelled_in_worker()
 
     def _damaged_text(self, sql: str, params: Params) -> list[Any]:
         """The rows again, text that is not UTF-8 with lone surrogates instead of failing
         the whole query, so that ``Rows.record`` can say which row and column it is."""
-        self._strict = False
         conn = self._conn
         conn.text_factory = text_factory
         try:

@@ -58,9 +58,8 @@ class JSONState:
         self.path = path
         self.journal = path.with_name(path.name + ".journal")
         self.serializer = serializer
-        self._plain_json = isinstance(serializer, JSONSerializer)
         #: Results are kept as plain JSON values: ``encode`` gives a copy of the value.
-        self.plain_json = self._plain_json
+        self.plain_json = isinstance(serializer, JSONSerializer)
         self.records: dict[str, Raw] = {}
         self._rendered: dict[str, tuple[Raw, str]] = {}  # name -> (record, its pretty text)
         self.main: Identity | None = None
@@ -290,7 +289,7 @@ class JSONState:
 
         :raises StateSerializationError: naming the task and the type.
         """
-        if self._plain_json:
+        if self.plain_json:
             return encode_json_copy(task_name, value)
         return encode(self.serializer, task_name, value)
 
@@ -310,7 +309,7 @@ class JSONState:
         if record.logs is not None:
             raw["logs"] = record.logs
         result = record.result
-        if not self._plain_json and result is not None:
+        if not self.plain_json and result is not None:
             if isinstance(result, bytes):
                 raw["result"] = base64.b64encode(result).decode("ascii")
                 raw["result_encoding"] = "base64"
@@ -338,7 +337,7 @@ class JSONState:
     def _result(self, name: str, raw: Raw) -> Any:
         value = raw.get("result")
         encoding = raw.get("result_encoding")
-        if self._plain_json:
+        if self.plain_json:
             if encoding is not None:
                 why = f"it was written with another serializer ({encoding} encoding)"
                 raise self._wrong_serializer(name, why)

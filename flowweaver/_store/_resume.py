@@ -171,18 +171,27 @@ def judge(
             later[i] = rec
             reasons[i] = f"upstream `{names[waits]}` will run"
             continue
-        if rec.inputs is not None and ups:
-            consumed = rec.inputs.split(",")
-            for j in ups:
-                token = restore[j].token
-                if token is not None and token not in consumed:
-                    reasons[i] = f"upstream `{names[j]}` changed since it was saved"
-                    break
-            else:
-                restore[i] = rec
+        changed = _changed_upstream(ups, restore, rec.inputs)
+        if changed is not None:
+            reasons[i] = f"upstream `{names[changed]}` changed since it was saved"
             continue
         restore[i] = rec
     return out
+
+
+def _changed_upstream(
+    ups: Sequence[int], restore: Mapping[int, TaskRecord], inputs: str | None
+) -> int | None:
+    """The first restored upstream task whose token is not among ``inputs`` (None: none,
+    or a record that keeps no inputs, which the upstream checks then decide alone)."""
+    if inputs is None or not ups:
+        return None
+    consumed = inputs.split(",")
+    for j in ups:
+        token = restore[j].token
+        if token is not None and token not in consumed:
+            return j
+    return None
 
 
 def stale_reason(rec: TaskRecord, workflow: str, facts: TaskFacts, now: datetime) -> str | None:
@@ -261,19 +270,13 @@ def result_token(name: str, encoded: Any, value: bool = False) -> str:
         canonical JSON whatever its type, so that the string ``"1"`` and the number
         ``1`` (or ``"null"`` and None) never share a token.
     """
-    if value:
-        if encoded is None:  # what _CANONICAL writes for it, without the encoder's call
-            data = b"null"
-        else:
-            try:
-                data = _CANONICAL(encoded).encode("utf-8", "surrogatepass")
-            except Exception:
-                return uuid.uuid4().hex[:16]  # matches nothing: its dependents run again
-    elif isinstance(encoded, str):
+    if not value and isinstance(encoded, str):
         data = encoded.encode("utf-8", "surrogatepass")
-    elif isinstance(encoded, bytes):
+    elif not value and isinstance(encoded, bytes):
         data = encoded
-    else:  # a store of one's own that encodes into something else
+    elif encoded is None:  # what _CANONICAL writes for it, without the encoder's call
+        data = b"null"
+    else:  # a value, or what a store of one's own encodes into: as canonical JSON
         try:
             data = _CANONICAL(encoded).encode("utf-8", "surrogatepass")
         except Exception:

@@ -26,12 +26,8 @@ from typing import Any
 from .._errors import WorkflowValidationError
 from .._status import TaskStatus
 from ._api import StateSerializationError, StateStoreError, TaskRecord
-from ._records import format_timestamp, parse_timestamp
+from ._records import STATUS_OF_TEXT, format_timestamp, parse_timestamp
 from ._serializers import JSONSerializer, NotJSONError, Serializer, encode, json_copy
-
-# A status from its text: a dict lookup, where calling TaskStatus costs more than the
-# rest of reading a row's status (a resume reads one per saved task).
-_STATUS_OF_TEXT = {s.value: s for s in TaskStatus}
 
 #: How long a statement waits for another connection's write lock before failing.
 BUSY_TIMEOUT = 30.0
@@ -343,7 +339,7 @@ class Rows:
             for column, value in zip(COLUMNS, row, strict=True):
                 if isinstance(value, str) and not value.isascii() and not _utf8(value):
                     raise self._damaged(row, f"its {column!r} is not valid UTF-8 text")
-        task_status = _STATUS_OF_TEXT.get(status) if type(status) is str else None
+        task_status = STATUS_OF_TEXT.get(status) if type(status) is str else None
         if task_status is None:
             names = ", ".join(s.value for s in TaskStatus)
             raise self._damaged(row, f"its status {status!r} is not one of {names}")

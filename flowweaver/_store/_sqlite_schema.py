@@ -201,6 +201,15 @@ def gc_cutoff(days: int, now: datetime | None = None) -> str:
     return format_timestamp(now - timedelta(days=days))
 
 
+def expired(stamp: object, cutoff: str) -> bool:
+    """A row's ``timestamp`` is one :data:`GC` deletes with this cutoff, compared as SQLite
+    compares: text by its bytes (UTF-8 sorts as its code points do), any number below
+    any text, NULL and blobs never."""
+    if type(stamp) is str:
+        return stamp < cutoff
+    return type(stamp) is int or type(stamp) is float
+
+
 def check_shape(path: Path, columns: Sequence[Sequence[Any]]) -> list[str]:
     """Fail unless ``PRAGMA table_info(tasks)`` shows a table this store can use.
 

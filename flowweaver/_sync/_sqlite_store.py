@@ -70,6 +70,7 @@ from .._store._sqlite_schema import (
     check_shape,
     counts_first,
     delete,
+    expired,
     gc_cutoff,
     kept,
     pragmas,
@@ -99,8 +100,8 @@ class SQLiteStateStore(BaseStateStore):
 
     :param db_path: the database file. Its folder must exist (it is not created).
     :param enable_gc: delete records older than ``gc_days``, and runs that started
-        before then, whenever a run opens the store (and the first time this object
-        opens it).
+        before then, whenever a run opens the store (in the run's first commit; the run
+        never restores such a record) and the first time this object opens it.
     :param gc_days: how many days of history to keep (a whole number above 0).
     :param serializer: how results are stored (keyword-only): JSON by default;
         ``PickleSerializer()`` for any picklable object (never on an untrusted file); or
@@ -262,18 +263,13 @@ class SQLiteStateStore(BaseStateStore):
     # -- a run's session -------------------------------------------------------------------------
 
     def _open_session(self) -> SQLiteSession:
-        # Every session collects old records, on a kept connection too (see _pool).
+        # Every session collects old records, on a kept connection too (see _pool), in
+        # its first transaction: a transaction of its own cost a small run a fifth of
+        # what the store costs it.
         db = self._idle.take(self._path)
         if db is None:
-            return SQLiteSession(self, self._connect(gc=True))
-        if self.enable_gc:
-            try:
-                with translate_errors(self._path, "open"):
-                    self._collect(db)
-            except BaseException:
-                db.close()
-                raise
-        return SQLiteSession(self, db)
+            db = self._connect(gc=False)
+        return SQLiteSession(self, db, gc_cutoff(self.gc_days) if self.enable_gc else None)
 
     # -- the database ----------------------------------------------------------------------------
 
@@ -368,8 +364,13 @@ class SQLiteSession:
     deleted or replaced mid-run fails the run instead of losing every record silently.
     """
 
-    def __init__(self, store: SQLiteStateStore, db: Database) -> None:
+    def __init__(self, store: SQLiteStateStore, db: Database, cutoff: str | None) -> None:
         self._store = store
+        # Records older than ``cutoff`` are garbage (None: kept): deleted by the session's
+        # first transaction, whichever it is (a batch, the run's beginning, or aclose
+        # when nothing was written), and until then never loaded, as if gone already.
+        self._cutoff = cutoff
+        self._collect = cutoff is not None
         self._rows = store._rows
         #: What ``encode`` calls, for a caller that encodes every result of a run.
         self.encoder = store._rows.encode
@@ -396,6 +397,7 @@ class SQLiteSession:
         found: dict[str, TaskRecord] = {}
         names = list(task_names)
         wanted_prefixes = tuple(prefixes)
+        cutoff = self._cutoff if self._collect else None
         with translate_errors(self._store._path, "read"):
             saved = None
             if counts_first(names):
@@ -405,6 +407,8 @@ class SQLiteSession:
                 rows, strict = self._db.select(sql, params)
                 for row in rows:
                     if wanted is not None and not kept(row[1], wanted, wanted_prefixes):
+                        continue
+                    if cutoff is not None and expired(row[5], cutoff):
                         continue
                     record = self._rows.record(row, strict)
                     if record.workflow is not None or record.task_name not in found:
@@ -422,7 +426,7 @@ class SQLiteSession:
         check_same_file(self._store._path, self._opened)
         rows = [self._rows.row(r, workflow) for r in records]
         with translate_errors(self._store._path, "write"):
-            _write(self._db, [(UPSERT, rows)])
+            self._write([(UPSERT, rows)])
         self._commits += 1
 
     def begin_run(self, run: RunRecord) -> None:
@@ -445,7 +449,18 @@ class SQLiteSession:
     ) -> None:
         check_same_file(self._store._path, self._opened)
         with translate_errors(self._store._path, "write"):
-            _write(self._db, [*before, (UPSERT_RUN, [to_row(run)])])
+            self._write([*before, (UPSERT_RUN, [to_row(run)])])
+
+    def _write(self, statements: list[tuple[str, Sequence[Sequence[Any]] | None]]) -> None:
+        """``statements`` in one transaction, after the collection of old records when it
+        is still to be done (then done once this one commits)."""
+        if self._collect:
+            cutoff = [[self._cutoff]]
+            _write(self._db, [(GC, cutoff), (GC_RUNS, cutoff), *statements])
+            self._collect = False
+            self._store._collected = True
+        else:
+            _write(self._db, statements)
 
     def close(self) -> None:
         """Give the connection back to the store for its next session, or close it
@@ -453,6 +468,10 @@ class SQLiteSession:
         as no reader holds it back."""
         store = self._store
         try:
+            if self._collect:  # nothing was written: collect on its own
+                check_same_file(store._path, self._opened)
+                with translate_errors(store._path, "write"):
+                    self._write([])
             if store._idle.due(self._commits):
                 with translate_errors(store._path, "write"):
                     self._db.execute(CHECKPOINT)

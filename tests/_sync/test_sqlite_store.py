@@ -328,6 +328,79 @@ def test_records_older_than_gc_days_are_collected_when_a_store_opens(path: Path)
     assert query(path, "SELECT task_name FROM tasks") == []
 
 
+def test_a_session_collects_in_its_first_transaction_and_never_loads_the_garbage(
+    path: Path,
+) -> None:
+    store = SQLiteStateStore(path)
+    session = store._open_session()
+    session.close()  # the table exists; the store may keep this connection
+    old_row(path, "ancient", days=40)
+    old_row(path, "recent", days=20)
+    session = store._open_session()
+    try:
+        loaded = session.load("wf", ["ancient", "recent"])
+        assert list(loaded) == ["recent"]  # as if collected already
+        # nothing is written before the session's first transaction, collection included
+        assert sorted(query(path, "SELECT task_name FROM tasks")) == [("ancient",), ("recent",)]
+        session.save("wf", [record("new", session.encode("new", 1))])
+        names = query(path, "SELECT task_name FROM tasks ORDER BY task_name")
+        assert names == [("new",), ("recent",)]  # collected with the batch, in one commit
+        old_row(path, "later", days=40)
+        session.save("wf", [record("newer", session.encode("newer", 2))])
+        assert ("later",) in query(path, "SELECT task_name FROM tasks")  # once a session
+    finally:
+        session.close()
+
+
+def test_a_failed_first_transaction_leaves_the_collection_to_the_next(path: Path) -> None:
+    store = SQLiteStateStore(path)
+    session = store._open_session()
+    session.close()
+    old_row(path, "ancient", days=40)
+    session = store._open_session()
+    try:
+        with pytest.raises(StateStoreError, match="binding"):
+            # a row sqlite3 cannot bind fails the batch after the collection's statements
+            # ran in its transaction: nothing of it is committed, the collection neither
+            session.save("wf", [record("bad", object())])
+        assert query(path, "SELECT task_name FROM tasks") == [("ancient",)]
+    finally:
+        session.close()  # collects, as a session that wrote nothing does
+    assert query(path, "SELECT task_name FROM tasks") == []
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "2000-01-01T00:00:00.000000+00:00",
+        "2999-01-01T00:00:00.000000+00:00",
+        "garbage",
+        "",
+        "ünïcödé",
+        "5",
+        "2.5",
+        7,
+        -1.5,
+        None,
+        b"\x00\xff",
+    ],
+)
+def test_what_a_session_leaves_unloaded_is_what_sqlite_collects(stamp: Any) -> None:
+    from flowweaver._store._sqlite_schema import expired, gc_cutoff
+
+    cutoff = gc_cutoff(30)
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute("CREATE TABLE t (timestamp DATETIME)")  # the tasks table's affinity
+        conn.execute("INSERT INTO t VALUES (?)", (stamp,))
+        [(stored, collected)] = conn.execute(
+            "SELECT timestamp, coalesce(timestamp < ?, 0) FROM t", (cutoff,)
+        ).fetchall()
+    finally:
+        conn.close()
+    assert expired(stored, cutoff) is bool(collected)
+
+
 def test_enable_gc_false_keeps_every_record(path: Path) -> None:
     SQLiteStateStore(path).clear_all_states()
     old_row(path, "ancient", days=400)

@@ -116,6 +116,46 @@ def test_each_rule_says_why_a_record_is_stale(
     assert stale_reason(rec("t", **changes), "wf", facts, NOW) == reason
 
 
+def test_judge_restores_a_task_exactly_when_stale_reason_finds_nothing() -> None:
+    # judge checks the records of plain tasks (nothing but a version to check) without
+    # stale_reason: both must come to the same decision and give the same reason, for
+    # every combination of what a record and a task's facts hold (31,104 of them).
+    dated = f"tok,{param_entry('date', 1)}"
+    all_facts = [
+        TaskFacts(version, fingerprint, ttl, False, params)
+        for version, fingerprint, ttl, params in itertools.product(
+            [None, "1", "2"], [None, "f1", "f2"], [None, 60.0], [{}, {"date": dated[4:]}]
+        )
+    ]
+    for status, token, workflow, version, fingerprint, inputs, age in itertools.product(
+        [TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.SKIPPED],
+        [None, "t"],
+        ["wf", "other", None],
+        [None, "1", "2"],
+        [None, "f1"],
+        [None, "", "tok", dated],
+        [0, 120],
+    ):
+        r = rec(
+            "t",
+            token=token,
+            inputs=inputs,
+            status=status,
+            workflow=workflow,
+            version=version,
+            fingerprint=fingerprint,
+            timestamp=NOW - timedelta(seconds=age),
+        )
+        for facts in all_facts:
+            judged = judge(Graph(["t"], {}), "wf", {"t": r}, [facts], NOW)
+            if status is TaskStatus.SKIPPED and token is None:
+                assert 0 in judged.restore  # skipped by a rule: decided again by the run
+                continue
+            why = stale_reason(r, "wf", facts, NOW)
+            assert (0 in judged.restore) == (why is None), (r, facts)
+            assert judged.reasons.get(0) == why, (r, facts)
+
+
 def test_a_naive_timestamp_from_a_users_store_is_local_time() -> None:
     naive = (NOW - timedelta(hours=2)).astimezone().replace(tzinfo=None)
     assert stale_reason(rec("t", timestamp=naive), "wf", TaskFacts(None, ttl=3600), NOW) == (

@@ -682,8 +682,9 @@ class _Run:
         emit = self.emit
         tasks = self.tasks
         results = self.results
-        restored_task = self.store.restored_task
-        for i in sorted(restored):
+        restored = sorted(restored)
+        self.store.restored_tasks(restored)
+        for i in restored:
             rec = found[i]
             t = tasks[i]
             if rec.status is _SKIPPED:  # skipped on purpose: the decision stands
@@ -695,7 +696,6 @@ class _Run:
                 t._state = _COMPLETED_NONE if value is None else (_COMPLETED, value, None)
                 results[i] = value
             t._logs = rec.logs
-            restored_task(i)
             if emit is not None:
                 emit(TaskRestored(self.name, time.time(), t.name))
         if self.maps and restored:

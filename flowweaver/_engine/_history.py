@@ -72,10 +72,6 @@ class RunLog:
         await self._begin_run(self.run)
         self._begun = True
 
-    def restored(self, name: str) -> None:
-        """Task ``name`` took its saved result instead of running."""
-        self.run.restored.append(name)
-
     async def end(self, status: str, counts: Mapping[str, int]) -> None:
         """Record how the run ended.
 

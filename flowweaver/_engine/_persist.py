@@ -578,8 +578,15 @@ class RunStore:
 
     def restored_task(self, i: int) -> None:
         """Task ``i`` took its saved result: the history notes it."""
-        if self.history is not None and i < self._static:
-            self.history.restored(self._tasks[i].name)
+        self.restored_tasks((i,))
+
+    def restored_tasks(self, indices: Sequence[int]) -> None:
+        """These tasks took their saved results (at the start: one call for them all)."""
+        history = self.history
+        if history is not None:
+            static = self._static
+            tasks = self._tasks
+            history.run.restored.extend([tasks[i].name for i in indices if i < static])
 
     def _log_unsaved(self, exc: Exception) -> None:
         names = self.writer.unsaved() if self.writer is not None else []

@@ -86,6 +86,14 @@ class TaskFacts:
     ttl: float | None = None
     keyed: bool = False
     params: dict[str, str] = field(default_factory=dict)
+    #: nothing but the version to check (most tasks): :func:`judge` checks such a task's
+    #: record without calling :func:`stale_reason`.
+    plain: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.plain = (
+            self.fingerprint is None and self.ttl is None and not (self.keyed or self.params)
+        )
 
 
 @dataclass(slots=True)
@@ -159,11 +167,21 @@ def judge(
             else:
                 reasons[i] = f"upstream `{names[waits]}` will run"
             continue
-        why = stale_reason(rec, workflow, facts[i], now)
+        f = facts[i]
+        if (
+            f.plain
+            and rec.status is _COMPLETED
+            and rec.version == f.version
+            and (rec.workflow is None or rec.workflow == workflow)
+            and (rec.inputs is None or "$" not in rec.inputs)
+        ):
+            why = None  # what stale_reason finds for such a record, without the calls
+        else:
+            why = stale_reason(rec, workflow, f, now)
         if why is not None:
             reasons[i] = why
             continue
-        if facts[i].keyed:
+        if f.keyed:
             later[i] = rec
             reasons[i] = "its cache_key decides when it is ready"
             continue

@@ -398,6 +398,7 @@ class SQLiteSession:
         names = list(task_names)
         wanted_prefixes = tuple(prefixes)
         cutoff = self._cutoff if self._collect else None
+        read = self._rows.record
         with translate_errors(self._store._path, "read"):
             saved = None
             if counts_first(names):
@@ -405,12 +406,19 @@ class SQLiteSession:
             statements, wanted = select_for_run(workflow, names, prefixes, saved)
             for sql, params in statements:
                 rows, strict = self._db.select(sql, params)
-                for row in rows:
-                    if wanted is not None and not kept(row[1], wanted, wanted_prefixes):
+                for row in rows:  # kept and expired, inlined for the common rows
+                    name = row[1]
+                    if (
+                        wanted is not None
+                        and name not in wanted
+                        and not kept(name, wanted, wanted_prefixes)
+                    ):
                         continue
-                    if cutoff is not None and expired(row[5], cutoff):
-                        continue
-                    record = self._rows.record(row, strict)
+                    if cutoff is not None:
+                        stamp = row[5]
+                        if stamp < cutoff if type(stamp) is str else expired(stamp, cutoff):
+                            continue
+                    record = read(row, strict)
                     if record.workflow is not None or record.task_name not in found:
                         found[record.task_name] = record
         return found

@@ -13,6 +13,7 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+import anyio.to_thread
 import pytest
 
 import flowweaver
@@ -143,6 +144,50 @@ async def test_a_cancelled_save_waiting_for_another_writer_gives_up_and_writes_n
     session = await open_session(store)
     assert await session.load("wf", ["a"]) == {}
     await session.aclose()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("rows", [1, 3], ids=["one row", "three rows"])
+async def test_a_later_save_waits_for_another_writer_or_gives_up_writing_nothing(
+    store: Any, rows: int
+) -> None:
+    # After a session's first transaction (which also collects old records), a batch of
+    # one row is a statement of its own in SQLite's autocommit mode, and a bigger one an
+    # explicit transaction: both wait for another writer, and a cancelled one is gone.
+    session = await open_session(store)
+    await session.load("wf", ["first"])
+    await session.save("wf", [record("first", session.encode("first", 0))])
+    names = [f"r{i}" for i in range(rows)]
+    with held_by_another_writer(store):
+        with anyio.move_on_after(0.3) as scope:
+            await session.save("wf", [record(n, session.encode(n, 1)) for n in names])
+    assert scope.cancelled_caught
+    later = await open_session(store)
+    assert set(await later.load("wf", ["first", *names])) == {"first"}
+    await later.aclose()
+
+    holding = threading.Event()
+
+    def hold() -> None:
+        with held_by_another_writer(store):
+            holding.set()
+            time.sleep(0.3)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        # the holder has the lock, and keeps it 0.3 s
+        assert await anyio.to_thread.run_sync(holding.wait, 10)
+        began = time.monotonic()
+        await session.save("wf", [record(n, session.encode(n, 2)) for n in names])
+        assert time.monotonic() - began > 0.1  # it waited for the other writer
+    finally:
+        holder.join()
+    await session.aclose()
+    later = await open_session(store)
+    found = await later.load("wf", names)
+    assert {n: r.result for n, r in found.items()} == dict.fromkeys(names, 2)
+    await later.aclose()
 
 
 # -- a user's own store ---------------------------------------------------------------------------

@@ -466,7 +466,14 @@ class AsyncSQLiteSession:
             self._collect = False
             self._store._collected = True
         else:
-            await _write(self._db, statements)
+            sql, rows = statements[0] if len(statements) == 1 else ("", None)
+            if rows is not None and len(rows) == 1:
+                # One statement of one row (a chain's batch, the run history's end): in
+                # autocommit mode it is a transaction of its own, atomic as a whole,
+                # without the calls for BEGIN and COMMIT (a fifth of a chain's step here).
+                await self._db.execute(sql, rows[0])
+            else:
+                await _write(self._db, statements)
 
     async def aclose(self) -> None:
         """Give the connection back to the store for its next session, or close it

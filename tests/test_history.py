@@ -230,3 +230,17 @@ def test_a_run_reads_only_its_own_runs_whatever_the_history_holds(tmp_path: Path
             plan = " ".join(str(r) for r in db.execute(f"EXPLAIN QUERY PLAN {sql}", params))
             assert "SCAN" not in plan, (sql, plan)
             assert "USING INDEX" in plan, (sql, plan)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{}, [], {"day": "2026-12-01"}, ["a", "b"], {"n": 1, "ü": "ß"}, {"odd": {1, 2}}, 0, "", None],
+)
+def test_a_history_column_is_the_json_of_its_value_empty_or_not(value: Any) -> None:
+    # Empty containers skip the encoder; every value must still come out as json.dumps
+    # (with repr for what JSON cannot hold) would write it.
+    import json
+
+    from flowweaver._store._runs import _json
+
+    assert _json(value) == json.dumps(value, ensure_ascii=False, default=repr)

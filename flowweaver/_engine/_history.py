@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .. import _log
@@ -83,13 +82,20 @@ class RunLog:
         """
         if not self._begun or self._end_run is None:
             return
-        ended = replace(
-            self.run,
-            ended=now_utc(),
-            status=status,
-            counts=dict(counts),
-            ran=dict(self.run.ran),
-            restored=list(self.run.restored),
+        run = self.run
+        # Made directly: dataclasses.replace reads the fields anew on every call.
+        ended = RunRecord(
+            run.run_id,
+            run.workflow,
+            run.params,
+            run.started,
+            now_utc(),
+            status,
+            dict(counts),
+            dict(run.ran),
+            list(run.restored),
+            run.pid,
+            run.host,
         )
         try:
             await self._end_run(ended)

@@ -386,16 +386,18 @@ class Task:
 
     def accepts(self, upstream: str) -> bool:
         """True when the function takes the upstream task ``upstream``'s result."""
-        if self._keywords is None:
-            self._keywords = accepted_keywords(self.func)
-        names, var_kw = self._keywords
+        names, var_kw = self._signature()
         return var_kw or upstream in names
 
     def _takes_any_keyword(self) -> bool:
         """True when the function takes ``**kwargs``: every upstream result."""
+        return self._signature()[1]
+
+    def _signature(self) -> tuple[frozenset[str], bool]:
+        """The keywords the function takes, and whether it takes ``**kwargs`` (read once)."""
         if self._keywords is None:
             self._keywords = accepted_keywords(self.func)
-        return self._keywords[1]
+        return self._keywords
 
     def _forget_func(self) -> None:
         """Drop what was read from the function: ``func`` was given a new one."""

@@ -224,3 +224,46 @@ def test_runs_on_several_threads_at_once_each_plan_or_share_a_whole_plan() -> No
         assert p.inject == graph.upstream
     SequentialExecutor().execute(wf)
     assert _result(wf, "t199") == 1
+
+
+def test_tasks_sharing_a_function_are_planned_from_one_reading_of_it() -> None:
+    # A plan reads each function once (async? which keywords?) and shares it between the
+    # tasks that hold it; tasks with other functions keep their own reading, and a
+    # callable object that cannot be hashed is a function like any other.
+    class Unhashable:
+        def __eq__(self, other: object) -> bool:
+            return self is other
+
+        __hash__ = None  # type: ignore[assignment]
+
+        def __call__(self, src: int, other: int = 0) -> int:
+            return src + other
+
+    def takes_src(src: int) -> int:
+        return src * 10
+
+    def takes_any(**upstream: int) -> int:
+        return sum(upstream.values())
+
+    async def awaited(src: int) -> int:
+        return src + 1
+
+    wf = Workflow("shared")
+    wf.add_task(Task("src", lambda: 1))
+    wf.add_task(Task("side", lambda: 100))
+    for i in range(3):
+        wf.add_task(Task(f"a{i}", takes_src), depends_on=["src", "side"])
+        wf.add_task(Task(f"k{i}", takes_any), depends_on=["src", "side"])
+        wf.add_task(Task(f"w{i}", awaited), depends_on=["src", "side"])
+    odd = Unhashable()
+    wf.add_task(Task("odd", odd), depends_on=["src", "side"])
+    SequentialExecutor().execute(wf)
+    for i in range(3):
+        assert wf.get_task(f"a{i}").result == 10  # type: ignore[union-attr]
+        assert wf.get_task(f"k{i}").result == 101  # type: ignore[union-attr]
+        assert wf.get_task(f"w{i}").result == 2  # type: ignore[union-attr]
+    assert wf.get_task("odd").result == 1  # type: ignore[union-attr]
+    planned = cached_plan(wf._plans, wf.graph(), wf._tasks, True, False, "thread")
+    kinds = dict(zip(wf.graph().names, planned.kinds, strict=True))
+    assert {kinds[f"a{i}"] for i in range(3)} == {INLINE}
+    assert {kinds[f"w{i}"] for i in range(3)} == {ASYNC}

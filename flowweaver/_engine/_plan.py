@@ -57,24 +57,34 @@ def plan(
     names = graph.names
     kinds: list[int] = []
     inject: list[Inject] = []
+    # What each function is (async? which keywords?), read once per function: tasks made
+    # in a loop share theirs. Keyed by id: the tasks keep every function alive meanwhile.
+    known: dict[int, tuple[bool, tuple[frozenset[str], bool]]] = {}
     for t, ups in zip(tasks, graph.upstream, strict=True):
+        func = t.func
+        seen = known.get(id(func))
+        if seen is None:
+            seen = known[id(func)] = (t.is_async, t._signature())
+        elif t._keywords is None:
+            t._keywords = seen[1]
+        is_async, (accepted, any_keyword) = seen
         if remote:
             kind = REMOTE if t.timeout is None else REMOTE_TIMED
         elif t.isolation == "process" or (
-            isolation == "process" and not t.is_async and t.isolation is None
+            isolation == "process" and not is_async and t.isolation is None
         ):
             kind = PROCESS
-        elif t.is_async:
+        elif is_async:
             kind = ASYNC
         elif t.timeout is not None:
             kind = TIMED
         else:
             kind = INLINE if inline else POOL
         kinds.append(kind)
-        if not ups or t._takes_any_keyword():
+        if not ups or any_keyword:
             inject.append(ups)
         else:
-            taken = tuple(j for j in ups if t.accepts(names[j]))
+            taken = tuple(j for j in ups if names[j] in accepted)
             inject.append(ups if len(taken) == len(ups) else taken)
     return kinds, inject
 

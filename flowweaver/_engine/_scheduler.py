@@ -952,10 +952,23 @@ class Scheduler:
             self._n_ready += len(out)
 
     def _item_completed(self, i: int, durable: bool) -> list[int]:
-        self._item_freed(i)
-        self.state[i] = HELD
-        if durable:
-            self._release(i)
+        p = self._group[i]
+        m = self._maps[p]
+        # _item_freed, inlined (one call less for each item of a map)
+        m.active -= 1
+        if m.next < m.end:
+            self._let_in(m)
+        state = self.state
+        if not durable:
+            state[i] = HELD
+            return _NONE
+        # _release and its _item_ended, inlined: an item has no dependents
+        state[i] = DONE
+        self.unsettled -= 1
+        if i >= m.first:  # else an item of an earlier expansion: see _item_ended
+            m.left -= 1
+            if m.left == 0 and state[p] == MAPPED:
+                self.gathered.append(p)
         return _NONE
 
     def _item_freed(self, i: int) -> None:

@@ -70,3 +70,28 @@ def test_a_program_that_froze_objects_itself_is_left_alone(
     finally:
         monkeypatch.undo()
         gc.unfreeze()
+
+
+@pytest.mark.parametrize("executor", [SequentialExecutor, ThreadedExecutor])
+def test_the_items_of_a_map_are_frozen_with_the_rest_and_unfrozen_at_the_end(
+    executor: type,
+) -> None:
+    # A map's items live as long as the run, like the workflow: once made, they are out
+    # of the collector's way too (thousands of new objects would be scanned over and over).
+    counts: list[int] = []
+
+    def source() -> list[int]:
+        counts.append(gc.get_freeze_count())
+        return list(range(2000))
+
+    def after(item: list[None]) -> None:
+        counts.append(gc.get_freeze_count())
+
+    wf = Workflow("gc_map")
+    wf.add_task(Task("source", source))
+    wf.add_task(Task("item", lambda source: None), map_over="source")
+    wf.add_task(Task("after", after), depends_on=["item"])
+    executor().execute(wf)
+    before, later = counts
+    assert later - before >= 2000  # every item (a task object each) was frozen
+    assert gc.get_freeze_count() == 0

@@ -1356,6 +1356,7 @@ class _Run:
         first = len(self.tasks)
         items = [t._item(k) for k in names]
         t._items = items
+        _gc.refreeze()  # the items live as long as the run: the collector need not scan them
         n = len(items)
         self.tasks.extend(items)
         self.kinds.extend([m.kind] * n)

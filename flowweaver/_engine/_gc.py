@@ -4,8 +4,9 @@ Every few thousand allocations CPython's collector walks its generations, and a 
 collection walks every tracked object: with 100,000 tasks that is millions of objects,
 several times a run, for nothing (a workflow's tasks live as long as it does). A run
 therefore moves the objects that exist when it starts to the collector's permanent
-generation (``gc.freeze``) and back at its end (``gc.unfreeze``). Garbage made during the
-run is collected as usual. Overlapping runs share one freeze; a program that froze
+generation (``gc.freeze``) and back at its end (``gc.unfreeze``); a map's items, made
+during the run and kept as long, are frozen once made (``refreeze``). Garbage made during
+the run is collected as usual. Overlapping runs share one freeze; a program that froze
 objects itself is left alone.
 """
 
@@ -28,6 +29,14 @@ def hold() -> None:
             if _ours:
                 gc.freeze()
         _runs += 1
+
+
+def refreeze() -> None:
+    """A run made many objects that live as long as it does (a map's items): freeze them
+    too, when the freeze is ours."""
+    with _lock:
+        if _runs and _ours:
+            gc.freeze()
 
 
 def release() -> None:

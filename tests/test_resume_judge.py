@@ -270,3 +270,17 @@ def test_a_skip_by_a_rule_is_listed_only_when_its_upstream_tasks_are() -> None:
 def test_no_records_judges_nothing_and_says_why_for_all() -> None:
     out = judge(chain("a", "b"), "wf", {}, [TaskFacts(None)] * 2, NOW)
     assert out.reason(0) == out.reason(1) == "no saved result"
+
+
+def test_timestamp_texts_are_parsed_once_each_and_the_memo_stays_bounded() -> None:
+    from flowweaver._store import _records
+
+    first = "2026-11-30T12:00:00.000001+00:00"
+    moment = _records.parse_timestamp(first)
+    assert moment == datetime(2026, 11, 30, 12, 0, 0, 1, tzinfo=timezone.utc)
+    assert _records.parse_timestamp(first) is moment  # read again from the memo
+    assert _records.parse_timestamp("2026-11-30 12:00:00Z") == NOW  # a space, a Z
+    for k in range(_records._PARSED_KEPT + 10):
+        text = (NOW + timedelta(microseconds=k)).isoformat()
+        assert _records.parse_timestamp(text) == NOW + timedelta(microseconds=k)
+    assert len(_records._parsed) <= _records._PARSED_KEPT

@@ -65,8 +65,6 @@ def plan(
         seen = known.get(id(func))
         if seen is None:
             seen = known[id(func)] = (t.is_async, t._signature())
-        elif t._keywords is None:
-            t._keywords = seen[1]
         is_async, (accepted, any_keyword) = seen
         if remote:
             kind = REMOTE if t.timeout is None else REMOTE_TIMED

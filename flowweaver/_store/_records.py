@@ -45,25 +45,28 @@ def parse_timestamp(value: object) -> datetime:
 
     :raises ValueError: for anything else.
     """
-    global _parsed
     if isinstance(value, datetime):
         return to_utc(value)
     if not isinstance(value, str):
         raise ValueError(f"a timestamp must be an ISO 8601 string, got {value!r}")
-    # The records of one batch share one timestamp: a resume that loads 10,000 records
-    # parses each batch's once. One tuple, replaced in one assignment (threads).
-    last = _parsed
-    if last[0] == value:
-        return last[1]
+    # The records of one batch share one timestamp, and a resume of 10,000 records holds
+    # about a hundred, read in name order, not batch by batch: each text is parsed once.
+    moment = _parsed.get(value)
+    if moment is not None:
+        return moment
     text = value.strip()
     if text.endswith(("Z", "z")):  # Python 3.10's fromisoformat does not read "Z"
         text = text[:-1] + "+00:00"
     moment = to_utc(datetime.fromisoformat(text.replace(" ", "T", 1)))
-    _parsed = (value, moment)
+    if len(_parsed) >= _PARSED_KEPT:
+        _parsed.clear()  # bounded; threads racing here cost each other only a parse
+    _parsed[value] = moment
     return moment
 
 
-_parsed: tuple[str, datetime] = ("", datetime.min)
+#: Timestamp texts parsed already, at most :data:`_PARSED_KEPT` of them.
+_parsed: dict[str, datetime] = {}
+_PARSED_KEPT = 4096
 
 
 #: Each status by its text: a dict lookup, where calling ``TaskStatus(text)`` costs more

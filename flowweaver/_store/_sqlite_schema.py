@@ -286,10 +286,6 @@ def database_error(path: Path, exc: sqlite3.Error, doing: str) -> StateStoreErro
     )
 
 
-#: The most timestamp texts a store keeps parsed (see ``Rows``).
-_STAMPS_KEPT = 4096
-
-
 class Rows:
     """Converts between :class:`TaskRecord` and rows, with the store's serializer."""
 
@@ -297,15 +293,6 @@ class Rows:
         self.path = path
         self.serializer = serializer
         self._plain_json = isinstance(serializer, JSONSerializer)
-        # Each timestamp text read, parsed once: the records of one batch share one, and
-        # a resume walks its rows by name, not by batch (10,000 records, 100 batches).
-        self._stamps: dict[object, datetime] = {}
-
-    def _stamp(self, text: object, moment: datetime) -> None:
-        stamps = self._stamps
-        if len(stamps) >= _STAMPS_KEPT:
-            stamps.clear()  # bounded; threads may race here, which costs only a parse
-        stamps[text] = moment
 
     def encode(self, task_name: str, value: Any) -> str | bytes:
         """The ``result`` column's value for a task's result (text or a BLOB).
@@ -365,15 +352,10 @@ class Rows:
         if task_status is None:
             names = ", ".join(s.value for s in TaskStatus)
             raise self._damaged(row, f"its status {status!r} is not one of {names}")
-        timestamp = self._stamps.get(stamp)
-        if timestamp is None:
-            try:
-                timestamp = parse_timestamp(stamp)
-            except (ValueError, TypeError, OverflowError):
-                raise self._damaged(
-                    row, f"its timestamp {stamp!r} is not an ISO 8601 time"
-                ) from None
-            self._stamp(stamp, timestamp)
+        try:
+            timestamp = parse_timestamp(stamp)
+        except (ValueError, TypeError, OverflowError):
+            raise self._damaged(row, f"its timestamp {stamp!r} is not an ISO 8601 time") from None
         try:
             if result is None or (result == "null" and self._plain_json):
                 value = None  # a task that returned None, the most common result

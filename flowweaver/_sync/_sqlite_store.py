@@ -311,8 +311,7 @@ class SQLiteStateStore(BaseStateStore):
         return db
 
     def _collect(self, db: Database) -> None:
-        cutoff = [gc_cutoff(self.gc_days)]
-        _write(db, [(GC, [cutoff]), (GC_RUNS, [cutoff])])
+        _write(db, _collection(gc_cutoff(self.gc_days)))
         self._collected = True
 
     def _query(self, sql: str, params: Sequence[Any]) -> list[Any]:
@@ -332,6 +331,11 @@ class SQLiteStateStore(BaseStateStore):
             db.close()
 
 
+def _collection(cutoff: str) -> list[tuple[str, Sequence[Sequence[Any]] | None]]:
+    """The statements that delete the records and runs older than ``cutoff``."""
+    return [(GC, [[cutoff]]), (GC_RUNS, [[cutoff]])]
+
+
 def _write(
     db: Database, statements: Sequence[tuple[str, Sequence[Sequence[Any]] | None]]
 ) -> None:
@@ -341,6 +345,14 @@ def _write(
     If anything fails or the caller is cancelled, the transaction is rolled back
     (shielded, so the connection is never left inside one).
     """
+    if len(statements) == 1:
+        sql, rows = statements[0]
+        if rows is not None and len(rows) == 1:
+            # One statement of one row (a chain's batch, a run's end in the history): in
+            # autocommit mode it is a transaction of its own, atomic as a whole, without
+            # the calls for BEGIN and COMMIT (a fifth of a chain's step).
+            db.execute(sql, rows[0])
+            return
     db.begin()
     try:
         for sql, rows in statements:
@@ -366,11 +378,11 @@ class SQLiteSession:
 
     def __init__(self, store: SQLiteStateStore, db: Database, cutoff: str | None) -> None:
         self._store = store
-        # Records older than ``cutoff`` are garbage (None: kept): deleted by the session's
-        # first transaction, whichever it is (a batch, the run's beginning, or aclose
-        # when nothing was written), and until then never loaded, as if gone already.
+        # Records older than ``cutoff`` are garbage: deleted by the session's first
+        # transaction, whichever it is (a batch, the run's beginning, or aclose when
+        # nothing was written), and until then never loaded, as if gone already. None:
+        # nothing to collect (any more).
         self._cutoff = cutoff
-        self._collect = cutoff is not None
         self._rows = store._rows
         #: What ``encode`` calls, for a caller that encodes every result of a run.
         self.encoder = store._rows.encode
@@ -397,7 +409,7 @@ class SQLiteSession:
         found: dict[str, TaskRecord] = {}
         names = list(task_names)
         wanted_prefixes = tuple(prefixes)
-        cutoff = self._cutoff if self._collect else None
+        cutoff = self._cutoff
         read = self._rows.record
         with translate_errors(self._store._path, "read"):
             saved = None
@@ -462,20 +474,12 @@ class SQLiteSession:
     def _write(self, statements: list[tuple[str, Sequence[Sequence[Any]] | None]]) -> None:
         """``statements`` in one transaction, after the collection of old records when it
         is still to be done (then done once this one commits)."""
-        if self._collect:
-            cutoff = [[self._cutoff]]
-            _write(self._db, [(GC, cutoff), (GC_RUNS, cutoff), *statements])
-            self._collect = False
-            self._store._collected = True
-        else:
-            sql, rows = statements[0] if len(statements) == 1 else ("", None)
-            if rows is not None and len(rows) == 1:
-                # One statement of one row (a chain's batch, the run history's end): in
-                # autocommit mode it is a transaction of its own, atomic as a whole,
-                # without the calls for BEGIN and COMMIT (a fifth of a chain's step here).
-                self._db.execute(sql, rows[0])
-            else:
-                _write(self._db, statements)
+        if self._cutoff is None:
+            _write(self._db, statements)
+            return
+        _write(self._db, [*_collection(self._cutoff), *statements])
+        self._cutoff = None
+        self._store._collected = True
 
     def close(self) -> None:
         """Give the connection back to the store for its next session, or close it
@@ -483,7 +487,7 @@ class SQLiteSession:
         as no reader holds it back."""
         store = self._store
         try:
-            if self._collect:  # nothing was written: collect on its own
+            if self._cutoff is not None:  # nothing was written: collect on its own
                 check_same_file(store._path, self._opened)
                 with translate_errors(store._path, "write"):
                     self._write([])
